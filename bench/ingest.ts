@@ -1,0 +1,203 @@
+/**
+ * Ingestion benchmark: the writer's own code path (CandleBatch v1 bodies -> zod validation -> one
+ * upsert per SQS batch through the Neon driver and relay) against raw COPY of the same rows into an
+ * identical fresh table, then a redelivery of every batch. Prints progress on stderr and one JSON
+ * object as the last line of stdout.
+ *
+ *   npm run bench:ingest -- --rows 1000000 --json
+ */
+import { parseArgs } from 'node:util';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { encodeCandleBatches } from '../functions/candles/candle-batch.ts';
+import type { Candle, SeriesKey } from '../functions/candles/candle.ts';
+import { CandleStore } from '../functions/store/candle-store.ts';
+import { writeCandleMessages, type QueueRecord } from '../functions/writer/write-candles.ts';
+import { openLocalDatabase } from '../dev/local-db.ts';
+
+
+const { values: args } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '1000000' },
+    series: { type: 'string', default: '10' },
+    'batch-messages': { type: 'string', default: '10' },
+    concurrency: { type: 'string', default: '2' },
+    json: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const positiveInt = (name: string, v: string | undefined): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${v}`);
+  return n;
+};
+const ROWS = positiveInt('rows', args.rows);
+const SERIES = positiveInt('series', args.series);
+const BATCH_MESSAGES = positiveInt('batch-messages', args['batch-messages']);
+const CONCURRENCY = positiveInt('concurrency', args.concurrency);
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+// ---- data: a deterministic random walk per series, decimals with exchange-like precision ----
+let seed = 42;
+const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const START = Date.UTC(2024, 0, 1);
+const fetchedAt = Date.UTC(2024, 6, 1);
+const seriesKeys: SeriesKey[] = Array.from({ length: SERIES }, (_, i) => ({ exchange: 'binance', symbol: `C${i}/USDT`, interval: '1m' }));
+const perSeries = Math.ceil(ROWS / SERIES);
+const candlesBySeries: Candle[][] = seriesKeys.map((_, s) => {
+  const out: Candle[] = [];
+  let price = 100 + s * 10;
+  for (let i = 0; i < perSeries && s * perSeries + i < ROWS; i++) {
+    const open = price;
+    const close = Math.max(1, open + (rand() - 0.5) * 0.5);
+    const high = Math.max(open, close) + rand() * 0.2;
+    const low = Math.max(0.0001, Math.min(open, close) - rand() * 0.2);
+    price = close;
+    out.push({
+      openTime: START + i * 60_000,
+      open: open.toFixed(8),
+      high: high.toFixed(8),
+      low: low.toFixed(8),
+      close: close.toFixed(8),
+      volume: (rand() * 1000).toFixed(8),
+      quoteVolume: (rand() * 100000).toFixed(8),
+      trades: Math.floor(rand() * 5000),
+      closed: true,
+    });
+  }
+  return out;
+});
+// Messages from all series interleave on the queue, as they would from concurrent pulls.
+const bodiesBySeries = seriesKeys.map((k, s) => encodeCandleBatches(k, candlesBySeries[s]!, fetchedAt));
+const messages: QueueRecord[] = [];
+for (let round = 0; messages.length < bodiesBySeries.reduce((n, b) => n + b.length, 0); round++) {
+  bodiesBySeries.forEach((bodies) => {
+    const body = bodies[round];
+    if (body) messages.push({ messageId: `m${messages.length}`, body });
+  });
+}
+const batches: QueueRecord[][] = [];
+for (let i = 0; i < messages.length; i += BATCH_MESSAGES) batches.push(messages.slice(i, i + BATCH_MESSAGES));
+log(`generated ${ROWS} candles of ${SERIES} series in ${messages.length} messages, ${batches.length} batches of ${BATCH_MESSAGES}`);
+
+const local = await openLocalDatabase({ log });
+const stamp = Date.now().toString(36);
+const writerDbName = `candlekeep_bench_writer_${stamp}`;
+const copyDbName = `candlekeep_bench_copy_${stamp}`;
+const writerUrl = await local.prepare(writerDbName, { fresh: true });
+const copyUrl = await local.prepare(copyDbName, { fresh: true });
+const pool = local.pool(writerUrl, CONCURRENCY);
+
+async function runWriter(label: string): Promise<{ seconds: number; written: number; unchanged: number }> {
+  const store = new CandleStore();
+  let next = 0;
+  let done = 0;
+  let written = 0;
+  let unchanged = 0;
+  const started = performance.now();
+  const ticker = setInterval(() => log(`${label}: ${done}/${ROWS} candles`), 2000);
+  const worker = async () => {
+    for (let b = next++; b < batches.length; b = next++) {
+      const out = await writeCandleMessages(batches[b]!, {
+        db: pool,
+        store,
+        deadLetter: async (rejected) => {
+          throw new Error(`benchmark data rejected: ${rejected[0]?.reason}`);
+        },
+      });
+      done += out.received;
+      written += out.written;
+      unchanged += out.unchanged;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  } finally {
+    clearInterval(ticker);
+  }
+  return { seconds: (performance.now() - started) / 1000, written, unchanged };
+}
+
+// ---- 1. writer ----
+const first = await runWriter('writer');
+log(`writer: ${first.written} written in ${first.seconds.toFixed(2)} s`);
+
+// ---- 2. raw COPY of the same rows into an identical fresh table ----
+const copyClient = new pg.Client({ connectionString: copyUrl });
+await copyClient.connect();
+const ids = new Map<string, number>();
+for (const k of seriesKeys) {
+  const { rows } = await copyClient.query<{ id: number }>(
+    'INSERT INTO series (exchange, symbol, interval) VALUES ($1, $2, $3) RETURNING id',
+    [k.exchange, k.symbol, k.interval],
+  );
+  ids.set(k.symbol, rows[0]!.id);
+}
+const fetchedIso = new Date(fetchedAt).toISOString();
+const csvChunks: string[] = [];
+seriesKeys.forEach((k, s) => {
+  const id = ids.get(k.symbol)!;
+  const lines: string[] = [];
+  for (const c of candlesBySeries[s]!) {
+    lines.push(`${id}\tt\t${new Date(c.openTime).toISOString()}\t${fetchedIso}\t${c.trades}\t${c.open}\t${c.high}\t${c.low}\t${c.close}\t${c.volume}\t${c.quoteVolume}\n`);
+    if (lines.length === 5000) csvChunks.push(lines.splice(0).join(''));
+  }
+  if (lines.length) csvChunks.push(lines.join(''));
+});
+const copyStarted = performance.now();
+await copyClient.query('BEGIN');
+await pipeline(
+  Readable.from(csvChunks),
+  copyClient.query(
+    copyFrom('COPY candles (series_id, closed, open_time, fetched_at, trades, open, high, low, close, volume, quote_volume) FROM STDIN'),
+  ),
+);
+await copyClient.query('COMMIT');
+const copySeconds = (performance.now() - copyStarted) / 1000;
+log(`copy: ${ROWS} rows in ${copySeconds.toFixed(2)} s`);
+
+// ---- 3. redelivery of every batch: must write nothing ----
+const again = await runWriter('redelivery');
+log(`redelivery: ${again.unchanged} unchanged, ${again.written} written in ${again.seconds.toFixed(2)} s`);
+
+// ---- verification: both tables hold the same values ----
+const fingerprint = `SELECT count(*)::int AS n, md5(string_agg(s.symbol || open_time::text || open::text || high::text || low::text || close::text || volume::text || quote_volume::text || trades::text, ',' ORDER BY s.symbol, open_time)) AS h
+  FROM candles JOIN series s ON s.id = series_id`;
+const writerFp = (await pool.query<{ n: number; h: string }>(fingerprint)).rows[0]!;
+const copyFp = (await copyClient.query<{ n: number; h: string }>(fingerprint)).rows[0]!;
+await copyClient.end();
+await pool.end();
+if (!args.keep) {
+  await local.drop(writerDbName);
+  await local.drop(copyDbName);
+}
+await local.close();
+
+const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+const writerRate = ROWS / first.seconds;
+const copyRate = ROWS / copySeconds;
+const redeliveryRate = ROWS / again.seconds;
+const result = {
+  rows: ROWS,
+  series: SERIES,
+  messages: messages.length,
+  batches: batches.length,
+  messages_per_batch: BATCH_MESSAGES,
+  writer_concurrency: CONCURRENCY,
+  postgres: local.server.mode,
+  writer_seconds: round(first.seconds),
+  copy_seconds: round(copySeconds),
+  redelivery_seconds: round(again.seconds),
+  writer_rows_per_s: Math.round(writerRate),
+  copy_rows_per_s: Math.round(copyRate),
+  redelivery_rows_per_s: Math.round(redeliveryRate),
+  ratio: round(writerRate / copyRate),
+  redelivery_ratio: round(redeliveryRate / copyRate),
+  redelivery_rows_written: again.written,
+  identical_to_copy: writerFp.n === copyFp.n && writerFp.h === copyFp.h && writerFp.n === ROWS,
+};
+if (!args.json) log(JSON.stringify(result, null, 2));
+console.log(JSON.stringify(result));
+if (!result.identical_to_copy || again.written !== 0) process.exitCode = 1;

@@ -1,0 +1,64 @@
+import { startRelay, type Relay } from './ws-relay.ts';
+import { ensurePostgres, hostPort, withDatabase, type LocalPostgres } from './postgres.ts';
+import { configureLocalRelay, createPool, type Db } from '../functions/store/db.ts';
+import { migrate } from '../functions/store/migrate.ts';
+
+/**
+ * A local PostgreSQL reached through the Neon driver and the WebSocket relay, exactly as the
+ * functions reach Neon in AWS: `DATABASE_URL` when set, else the embedded server.
+ */
+export interface LocalDatabase {
+  server: LocalPostgres;
+  relay: Relay;
+  /** Connection string of the server's maintenance database. */
+  serverUrl: string;
+  /** Creates (if needed) and migrates a database, returning its URL. */
+  prepare(name: string, opts?: { fresh?: boolean }): Promise<string>;
+  drop(name: string): Promise<void>;
+  pool(url: string, max?: number): Db;
+  close(): Promise<void>;
+}
+
+const NAME_RE = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export async function openLocalDatabase(opts: { log?: (msg: string) => void } = {}): Promise<LocalDatabase> {
+  const server = await ensurePostgres(opts);
+  const relay = await startRelay({ allow: [hostPort(server.url)] });
+  configureLocalRelay(relay.address);
+  const admin = createPool(server.url, { max: 1 });
+  const pools = new Set<Db>();
+  return {
+    server,
+    relay,
+    serverUrl: server.url,
+    async prepare(name, { fresh = false } = {}) {
+      if (!NAME_RE.test(name)) throw new Error(`database name ${name} must be lower_snake_case`);
+      if (fresh) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+      if (!rowCount) await admin.query(`CREATE DATABASE ${name}`);
+      const url = withDatabase(server.url, name);
+      const pool = createPool(url, { max: 1 });
+      try {
+        await migrate(pool, { log: opts.log });
+      } finally {
+        await pool.end();
+      }
+      return url;
+    },
+    async drop(name) {
+      if (!NAME_RE.test(name)) throw new Error(`database name ${name} must be lower_snake_case`);
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
+    pool(url, max = 2) {
+      const p = createPool(url, { max });
+      pools.add(p);
+      return p;
+    },
+    async close() {
+      await Promise.all([...pools].map((p) => p.end().catch(() => {})));
+      await admin.end().catch(() => {});
+      await relay.close();
+      await server.stop();
+    },
+  };
+}

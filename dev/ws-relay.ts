@@ -1,0 +1,94 @@
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+
+/**
+ * A WebSocket-to-TCP relay so the Neon serverless driver (which speaks the Postgres wire protocol
+ * inside WebSocket frames) can reach a plain local PostgreSQL. It forwards only to the `host:port`
+ * addresses it is told to allow: anything else is refused before a TCP connection is made.
+ */
+export interface RelayOptions {
+  /** Addresses the relay may connect to, as `host:port`. */
+  allow: readonly string[];
+  /** Port to listen on (127.0.0.1); 0 picks a free one. */
+  port?: number;
+  log?: (msg: string) => void;
+}
+
+export interface Relay {
+  /** `127.0.0.1:<port>`, the value for `neonConfig.wsProxy`. */
+  readonly address: string;
+  readonly port: number;
+  /** Open client connections. */
+  connections(): number;
+  /** Drops every open connection but keeps listening (simulates a network blip). */
+  dropConnections(): void;
+  close(): Promise<void>;
+}
+
+export async function startRelay(opts: RelayOptions): Promise<Relay> {
+  const allowed = new Set(opts.allow.map((a) => a.toLowerCase()));
+  const sockets = new Set<{ ws: WebSocket; tcp: net.Socket }>();
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: opts.port ?? 0, path: '/v1' });
+
+  wss.on('connection', (ws, req) => {
+    const address = new URL(req.url ?? '/', 'http://relay').searchParams.get('address') ?? '';
+    if (!allowed.has(address.toLowerCase())) {
+      opts.log?.(`relay: refused ${address || '(no address)'}`);
+      ws.close(1008, `address ${address || '(none)'} is not allowed by this relay`);
+      return;
+    }
+    const sep = address.lastIndexOf(':');
+    const tcp = net.connect({ host: address.slice(0, sep), port: Number(address.slice(sep + 1)) });
+    tcp.setNoDelay(true);
+    const pair = { ws, tcp };
+    sockets.add(pair);
+    const pending: Buffer[] = [];
+    let connected = false;
+    tcp.on('connect', () => {
+      connected = true;
+      for (const chunk of pending) tcp.write(chunk);
+      pending.length = 0;
+    });
+    ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+      const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      if (connected) tcp.write(chunk);
+      else pending.push(chunk);
+    });
+    tcp.on('data', (chunk) => ws.send(chunk, { binary: true }));
+    const end = () => {
+      sockets.delete(pair);
+      tcp.destroy();
+      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.terminate();
+    };
+    tcp.on('error', (err) => {
+      opts.log?.(`relay: tcp ${address}: ${err.message}`);
+      end();
+    });
+    tcp.on('close', end);
+    ws.on('close', end);
+    ws.on('error', end);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    wss.once('listening', resolve);
+    wss.once('error', reject);
+  });
+  const port = (wss.address() as AddressInfo).port;
+  return {
+    address: `127.0.0.1:${port}`,
+    port,
+    connections: () => sockets.size,
+    dropConnections() {
+      for (const { ws, tcp } of [...sockets]) {
+        tcp.destroy();
+        ws.terminate();
+      }
+      sockets.clear();
+    },
+    close() {
+      this.dropConnections();
+      return new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,197 @@
+import { z } from 'zod';
+import {
+  alignmentProblem,
+  DECIMAL_RE,
+  decimalSchema,
+  exchangeSchema,
+  MAX_OPEN_TIME,
+  MIN_OPEN_TIME,
+  ohlcProblem,
+  openTimeSchema,
+  symbolSchema,
+  type Candle,
+  type SeriesKey,
+} from './candle.ts';
+import { intervalSchema, type Interval } from './intervals.ts';
+
+/**
+ * CandleBatch v1: one series per message, candles as compact positional rows.
+ *
+ *   { "v": 1, "exchange": "binance", "symbol": "BTC/USDT", "interval": "1m", "fetchedAt": 1732147200000,
+ *     "rows": [[openTime, open, high, low, close, volume, quoteVolume|null, trades|null, closed 0|1], ...] }
+ *
+ * `fetchedAt` (ms) is when the exchange was asked; it orders versions of a still-open candle so a
+ * late-delivered older version never replaces a newer one.
+ */
+export const CANDLE_BATCH_VERSION = 1;
+/** SQS's limit for one message body (and for one SendMessageBatch call). */
+export const SQS_MAX_BYTES = 256 * 1024;
+
+/** A compact row: [openTime, open, high, low, close, volume, quoteVolume|null, trades|null, closed 0|1]. */
+export type CandleRow = [
+  openTime: number,
+  open: string,
+  high: string,
+  low: string,
+  close: string,
+  volume: string,
+  quoteVolume: string | null,
+  trades: number | null,
+  closed: 0 | 1,
+];
+
+/**
+ * The row contract as a zod schema: the reference the fast checker below must agree with (a test
+ * holds them to it), and the form documentation is generated from.
+ */
+export const candleRowSchema = z.tuple([
+  openTimeSchema,
+  decimalSchema,
+  decimalSchema,
+  decimalSchema,
+  decimalSchema,
+  decimalSchema,
+  decimalSchema.nullable(),
+  z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).nullable(),
+  z.union([z.literal(0), z.literal(1)]),
+]);
+
+const FIELD_NAMES = ['openTime', 'open', 'high', 'low', 'close', 'volume', 'quoteVolume', 'trades', 'closed'] as const;
+const isDecimal = (v: unknown): v is string => typeof v === 'string' && v.length <= 80 && DECIMAL_RE.test(v);
+
+/**
+ * Checks one compact row; returns a reason naming the field, or undefined. Hand-written because a
+ * batch holds tens of thousands of rows and a zod tuple per row costs several times the upsert.
+ */
+export function rowProblem(row: unknown, interval: Interval): string | undefined {
+  if (!Array.isArray(row)) return 'expected a row array [openTime, open, high, low, close, volume, quoteVolume, trades, closed]';
+  if (row.length !== 9) return `expected 9 fields per row, got ${row.length}`;
+  const t = row[0];
+  if (typeof t !== 'number' || !Number.isInteger(t)) return `openTime must be an integer number of milliseconds, got ${JSON.stringify(t)}`;
+  if (t < MIN_OPEN_TIME || t >= MAX_OPEN_TIME) {
+    return `openTime ${t} is not a millisecond UTC time between 2000-01-01 and 2100-01-01 (a value in seconds or microseconds?)`;
+  }
+  const aligned = alignmentProblem(t, interval);
+  if (aligned) return aligned;
+  for (let i = 1; i <= 5; i++) {
+    if (!isDecimal(row[i])) return `${FIELD_NAMES[i]} must be a non-negative decimal string in plain notation such as "68123.45", got ${JSON.stringify(row[i])}`;
+  }
+  if (row[6] !== null && !isDecimal(row[6])) return `quoteVolume must be a decimal string or null, got ${JSON.stringify(row[6])}`;
+  const trades = row[7];
+  if (trades !== null && !(typeof trades === 'number' && Number.isSafeInteger(trades) && trades >= 0)) {
+    return `trades must be a non-negative integer or null, got ${JSON.stringify(trades)}`;
+  }
+  if (row[8] !== 0 && row[8] !== 1) return `closed must be 0 or 1, got ${JSON.stringify(row[8])}`;
+  return ohlcProblem({ open: row[1], high: row[2], low: row[3], close: row[4] });
+}
+
+export const candleBatchSchema = z
+  .object({
+    v: z.literal(CANDLE_BATCH_VERSION, { error: (i) => `unsupported CandleBatch version ${JSON.stringify(i.input)}; this writer reads v1` }),
+    exchange: exchangeSchema,
+    symbol: symbolSchema,
+    interval: intervalSchema,
+    fetchedAt: z.number().int().positive(),
+    rows: z.array(z.unknown()).min(1, 'rows must hold at least one candle'),
+  })
+  .strict()
+  .superRefine((batch, ctx) => {
+    const seen = new Set<number>();
+    let problems = 0;
+    for (let i = 0; i < batch.rows.length && problems < 5; i++) {
+      const problem = rowProblem(batch.rows[i], batch.interval);
+      if (problem) {
+        problems++;
+        ctx.addIssue({ code: 'custom', path: ['rows', i], message: problem });
+        continue;
+      }
+      const t = (batch.rows[i] as CandleRow)[0];
+      if (seen.has(t)) {
+        problems++;
+        ctx.addIssue({ code: 'custom', path: ['rows', i, 0], message: `duplicate openTime ${t} in one message` });
+      }
+      seen.add(t);
+    }
+  })
+  .transform((batch) => ({ ...batch, rows: batch.rows as CandleRow[] }));
+export type CandleBatch = z.output<typeof candleBatchSchema>;
+
+export type ParseResult = { ok: true; batch: CandleBatch } | { ok: false; reason: string };
+
+/** Turns a zod error into one line a person can act on: `rows[3][2]: expected ...; v: ...`. */
+export function describeIssues(error: z.ZodError, max = 5): string {
+  const parts = error.issues.slice(0, max).map((issue) => {
+    const path = issue.path.reduce<string>(
+      (acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)),
+      '',
+    );
+    return path ? `${path}: ${issue.message}` : issue.message;
+  });
+  const more = error.issues.length > max ? ` (and ${error.issues.length - max} more)` : '';
+  return parts.join('; ') + more;
+}
+
+/** Parses an SQS body as CandleBatch v1; never throws. */
+export function parseCandleBatch(body: string): ParseResult {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch (err) {
+    return { ok: false, reason: `body is not JSON: ${(err as Error).message}` };
+  }
+  const result = candleBatchSchema.safeParse(json);
+  if (!result.success) return { ok: false, reason: `invalid CandleBatch: ${describeIssues(result.error)}` };
+  return { ok: true, batch: result.data };
+}
+
+export function toRow(c: Candle): CandleRow {
+  return [c.openTime, c.open, c.high, c.low, c.close, c.volume, c.quoteVolume ?? null, c.trades ?? null, c.closed ? 1 : 0];
+}
+
+export function fromRow(row: CandleRow): Candle {
+  const [openTime, open, high, low, close, volume, quoteVolume, trades, closed] = row;
+  return {
+    openTime,
+    open,
+    high,
+    low,
+    close,
+    volume,
+    ...(quoteVolume !== null && { quoteVolume }),
+    ...(trades !== null && { trades }),
+    closed: closed === 1,
+  };
+}
+
+/**
+ * Encodes candles of one series as CandleBatch v1 bodies, each at most `maxBytes` (default: SQS's
+ * limit less headroom for attributes). Candles are sorted by openTime and de-duplicated (last wins).
+ */
+export function encodeCandleBatches(
+  series: SeriesKey,
+  candles: readonly Candle[],
+  fetchedAt: number,
+  maxBytes = SQS_MAX_BYTES - 6 * 1024,
+): string[] {
+  const byTime = new Map<number, Candle>();
+  for (const c of candles) byTime.set(c.openTime, c);
+  const sorted = [...byTime.values()].sort((a, b) => a.openTime - b.openTime);
+  const head = `{"v":${CANDLE_BATCH_VERSION},"exchange":${JSON.stringify(series.exchange)},"symbol":${JSON.stringify(series.symbol)},"interval":${JSON.stringify(series.interval)},"fetchedAt":${fetchedAt},"rows":[`;
+  const tail = ']}';
+  const bodies: string[] = [];
+  let rows: string[] = [];
+  let size = Buffer.byteLength(head) + tail.length;
+  for (const c of sorted) {
+    const row = JSON.stringify(toRow(c));
+    const rowBytes = Buffer.byteLength(row) + 1;
+    if (rows.length > 0 && size + rowBytes > maxBytes) {
+      bodies.push(head + rows.join(',') + tail);
+      rows = [];
+      size = Buffer.byteLength(head) + tail.length;
+    }
+    rows.push(row);
+    size += rowBytes;
+  }
+  if (rows.length > 0) bodies.push(head + rows.join(',') + tail);
+  return bodies;
+}

@@ -1,0 +1,108 @@
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Db } from './db.ts';
+
+/** The repository's migrations folder. */
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+
+/** Arbitrary but fixed key of the session advisory lock that serialises migration runners. */
+const LOCK_KEY = 0x63_6b_6d_67; // "ckmg"
+const FILE_RE = /^(\d{4})_[a-z0-9_]+\.sql$/;
+
+export class MigrationError extends Error {
+  override name = 'MigrationError';
+}
+
+export interface MigrationFile {
+  name: string;
+  sql: string;
+  checksum: string;
+}
+
+export interface MigrateResult {
+  applied: string[];
+  alreadyApplied: number;
+}
+
+export async function readMigrations(dir = MIGRATIONS_DIR): Promise<MigrationFile[]> {
+  const names = (await readdir(dir)).filter((n) => n.endsWith('.sql')).sort();
+  const files: MigrationFile[] = [];
+  for (const name of names) {
+    if (!FILE_RE.test(name)) throw new MigrationError(`migration file ${name} must be named NNNN_lower_snake.sql`);
+    const sql = await readFile(path.join(dir, name), 'utf8');
+    files.push({ name, sql, checksum: createHash('sha256').update(sql).digest('hex') });
+  }
+  const seen = new Set<string>();
+  for (const f of files) {
+    const seq = f.name.slice(0, 4);
+    if (seen.has(seq)) throw new MigrationError(`two migration files share the number ${seq}`);
+    seen.add(seq);
+  }
+  return files;
+}
+
+/**
+ * Applies pending migrations in order. Each file runs in its own transaction together with the row
+ * that records it; a session advisory lock makes concurrent runners take turns (the second finds
+ * nothing to do). Refuses to run anything when an applied file was edited since.
+ */
+export async function migrate(
+  pool: Db,
+  opts: { dir?: string; log?: (msg: string) => void } = {},
+): Promise<MigrateResult> {
+  const files = await readMigrations(opts.dir);
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
+    try {
+      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        name text PRIMARY KEY,
+        checksum text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now(),
+        duration_ms integer NOT NULL
+      )`);
+      const { rows } = await client.query<{ name: string; checksum: string }>('SELECT name, checksum FROM schema_migrations');
+      const applied = new Map(rows.map((r) => [r.name, r.checksum]));
+      for (const f of files) {
+        const recorded = applied.get(f.name);
+        if (recorded !== undefined && recorded !== f.checksum) {
+          throw new MigrationError(
+            `migration ${f.name} was edited after it was applied (recorded sha256 ${recorded.slice(0, 12)}…, file now ${f.checksum.slice(0, 12)}…); ` +
+              'restore the file and put the change in a new migration',
+          );
+        }
+      }
+      const known = new Set(files.map((f) => f.name));
+      for (const name of applied.keys()) {
+        if (!known.has(name)) opts.log?.(`warning: applied migration ${name} is not in the migrations folder`);
+      }
+      const done: string[] = [];
+      for (const f of files) {
+        if (applied.has(f.name)) continue;
+        const started = Date.now();
+        await client.query('BEGIN');
+        try {
+          await client.query(f.sql);
+          await client.query('INSERT INTO schema_migrations (name, checksum, duration_ms) VALUES ($1, $2, $3)', [
+            f.name,
+            f.checksum,
+            Date.now() - started,
+          ]);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => {});
+          throw new MigrationError(`migration ${f.name} failed and was rolled back: ${(err as Error).message}`);
+        }
+        opts.log?.(`applied ${f.name} (${Date.now() - started} ms)`);
+        done.push(f.name);
+      }
+      return { applied: done, alreadyApplied: files.length - done.length };
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [LOCK_KEY]).catch(() => {});
+    }
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,59 @@
+import type { SeriesKey } from '../candles/candle.ts';
+import type { Queryable } from './db.ts';
+
+const seriesKey = (s: SeriesKey) => `${s.exchange}|${s.symbol}|${s.interval}`;
+
+/**
+ * Maps series (exchange, symbol, interval) to their small integer ids, creating missing ones.
+ * Ids never change once assigned, so they are cached for the life of the container.
+ */
+export class SeriesRegistry {
+  private readonly ids = new Map<string, number>();
+
+  async resolve(db: Queryable, series: readonly SeriesKey[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    let missing: SeriesKey[] = [];
+    for (const s of series) {
+      const key = seriesKey(s);
+      const id = this.ids.get(key);
+      if (id === undefined) missing.push(s);
+      else out.set(key, id);
+    }
+    // A concurrent writer may create the same series between our snapshot and our insert; the
+    // second pass then sees its committed row.
+    for (let attempt = 0; missing.length > 0 && attempt < 3; attempt++) {
+      const { rows } = await db.query<{ id: number; exchange: string; symbol: string; interval: string }>(
+        `WITH input AS (
+           SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::text[]) AS t(exchange, symbol, interval)
+         ), ins AS (
+           INSERT INTO series (exchange, symbol, interval) SELECT * FROM input
+           ON CONFLICT (exchange, symbol, interval) DO NOTHING
+           RETURNING id, exchange, symbol, interval
+         )
+         SELECT id, exchange, symbol, interval FROM ins
+         UNION ALL
+         SELECT s.id, s.exchange, s.symbol, s.interval FROM series s JOIN input USING (exchange, symbol, interval)`,
+        [missing.map((s) => s.exchange), missing.map((s) => s.symbol), missing.map((s) => s.interval)],
+      );
+      for (const r of rows) {
+        const key = `${r.exchange}|${r.symbol}|${r.interval}`;
+        this.ids.set(key, r.id);
+        out.set(key, r.id);
+      }
+      missing = missing.filter((s) => !out.has(seriesKey(s)));
+    }
+    if (missing.length > 0) throw new Error(`could not resolve series ${missing.map(seriesKey).join(', ')}`);
+    return out;
+  }
+
+  static key = seriesKey;
+}
+
+/** Looks up an existing series id without creating one. */
+export async function findSeriesId(db: Queryable, s: SeriesKey): Promise<number | undefined> {
+  const { rows } = await db.query<{ id: number }>(
+    'SELECT id FROM series WHERE exchange = $1 AND symbol = $2 AND interval = $3',
+    [s.exchange, s.symbol, s.interval],
+  );
+  return rows[0]?.id;
+}
