@@ -75,19 +75,20 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     wss.once('error', reject);
   });
   const port = (wss.address() as AddressInfo).port;
+  const dropConnections = () => {
+    for (const { ws, tcp } of [...sockets]) {
+      tcp.destroy();
+      ws.terminate();
+    }
+    sockets.clear();
+  };
   return {
     address: `127.0.0.1:${port}`,
     port,
     connections: () => sockets.size,
-    dropConnections() {
-      for (const { ws, tcp } of [...sockets]) {
-        tcp.destroy();
-        ws.terminate();
-      }
-      sockets.clear();
-    },
+    dropConnections,
     close() {
-      this.dropConnections();
+      dropConnections();
       return new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };

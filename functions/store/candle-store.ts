@@ -80,7 +80,11 @@ ON CONFLICT (series_id, open_time) DO UPDATE SET
 WHERE ${replaces('e', 'excluded')}`;
 
 export class CandleStore {
-  constructor(private readonly registry = new SeriesRegistry()) {}
+  private readonly registry: SeriesRegistry;
+
+  constructor(registry = new SeriesRegistry()) {
+    this.registry = registry;
+  }
 
   /**
    * Writes the candles of many CandleBatch messages with one upsert statement. Versions of the

@@ -1,0 +1,76 @@
+import { z } from 'zod';
+import { exchangeSchema, MAX_OPEN_TIME, MIN_OPEN_TIME, symbolSchema } from '../candles/candle.ts';
+import { intervalSchema } from '../candles/intervals.ts';
+
+/** The CDK context key that lists the followed markets (see cdk.json). */
+export const MARKETS_CONTEXT_KEY = 'candlekeep:markets';
+
+/** A calendar date or full ISO 8601 timestamp, UTC (`2024-01-01` or `2024-01-01T00:00:00Z`). */
+const startSchema = z
+  .union([z.iso.date(), z.iso.datetime({ offset: true })], {
+    error: (issue) =>
+      `expected an ISO 8601 date such as "2024-01-01" or "2024-01-01T00:00:00Z", got ${JSON.stringify(issue.input)}`,
+  })
+  .refine(
+    (s) => {
+      const t = Date.parse(s);
+      return t >= MIN_OPEN_TIME && t < MAX_OPEN_TIME;
+    },
+    { error: (issue) => `start ${JSON.stringify(issue.input)} is outside 2000-01-01 .. 2100-01-01` },
+  );
+
+export const marketSchema = z.strictObject({
+  exchange: exchangeSchema,
+  symbol: symbolSchema,
+  intervals: z
+    .array(intervalSchema)
+    .min(1, 'list at least one interval')
+    .refine((list) => new Set(list).size === list.length, { error: 'intervals must not repeat' }),
+  /** First candle to backfill from. */
+  start: startSchema,
+});
+export type Market = z.infer<typeof marketSchema>;
+
+export const marketsSchema = z.array(marketSchema).superRefine((markets, ctx) => {
+  // One entry per (exchange, symbol): a second entry would double the pulls and hide which start wins.
+  const seen = new Map<string, number>();
+  markets.forEach((m, i) => {
+    const key = `${m.exchange} ${m.symbol}`;
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, i);
+    else {
+      ctx.addIssue({
+        code: 'custom',
+        path: [i, 'symbol'],
+        message: `${m.exchange} ${m.symbol} is already listed at index ${first}; merge the intervals into one entry`,
+      });
+    }
+  });
+});
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
+}
+
+/**
+ * Validates the `candlekeep:markets` context value. Accepts the array itself (cdk.json) or its JSON
+ * text (`cdk synth -c 'candlekeep:markets=[...]'`). Throws an Error naming each bad entry and field,
+ * e.g. `candlekeep:markets[2].intervals[0]: unknown interval "2m"; ...`.
+ */
+export function parseMarkets(value: unknown): Market[] {
+  if (value === undefined) {
+    throw new Error(`${MARKETS_CONTEXT_KEY} is missing: list the followed markets in cdk.json under "context"`);
+  }
+  let input: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      input = JSON.parse(value) as unknown;
+    } catch (error) {
+      throw new Error(`${MARKETS_CONTEXT_KEY} is not valid JSON: ${(error as Error).message}`);
+    }
+  }
+  const result = marketsSchema.safeParse(input);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => `${MARKETS_CONTEXT_KEY}${formatPath(issue.path)}: ${issue.message}`);
+  throw new Error(lines.join('\n'));
+}

@@ -1,0 +1,83 @@
+import { CfnOutput, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
+import type { Market } from '../functions/config/markets.ts';
+import { readConfig, type Stage } from './config.ts';
+import { CandleIngestQueue } from './constructs/candle-ingest-queue.ts';
+import { AlarmTopic, IngestMonitoring } from './constructs/ingest-monitoring.ts';
+import { StorageWriter, WRITER_BATCHING_WINDOW, WRITER_TIMEOUT } from './constructs/storage-writer.ts';
+
+export type CandlekeepStackProps = StackProps;
+
+/**
+ * candlekeep's write path: candles queue (+ DLQ) → writer Lambda → PostgreSQL (Neon), with alarms.
+ * Pull Lambdas and the API attach to the public members.
+ */
+export class CandlekeepStack extends Stack {
+  public readonly stage: Stage;
+  public readonly markets: readonly Market[];
+  public readonly databaseSecret: secretsmanager.Secret;
+  public readonly candlesQueue: sqs.Queue;
+  public readonly deadLetterQueue: sqs.Queue;
+  public readonly writer: StorageWriter;
+  public readonly alarmTopic: AlarmTopic;
+
+  constructor(scope: Construct, id: string, props: CandlekeepStackProps = {}) {
+    super(scope, id, props);
+
+    // ── Config ────────────────────────────────────────────────────────────────
+    // Context is validated here, so a bad entry in cdk.json fails synth, not a deployed Lambda.
+    const config = readConfig(this);
+    this.stage = config.stage;
+    this.markets = config.markets;
+    // prod keeps data-bearing resources when the stack is deleted; dev cleans up after itself.
+    const keepOrDestroy = config.stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+
+    // ── Storage ───────────────────────────────────────────────────────────────
+    // The database itself is Neon, outside AWS; the stack holds only its connection string.
+    this.databaseSecret = new secretsmanager.Secret(this, 'DatabaseSecret', {
+      description:
+        'candlekeep PostgreSQL connection. After the first deploy, set the value to JSON ' +
+        '{"url":"postgres://USER:PASSWORD@HOST/DB?sslmode=require"} with the Neon pooled connection string.',
+      removalPolicy: keepOrDestroy,
+    });
+    Validations.of(this.databaseSecret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'The value is a Neon connection string issued and rotated in Neon; Secrets Manager has no rotation ' +
+        'function for it. Rotate the password in Neon, then update the secret.',
+    });
+
+    // ── Ingestion queue ───────────────────────────────────────────────────────
+    const ingest = new CandleIngestQueue(this, 'Candles', {
+      consumerTimeout: WRITER_TIMEOUT,
+      consumerBatchingWindow: WRITER_BATCHING_WINDOW,
+    });
+    this.candlesQueue = ingest.queue;
+    this.deadLetterQueue = ingest.deadLetterQueue;
+
+    // ── Writer ────────────────────────────────────────────────────────────────
+    this.writer = new StorageWriter(this, 'Writer', {
+      ingest,
+      databaseSecret: this.databaseSecret,
+      logRemovalPolicy: keepOrDestroy,
+    });
+    // ── Monitoring ────────────────────────────────────────────────────────────
+    this.alarmTopic = new AlarmTopic(this, 'Alarms', {
+      email: config.alarmEmail,
+      removalPolicy: keepOrDestroy,
+    });
+    new IngestMonitoring(this, 'IngestMonitoring', {
+      queue: this.candlesQueue,
+      deadLetterQueue: this.deadLetterQueue,
+      alarmTopic: this.alarmTopic.topic,
+    });
+
+    // ── Outputs ───────────────────────────────────────────────────────────────
+    new CfnOutput(this, 'CandlesQueueUrl', { value: this.candlesQueue.queueUrl });
+    new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'DatabaseSecretArn', { value: this.databaseSecret.secretArn });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topic.topicArn });
+  }
+}
