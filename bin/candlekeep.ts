@@ -1,0 +1,40 @@
+import type { Command } from '../cli/command.ts';
+import { UsageError } from '../cli/command.ts';
+
+/** Subcommands, loaded on demand so `candlekeep --help` stays instant. */
+const commands: Record<string, () => Promise<{ command: Command }>> = {
+  migrate: () => import('../cli/commands/migrate.ts'),
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    const lines = await Promise.all(
+      Object.entries(commands).map(async ([n, load]) => `  ${n.padEnd(12)} ${(await load()).command.summary}`),
+    );
+    console.log(`usage: candlekeep <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun candlekeep <command> --help for a command's options.`);
+    return name ? 0 : 2;
+  }
+  const load = commands[name];
+  if (!load) {
+    console.error(`candlekeep: unknown command "${name}"; run candlekeep --help for the list`);
+    return 2;
+  }
+  const { command } = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(`usage: ${command.usage}\n\n${command.summary}`);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`candlekeep ${name}: ${(err as Error).message}\nusage: ${command.usage}`);
+      return 2;
+    }
+    console.error(`candlekeep ${name}: ${(err as Error).message}`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
