@@ -37,47 +37,93 @@ function arrayLiteral(values: readonly (string | number | null)[]): string {
 }
 
 /**
- * The finality rules, applied in SQL to an existing row `e` and an incoming row `i`:
+ * The finality rules, applied in SQL to an existing row `e` and an incoming row `excluded`:
  * - an identical rewrite (every value and the closed flag equal) changes nothing;
  * - a closed candle is never replaced by an open one;
  * - an open candle is replaced by a closed one, or by an open one fetched no earlier;
  * - a closed candle is replaced by a closed one fetched later (a restatement: the old version is
  *   kept in candle_restatements by a trigger).
  */
-const replaces = (e: string, i: string) => `(
-  (${e}.closed, ${e}.open, ${e}.high, ${e}.low, ${e}.close, ${e}.volume, ${e}.quote_volume, ${e}.trades)
-    IS DISTINCT FROM (${i}.closed, ${i}.open, ${i}.high, ${i}.low, ${i}.close, ${i}.volume, ${i}.quote_volume, ${i}.trades)
-  AND (CASE WHEN ${e}.closed THEN ${i}.closed AND ${i}.fetched_at > ${e}.fetched_at
-            ELSE ${i}.closed OR ${i}.fetched_at >= ${e}.fetched_at END))`;
+const FINALITY_GUARD = `(
+  (e.closed, e.open, e.high, e.low, e.close, e.volume, e.quote_volume, e.trades)
+    IS DISTINCT FROM (excluded.closed, excluded.open, excluded.high, excluded.low, excluded.close,
+                      excluded.volume, excluded.quote_volume, excluded.trades)
+  AND (CASE WHEN e.closed THEN excluded.closed AND excluded.fetched_at > e.fetched_at
+            ELSE excluded.closed OR excluded.fetched_at >= e.fetched_at END))`;
 
-/*
- * One statement per batch. The lateral probe drops rows the finality rules would not apply before they
- * reach INSERT, so a redelivered batch reads index pages and writes nothing (ON CONFLICT ... WHERE
- * alone would still lock, and so dirty, every conflicting row). The same rule guards the DO UPDATE
- * for rows another writer changed in between.
- */
+const COLUMNS = 'series_id, closed, open_time, fetched_at, trades, open, high, low, close, volume, quote_volume';
+const FROM_ARRAYS = `
+SELECT u.series_id, u.closed, to_timestamp(u.t::float8 / 1000), to_timestamp(u.f::float8 / 1000),
+       u.trades, u.open, u.high, u.low, u.close, u.volume, u.quote_volume
+FROM unnest($1::integer[], $2::boolean[], $3::bigint[], $4::bigint[], $5::bigint[],
+            $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], $11::numeric[])
+     AS u(series_id, closed, t, f, trades, open, high, low, close, volume, quote_volume)`;
+
+/** Rows no version of which is stored: a plain insert, which skips ON CONFLICT's speculative insertion. */
+const INSERT_SQL = `INSERT INTO candles (${COLUMNS}) ${FROM_ARRAYS}`;
+
+/** Rows that exist in some version: the guard re-checks the finality rules atomically. */
 export const UPSERT_SQL = `
-INSERT INTO candles AS e (series_id, closed, open_time, fetched_at, trades, open, high, low, close, volume, quote_volume)
-SELECT i.series_id, i.closed, i.open_time, i.fetched_at, i.trades, i.open, i.high, i.low, i.close, i.volume, i.quote_volume
-FROM (
-  SELECT u.series_id, u.closed, to_timestamp(u.t::float8 / 1000) AS open_time, to_timestamp(u.f::float8 / 1000) AS fetched_at,
-         u.trades, u.open, u.high, u.low, u.close, u.volume, u.quote_volume
-  FROM unnest($1::integer[], $2::boolean[], $3::bigint[], $4::bigint[], $5::bigint[],
-              $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], $11::numeric[])
-       AS u(series_id, closed, t, f, trades, open, high, low, close, volume, quote_volume)
-) i
--- LATERAL ... LIMIT 1 keeps this a per-row primary-key probe: as a plain NOT EXISTS the planner may
--- pick a merge anti-join that sorts the whole table.
-LEFT JOIN LATERAL (
-  SELECT x.closed, x.fetched_at, x.trades, x.open, x.high, x.low, x.close, x.volume, x.quote_volume, x.open_time
-  FROM candles x WHERE x.series_id = i.series_id AND x.open_time = i.open_time LIMIT 1
-) x ON true
-WHERE x.open_time IS NULL OR ${replaces('x', 'i')}
+INSERT INTO candles AS e (${COLUMNS}) ${FROM_ARRAYS}
 ON CONFLICT (series_id, open_time) DO UPDATE SET
   closed = excluded.closed, fetched_at = excluded.fetched_at, trades = excluded.trades,
   open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
   volume = excluded.volume, quote_volume = excluded.quote_volume
-WHERE ${replaces('e', 'excluded')}`;
+WHERE ${FINALITY_GUARD}`;
+
+/**
+ * What is stored in each series' time span of the batch: one index range scan per series. Values
+ * come back as one signature string, built the same way as `signature()` below.
+ */
+const PROBE_SQL = `
+SELECT p.series_id, (extract(epoch FROM c.open_time) * 1000)::float8 AS t,
+       (extract(epoch FROM c.fetched_at) * 1000)::float8 AS f,
+       concat_ws('|', c.closed::int, coalesce(c.trades::text, ''), c.open, c.high, c.low, c.close, c.volume,
+                 coalesce(c.quote_volume::text, '')) AS sig
+FROM unnest($1::integer[], $2::bigint[], $3::bigint[]) AS p(series_id, lo, hi)
+JOIN LATERAL (
+  SELECT open_time, fetched_at, closed, trades, open, high, low, close, volume, quote_volume
+  FROM candles
+  WHERE series_id = p.series_id AND open_time BETWEEN to_timestamp(p.lo::float8 / 1000) AND to_timestamp(p.hi::float8 / 1000)
+) c ON true`;
+
+const signature = (r: CandleRow) => `${r[8]}|${r[7] ?? ''}|${r[1]}|${r[2]}|${r[3]}|${r[4]}|${r[5]}|${r[6] ?? ''}`;
+
+/**
+ * Whether the stored version certainly stays, by the finality rules. Only certain cases are
+ * decided here; anything else goes to the guarded upsert, which decides atomically. Skipping on a
+ * stale read is safe because versions only move forward (open → closed, older → newer fetch).
+ */
+function storedVersionStays(stored: { f: number; sig: string }, v: Version): boolean {
+  if (stored.sig === signature(v.row)) return true; // identical values, whatever the fetch time
+  const storedClosed = stored.sig.startsWith('1|');
+  const incomingClosed = v.row[8] === 1;
+  if (storedClosed && !incomingClosed) return true;
+  if (storedClosed === incomingClosed) return incomingClosed ? v.fetchedAt <= stored.f : v.fetchedAt < stored.f;
+  return false;
+}
+
+function toArrays(versions: readonly Version[]): string[] {
+  const n = versions.length;
+  const series: number[] = new Array(n);
+  const closed: string[] = new Array(n);
+  const times: number[] = new Array(n);
+  const fetched: number[] = new Array(n);
+  const trades: (number | null)[] = new Array(n);
+  const cols: (string | null)[][] = [new Array(n), new Array(n), new Array(n), new Array(n), new Array(n), new Array(n)];
+  for (let k = 0; k < n; k++) {
+    const { seriesId, fetchedAt, row } = versions[k]!;
+    series[k] = seriesId;
+    closed[k] = row[8] === 1 ? 't' : 'f';
+    times[k] = row[0];
+    fetched[k] = fetchedAt;
+    trades[k] = row[7];
+    for (let c = 0; c < 6; c++) cols[c]![k] = row[c + 1] as string | null;
+  }
+  return [arrayLiteral(series), arrayLiteral(closed), arrayLiteral(times), arrayLiteral(fetched), arrayLiteral(trades), ...cols.map(arrayLiteral)];
+}
+
+const UNIQUE_VIOLATION = '23505';
 
 export class CandleStore {
   private readonly registry: SeriesRegistry;
@@ -87,53 +133,57 @@ export class CandleStore {
   }
 
   /**
-   * Writes the candles of many CandleBatch messages with one upsert statement. Versions of the
-   * same candle within the input are reduced to the one the finality rules pick first.
+   * Writes the candles of many CandleBatch messages. Versions of the same candle within the input
+   * are first reduced to the one the finality rules pick; then one probe reads what is stored in
+   * the batch's span, and one write statement per kind (new rows; rows to replace) applies the rest.
+   * A fully redelivered batch therefore reads and writes nothing, not even a row lock.
    */
   async upsert(db: Queryable, batches: readonly CandleBatch[]): Promise<UpsertResult> {
     if (batches.length === 0) return { received: 0, written: 0, unchanged: 0 };
     const ids = await this.registry.resolve(db, batches);
     const versions = new Map<string, Version>();
+    const spans = new Map<number, { lo: number; hi: number }>();
     for (const b of batches) {
       const seriesId = ids.get(SeriesRegistry.key(b))!;
+      const span = spans.get(seriesId) ?? { lo: Infinity, hi: -Infinity };
       for (const row of b.rows) {
         const key = `${seriesId}:${row[0]}`;
         const v: Version = { seriesId, fetchedAt: b.fetchedAt, row };
         const prev = versions.get(key);
         versions.set(key, prev ? newer(prev, v) : v);
+        if (row[0] < span.lo) span.lo = row[0];
+        if (row[0] > span.hi) span.hi = row[0];
+      }
+      spans.set(seriesId, span);
+    }
+
+    const probe = await db.query<{ series_id: number; t: number; f: number; sig: string }>(PROBE_SQL, [
+      arrayLiteral([...spans.keys()]),
+      arrayLiteral([...spans.values()].map((s) => s.lo)),
+      arrayLiteral([...spans.values()].map((s) => s.hi)),
+    ]);
+    const stored = new Map<string, { f: number; sig: string }>();
+    for (const r of probe.rows) stored.set(`${r.series_id}:${r.t}`, r);
+
+    const fresh: Version[] = [];
+    const replace: Version[] = [];
+    for (const [key, v] of versions) {
+      const s = stored.get(key);
+      if (!s) fresh.push(v);
+      else if (!storedVersionStays(s, v)) replace.push(v);
+    }
+
+    let written = 0;
+    if (fresh.length > 0) {
+      try {
+        written += (await db.query(INSERT_SQL, toArrays(fresh))).rowCount ?? 0;
+      } catch (err) {
+        // Another writer stored one of these candles after the probe: let the guard decide them all.
+        if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
+        replace.push(...fresh);
       }
     }
-    const n = versions.size;
-    const series: number[] = new Array(n);
-    const closed: string[] = new Array(n);
-    const times: number[] = new Array(n);
-    const fetched: number[] = new Array(n);
-    const trades: (number | null)[] = new Array(n);
-    const cols: (string | null)[][] = [[], [], [], [], [], []];
-    let k = 0;
-    for (const { seriesId, fetchedAt, row } of versions.values()) {
-      series[k] = seriesId;
-      closed[k] = row[8] === 1 ? 't' : 'f';
-      times[k] = row[0];
-      fetched[k] = fetchedAt;
-      trades[k] = row[7];
-      cols[0]![k] = row[1];
-      cols[1]![k] = row[2];
-      cols[2]![k] = row[3];
-      cols[3]![k] = row[4];
-      cols[4]![k] = row[5];
-      cols[5]![k] = row[6];
-      k++;
-    }
-    const result = await db.query(UPSERT_SQL, [
-      arrayLiteral(series),
-      arrayLiteral(closed),
-      arrayLiteral(times),
-      arrayLiteral(fetched),
-      arrayLiteral(trades),
-      ...cols.map(arrayLiteral),
-    ]);
-    const written = result.rowCount ?? 0;
-    return { received: n, written, unchanged: n - written };
+    if (replace.length > 0) written += (await db.query(UPSERT_SQL, toArrays(replace))).rowCount ?? 0;
+    return { received: versions.size, written, unchanged: versions.size - written };
   }
 }
