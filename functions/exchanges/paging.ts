@@ -1,0 +1,38 @@
+import type { Candle } from '../candles/candle.ts';
+import type { ExchangeAdapter, FetchDeps, PageRequest } from './types.ts';
+
+export interface RangeResult {
+  candles: Candle[];
+  pages: number;
+  weight: number;
+}
+
+/**
+ * Follows `next` until the range is exhausted and returns the candles ascending and unique.
+ * `maxPages` bounds a misbehaving exchange that never stops paging.
+ */
+export async function fetchRange(
+  adapter: ExchangeAdapter,
+  req: PageRequest,
+  deps: FetchDeps,
+  options: { maxPages?: number } = {},
+): Promise<RangeResult> {
+  const maxPages = options.maxPages ?? 1000;
+  const byTime = new Map<number, Candle>();
+  let current: PageRequest = req;
+  let pages = 0;
+  let weight = 0;
+  for (;;) {
+    if (pages >= maxPages) throw new Error(`${adapter.id}: range ${req.from}..${req.to} still unfinished after ${maxPages} pages`);
+    const page = await adapter.fetchPage(current, deps);
+    pages += 1;
+    weight += page.weight;
+    for (const c of page.candles) if (!byTime.get(c.openTime)?.closed || c.closed) byTime.set(c.openTime, c);
+    if (!page.next) break;
+    const following: PageRequest = { ...current, ...page.next };
+    // A cursor that does not move would loop forever; treat it as the end.
+    if (following.from === current.from && following.to === current.to) break;
+    current = following;
+  }
+  return { candles: [...byTime.values()].sort((a, b) => a.openTime - b.openTime), pages, weight };
+}
