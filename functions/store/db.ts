@@ -49,6 +49,17 @@ export interface PoolOptions {
   idleTimeoutMillis?: number;
 }
 
+/**
+ * The driver rejects a failed WebSocket connection with the socket's error *event*, not an Error;
+ * callers (and logs) get a real Error that says what happened.
+ */
+export function asDatabaseError(err: unknown): Error {
+  if (err instanceof Error) return err;
+  const e = err as { message?: unknown; error?: unknown } | null;
+  const message = typeof e?.message === 'string' && e.message ? e.message : String(e?.error ?? err);
+  return new Error(`database connection failed: ${message}`, { cause: err });
+}
+
 export function createPool(url: string, opts: PoolOptions = {}): Db {
   const pool = new Pool({
     connectionString: url,
@@ -59,6 +70,20 @@ export function createPool(url: string, opts: PoolOptions = {}): Db {
   // An idle client can lose its socket (database restart, network); without a listener that error
   // would crash the process. The next query simply opens a new connection.
   pool.on('error', () => {});
+  // Only the promise forms are wrapped: pg's Pool calls its own connect() with a callback.
+  const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+  const connect = pool.connect.bind(pool) as (...args: unknown[]) => unknown;
+  const rethrow = (err: unknown) => {
+    throw asDatabaseError(err);
+  };
+  pool.query = ((...args: unknown[]) => {
+    const out = query(...args);
+    return out instanceof Promise ? out.catch(rethrow) : out;
+  }) as typeof pool.query;
+  pool.connect = ((...args: unknown[]) => {
+    const out = connect(...args);
+    return out instanceof Promise ? out.catch(rethrow) : out;
+  }) as typeof pool.connect;
   return pool;
 }
 
