@@ -62,7 +62,30 @@ export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDi
   }
   log(`starting embedded PostgreSQL on 127.0.0.1:${EMBEDDED_PORT}`);
   await pg.start();
-  return { url, mode: 'embedded', stop: () => pg.stop() };
+  return {
+    url,
+    mode: 'embedded',
+    // Another local run (npm run dev, a second test run) may have joined this server since it
+    // started: stopping it would cut them off mid-work, so it stays up while they are connected.
+    async stop() {
+      const client = pg.getPgClient('postgres', '127.0.0.1');
+      let others = 0;
+      try {
+        await client.connect();
+        const { rows } = await client.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+        );
+        others = rows[0]?.n ?? 0;
+      } finally {
+        await client.end().catch(() => {});
+      }
+      if (others > 0) {
+        log(`embedded PostgreSQL left running: ${others} other connection(s) still use it`);
+        return;
+      }
+      await pg.stop();
+    },
+  };
 }
 
 /** The same server URL pointed at another database. */
