@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
@@ -81,6 +82,10 @@ export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDi
       }
       if (others > 0) {
         log(`embedded PostgreSQL left running: ${others} other connection(s) still use it`);
+        // Let this process exit without waiting for the server it leaves to the others.
+        const child = (pg as unknown as { process?: ChildProcess }).process;
+        child?.unref();
+        for (const stream of [child?.stdin, child?.stdout, child?.stderr]) (stream as { unref?: () => void } | null | undefined)?.unref?.();
         return;
       }
       await pg.stop();

@@ -1,0 +1,475 @@
+/**
+ * A local stand-in for Lambda's SQS event source mapping, so handlers run in-process against a real
+ * (LocalStack) queue where Lambda itself cannot run (no Docker engine; see DESIGN.md).
+ *
+ * What it reproduces: long-polling, batch size and batching window, the Lambda-shaped SQSEvent,
+ * deleting only what succeeded (ReportBatchItemFailures), leaving failures for SQS to redeliver
+ * after the visibility timeout, and a concurrency cap. What it leaves to SQS: redrive to the DLQ
+ * (the queue's RedrivePolicy counts receives, exactly as in AWS). Not modelled: FIFO ordering
+ * rules, function timeouts killing an invocation, and scaling pollers beyond `concurrency`.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  type Message,
+  type MessageAttributeValue,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import type {
+  Context,
+  SQSBatchResponse,
+  SQSEvent,
+  SQSMessageAttributes,
+  SQSRecord,
+  SQSRecordAttributes,
+} from 'aws-lambda';
+
+export type SqsBatchHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | void>;
+
+export interface BatchInfo {
+  /** 1-based, per runner. */
+  batch: number;
+  size: number;
+  messageIds: string[];
+  /** Messages left on the queue for redelivery (reported failures, or all of them on error). */
+  failedMessageIds: string[];
+  deleted: number;
+  /** Set when the handler threw or returned a response Lambda would reject. */
+  error?: unknown;
+  durationMs: number;
+}
+
+export interface EventSourceRunnerOptions {
+  sqs: SQSClient;
+  queueUrl: string;
+  /** Used as eventSourceARN; looked up with GetQueueAttributes when omitted. */
+  queueArn?: string;
+  handler: SqsBatchHandler;
+  /** Records per invocation: 1–10000, default 10. Above 10 needs maxBatchingWindowMs >= 1000, as in AWS. */
+  batchSize?: number;
+  /** How long to keep gathering records after the first arrives: 0–300000 ms, default 0. */
+  maxBatchingWindowMs?: number;
+  /** Passed to ReceiveMessage; the queue's own visibility timeout applies when omitted (as with Lambda). */
+  visibilityTimeoutSeconds?: number;
+  /** Long-poll wait, 0–20 s, default 20 like Lambda's pollers. stop() may wait this long. */
+  waitTimeSeconds?: number;
+  /** Concurrent pollers/invocations (the mapping's maximum concurrency), default 1. */
+  concurrency?: number;
+  /**
+   * Honour `batchItemFailures` (FunctionResponseTypes: ReportBatchItemFailures), default true.
+   * When false the response is ignored, like a mapping without that setting.
+   */
+  reportBatchItemFailures?: boolean;
+  functionName?: string;
+  /** Only feeds context.getRemainingTimeInMillis(); default 30000. */
+  functionTimeoutMs?: number;
+  log?: (msg: string) => void;
+  onBatch?: (info: BatchInfo) => void;
+}
+
+export interface EventSourceRunnerStats {
+  batches: number;
+  messagesReceived: number;
+  messagesDeleted: number;
+  /** Messages left for redelivery: reported item failures plus whole batches that errored. */
+  messagesFailed: number;
+  /** Invocations that threw or returned a malformed batch response. */
+  handlerErrors: number;
+  /** Messages whose deletion still failed after retries (they will be delivered again). */
+  deleteErrors: number;
+  receiveErrors: number;
+}
+
+export interface EventSourceRunner {
+  /** Stops polling, lets in-flight receives and batches finish, then resolves. Idempotent. */
+  stop(): Promise<void>;
+  readonly stats: Readonly<EventSourceRunnerStats>;
+}
+
+/** Lambda's invocation payload limit; a batch closes early rather than exceed it. */
+const MAX_PAYLOAD_BYTES = 6 * 1024 * 1024;
+const RECEIVE_MAX = 10;
+const DELETE_BATCH_MAX = 10;
+
+export function startEventSourceRunner(opts: EventSourceRunnerOptions): EventSourceRunner {
+  const batchSize = opts.batchSize ?? 10;
+  const windowMs = opts.maxBatchingWindowMs ?? 0;
+  const waitTimeSeconds = opts.waitTimeSeconds ?? 20;
+  const concurrency = opts.concurrency ?? 1;
+  const reportFailures = opts.reportBatchItemFailures ?? true;
+  const functionName = opts.functionName ?? 'local-function';
+  const functionTimeoutMs = opts.functionTimeoutMs ?? 30_000;
+  const log = opts.log ?? ((m: string) => console.error(`[event-source-runner] ${m}`));
+
+  // The same limits AWS validates when the mapping is created, so local config errors surface here.
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
+    throw new RangeError(`batchSize must be an integer in 1..10000, got ${batchSize}`);
+  }
+  if (windowMs < 0 || windowMs > 300_000) {
+    throw new RangeError(`maxBatchingWindowMs must be in 0..300000, got ${windowMs}`);
+  }
+  if (batchSize > 10 && windowMs < 1_000) {
+    throw new RangeError('batchSize above 10 requires maxBatchingWindowMs >= 1000 (as in AWS)');
+  }
+  if (!Number.isInteger(waitTimeSeconds) || waitTimeSeconds < 0 || waitTimeSeconds > 20) {
+    throw new RangeError(`waitTimeSeconds must be an integer in 0..20, got ${waitTimeSeconds}`);
+  }
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  }
+
+  const stats: EventSourceRunnerStats = {
+    batches: 0,
+    messagesReceived: 0,
+    messagesDeleted: 0,
+    messagesFailed: 0,
+    handlerErrors: 0,
+    deleteErrors: 0,
+    receiveErrors: 0,
+  };
+  let stopping = false;
+  let batchCounter = 0;
+
+  let sourceInfo: Promise<{ arn: string; region: string }> | undefined;
+  const getSourceInfo = (): Promise<{ arn: string; region: string }> =>
+    (sourceInfo ??= (async () => {
+      const region = await opts.sqs.config.region();
+      const attrs = await opts.sqs
+        .send(new GetQueueAttributesCommand({ QueueUrl: opts.queueUrl, AttributeNames: ['QueueArn', 'VisibilityTimeout'] }))
+        .then((res) => res.Attributes ?? {})
+        .catch((err: unknown) => {
+          if (!opts.queueArn) throw err;
+          return {} as Record<string, string>; // the ARN was given; the check below is only advisory
+        });
+      warnIfVisibilityTooShort(attrs.VisibilityTimeout);
+      const arn = opts.queueArn ?? attrs.QueueArn;
+      if (!arn) throw new Error(`GetQueueAttributes returned no QueueArn for ${opts.queueUrl}`);
+      return { arn, region };
+    })().catch((err: unknown) => {
+      sourceInfo = undefined; // retry on the next batch
+      throw err;
+    }));
+
+  /**
+   * Messages gathered early in a window become visible again if the visibility timeout is shorter
+   * than the window, and are received a second time into the same batch. AWS guards against this
+   * by requiring visibility timeout >= function timeout when the mapping is created.
+   */
+  function warnIfVisibilityTooShort(queueVisibility: string | undefined): void {
+    const seconds = opts.visibilityTimeoutSeconds ?? (queueVisibility ? Number(queueVisibility) : undefined);
+    if (seconds !== undefined && seconds * 1000 <= windowMs) {
+      log(
+        `visibility timeout ${seconds} s is not longer than the batching window ${windowMs} ms: ` +
+          'messages will reappear (with a higher receive count) before their batch is invoked',
+      );
+    }
+  }
+
+  /** Sends one ReceiveMessage; errors are counted and back off so a missing queue does not spin. */
+  let receiveFailuresInARow = 0;
+  async function receive(max: number, wait: number): Promise<Message[]> {
+    try {
+      const res = await opts.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: opts.queueUrl,
+          MaxNumberOfMessages: max,
+          WaitTimeSeconds: wait,
+          MessageSystemAttributeNames: ['All'],
+          MessageAttributeNames: ['All'],
+          ...(opts.visibilityTimeoutSeconds !== undefined ? { VisibilityTimeout: opts.visibilityTimeoutSeconds } : {}),
+        }),
+      );
+      receiveFailuresInARow = 0;
+      return res.Messages ?? [];
+    } catch (err) {
+      stats.receiveErrors++;
+      receiveFailuresInARow++;
+      log(`ReceiveMessage failed (${errorMessage(err)}); backing off`);
+      await sleep(Math.min(5_000, 100 * 2 ** Math.min(receiveFailuresInARow, 6)));
+      return [];
+    }
+  }
+
+  /**
+   * Gathers one batch: waits for a first message, then keeps receiving until batchSize, the window
+   * closes, or the payload limit. Messages that would overflow the payload go to `carry`.
+   * Never abandons received messages: they are invisible now and must be handled by someone.
+   */
+  async function collect(carry: Message[]): Promise<Message[]> {
+    const batch: Message[] = [];
+    const indexById = new Map<string, number>();
+    let bytes = 0;
+    const add = (msgs: Message[]): void => {
+      for (const m of msgs) {
+        // Received again within this window (see warnIfVisibilityTooShort): keep one record per
+        // message, with the newest receipt handle, since only that one can delete it.
+        const seenAt = m.MessageId !== undefined ? indexById.get(m.MessageId) : undefined;
+        if (seenAt !== undefined) {
+          batch[seenAt] = m;
+          continue;
+        }
+        const size = approxRecordBytes(m);
+        if (batch.length >= batchSize || (batch.length > 0 && bytes + size > MAX_PAYLOAD_BYTES)) {
+          carry.push(m);
+        } else {
+          if (m.MessageId !== undefined) indexById.set(m.MessageId, batch.length);
+          batch.push(m);
+          bytes += size;
+        }
+      }
+    };
+    add(carry.splice(0));
+
+    while (batch.length === 0) {
+      if (stopping) return batch;
+      add(await receive(Math.min(RECEIVE_MAX, batchSize), waitTimeSeconds));
+    }
+
+    const windowEnd = Date.now() + windowMs;
+    while (batch.length < batchSize && carry.length === 0 && !stopping) {
+      const remaining = windowEnd - Date.now();
+      if (remaining <= 0) break;
+      // WaitTimeSeconds is whole seconds; never wait past the window, short-poll its last fraction.
+      const wait = Math.min(waitTimeSeconds, Math.floor(remaining / 1000));
+      const got = await receive(Math.min(RECEIVE_MAX, batchSize - batch.length), wait);
+      add(got);
+      if (got.length === 0 && wait === 0) await sleep(Math.min(remaining, 50));
+    }
+    return batch;
+  }
+
+  async function processBatch(messages: Message[]): Promise<void> {
+    const started = Date.now();
+    const batchNo = ++batchCounter;
+    stats.batches++;
+    stats.messagesReceived += messages.length;
+    const messageIds = messages.map((m) => m.MessageId ?? '');
+
+    let failedIds: Set<string>;
+    let error: unknown;
+    try {
+      const { arn, region } = await getSourceInfo();
+      const event: SQSEvent = { Records: messages.map((m) => toRecord(m, arn, region)) };
+      const response = await Promise.resolve().then(() =>
+        opts.handler(event, makeContext(functionName, region, functionTimeoutMs)),
+      );
+      failedIds = reportFailures ? parseBatchResponse(response, new Set(messageIds)) : new Set();
+    } catch (err) {
+      // Lambda retries the whole batch when the invocation fails: delete nothing.
+      error = err;
+      stats.handlerErrors++;
+      failedIds = new Set(messageIds);
+      log(`batch ${batchNo} (${messages.length} messages) failed; all will be redelivered: ${errorMessage(err)}`);
+    }
+
+    const toDelete = messages.filter((m) => !failedIds.has(m.MessageId ?? ''));
+    const deleted = toDelete.length > 0 ? await deleteMessages(toDelete) : 0;
+    stats.messagesDeleted += deleted;
+    stats.messagesFailed += failedIds.size;
+
+    const info: BatchInfo = {
+      batch: batchNo,
+      size: messages.length,
+      messageIds,
+      failedMessageIds: [...failedIds],
+      deleted,
+      durationMs: Date.now() - started,
+      ...(error !== undefined ? { error } : {}),
+    };
+    try {
+      opts.onBatch?.(info);
+    } catch (err) {
+      log(`onBatch callback threw: ${errorMessage(err)}`);
+    }
+  }
+
+  /** DeleteMessageBatch in chunks of 10, retrying entries that fail; returns how many were deleted. */
+  async function deleteMessages(messages: Message[]): Promise<number> {
+    let deleted = 0;
+    for (let i = 0; i < messages.length; i += DELETE_BATCH_MAX) {
+      let pending = messages.slice(i, i + DELETE_BATCH_MAX);
+      for (let attempt = 1; pending.length > 0; attempt++) {
+        let failedIds: Set<string>;
+        let reason = '';
+        try {
+          const res = await opts.sqs.send(
+            new DeleteMessageBatchCommand({
+              QueueUrl: opts.queueUrl,
+              Entries: pending.map((m, idx) => ({ Id: String(idx), ReceiptHandle: m.ReceiptHandle })),
+            }),
+          );
+          failedIds = new Set((res.Failed ?? []).map((f) => f.Id ?? ''));
+          reason = (res.Failed ?? []).map((f) => `${f.Code}: ${f.Message ?? ''}`).join('; ');
+          deleted += pending.length - failedIds.size;
+        } catch (err) {
+          failedIds = new Set(pending.map((_, idx) => String(idx)));
+          reason = errorMessage(err);
+        }
+        pending = pending.filter((_, idx) => failedIds.has(String(idx)));
+        if (pending.length === 0) break;
+        if (attempt >= 3) {
+          // At-least-once: the messages come back after the visibility timeout and run again.
+          stats.deleteErrors += pending.length;
+          log(`could not delete ${pending.length} message(s) after ${attempt} attempts: ${reason}`);
+          break;
+        }
+        await sleep(100 * attempt);
+      }
+    }
+    return deleted;
+  }
+
+  async function poller(): Promise<void> {
+    const carry: Message[] = [];
+    while (!stopping || carry.length > 0) {
+      const batch = await collect(carry);
+      if (batch.length > 0) await processBatch(batch);
+    }
+  }
+
+  // Early, so a too-short visibility timeout is reported before the first batch; failures retry later.
+  getSourceInfo().catch(() => {});
+
+  const pollers = Array.from({ length: concurrency }, () =>
+    poller().catch((err: unknown) => {
+      log(`poller crashed: ${errorMessage(err)}`);
+    }),
+  );
+  let stopped: Promise<void> | undefined;
+
+  return {
+    stats,
+    stop() {
+      stopping = true;
+      stopped ??= Promise.all(pollers).then(() => undefined);
+      return stopped;
+    },
+  };
+}
+
+/**
+ * Lambda's rules for a partial batch response: null/undefined, `{}`, or a missing/null/empty
+ * `batchItemFailures` mean full success; anything malformed, or an itemIdentifier that is empty or
+ * not in the batch, fails the whole batch (thrown here so the caller deletes nothing).
+ */
+export function parseBatchResponse(response: unknown, batchIds: Set<string>): Set<string> {
+  if (response === undefined || response === null) return new Set();
+  if (typeof response !== 'object' || Array.isArray(response)) {
+    throw new Error(`malformed batch response: expected an object, got ${describe(response)}`);
+  }
+  const failures = (response as { batchItemFailures?: unknown }).batchItemFailures;
+  if (failures === undefined || failures === null) return new Set();
+  if (!Array.isArray(failures)) {
+    throw new Error(`malformed batch response: batchItemFailures is ${describe(failures)}, not an array`);
+  }
+  const ids = new Set<string>();
+  for (const item of failures) {
+    const id = (item as { itemIdentifier?: unknown } | null)?.itemIdentifier;
+    if (typeof id !== 'string' || id === '' || !batchIds.has(id)) {
+      throw new Error(`malformed batch response: itemIdentifier ${JSON.stringify(id)} is not a messageId in this batch`);
+    }
+    ids.add(id);
+  }
+  return ids;
+}
+
+const RECORD_ATTRIBUTE_KEYS = [
+  'AWSTraceHeader',
+  'ApproximateReceiveCount',
+  'SentTimestamp',
+  'SenderId',
+  'ApproximateFirstReceiveTimestamp',
+  'SequenceNumber',
+  'MessageGroupId',
+  'MessageDeduplicationId',
+  'DeadLetterQueueSourceArn',
+] as const;
+
+/** The record shape Lambda delivers (camelCase keys, lower-case message attribute fields). */
+export function toRecord(m: Message, eventSourceARN: string, awsRegion: string): SQSRecord {
+  const src = m.Attributes ?? {};
+  const attributes: SQSRecordAttributes = {
+    ApproximateReceiveCount: src.ApproximateReceiveCount ?? '1',
+    SentTimestamp: src.SentTimestamp ?? '',
+    SenderId: src.SenderId ?? '',
+    ApproximateFirstReceiveTimestamp: src.ApproximateFirstReceiveTimestamp ?? '',
+  };
+  for (const key of RECORD_ATTRIBUTE_KEYS) {
+    const value = src[key];
+    if (value !== undefined) attributes[key] = value;
+  }
+  const record: SQSRecord = {
+    messageId: m.MessageId ?? '',
+    receiptHandle: m.ReceiptHandle ?? '',
+    body: m.Body ?? '',
+    attributes,
+    messageAttributes: toLambdaMessageAttributes(m.MessageAttributes),
+    md5OfBody: m.MD5OfBody ?? '',
+    eventSource: 'aws:sqs',
+    eventSourceARN,
+    awsRegion,
+  };
+  if (m.MD5OfMessageAttributes) record.md5OfMessageAttributes = m.MD5OfMessageAttributes;
+  return record;
+}
+
+function toLambdaMessageAttributes(attrs: Record<string, MessageAttributeValue> | undefined): SQSMessageAttributes {
+  const out: SQSMessageAttributes = {};
+  for (const [name, v] of Object.entries(attrs ?? {})) {
+    out[name] = {
+      ...(v.StringValue !== undefined ? { stringValue: v.StringValue } : {}),
+      // Lambda delivers binary values base64-encoded, as in the SQS JSON API.
+      ...(v.BinaryValue !== undefined ? { binaryValue: Buffer.from(v.BinaryValue).toString('base64') } : {}),
+      stringListValues: v.StringListValues ?? [],
+      binaryListValues: (v.BinaryListValues ?? []).map((b) => Buffer.from(b).toString('base64')),
+      dataType: v.DataType ?? 'String',
+    };
+  }
+  return out;
+}
+
+function makeContext(functionName: string, region: string, timeoutMs: number): Context {
+  const deadline = Date.now() + timeoutMs;
+  const unsupported = (name: string) => (): never => {
+    throw new Error(`context.${name}() is not supported by the local event source runner; return or throw instead`);
+  };
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:${region}:000000000000:function:${functionName}`,
+    memoryLimitInMB: '1024',
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: `local/[$LATEST]${randomUUID().replaceAll('-', '')}`,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: unsupported('done'),
+    fail: unsupported('fail'),
+    succeed: unsupported('succeed'),
+  };
+}
+
+/** Rough JSON size of a record, to respect the 6 MB invocation payload limit. */
+function approxRecordBytes(m: Message): number {
+  let n = 600 + Buffer.byteLength(m.Body ?? '') + (m.ReceiptHandle?.length ?? 0);
+  for (const [k, v] of Object.entries(m.MessageAttributes ?? {})) {
+    n += k.length + 80 + (v.StringValue?.length ?? 0) + Math.ceil(((v.BinaryValue?.length ?? 0) * 4) / 3);
+  }
+  return n;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
