@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { INTERVAL_MS, intervalSchema, isAligned, type Interval } from './intervals.ts';
 
 /**

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** The intervals candlekeep stores, with their length in milliseconds. */
 export const INTERVAL_MS = {

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Exchange } from '../candles/candle.ts';
 import { binance } from './binance.ts';
 import { bybit } from './bybit.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Candle } from '../candles/candle.ts';
 import { INTERVAL_MS, bucketStart, type Interval } from '../candles/intervals.ts';
 import {

@@ -1,6 +1,6 @@
 import { neonConfig, Pool, type PoolClient } from '@neondatabase/serverless';
 import ws from 'ws';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * One place that configures the Neon serverless driver.

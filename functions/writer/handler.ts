@@ -5,7 +5,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { SQSBatchResponse } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { sendToDeadLetter } from '../queue/dead-letter.ts';
 import { CandleStore } from '../store/candle-store.ts';
 import { getPool } from '../store/db.ts';
