@@ -1,0 +1,201 @@
+import type { SeriesKey } from '../candles/candle.ts';
+import { bucketStart, INTERVAL_MS, INTERVALS } from '../candles/intervals.ts';
+import { UnknownSymbolError } from '../exchanges/errors.ts';
+import { adapters } from '../exchanges/index.ts';
+import type { Queryable } from '../store/db.ts';
+import { SeriesRegistry } from '../store/series.ts';
+import type { BackfillRequest } from './backfill-request.ts';
+import { loadCoverage, recordCoverage } from './coverage.ts';
+import { pageDeps, type ExchangeAccess } from './exchange-access.ts';
+import { findFirstCandle } from './listing.ts';
+import { servableFrom } from './pull.ts';
+import { bucketAtOrAfter, describeRange, iso, splitRange, subtractRanges, type Range } from './ranges.ts';
+import { bigintArray, ms, ts } from './sql.ts';
+
+/** Pages per chunk: small enough that a chunk finishes well inside its lease, large enough to keep the ledger short. */
+export const DEFAULT_CHUNK_PAGES = 10;
+
+export type BackfillStatus = 'planned' | 'running' | 'done' | 'failed' | 'unsupported' | 'cancelled';
+
+export interface PlanDeps {
+  db: Queryable;
+  access: ExchangeAccess;
+  registry?: SeriesRegistry;
+  chunkPages?: number;
+}
+
+export interface PlanResult {
+  backfillId: number;
+  status: BackfillStatus;
+  chunks: number;
+  message: string | undefined;
+  /** False when a request with the same id was already planned (a redelivered event). */
+  created: boolean;
+  /** Set when the request cannot be served at all: a typo rather than an exchange problem. */
+  problem?: 'unknown-symbol' | 'unsupported-interval' | undefined;
+  /** Requests spent discovering where the market's history starts. */
+  probes: number;
+}
+
+interface Insert {
+  seriesId: number;
+  range: Range;
+  status: BackfillStatus;
+  message: string | undefined;
+  requestedBy: string | undefined;
+  requestId: string | undefined;
+  listedAt: number | undefined;
+  unsupportedEnd: number | undefined;
+  chunks: Range[];
+}
+
+/**
+ * Turns a backfill request into chunks in the ledger, fetching nothing but the few probes that find
+ * where the market's history starts:
+ *
+ * - only closed buckets are planned (the forming one is the live pull's);
+ * - the part an exchange with limited depth (Kraken) cannot serve is not planned, and the backfill
+ *   ends `unsupported` with a message naming it;
+ * - ranges the coverage ledger already holds, or that another active backfill has in its chunks,
+ *   are skipped, so re-sending a request resumes rather than repeats;
+ * - before the listing nothing is planned; where the exchange answered that exactly, the empty
+ *   stretch is recorded as confirmed empty.
+ */
+export async function planBackfill(req: BackfillRequest & { requestId?: string | undefined }, deps: PlanDeps): Promise<PlanResult> {
+  const series: SeriesKey = { exchange: req.exchange, symbol: req.symbol, interval: req.interval };
+  const registry = deps.registry ?? new SeriesRegistry();
+  const seriesId = (await registry.resolve(deps.db, [series])).get(SeriesRegistry.key(series));
+  if (seriesId === undefined) throw new Error(`could not resolve series ${SeriesRegistry.key(series)}`);
+
+  if (req.requestId !== undefined) {
+    const existing = await findByRequestId(deps.db, req.requestId);
+    if (existing) return { ...existing, created: false, probes: 0 };
+  }
+
+  const adapter = adapters[req.exchange];
+  const step = INTERVAL_MS[req.interval];
+  const now = deps.access.now();
+  const start = bucketAtOrAfter(req.from, req.interval);
+  const requestedEnd = bucketAtOrAfter(req.to, req.interval);
+  const end = Math.min(requestedEnd, bucketStart(now, req.interval));
+  const row: Insert = {
+    seriesId,
+    range: { start, end: Math.max(requestedEnd, start + step) },
+    status: 'planned',
+    message: undefined,
+    requestedBy: req.requestedBy,
+    requestId: req.requestId,
+    listedAt: undefined,
+    unsupportedEnd: undefined,
+    chunks: [],
+  };
+  const finish = async (status: BackfillStatus, message: string | undefined, problem?: PlanResult['problem'], probes = 0): Promise<PlanResult> => {
+    const id = await insertBackfill(deps.db, { ...row, status, message });
+    if (id === undefined) {
+      const existing = await findByRequestId(deps.db, req.requestId!);
+      return { ...existing!, created: false, probes };
+    }
+    return { backfillId: id, status, chunks: row.chunks.length, message, created: true, problem, probes };
+  };
+
+  if (!adapter.supports(req.interval)) {
+    const offered = INTERVALS.filter((i) => adapter.supports(i)).join(' ');
+    return finish('unsupported', `${req.exchange} has no ${req.interval} candles (it offers ${offered})`, 'unsupported-interval');
+  }
+  if (end <= start) return finish('done', `nothing to fetch: ${describeRange({ start, end: requestedEnd })} holds no closed ${req.interval} candle yet`);
+
+  let plan: Range = { start, end };
+  const servable = servableFrom(adapter, req.interval, now);
+  if (start < servable) {
+    const depth = adapter.historyDepth === 'full' ? 0 : adapter.historyDepth.maxCandles;
+    row.unsupportedEnd = Math.min(end, servable);
+    row.message =
+      `${req.exchange} serves only its newest ${depth} ${req.interval} candles (from ${iso(servable)}); ` +
+      `${describeRange({ start, end: row.unsupportedEnd })} cannot be backfilled from this exchange`;
+    if (end <= servable) return finish('unsupported', row.message);
+    plan = { start: servable, end };
+  }
+
+  let wanted = subtractRanges(plan, await knownRanges(deps.db, seriesId, plan));
+  const alreadyKnown = wanted.length === 0;
+  let probes = 0;
+  const first = wanted[0];
+  const lastWanted = wanted.at(-1);
+  if (first && lastWanted) {
+    let found;
+    try {
+      found = await findFirstCandle(adapter, series, { start: first.start, end: lastWanted.end }, pageDeps(deps.access, req.exchange), now);
+    } catch (err) {
+      if (err instanceof UnknownSymbolError) return finish('failed', err.message, 'unknown-symbol');
+      throw err;
+    }
+    probes = found.probes;
+    const before: Range = { start: first.start, end: found.first ?? lastWanted.end };
+    if (before.end > before.start) {
+      // Recorded per wanted range, so a range some other fetch already covers is not claimed twice.
+      if (found.exact) {
+        for (const r of wanted) {
+          const empty = { start: r.start, end: Math.min(r.end, before.end) };
+          if (empty.end > empty.start) await recordCoverage(deps.db, seriesId, empty, []);
+        }
+      }
+      wanted = subtractRanges(plan, [...(await knownRanges(deps.db, seriesId, plan)), before]);
+    }
+    row.listedAt = found.first;
+  }
+
+  const chunkSpan = (deps.chunkPages ?? DEFAULT_CHUNK_PAGES) * adapter.maxPageSize * step;
+  row.chunks = wanted.flatMap((r) => splitRange(r, chunkSpan));
+  if (row.chunks.length === 0) {
+    if (row.unsupportedEnd !== undefined) return finish('unsupported', row.message, undefined, probes);
+    const why = alreadyKnown ? 'every bucket is already fetched' : `${req.exchange} has no candles in ${describeRange(plan)}`;
+    return finish('done', `nothing to fetch: ${why}`, undefined, probes);
+  }
+  return finish('planned', row.message, undefined, probes);
+}
+
+/** What needs no fetching: ranges in the coverage ledger, and chunks another active backfill holds. */
+async function knownRanges(db: Queryable, seriesId: number, within: Range): Promise<Range[]> {
+  const covered = await loadCoverage(db, seriesId, within);
+  const { rows } = await db.query<{ s: number; e: number }>(
+    `SELECT ${ms('range_start')} AS s, ${ms('range_end')} AS e FROM backfill_chunks
+     WHERE series_id = $1 AND status IN ('pending', 'claimed') AND range_start < ${ts('$3')} AND range_end > ${ts('$2')}`,
+    [seriesId, within.start, within.end],
+  );
+  return [...covered, ...rows.map((r) => ({ start: Number(r.s), end: Number(r.e) }))];
+}
+
+async function insertBackfill(db: Queryable, b: Insert): Promise<number | undefined> {
+  const { rows } = await db.query<{ id: string }>(
+    `WITH b AS (
+       INSERT INTO backfills (series_id, range_start, range_end, status, status_message, requested_by, request_id,
+                              listed_at, unsupported_end, finished_at)
+       VALUES ($1, ${ts('$2')}, ${ts('$3')}, $4, $5, $6, $7, ${ts('$8')}, ${ts('$9')},
+               CASE WHEN $4 IN ('planned', 'running') THEN NULL ELSE now() END)
+       ON CONFLICT (request_id) DO NOTHING
+       RETURNING id
+     ), c AS (
+       INSERT INTO backfill_chunks (backfill_id, chunk_no, series_id, range_start, range_end)
+       SELECT b.id, u.n, $1, ${ts('u.s')}, ${ts('u.e')}
+       FROM b, unnest($10::bigint[], $11::bigint[]) WITH ORDINALITY AS u(s, e, n)
+     )
+     SELECT id FROM b`,
+    [
+      b.seriesId, b.range.start, b.range.end, b.status, b.message ?? null, b.requestedBy ?? null, b.requestId ?? null,
+      b.listedAt ?? null, b.unsupportedEnd ?? null,
+      bigintArray(b.chunks.map((c) => c.start)), bigintArray(b.chunks.map((c) => c.end)),
+    ],
+  );
+  const id = rows[0]?.id;
+  return id === undefined ? undefined : Number(id);
+}
+
+async function findByRequestId(db: Queryable, requestId: string): Promise<Omit<PlanResult, 'created' | 'probes'> | undefined> {
+  const { rows } = await db.query<{ id: string; status: BackfillStatus; status_message: string | null; chunks: number }>(
+    `SELECT b.id, b.status, b.status_message, (SELECT count(*)::int FROM backfill_chunks c WHERE c.backfill_id = b.id) AS chunks
+     FROM backfills b WHERE b.request_id = $1`,
+    [requestId],
+  );
+  const r = rows[0];
+  return r ? { backfillId: Number(r.id), status: r.status, chunks: r.chunks, message: r.status_message ?? undefined } : undefined;
+}

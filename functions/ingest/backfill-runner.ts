@@ -1,0 +1,78 @@
+import type { Queryable } from '../store/db.ts';
+import { getBackfillProgress, type BackfillProgress } from './backfill-progress.ts';
+import { finalizeBackfill, runBackfillWorker, type ChunkEvent, type WorkerDeps } from './backfill-worker.ts';
+import { ms } from './sql.ts';
+
+const TERMINAL = new Set(['done', 'failed', 'unsupported', 'cancelled']);
+
+/**
+ * Milliseconds until some chunk of an active backfill can be claimed: 0 when one is pending now, the
+ * time to the earliest lease or back-off end when all open chunks are held, undefined when none is open.
+ */
+export async function nextClaimableIn(db: Queryable, backfillId?: number): Promise<number | undefined> {
+  const { rows } = await db.query<{ pending: number; wait: number | null }>(
+    `SELECT (count(*) FILTER (WHERE status = 'pending' OR lease_until <= now()))::int AS pending,
+            greatest(0, ${ms('min(lease_until)')} - ${ms('now()')}) AS wait
+     FROM backfill_chunks WHERE status IN ('pending', 'claimed') AND ($1::bigint IS NULL OR backfill_id = $1::bigint)`,
+    [backfillId ?? null],
+  );
+  const r = rows[0];
+  if (!r || (r.pending === 0 && r.wait === null)) return undefined;
+  return r.pending > 0 ? 0 : Number(r.wait);
+}
+
+export interface LocalRunOptions {
+  workers?: number;
+  /** Called after every chunk and at least every `progressEveryMs`. */
+  onProgress?: (p: BackfillProgress) => void;
+  progressEveryMs?: number;
+  /** Every chunk outcome, retries and failures included. */
+  onChunk?: (event: ChunkEvent) => void;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * Runs one backfill to its end in this process: `workers` claim loops side by side (the same code a
+ * worker Lambda runs), and waits out back-offs and leases of dead claims until no chunk is open.
+ */
+export async function runBackfillLocally(
+  backfillId: number,
+  deps: Omit<WorkerDeps, 'workerId' | 'backfillId' | 'onChunk'> & { workerId?: string },
+  options: LocalRunOptions = {},
+): Promise<BackfillProgress> {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const base = deps.workerId ?? `local-${process.pid}`;
+  let lastReport = 0;
+  const report = async (force = false) => {
+    if (!options.onProgress) return;
+    const now = Date.now();
+    if (!force && now - lastReport < (options.progressEveryMs ?? 1_000)) return;
+    lastReport = now;
+    const p = await getBackfillProgress(deps.db, backfillId);
+    if (p) options.onProgress(p);
+  };
+  for (let round = 1; ; round++) {
+    const progress = await getBackfillProgress(deps.db, backfillId);
+    if (!progress) throw new Error(`no backfill ${backfillId}`);
+    if (TERMINAL.has(progress.status)) {
+      options.onProgress?.(progress);
+      return progress;
+    }
+    const onChunk = (e: ChunkEvent) => {
+      options.onChunk?.(e);
+      void report().catch(() => {});
+    };
+    await Promise.all(
+      Array.from({ length: Math.max(1, options.workers ?? 2) }, (_, i) =>
+        runBackfillWorker({ ...deps, workerId: `${base}-${round}-${i + 1}`, backfillId, onChunk }),
+      ),
+    );
+    const wait = await nextClaimableIn(deps.db, backfillId);
+    // No open chunk but not settled: a worker died between finishing its chunk and settling.
+    if (wait === undefined) await finalizeBackfill(deps.db, backfillId);
+    else if (wait > 0) {
+      await report(true);
+      await sleep(Math.min(wait + 50, 60_000));
+    }
+  }
+}

@@ -1,0 +1,74 @@
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { encodeCandleBatches } from '../candles/candle-batch.ts';
+import type { Candle, SeriesKey } from '../candles/candle.ts';
+import type { CandleStore } from '../store/candle-store.ts';
+import type { Queryable } from '../store/db.ts';
+import { writeCandleMessages } from '../writer/write-candles.ts';
+import { sendMessageBodies, type SendOptions } from './queue-sender.ts';
+
+export interface SinkResult {
+  candles: number;
+  /** CandleBatch v1 messages the candles were packed into. */
+  messages: number;
+  /** Rows inserted or changed (direct writes only; the writer Lambda counts them for the queue). */
+  written?: number;
+  unchanged?: number;
+}
+
+/**
+ * Where fetched candles go: the candles queue in AWS, or straight into PostgreSQL through the
+ * writer's own domain step when no queue is configured. Either way they travel as CandleBatch v1
+ * messages, so both paths validate and apply the finality rules identically. `write` resolves once
+ * the candles are durable (accepted by SQS, or committed).
+ */
+export interface CandleSink {
+  readonly kind: 'queue' | 'direct';
+  write(series: SeriesKey, candles: readonly Candle[], fetchedAt: number): Promise<SinkResult>;
+}
+
+export class QueueSink implements CandleSink {
+  readonly kind = 'queue';
+  readonly #sqs: SQSClient;
+  readonly #queueUrl: string;
+  readonly #options: SendOptions;
+
+  constructor(sqs: SQSClient, queueUrl: string, options: SendOptions = {}) {
+    this.#sqs = sqs;
+    this.#queueUrl = queueUrl;
+    this.#options = options;
+  }
+
+  async write(series: SeriesKey, candles: readonly Candle[], fetchedAt: number): Promise<SinkResult> {
+    if (candles.length === 0) return { candles: 0, messages: 0 };
+    const bodies = encodeCandleBatches(series, candles, fetchedAt);
+    await sendMessageBodies(this.#sqs, this.#queueUrl, bodies, this.#options);
+    return { candles: candles.length, messages: bodies.length };
+  }
+}
+
+export class DirectSink implements CandleSink {
+  readonly kind = 'direct';
+  readonly #db: Queryable;
+  readonly #store: CandleStore;
+  #sequence = 0;
+
+  constructor(db: Queryable, store: CandleStore) {
+    this.#db = db;
+    this.#store = store;
+  }
+
+  async write(series: SeriesKey, candles: readonly Candle[], fetchedAt: number): Promise<SinkResult> {
+    if (candles.length === 0) return { candles: 0, messages: 0 };
+    const bodies = encodeCandleBatches(series, candles, fetchedAt);
+    const records = bodies.map((body) => ({ messageId: `direct-${++this.#sequence}`, body }));
+    const outcome = await writeCandleMessages(records, {
+      db: this.#db,
+      store: this.#store,
+      // There is no dead-letter queue here: an exchange answer that fails the contract is a bug to see, not to park.
+      deadLetter: async (rejected) => {
+        throw new Error(`candles of ${series.exchange} ${series.symbol} ${series.interval} rejected: ${rejected.map((r) => r.reason).join('; ')}`);
+      },
+    });
+    return { candles: candles.length, messages: bodies.length, written: outcome.written, unchanged: outcome.unchanged };
+  }
+}

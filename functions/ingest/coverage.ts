@@ -1,0 +1,49 @@
+import type { Queryable } from '../store/db.ts';
+import type { Range } from './ranges.ts';
+import { bigintArray, ms, ts } from './sql.ts';
+
+/**
+ * Records that the exchange was asked for every bucket of `range` and answered with the candles
+ * opening at `openTimes`: a bucket of the range without a stored candle is then one the exchange
+ * confirmed empty. A range that continues a recorded one (a live pull after the previous tick)
+ * extends that row instead of adding one, so the ledger stays a few rows per series; its count
+ * grows only by the candles past the old end, so re-fetched candles are not counted twice.
+ */
+export async function recordCoverage(db: Queryable, seriesId: number, range: Range, openTimes: readonly number[]): Promise<void> {
+  if (range.end <= range.start) return;
+  const inside = openTimes.filter((t) => t >= range.start && t < range.end);
+  await db.query(
+    `WITH hit AS (
+       SELECT ctid, range_end FROM coverage
+       WHERE series_id = $1 AND range_start <= ${ts('$2')} AND range_end >= ${ts('$2')} AND range_end < ${ts('$3')}
+       ORDER BY range_end DESC LIMIT 1
+       FOR UPDATE
+     ), extended AS (
+       UPDATE coverage c
+       SET range_end = ${ts('$3')}, fetched_at = now(),
+           candles = c.candles + (SELECT count(*) FROM unnest($4::bigint[]) t WHERE t >= ${ms('hit.range_end')})
+       FROM hit WHERE c.ctid = hit.ctid
+       RETURNING 1
+     )
+     INSERT INTO coverage (series_id, range_start, range_end, candles)
+     SELECT $1, ${ts('$2')}, ${ts('$3')}, cardinality($4::bigint[])
+     WHERE NOT EXISTS (SELECT 1 FROM extended)
+       AND NOT EXISTS (SELECT 1 FROM coverage WHERE series_id = $1 AND range_start <= ${ts('$2')} AND range_end >= ${ts('$3')})`,
+    [seriesId, range.start, range.end, bigintArray(inside)],
+  );
+}
+
+export interface CoverageRow extends Range {
+  candles: number;
+}
+
+/** Recorded ranges of a series that overlap `within`, ascending. */
+export async function loadCoverage(db: Queryable, seriesId: number, within: Range): Promise<CoverageRow[]> {
+  const { rows } = await db.query<{ s: number; e: number; candles: number }>(
+    `SELECT ${ms('range_start')} AS s, ${ms('range_end')} AS e, candles FROM coverage
+     WHERE series_id = $1 AND range_start < ${ts('$3')} AND range_end > ${ts('$2')}
+     ORDER BY range_start`,
+    [seriesId, within.start, within.end],
+  );
+  return rows.map((r) => ({ start: Number(r.s), end: Number(r.e), candles: Number(r.candles) }));
+}

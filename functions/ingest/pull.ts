@@ -1,0 +1,214 @@
+import type { Candle, SeriesKey } from '../candles/candle.ts';
+import { bucketStart, INTERVAL_MS, type Interval } from '../candles/intervals.ts';
+import type { Market } from '../config/markets.ts';
+import { UnsupportedIntervalError } from '../exchanges/errors.ts';
+import { adapters, fetchRange } from '../exchanges/index.ts';
+import type { ExchangeAdapter } from '../exchanges/types.ts';
+import type { Queryable } from '../store/db.ts';
+import { SeriesRegistry } from '../store/series.ts';
+import type { BackfillRequest } from './backfill-request.ts';
+import type { CandleSink } from './candle-sink.ts';
+import { recordCoverage } from './coverage.ts';
+import { pageDeps, type ExchangeAccess } from './exchange-access.ts';
+import { bucketAtOrAfter, splitRange, type Range } from './ranges.ts';
+import { readWatermark } from './watermark.ts';
+
+/** Pages one scheduled pull fetches inline; a longer hole becomes a backfill. */
+export const DEFAULT_PULL_MAX_PAGES = 5;
+
+export interface PullDeps {
+  db: Queryable;
+  access: ExchangeAccess;
+  sink: CandleSink;
+  registry?: SeriesRegistry;
+  /** Pages fetched inline per pull (and per window of a long range). Default 5. */
+  maxPages?: number;
+  /**
+   * Hands a hole larger than one pull can cover to the backfill path. Without it (the CLI) the
+   * whole hole is fetched inline, window by window.
+   */
+  requestBackfill?: (req: BackfillRequest) => Promise<void>;
+  /** Called after each written window of a long range. */
+  onProgress?: (p: PullProgress) => void;
+}
+
+export interface PullProgress {
+  series: SeriesKey;
+  range: Range;
+  /** The range's end that is now written. */
+  through: number;
+  candles: number;
+}
+
+export interface PullResult {
+  series: SeriesKey;
+  /** What was fetched inline: [from, to). */
+  range: Range;
+  candles: number;
+  closed: number;
+  /** The forming candle, stored open until a later pull closes it. */
+  open: number;
+  pages: number;
+  weight: number;
+  messages: number;
+  written?: number | undefined;
+  /** The older part of the hole, handed to the backfill path. */
+  backfill?: Range | undefined;
+}
+
+const registries = new WeakMap<object, SeriesRegistry>();
+function registryFor(deps: PullDeps): SeriesRegistry {
+  if (deps.registry) return deps.registry;
+  let r = registries.get(deps.db);
+  if (!r) registries.set(deps.db, (r = new SeriesRegistry()));
+  return r;
+}
+
+export function adapterFor(series: SeriesKey): ExchangeAdapter {
+  const adapter = adapters[series.exchange];
+  if (!adapter.supports(series.interval)) throw new UnsupportedIntervalError(series.exchange, series.interval);
+  return adapter;
+}
+
+/** The oldest closed bucket an exchange with limited depth (Kraken) still serves at `now`; -Infinity for full history. */
+export function servableFrom(adapter: ExchangeAdapter, interval: Interval, now: number): number {
+  if (adapter.historyDepth === 'full') return Number.NEGATIVE_INFINITY;
+  // Its rows end with the forming bucket, so the closed ones start maxCandles - 1 buckets before it.
+  return bucketStart(now, interval) - (adapter.historyDepth.maxCandles - 1) * INTERVAL_MS[interval];
+}
+
+/**
+ * One scheduled tick for one series: from the bucket after the watermark (the newest stored closed
+ * candle; the market's start for a new series) to now, forming candle included as open. A hole
+ * longer than `maxPages` pages is split: its newest part is fetched now so the series stays
+ * current, the rest goes to `requestBackfill`.
+ */
+export async function pullLatest(series: SeriesKey, opts: { start?: number | undefined }, deps: PullDeps): Promise<PullResult> {
+  const adapter = adapterFor(series);
+  const step = INTERVAL_MS[series.interval];
+  const maxPages = deps.maxPages ?? DEFAULT_PULL_MAX_PAGES;
+  const seriesId = await seriesIdOf(series, deps);
+  const watermark = await readWatermark(deps.db, seriesId);
+  const now = deps.access.now();
+  const forming = bucketStart(now, series.interval);
+  const from =
+    watermark !== undefined
+      ? watermark + step
+      : opts.start !== undefined
+        ? bucketAtOrAfter(opts.start, series.interval)
+        : forming - (adapter.maxPageSize - 1) * step;
+  const end = forming + step;
+  if (from >= end) return emptyResult(series, { start: from, end: from });
+  if (!deps.requestBackfill) return pullRange(series, { start: from, end }, deps);
+
+  // An exchange with limited depth cannot serve the older part at all: that goes to the backfill
+  // path too, which ends it with status `unsupported` and says why, instead of a silent hole.
+  const inlineFrom = Math.max(from, end - maxPages * adapter.maxPageSize * step, servableFrom(adapter, series.interval, now));
+  let backfill: Range | undefined;
+  if (inlineFrom > from) {
+    backfill = { start: from, end: inlineFrom };
+    await deps.requestBackfill({ ...series, from, to: inlineFrom, requestedBy: 'pull' });
+  }
+  const result = await pullRange(series, { start: inlineFrom, end }, deps);
+  return { ...result, backfill };
+}
+
+/**
+ * Fetches [range.start, range.end) window by window (maxPages pages each), writing each window to
+ * the sink before fetching the next, and records what was asked in the coverage ledger.
+ */
+export async function pullRange(series: SeriesKey, range: Range, deps: PullDeps): Promise<PullResult> {
+  const adapter = adapterFor(series);
+  const step = INTERVAL_MS[series.interval];
+  const seriesId = await seriesIdOf(series, deps);
+  const windowSpan = (deps.maxPages ?? DEFAULT_PULL_MAX_PAGES) * adapter.maxPageSize * step;
+  const start = bucketAtOrAfter(range.start, series.interval);
+  const end = Math.min(bucketAtOrAfter(range.end, series.interval), bucketStart(deps.access.now(), series.interval) + step);
+  const result = emptyResult(series, { start, end: Math.max(start, end) });
+  const windowPages = Math.ceil(windowSpan / step / adapter.maxPageSize);
+
+  for (const window of splitRange({ start, end: Math.max(start, end) }, windowSpan)) {
+    const now = deps.access.now();
+    const to = Math.min(window.end, bucketStart(now, series.interval) + step) - 1;
+    if (to < window.start) break;
+    const fetched = await fetchRange(
+      adapter,
+      { symbol: series.symbol, interval: series.interval, from: window.start, to, now },
+      pageDeps(deps.access, series.exchange),
+      // Slack for pages an exchange cuts short; a cursor that never ends still stops.
+      { maxPages: windowPages + 3 },
+    );
+    const written = await deps.sink.write(series, fetched.candles, now);
+    const closedEnd = Math.min(window.end, bucketStart(now, series.interval));
+    const coverageStart = Math.max(window.start, servableFrom(adapter, series.interval, now));
+    await recordCoverage(
+      deps.db,
+      seriesId,
+      { start: coverageStart, end: closedEnd },
+      fetched.candles.filter((c) => c.closed).map((c) => c.openTime),
+    );
+    accumulate(result, fetched.candles, fetched.pages, fetched.weight, written.messages, written.written);
+    deps.onProgress?.({ series, range: result.range, through: Math.min(window.end, to + 1), candles: result.candles });
+  }
+  return result;
+}
+
+export interface MarketPullOutcome {
+  results: PullResult[];
+  failures: { series: SeriesKey; error: Error }[];
+}
+
+/**
+ * Pulls every followed series whose interval is in `intervals` (all when omitted), a few at a time:
+ * the governor paces each exchange, so concurrency only overlaps waiting. One failing series does
+ * not stop the others; failures are returned for the caller to report.
+ */
+export async function pullMarkets(
+  markets: readonly Market[],
+  intervals: readonly Interval[] | undefined,
+  deps: PullDeps,
+  options: { concurrency?: number } = {},
+): Promise<MarketPullOutcome> {
+  const wanted = intervals ? new Set(intervals) : undefined;
+  const jobs = markets.flatMap((m) =>
+    m.intervals
+      .filter((i) => !wanted || wanted.has(i))
+      .map((interval) => ({ series: { exchange: m.exchange, symbol: m.symbol, interval } as SeriesKey, start: Date.parse(m.start) })),
+  );
+  const outcome: MarketPullOutcome = { results: [], failures: [] };
+  let next = 0;
+  const worker = async () => {
+    for (let job = jobs[next++]; job; job = jobs[next++]) {
+      try {
+        outcome.results.push(await pullLatest(job.series, { start: job.start }, deps));
+      } catch (err) {
+        outcome.failures.push({ series: job.series, error: err instanceof Error ? err : new Error(String(err)) });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 8, jobs.length)) }, worker));
+  return outcome;
+}
+
+async function seriesIdOf(series: SeriesKey, deps: PullDeps): Promise<number> {
+  const ids = await registryFor(deps).resolve(deps.db, [series]);
+  const id = ids.get(SeriesRegistry.key(series));
+  if (id === undefined) throw new Error(`no series id for ${SeriesRegistry.key(series)}`);
+  return id;
+}
+
+function emptyResult(series: SeriesKey, range: Range): PullResult {
+  return { series, range, candles: 0, closed: 0, open: 0, pages: 0, weight: 0, messages: 0 };
+}
+
+function accumulate(r: PullResult, candles: readonly Candle[], pages: number, weight: number, messages: number, written: number | undefined): void {
+  r.candles += candles.length;
+  for (const c of candles) {
+    if (c.closed) r.closed += 1;
+    else r.open += 1;
+  }
+  r.pages += pages;
+  r.weight += weight;
+  r.messages += messages;
+  if (written !== undefined) r.written = (r.written ?? 0) + written;
+}

@@ -1,0 +1,98 @@
+import { Duration, Stack, type RemovalPolicy } from 'aws-cdk-lib';
+import type * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import type { Market } from '../../functions/config/markets.ts';
+import { pullGroups, type PullGroup } from '../../functions/ingest/pull-schedule.ts';
+import { allowSend } from './backfill.ts';
+import { CandlekeepFunction } from './candlekeep-function.ts';
+
+export const PULL_TIMEOUT = Duration.seconds(50);
+/** Lambda caps all environment variables of a function at 4 KB together. */
+const MAX_MARKETS_ENV_BYTES = 3_000;
+
+export interface IngestionProps {
+  readonly markets: readonly Market[];
+  readonly candlesQueue: sqs.IQueue;
+  /** Where the pull hands holes too long for one tick. */
+  readonly backfillBus: events.IEventBus;
+  readonly databaseSecret: secretsmanager.ISecret;
+  /** @default RemovalPolicy.RETAIN */
+  readonly logRemovalPolicy?: RemovalPolicy;
+}
+
+/**
+ * Live pulls: one function, invoked by one EventBridge Scheduler schedule per cadence (every minute
+ * for minute intervals, every 5 minutes for hours, ...), each passing the intervals it covers.
+ */
+export class Ingestion extends Construct {
+  public readonly pull: CandlekeepFunction;
+  public readonly scheduleGroup: scheduler.ScheduleGroup;
+  public readonly schedules: { group: PullGroup; schedule: scheduler.CfnSchedule }[];
+  /** Assumed by EventBridge Scheduler to invoke the pull function. */
+  public readonly schedulerRole: iam.Role;
+
+  constructor(scope: Construct, id: string, props: IngestionProps) {
+    super(scope, id);
+
+    const markets = JSON.stringify(props.markets);
+    if (Buffer.byteLength(markets) > MAX_MARKETS_ENV_BYTES) {
+      throw new Error(
+        `candlekeep:markets is ${Buffer.byteLength(markets)} bytes as JSON; the pull function carries it in its environment, ` +
+          `which Lambda limits to 4 KB. Follow fewer markets per stack (at most about ${MAX_MARKETS_ENV_BYTES} bytes).`,
+      );
+    }
+
+    this.pull = new CandlekeepFunction(this, 'Pull', {
+      entry: 'functions/pull/handler.ts',
+      handler: 'handler',
+      description: 'Pulls followed markets from the watermark to now into the candles queue',
+      timeout: PULL_TIMEOUT,
+      environment: {
+        CANDLES_QUEUE_URL: props.candlesQueue.queueUrl,
+        BACKFILL_BUS_NAME: props.backfillBus.eventBusName,
+        MARKETS: markets,
+        POWERTOOLS_SERVICE_NAME: 'candlekeep-pull',
+        POWERTOOLS_METRICS_NAMESPACE: 'candlekeep',
+      },
+      logRemovalPolicy: props.logRemovalPolicy,
+    });
+    this.pull.bindDatabaseSecret(props.databaseSecret);
+    allowSend(this.pull, props.candlesQueue);
+    props.backfillBus.grantPutEventsTo(this.pull);
+    // A retried tick would only repeat what the next tick does anyway (fetch from the watermark).
+    this.pull.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(2) });
+
+    this.scheduleGroup = new scheduler.ScheduleGroup(this, 'Schedules', {});
+    // Our own role rather than the scheduler target's: that one also allows every version and alias
+    // (`<arn>:*`), and the schedules only ever invoke the function itself.
+    this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
+      description: 'Lets the candlekeep pull schedules invoke the pull function',
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+      }),
+    });
+    this.schedulerRole.addToPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.pull.functionArn] }));
+
+    this.schedules = pullGroups(props.markets).map((group) => ({
+      group,
+      schedule: new scheduler.CfnSchedule(this, `Pull-${group.name}`, {
+        description: `candlekeep pull of ${group.intervals.join(', ')} markets, ${group.name.replace(/-/g, ' ')}`,
+        groupName: this.scheduleGroup.scheduleGroupName,
+        scheduleExpression: `rate(${group.minutes} ${group.minutes === 1 ? 'minute' : 'minutes'})`,
+        flexibleTimeWindow: { mode: 'OFF' },
+        state: 'ENABLED',
+        target: {
+          arn: this.pull.functionArn,
+          roleArn: this.schedulerRole.roleArn,
+          input: JSON.stringify({ intervals: group.intervals }),
+          // A late or failed tick is not worth repeating: the next one starts from the watermark.
+          retryPolicy: { maximumRetryAttempts: 0, maximumEventAgeInSeconds: Math.max(60, group.minutes * 60) },
+        },
+      }),
+    }));
+  }
+}

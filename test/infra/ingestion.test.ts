@@ -1,0 +1,206 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AssetStaging, CfnElement } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
+import type { IConstruct } from 'constructs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { PULL_EVERY_MINUTES } from '../../functions/ingest/pull-schedule.ts';
+import { asArray, cdkJsonContext, synthesizeStack, type CfnResource, type SynthesizedStack } from './support.ts';
+
+let synth: SynthesizedStack;
+
+beforeAll(() => {
+  synth = synthesizeStack(); // bundles every Lambda with local esbuild
+}, 180_000);
+
+function logicalId(construct: IConstruct): string {
+  const child = construct.node.defaultChild;
+  if (!(child instanceof CfnElement)) throw new Error(`${construct.node.path} has no L1 resource`);
+  return synth.stack.getLogicalId(child);
+}
+
+function resource(construct: IConstruct): CfnResource {
+  const found = synth.template.toJSON().Resources[logicalId(construct)] as CfnResource | undefined;
+  if (!found) throw new Error(`no resource for ${construct.node.path}`);
+  return found;
+}
+
+type Statement = { Action: string | string[]; Resource: unknown; Effect: string };
+
+/** Every statement of the policies attached to a function's role. */
+function roleStatements(fnConstruct: { serviceRole: IConstruct }): Statement[] {
+  const roleId = logicalId(fnConstruct.serviceRole);
+  const policies = Object.values(synth.template.findResources('AWS::IAM::Policy')) as CfnResource[];
+  return policies
+    .filter((p) => asArray(p.Properties?.Roles as unknown[]).some((r) => JSON.stringify(r) === JSON.stringify({ Ref: roleId })))
+    .flatMap((p) => (p.Properties?.PolicyDocument as { Statement: Statement[] }).Statement);
+}
+
+const actionsOn = (statements: Statement[], resourceJson: unknown) =>
+  statements.filter((s) => JSON.stringify(asArray(s.Resource as unknown[])).includes(JSON.stringify(resourceJson))).flatMap((s) => asArray(s.Action));
+
+function exportedNames(fn: IConstruct): string[] {
+  const staging = fn.node.findChild('Code').node.findChild('Stage') as AssetStaging;
+  const bundle = readFileSync(join(staging.absoluteStagedPath, 'index.mjs'), 'utf8');
+  return [...bundle.matchAll(/export\s*\{([^}]*)\}/g)].flatMap((m) => (m[1] ?? '').split(',').map((part) => part.trim().split(/\s+as\s+/).pop() ?? ''));
+}
+
+describe('pull function and its schedules', () => {
+  it('runs the bundled `handler` export with the queue, bus, markets and secret it reads at start-up', () => {
+    const pull = synth.stack.ingestion.pull;
+    expect(exportedNames(pull)).toContain('handler');
+    const fn = resource(pull);
+    expect(fn.Properties).toMatchObject({ Handler: 'index.handler', Runtime: 'nodejs24.x', Timeout: 50 });
+    const vars = (fn.Properties?.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(vars.CANDLES_QUEUE_URL).toEqual({ Ref: logicalId(synth.stack.candlesQueue) });
+    expect(vars.BACKFILL_BUS_NAME).toEqual({ Ref: logicalId(synth.stack.backfill.bus) });
+    expect(JSON.parse(vars.MARKETS as string)).toEqual(cdkJsonContext['candlekeep:markets']);
+    expect(vars.DATABASE_SECRET_ARN).toEqual({ Ref: logicalId(synth.stack.databaseSecret) });
+  });
+
+  it('has one schedule per cadence the followed intervals need, targeting the pull with those intervals', () => {
+    // cdk.json follows 1m and 1h markets: every minute and every 5 minutes.
+    const schedules = Object.values(synth.template.findResources('AWS::Scheduler::Schedule')) as CfnResource[];
+    const byRate = Object.fromEntries(schedules.map((s) => [s.Properties?.ScheduleExpression as string, s.Properties]));
+    expect(Object.keys(byRate).sort()).toEqual(['rate(1 minute)', 'rate(5 minutes)']);
+    const pullArn = { 'Fn::GetAtt': [logicalId(synth.stack.ingestion.pull), 'Arn'] };
+    expect(byRate['rate(1 minute)']).toMatchObject({
+      State: 'ENABLED',
+      FlexibleTimeWindow: { Mode: 'OFF' },
+      GroupName: synth.stack.resolve(synth.stack.ingestion.scheduleGroup.scheduleGroupName),
+      Target: {
+        Arn: pullArn,
+        RoleArn: { 'Fn::GetAtt': [logicalId(synth.stack.ingestion.schedulerRole), 'Arn'] },
+        Input: JSON.stringify({ intervals: ['1m'] }),
+        RetryPolicy: { MaximumRetryAttempts: 0 },
+      },
+    });
+    expect(byRate['rate(5 minutes)']).toMatchObject({ Target: { Arn: pullArn, Input: JSON.stringify({ intervals: ['1h'] }) } });
+  });
+
+  it('groups intervals by cadence for other markets', () => {
+    const markets = [
+      { exchange: 'binance', symbol: 'BTC/USDT', intervals: ['1m', '5m', '4h', '1d', '1w'], start: '2024-01-01' },
+      { exchange: 'okx', symbol: 'ETH/USDT', intervals: ['15m'], start: '2024-01-01' },
+    ];
+    const { template } = synthesizeStack({ 'candlekeep:markets': markets });
+    const inputs = (Object.values(template.findResources('AWS::Scheduler::Schedule')) as CfnResource[]).map((s) => [
+      s.Properties?.ScheduleExpression,
+      JSON.parse((s.Properties?.Target as { Input: string }).Input).intervals,
+    ]);
+    expect(inputs.sort()).toEqual([
+      ['rate(1 minute)', ['1m', '5m']],
+      ['rate(15 minutes)', ['1d', '1w']],
+      ['rate(5 minutes)', ['15m', '4h']],
+    ]);
+    expect(PULL_EVERY_MINUTES['1d']).toBe(15);
+  }, 180_000);
+
+  it('lets the schedules invoke the pull function itself and nothing else', () => {
+    synth.template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: logicalId(synth.stack.ingestion.schedulerRole) }],
+      PolicyDocument: { Statement: [{ Effect: 'Allow', Action: 'lambda:InvokeFunction', Resource: { 'Fn::GetAtt': [logicalId(synth.stack.ingestion.pull), 'Arn'] } }] },
+    });
+  });
+
+  it('does not retry a failed tick (the next one fetches from the watermark anyway)', () => {
+    synth.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: logicalId(synth.stack.ingestion.pull) },
+      MaximumRetryAttempts: 0,
+    });
+  });
+
+  it('may only send to the candles queue, put events on the backfill bus and read the database secret', () => {
+    const statements = roleStatements(synth.stack.ingestion.pull);
+    expect(actionsOn(statements, { 'Fn::GetAtt': [logicalId(synth.stack.candlesQueue), 'Arn'] })).toEqual(['sqs:SendMessage']);
+    expect(actionsOn(statements, { 'Fn::GetAtt': [logicalId(synth.stack.backfill.bus), 'Arn'] })).toEqual(['events:PutEvents']);
+    expect(actionsOn(statements, { Ref: logicalId(synth.stack.databaseSecret) })).toEqual(['secretsmanager:GetSecretValue']);
+    const all = statements.flatMap((s) => asArray(s.Action));
+    expect(all.filter((a) => a.startsWith('sqs:'))).toEqual(['sqs:SendMessage']);
+  });
+
+  it('refuses markets too large for the function environment at synth', () => {
+    const many = Array.from({ length: 80 }, (_, i) => ({ exchange: 'binance', symbol: `COIN${i}/USDT`, intervals: ['1m', '5m', '1h'], start: '2024-01-01' }));
+    expect(() => synthesizeStack({ 'candlekeep:markets': many })).toThrow(/Lambda limits to 4 KB/);
+  });
+});
+
+describe('backfill path', () => {
+  it('routes "Backfill Requested" events on its own bus to the planner, with retries and a dead-letter queue', () => {
+    const rule = resource(synth.stack.backfill.rule);
+    expect(rule.Properties).toMatchObject({
+      EventBusName: { Ref: logicalId(synth.stack.backfill.bus) },
+      EventPattern: { source: ['candlekeep'], 'detail-type': ['Backfill Requested'] },
+      State: 'ENABLED',
+    });
+    const [target] = rule.Properties?.Targets as Record<string, unknown>[];
+    expect(target).toMatchObject({
+      Arn: { 'Fn::GetAtt': [logicalId(synth.stack.backfill.planner), 'Arn'] },
+      RetryPolicy: { MaximumRetryAttempts: 4 },
+      DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalId(synth.stack.backfill.deadLetterQueue), 'Arn'] } },
+    });
+  });
+
+  it('runs one planner at a time and at most two workers, each token a batch of one', () => {
+    expect(resource(synth.stack.backfill.planner).Properties).toMatchObject({ Handler: 'index.handler', ReservedConcurrentExecutions: 1, Timeout: 60 });
+    expect(resource(synth.stack.backfill.worker).Properties).toMatchObject({ Handler: 'index.handler', Timeout: 300, MemorySize: 1024 });
+    synth.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: logicalId(synth.stack.backfill.worker) },
+      EventSourceArn: { 'Fn::GetAtt': [logicalId(synth.stack.backfill.workQueue), 'Arn'] },
+      BatchSize: 1,
+      ScalingConfig: { MaximumConcurrency: 2 },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    expect(exportedNames(synth.stack.backfill.planner)).toContain('handler');
+    expect(exportedNames(synth.stack.backfill.worker)).toContain('handler');
+  });
+
+  it('keeps a work token invisible for six worker timeouts and dead-letters it after five receives', () => {
+    expect(resource(synth.stack.backfill.workQueue).Properties).toMatchObject({
+      VisibilityTimeout: 1800,
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [logicalId(synth.stack.backfill.deadLetterQueue), 'Arn'] }, maxReceiveCount: 5 },
+    });
+  });
+
+  it('gives the worker the queues, lease and stop margin it reads at start-up', () => {
+    const vars = (resource(synth.stack.backfill.worker).Properties?.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(vars).toMatchObject({
+      CANDLES_QUEUE_URL: { Ref: logicalId(synth.stack.candlesQueue) },
+      BACKFILL_WORK_QUEUE_URL: { Ref: logicalId(synth.stack.backfill.workQueue) },
+      LEASE_MS: '120000',
+      STOP_MARGIN_MS: '90000',
+      DATABASE_SECRET_ARN: { Ref: logicalId(synth.stack.databaseSecret) },
+    });
+  });
+
+  it('grants the planner and worker only the sends they make', () => {
+    const workQueue = { 'Fn::GetAtt': [logicalId(synth.stack.backfill.workQueue), 'Arn'] };
+    const candles = { 'Fn::GetAtt': [logicalId(synth.stack.candlesQueue), 'Arn'] };
+    const planner = roleStatements(synth.stack.backfill.planner);
+    expect(actionsOn(planner, workQueue)).toEqual(['sqs:SendMessage']);
+    expect(actionsOn(planner, candles)).toEqual([]);
+    const worker = roleStatements(synth.stack.backfill.worker);
+    expect(actionsOn(worker, candles)).toEqual(['sqs:SendMessage']);
+    // Its own queue: consuming (the event source mapping) plus passing tokens on.
+    expect(actionsOn(worker, workQueue)).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:SendMessage']));
+    expect(actionsOn(worker, workQueue)).not.toContain('sqs:PurgeQueue');
+  });
+
+  it('lets EventBridge Scheduler, and nothing else, put scheduled requests on the bus', () => {
+    const role = resource(synth.stack.backfill.schedulerRole);
+    expect(role.Properties?.AssumeRolePolicyDocument).toMatchObject({
+      Statement: [{ Action: 'sts:AssumeRole', Principal: { Service: 'scheduler.amazonaws.com' }, Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } } }],
+    });
+    synth.template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: logicalId(synth.stack.backfill.schedulerRole) }],
+      PolicyDocument: { Statement: [Match.objectLike({ Action: 'events:PutEvents', Resource: { 'Fn::GetAtt': [logicalId(synth.stack.backfill.bus), 'Arn'] } })] },
+    });
+    synth.template.hasResourceProperties('AWS::Scheduler::ScheduleGroup', {});
+  });
+
+  it('publishes what `candlekeep backfill` needs as stack outputs', () => {
+    const outputs = synth.template.toJSON().Outputs as Record<string, unknown>;
+    for (const name of ['BackfillBusName', 'BackfillBusArn', 'BackfillScheduleGroup', 'BackfillSchedulerRoleArn']) expect(outputs).toHaveProperty(name);
+  });
+});

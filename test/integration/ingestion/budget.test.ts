@@ -1,0 +1,122 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { SeriesKey } from '../../../functions/candles/candle.ts';
+import type { Market } from '../../../functions/config/markets.ts';
+import { BannedError } from '../../../functions/exchanges/errors.ts';
+import { deriveRule, Governor, MemoryBudgetStore, scaleRules, type BudgetStore } from '../../../functions/exchanges/governor.ts';
+import { adapters } from '../../../functions/exchanges/index.ts';
+import { DirectSink } from '../../../functions/ingest/candle-sink.ts';
+import type { ExchangeAccess } from '../../../functions/ingest/exchange-access.ts';
+import { PostgresBudgetStore } from '../../../functions/ingest/postgres-budget-store.ts';
+import { pullMarkets } from '../../../functions/ingest/pull.ts';
+import { CandleStore } from '../../../functions/store/candle-store.ts';
+import type { Db } from '../../../functions/store/db.ts';
+import { testPool } from '../../support/db.ts';
+import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
+import { MIN, resetSeries, sleep } from './support.ts';
+
+/** Concurrent pull Lambdas, each with its own pool, governor and store: only PostgreSQL is shared. */
+const LAMBDAS = 6;
+/** Binance's limit shrunk (identically for the fake and the governor) so the burst needs several windows. */
+const PUBLISHED = { limit: 60, windowMs: 60_000 };
+const TIME_SCALE = 30; // the minute lasts 2 s
+
+let admin: Db;
+let pools: Db[] = [];
+let fake: FakeExchange | undefined;
+
+beforeAll(() => {
+  admin = testPool(2);
+  pools = Array.from({ length: LAMBDAS }, () => testPool(2));
+});
+afterEach(async () => {
+  await fake?.close();
+  fake = undefined;
+  // Budgets and bans are per database: leave none behind for the next test.
+  await admin.query("DELETE FROM rate_budgets WHERE key = 'binance'");
+  await admin.query("DELETE FROM exchange_blocks WHERE exchange = 'binance'");
+});
+afterAll(async () => {
+  await Promise.all([admin, ...pools].map((p) => p.end()));
+});
+
+const markets: Market[] = ['BTC/USDT', 'ETH/USDT', 'SOL/USDT'].map((symbol) => ({ exchange: 'binance', symbol, intervals: ['3m', '15m'], start: '2025-01-01' }));
+const series: SeriesKey[] = markets.flatMap((m) => m.intervals.map((interval) => ({ exchange: m.exchange, symbol: m.symbol, interval })));
+
+function lambdaAccess(f: FakeExchange, store: BudgetStore): ExchangeAccess {
+  const rules = scaleRules({ binance: deriveRule(PUBLISHED) }, TIME_SCALE);
+  return { governor: new Governor({ now: Date.now, sleep }, { store, rules }), baseUrls: f.baseUrls, now: Date.now };
+}
+
+/** Every "Lambda" pulls every followed series at once, from ten days back: 5 pages of 3m and 1 of 15m per symbol. */
+async function burst(f: FakeExchange, stores: BudgetStore[]) {
+  const start = Date.now() - 10 * 1440 * MIN;
+  const followed = markets.map((m) => ({ ...m, start: new Date(start).toISOString() }));
+  return Promise.all(
+    pools.map((pool, i) =>
+      pullMarkets(followed, undefined, { db: pool, access: lambdaAccess(f, stores[i]!), sink: new DirectSink(pool, new CandleStore()) }, { concurrency: 6 }),
+    ),
+  );
+}
+
+describe('a burst of concurrent pulls sharing the PostgreSQL budget', () => {
+  it('gets zero 429 and zero 418 answers', async () => {
+    await resetSeries(admin, series);
+    fake = await startFakeExchange({ timeScale: TIME_SCALE, limits: { binance: { weightPerWindow: PUBLISHED.limit } } });
+    const outcomes = await burst(fake, pools.map((p) => new PostgresBudgetStore(p)));
+    expect(outcomes.flatMap((o) => o.failures.map((f) => f.error.message))).toEqual([]);
+    const stats = fake.stats('binance');
+    expect(stats.requests).toBeGreaterThanOrEqual(LAMBDAS * series.length);
+    expect(stats.requests * 2).toBeGreaterThan(2 * PUBLISHED.limit); // more than two windows' worth of weight
+    expect(stats).toMatchObject({ rateLimited: 0, banned: 0, ok: stats.requests });
+  });
+
+  it('is refused by the fake when each Lambda keeps its own budget (so the shared one is what helps)', async () => {
+    await resetSeries(admin, series);
+    fake = await startFakeExchange({ timeScale: TIME_SCALE, limits: { binance: { weightPerWindow: PUBLISHED.limit } } });
+    await burst(fake, pools.map(() => new MemoryBudgetStore()));
+    const stats = fake.stats('binance');
+    expect(stats.rateLimited + stats.banned).toBeGreaterThan(0);
+  });
+
+  it('stops every Lambda from calling an exchange that banned one of them, until the ban ends', async () => {
+    fake = await startFakeExchange({ enforceLimits: false });
+    fake.inject('binance', '418', { retryAfterSec: 2 });
+    const [a, b] = [new PostgresBudgetStore(pools[0]!, { blockCacheMs: 0 }), new PostgresBudgetStore(pools[1]!, { blockCacheMs: 0 })];
+    const req = { symbol: 'BTC/USDT', interval: '1m' as const, from: Date.now() - 10 * MIN, to: Date.now(), now: Date.now() };
+    const page = (access: ExchangeAccess) => adapters.binance.fetchPage(req, { fetch: access.governor.fetchFor('binance'), baseUrl: fake!.baseUrls.binance });
+    await expect(page(lambdaAccess(fake, a))).rejects.toThrow(BannedError);
+    // Another Lambda, another store instance: it learns of the ban from the database and makes no call.
+    await expect(page(lambdaAccess(fake, b))).rejects.toThrow(BannedError);
+    expect(fake.stats('binance').requests).toBe(1);
+    await sleep(2_100);
+    expect((await page(lambdaAccess(fake, b))).candles.length).toBeGreaterThan(0);
+    expect(fake.stats('binance').requests).toBe(2);
+  });
+});
+
+describe('PostgreSQL budget store', () => {
+  it('never grants more than the limit within a window, however many callers race', async () => {
+    const rule = { limit: 50, windowMs: 60_000 };
+    const key = 'binance';
+    const stores = pools.map((p) => new PostgresBudgetStore(p));
+    const now = Date.now();
+    const waits = await Promise.all(Array.from({ length: 120 }, (_, i) => stores[i % stores.length]!.take(key, 1, now, rule)));
+    expect(waits.filter((w) => w === 0)).toHaveLength(50);
+    // A refusal says how long until weight leaves: the window after the slot the grants are in.
+    for (const w of waits.filter((x) => x > 0)) expect(w).toBeGreaterThanOrEqual(rule.windowMs - 3_000 - 1);
+    // After the window (plus one slot) the whole budget is back.
+    const later = now + rule.windowMs + rule.windowMs / 20;
+    expect(await stores[0]!.take(key, 50, later, rule)).toBe(0);
+  });
+
+  it('moves a grant to the slot its answer arrived in, so it counts a full window from the answer', async () => {
+    const rule = { limit: 10, windowMs: 20_000 }; // 1 s slots
+    const store = new PostgresBudgetStore(pools[0]!);
+    const t0 = Math.floor(Date.now() / 1000) * 1000;
+    expect(await store.take('binance', 10, t0, rule)).toBe(0);
+    await store.settle('binance', 10, t0, t0 + 5_000); // a slow answer, 5 s later
+    // Without the move the weight would leave at t0 + 21 s; it stays until t0 + 26 s.
+    expect(await store.take('binance', 1, t0 + 22_000, rule)).toBe(4_000);
+    expect(await store.take('binance', 1, t0 + 26_000, rule)).toBe(0);
+  });
+});

@@ -1,0 +1,196 @@
+import {
+  CreateEventBusCommand,
+  DeleteEventBusCommand,
+  EventBridgeClient,
+  PutEventsCommand,
+  PutRuleCommand,
+  PutTargetsCommand,
+  RemoveTargetsCommand,
+  DeleteRuleCommand,
+} from '@aws-sdk/client-eventbridge';
+import { CreateScheduleGroupCommand, DeleteScheduleCommand, DeleteScheduleGroupCommand, GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEventSourceRunner } from '../../../dev/event-source-runner.ts';
+import { awsClientConfig } from '../../../dev/localstack.ts';
+import type { SeriesKey } from '../../../functions/candles/candle.ts';
+import { putBackfillRequests, scheduleBackfill } from '../../../functions/ingest/backfill-events.ts';
+import { getBackfillProgress } from '../../../functions/ingest/backfill-progress.ts';
+import { BACKFILL_DETAIL_TYPE, BACKFILL_EVENT_SOURCE, backfillEventSchema, type BackfillRequest } from '../../../functions/ingest/backfill-request.ts';
+import type { PlanResult } from '../../../functions/ingest/backfill-planner.ts';
+import type { Db } from '../../../functions/store/db.ts';
+import { testPool, uniqueName } from '../../support/db.ts';
+import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
+import { pollUntil } from '../../support/poll.ts';
+import { createQueues, drain, queueDepth, testSqs, type TestQueues } from '../../support/sqs.ts';
+import { asStored, resetSeries, storedCandles } from './support.ts';
+
+type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
+type PlannerHandler = (event: unknown, context: Context) => Promise<PlanResult>;
+type PullHandler = (event: unknown, context: Context) => Promise<{ series: number; candles: number; backfills: number }>;
+
+let events: EventBridgeClient;
+let scheduler: SchedulerClient;
+let sqs: SQSClient;
+let db: Db;
+let fake: FakeExchange;
+let target: TestQueues;
+let busName: string;
+let busArn: string;
+const ruleName = uniqueName('backfill-requested');
+
+beforeAll(async () => {
+  const endpoint = process.env.AWS_ENDPOINT_URL!;
+  events = new EventBridgeClient(awsClientConfig(endpoint));
+  scheduler = new SchedulerClient(awsClientConfig(endpoint));
+  sqs = testSqs();
+  db = testPool(3);
+  fake = await startFakeExchange({ enforceLimits: false });
+
+  // The stack's bus and rule, with an SQS queue standing in for the planner Lambda as the target
+  // (Lambda cannot run inside LocalStack here); the pattern is the one the stack deploys.
+  busName = uniqueName('candlekeep-backfills');
+  busArn = (await events.send(new CreateEventBusCommand({ Name: busName }))).EventBusArn!;
+  target = await createQueues(sqs);
+  await events.send(
+    new PutRuleCommand({
+      Name: ruleName,
+      EventBusName: busName,
+      EventPattern: JSON.stringify({ source: [BACKFILL_EVENT_SOURCE], 'detail-type': [BACKFILL_DETAIL_TYPE] }),
+    }),
+  );
+  await events.send(new PutTargetsCommand({ Rule: ruleName, EventBusName: busName, Targets: [{ Id: 'planner', Arn: target.queueArn }] }));
+});
+
+afterAll(async () => {
+  await events?.send(new RemoveTargetsCommand({ Rule: ruleName, EventBusName: busName, Ids: ['planner'] })).catch(() => {});
+  await events?.send(new DeleteRuleCommand({ Name: ruleName, EventBusName: busName })).catch(() => {});
+  await events?.send(new DeleteEventBusCommand({ Name: busName })).catch(() => {});
+  await target?.delete();
+  await fake?.close();
+  await db?.end();
+});
+
+describe('backfill requests through EventBridge', () => {
+  it('PutEvents on the bus reaches the rule target as the request the planner reads, and nothing else does', async () => {
+    const req: BackfillRequest = { exchange: 'binance', symbol: 'BTC/USDT', interval: '1m', from: Date.UTC(2024, 0, 1), to: Date.UTC(2024, 0, 2), requestedBy: 'test' };
+    const [eventId] = await putBackfillRequests(events, busName, [req]);
+    await events.send(new PutEventsCommand({ Entries: [{ EventBusName: busName, Source: 'someone-else', DetailType: BACKFILL_DETAIL_TYPE, Detail: '{}' }] }));
+    const delivered = await drain(sqs, target.queueUrl, 2, 3_000);
+    expect(delivered).toHaveLength(1);
+    const event = backfillEventSchema.parse(JSON.parse(delivered[0]!.Body!));
+    expect(event).toMatchObject({ id: eventId, source: 'candlekeep', 'detail-type': 'Backfill Requested', detail: req });
+  });
+
+  it('creates a one-time schedule that will put the same request on the bus', async () => {
+    const groupName = uniqueName('candlekeep-backfill-schedules');
+    await scheduler.send(new CreateScheduleGroupCommand({ Name: groupName }));
+    try {
+      const req: BackfillRequest = { exchange: 'okx', symbol: 'ETH/USDT', interval: '1h', from: Date.UTC(2023, 0, 1), to: Date.UTC(2024, 0, 1) };
+      const at = new Date(Date.now() + 3_600_000);
+      const roleArn = 'arn:aws:iam::000000000000:role/candlekeep-backfill-scheduler';
+      const created = await scheduleBackfill(scheduler, { groupName, busArn, roleArn }, req, at);
+      const got = await scheduler.send(new GetScheduleCommand({ Name: created.name, GroupName: groupName }));
+      expect(got).toMatchObject({
+        Name: created.name,
+        GroupName: groupName,
+        ScheduleExpression: `at(${at.toISOString().slice(0, 19)})`,
+        ScheduleExpressionTimezone: 'UTC',
+        FlexibleTimeWindow: { Mode: 'OFF' },
+        Target: {
+          Arn: busArn,
+          RoleArn: roleArn,
+          EventBridgeParameters: { Source: 'candlekeep', DetailType: 'Backfill Requested' },
+        },
+      });
+      // What the schedule sends is exactly what the planner parses as an event's detail.
+      const detail = JSON.parse(got.Target!.Input!);
+      expect(backfillEventSchema.parse({ id: 'scheduled', source: 'candlekeep', 'detail-type': 'Backfill Requested', detail }).detail).toEqual(req);
+      await scheduler.send(new DeleteScheduleCommand({ Name: created.name, GroupName: groupName }));
+    } finally {
+      await scheduler.send(new DeleteScheduleGroupCommand({ Name: groupName })).catch(() => {});
+    }
+  });
+});
+
+describe('the backfill path end to end on LocalStack', () => {
+  const series: SeriesKey = { exchange: 'okx', symbol: 'BTC/USDT', interval: '1m' };
+  const from = Date.UTC(2024, 0, 1);
+  const to = Date.UTC(2024, 0, 8);
+
+  it('event → planner Lambda → work queue → worker Lambdas → candles queue → writer Lambda → PostgreSQL', async () => {
+    await resetSeries(db, [series]);
+    const work = await createQueues(sqs, { visibilityTimeout: 30 });
+    const candles = await createQueues(sqs, { visibilityTimeout: 30 });
+    Object.assign(process.env, {
+      BACKFILL_WORK_QUEUE_URL: work.queueUrl,
+      CANDLES_QUEUE_URL: candles.queueUrl,
+      DEAD_LETTER_QUEUE_URL: candles.dlqUrl,
+      CANDLEKEEP_OKX_URL: fake.baseUrls.okx,
+    });
+    const planner = ((await import('../../../functions/backfill/planner-handler.ts')) as unknown as { handler: PlannerHandler }).handler;
+    const worker = ((await import('../../../functions/backfill/worker-handler.ts')) as unknown as { handler: SqsHandler }).handler;
+    const writer = ((await import('../../../functions/writer/handler.ts')) as unknown as { handler: SqsHandler }).handler;
+
+    const [eventId] = await putBackfillRequests(events, busName, [{ ...series, from, to, requestedBy: 'e2e' }]);
+    const delivered = (await drain(sqs, target.queueUrl, 5, 5_000)).map((m) => JSON.parse(m.Body!) as { id: string });
+    const event = delivered.find((e) => e.id === eventId);
+    expect(event).toBeDefined();
+
+    const context = { awsRequestId: 'planner-1', functionName: 'planner', getRemainingTimeInMillis: () => 60_000 } as unknown as Context;
+    const plan = await planner(event, context);
+    expect(plan).toMatchObject({ status: 'planned', chunks: 4, created: true }); // 10,080 minutes in chunks of 3,000
+    // EventBridge delivers at least once: the same event again plans nothing.
+    expect(await planner(event, context)).toMatchObject({ backfillId: plan.backfillId, created: false });
+
+    const runners = [
+      startEventSourceRunner({ sqs, queueUrl: work.queueUrl, queueArn: work.queueArn, handler: worker, batchSize: 1, concurrency: 2, waitTimeSeconds: 1, functionTimeoutMs: 300_000 }),
+      startEventSourceRunner({ sqs, queueUrl: candles.queueUrl, queueArn: candles.queueArn, handler: writer, batchSize: 10, maxBatchingWindowMs: 500, waitTimeSeconds: 1 }),
+    ];
+    try {
+      await pollUntil(async () => (await getBackfillProgress(db, plan.backfillId))?.status === 'done', { timeoutMs: 60_000, description: 'the backfill to finish' });
+      await pollUntil(async () => (await queueDepth(sqs, candles.queueUrl)) === 0, { timeoutMs: 30_000, description: 'the candles queue to drain' });
+    } finally {
+      await Promise.all(runners.map((r) => r.stop()));
+      await work.delete();
+      await candles.delete();
+    }
+    expect(runners[0]!.stats.handlerErrors).toBe(0);
+    expect(runners[1]!.stats.handlerErrors).toBe(0);
+    expect(await getBackfillProgress(db, plan.backfillId)).toMatchObject({ chunks: { total: 4, done: 4 }, candlesWritten: 10_080 });
+    expect(await storedCandles(db, series, from, to)).toEqual(asStored(fake.expected('okx', series.symbol, '1m', from, to - 1)));
+  });
+});
+
+describe('the pull Lambda', () => {
+  const series: SeriesKey = { exchange: 'coinbase', symbol: 'BTC/USD', interval: '5m' };
+
+  it('sends the newest part of a long hole to the candles queue and asks the bus for a backfill of the rest', async () => {
+    await resetSeries(db, [series]);
+    const candles = await createQueues(sqs);
+    const start = Date.now() - 30 * 86_400_000;
+    Object.assign(process.env, {
+      CANDLES_QUEUE_URL: candles.queueUrl,
+      BACKFILL_BUS_NAME: busName,
+      MARKETS: JSON.stringify([{ exchange: 'coinbase', symbol: 'BTC/USD', intervals: ['5m'], start: new Date(start).toISOString() }]),
+      CANDLEKEEP_COINBASE_URL: fake.baseUrls.coinbase,
+    });
+    try {
+      const pull = ((await import('../../../functions/pull/handler.ts')) as unknown as { handler: PullHandler }).handler;
+      const context = { awsRequestId: 'pull-1', functionName: 'pull', getRemainingTimeInMillis: () => 50_000 } as unknown as Context;
+      await expect(pull({ bad: true }, context)).rejects.toThrow(/pull expects \{"intervals": \[...\]\}/);
+      const result = await pull({ intervals: ['5m'] }, context);
+      // Five pages of 300 buckets inline (the forming one included), the rest handed over.
+      expect(result).toMatchObject({ series: 1, backfills: 1, candles: 1500 });
+      const queued = await drain(sqs, candles.queueUrl, 1, 5_000);
+      expect(queued.length).toBeGreaterThan(0);
+      const requests = (await drain(sqs, target.queueUrl, 10, 3_000)).map((m) => backfillEventSchema.safeParse(JSON.parse(m.Body!)));
+      const ours = requests.flatMap((r) => (r.success && r.data.detail.exchange === 'coinbase' ? [r.data.detail] : []));
+      expect(ours).toEqual([{ ...series, from: Math.ceil(start / 300_000) * 300_000, to: expect.any(Number), requestedBy: 'pull' }]);
+      expect(ours[0]!.to - ours[0]!.from).toBeGreaterThan(20 * 86_400_000);
+    } finally {
+      await candles.delete();
+    }
+  });
+});

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import type { Market } from '../../../functions/config/markets.ts';
+import { atExpression, scheduleName } from '../../../functions/ingest/backfill-events.ts';
+import { backfillEventSchema, backfillRequestSchema, toEventDetail } from '../../../functions/ingest/backfill-request.ts';
+import { pullGroups } from '../../../functions/ingest/pull-schedule.ts';
+
+describe('backfill request', () => {
+  it('accepts ISO dates, ISO times and epoch milliseconds', () => {
+    const req = backfillRequestSchema.parse({ exchange: 'okx', symbol: 'ETH/USDT', interval: '1h', from: '2024-01-01', to: 1706745600000 });
+    expect(req).toMatchObject({ from: Date.UTC(2024, 0, 1), to: Date.UTC(2024, 1, 1) });
+    expect(toEventDetail(req)).toEqual({ exchange: 'okx', symbol: 'ETH/USDT', interval: '1h', from: '2024-01-01T00:00:00.000Z', to: '2024-02-01T00:00:00.000Z' });
+  });
+
+  it('rejects what a person must fix, saying what', () => {
+    const bad = (over: object) => backfillRequestSchema.safeParse({ exchange: 'binance', symbol: 'BTC/USDT', interval: '1m', from: '2024-01-01', to: '2024-01-02', ...over });
+    expect(bad({ exchange: 'ftx' }).error?.issues[0]?.message).toMatch(/unknown exchange "ftx"/);
+    expect(bad({ interval: '2m' }).error?.issues[0]?.message).toMatch(/unknown interval "2m"/);
+    expect(bad({ symbol: 'btcusdt' }).error?.issues[0]?.message).toMatch(/BASE\/QUOTE/);
+    expect(bad({ from: 1704067200 }).error?.issues[0]?.message).toMatch(/not seconds/);
+    expect(bad({ to: '2023-12-31' }).error?.issues[0]?.message).toMatch(/"to" must be after "from"/);
+    expect(bad({ extra: 1 }).success).toBe(false);
+  });
+
+  it('reads the EventBridge event the bus rule delivers', () => {
+    const event = {
+      version: '0', id: '6a7e8feb-b491-4cf7-a9f1-bf3703467718', 'detail-type': 'Backfill Requested', source: 'candlekeep',
+      account: '111122223333', time: '2024-06-01T00:00:00Z', region: 'eu-west-1', resources: [],
+      detail: { exchange: 'binance', symbol: 'BTC/USDT', interval: '1m', from: '2024-01-01T00:00:00Z', to: '2024-02-01T00:00:00Z' },
+    };
+    expect(backfillEventSchema.parse(event)).toMatchObject({ id: event.id, detail: { from: Date.UTC(2024, 0, 1) } });
+    expect(backfillEventSchema.safeParse({ ...event, source: 'aws.events' }).success).toBe(false);
+  });
+});
+
+describe('one-time schedules', () => {
+  it('writes at() in UTC without a zone (the zone is a separate field)', () => {
+    expect(atExpression(new Date('2025-03-04T05:06:07.890Z'))).toBe('at(2025-03-04T05:06:07)');
+  });
+
+  it('names schedules within Scheduler limits', () => {
+    const name = scheduleName({ exchange: 'coinbase', symbol: 'BTC/USD', interval: '1h', from: 0, to: 1 }, new Date('2025-03-04T05:06:07Z'));
+    expect(name).toMatch(/^[0-9a-zA-Z\-_.]{1,64}$/);
+    expect(name).toMatch(/^backfill-coinbase-BTCUSD-1h-20250304T050607-/);
+  });
+});
+
+describe('pull schedules', () => {
+  it('groups followed intervals by cadence, one schedule per cadence', () => {
+    const markets: Market[] = [
+      { exchange: 'binance', symbol: 'BTC/USDT', intervals: ['1m', '1h', '1d'], start: '2024-01-01' },
+      { exchange: 'okx', symbol: 'ETH/USDT', intervals: ['5m', '4h'], start: '2024-01-01' },
+    ];
+    expect(pullGroups(markets)).toEqual([
+      { name: 'every-1-minute', minutes: 1, intervals: ['1m', '5m'] },
+      { name: 'every-5-minutes', minutes: 5, intervals: ['1h', '4h'] },
+      { name: 'every-15-minutes', minutes: 15, intervals: ['1d'] },
+    ]);
+    expect(pullGroups([])).toEqual([]);
+  });
+});
