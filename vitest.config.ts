@@ -7,6 +7,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 300_000,
     teardownTimeout: 60_000,
+    reporters: ['default', './test/support/summary-reporter.ts'],
     projects: [
       {
         extends: true,
