@@ -4,6 +4,14 @@ import { UsageError } from '../cli/command.ts';
 /** Subcommands, loaded on demand so `candlekeep --help` stays instant. */
 const commands: Record<string, () => Promise<{ command: Command }>> = {
   migrate: () => import('../cli/commands/migrate.ts'),
+  serve: () => import('../cli/commands/serve.ts'),
+  candles: () => import('../cli/commands/candles.ts'),
+  markets: () => import('../cli/commands/markets.ts'),
+  backtests: () => import('../cli/commands/backtests.ts'),
+  pull: () => import('../cli/commands/pull.ts'),
+  backfill: () => import('../cli/commands/backfill.ts'),
+  gaps: () => import('../cli/commands/gaps.ts'),
+  redrive: () => import('../cli/commands/redrive.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {

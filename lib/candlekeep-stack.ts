@@ -5,6 +5,9 @@ import type { Construct } from 'constructs';
 import type { Market } from '../functions/config/markets.ts';
 import { readConfig, type Stage } from './config.ts';
 import { CandleIngestQueue } from './constructs/candle-ingest-queue.ts';
+import { CandlekeepHttpApi, readApiConfig } from './constructs/http-api.ts';
+import { Backfill } from './constructs/backfill.ts';
+import { Ingestion } from './constructs/ingestion.ts';
 import { AlarmTopic, IngestMonitoring } from './constructs/ingest-monitoring.ts';
 import { StorageWriter, WRITER_BATCHING_WINDOW, WRITER_TIMEOUT } from './constructs/storage-writer.ts';
 
@@ -22,6 +25,9 @@ export class CandlekeepStack extends Stack {
   public readonly deadLetterQueue: sqs.Queue;
   public readonly writer: StorageWriter;
   public readonly alarmTopic: AlarmTopic;
+  public readonly ingestion: Ingestion;
+  public readonly backfill: Backfill;
+  public readonly api: CandlekeepHttpApi;
 
   constructor(scope: Construct, id: string, props: CandlekeepStackProps = {}) {
     super(scope, id, props);
@@ -63,6 +69,27 @@ export class CandlekeepStack extends Stack {
       databaseSecret: this.databaseSecret,
       logRemovalPolicy: keepOrDestroy,
     });
+
+    // ── Ingestion and backfills ───────────────────────────────────────────────
+    // Backfill requests (bus, or a one-time schedule) → planner → chunks in the ledger → workers;
+    // scheduled pulls fetch from the watermark and hand holes too long for one tick to the bus.
+    this.backfill = new Backfill(this, 'Backfill', {
+      candlesQueue: this.candlesQueue,
+      databaseSecret: this.databaseSecret,
+      logRemovalPolicy: keepOrDestroy,
+    });
+    this.ingestion = new Ingestion(this, 'Ingestion', {
+      markets: this.markets,
+      candlesQueue: this.candlesQueue,
+      backfillBus: this.backfill.bus,
+      databaseSecret: this.databaseSecret,
+      logRemovalPolicy: keepOrDestroy,
+    });
+    new CfnOutput(this, 'BackfillBusName', { value: this.backfill.bus.eventBusName, description: 'CANDLEKEEP_BACKFILL_BUS for `candlekeep backfill`' });
+    new CfnOutput(this, 'BackfillBusArn', { value: this.backfill.bus.eventBusArn, description: 'CANDLEKEEP_BACKFILL_BUS for `candlekeep backfill --at`' });
+    new CfnOutput(this, 'BackfillScheduleGroup', { value: this.backfill.scheduleGroup.scheduleGroupName, description: 'CANDLEKEEP_BACKFILL_SCHEDULE_GROUP' });
+    new CfnOutput(this, 'BackfillSchedulerRoleArn', { value: this.backfill.schedulerRole.roleArn, description: 'CANDLEKEEP_BACKFILL_SCHEDULER_ROLE_ARN' });
+
     // ── Monitoring ────────────────────────────────────────────────────────────
     this.alarmTopic = new AlarmTopic(this, 'Alarms', {
       email: config.alarmEmail,
@@ -73,6 +100,21 @@ export class CandlekeepStack extends Stack {
       deadLetterQueue: this.deadLetterQueue,
       alarmTopic: this.alarmTopic.topic,
     });
+
+    // ── API ───────────────────────────────────────────────────────────────────
+    // REST API → one route-dispatching Lambda; API key + usage plan on every route but health.
+    this.api = new CandlekeepHttpApi(this, 'Api', {
+      databaseSecret: this.databaseSecret,
+      stageName: config.stage,
+      config: readApiConfig(this),
+      logRemovalPolicy: keepOrDestroy,
+    });
+    new CfnOutput(this, 'ApiUrl', { value: this.api.api.url, description: 'Base URL: set CANDLEKEEP_URL to it' });
+    new CfnOutput(this, 'ApiKeyId', {
+      value: this.api.apiKey.keyId,
+      description: 'aws apigateway get-api-key --include-value --api-key <id> gives CANDLEKEEP_API_KEY',
+    });
+    new CfnOutput(this, 'OpenApiUrl', { value: `${this.api.api.url}v1/openapi.json` });
 
     // ── Outputs ───────────────────────────────────────────────────────────────
     new CfnOutput(this, 'CandlesQueueUrl', { value: this.candlesQueue.queueUrl });

@@ -1,5 +1,5 @@
 import type { Construct } from 'constructs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { MARKETS_CONTEXT_KEY, parseMarkets, type Market } from '../functions/config/markets.ts';
 
 export const STAGE_CONTEXT_KEY = 'candlekeep:stage';

@@ -4,7 +4,7 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
-import { z } from 'zod';
+import * as z from 'zod';
 import { describeIssues } from '../candles/candle-batch.ts';
 import { planBackfill, type PlanResult } from '../ingest/backfill-planner.ts';
 import { backfillEventSchema } from '../ingest/backfill-request.ts';

@@ -5,7 +5,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { nextClaimableIn } from '../ingest/backfill-runner.ts';
 import { runBackfillWorker } from '../ingest/backfill-worker.ts';
 import { QueueSink } from '../ingest/candle-sink.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { exchangeSchema, MAX_OPEN_TIME, MIN_OPEN_TIME, symbolSchema } from '../candles/candle.ts';
 import { intervalSchema } from '../candles/intervals.ts';
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { intervalSchema, INTERVALS, type Interval } from '../candles/intervals.ts';
 import type { Market } from '../config/markets.ts';
 

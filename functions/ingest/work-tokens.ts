@@ -1,5 +1,5 @@
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * A message on the backfill work queue: "there may be chunks to claim". It carries no chunk: workers

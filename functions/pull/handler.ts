@@ -5,7 +5,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseMarkets } from '../config/markets.ts';
 import type { BackfillRequest } from '../ingest/backfill-request.ts';
 import { QueueSink } from '../ingest/candle-sink.ts';

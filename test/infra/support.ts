@@ -28,13 +28,6 @@ export function synthesizeStack(context: Record<string, unknown> = {}): Synthesi
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type CfnResource = { Type: string; Properties?: Record<string, Json> };
 
-/** The single resource of `type`, with its logical id; fails when there is not exactly one. */
-export function onlyResource(template: Template, type: string): [string, CfnResource] {
-  const found = Object.entries(template.findResources(type)) as [string, CfnResource][];
-  if (found.length !== 1) throw new Error(`expected one ${type}, found ${found.length}`);
-  return found[0]!;
-}
-
 export function asArray<T>(value: T | T[] | undefined): T[] {
   return value === undefined ? [] : Array.isArray(value) ? value : [value];
 }

@@ -1,0 +1,270 @@
+/**
+ * Query benchmark: loads ≥10M 1m candles (several series) and 100k backtest runs into a fresh
+ * PostgreSQL database, then measures the API handlers in-process — the same middy chain the Lambda
+ * runs: proxy event parsing, zod validation, SQL through the Neon driver and relay, serialisation.
+ * Loading is server-side (INSERT ... SELECT generate_series) and not measured. Progress goes to
+ * stderr; the last stdout line is one JSON object.
+ *
+ *   npm run bench:query -- --json
+ */
+import { once } from 'node:events';
+import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import type { APIGatewayProxyResult, Context } from 'aws-lambda';
+import { openLocalDatabase } from '../dev/local-db.ts';
+import { hostPort } from '../dev/postgres.ts';
+import { configureLocalRelay } from '../functions/store/db.ts';
+import { toProxyEvent, type ProxyHandler } from '../cli/serve/server.ts';
+import { computeFingerprint, type Fingerprint } from '../functions/backtests/fingerprint.ts';
+import { matchRoute } from '../functions/api/app.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    candles: { type: 'string', default: '10000000' },
+    series: { type: 'string', default: '10' },
+    runs: { type: 'string', default: '100000' },
+    iterations: { type: 'string', default: '300' },
+    json: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const positiveInt = (name: string, v: string | undefined): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${v}`);
+  return n;
+};
+const CANDLES = positiveInt('candles', args.candles);
+const SERIES = positiveInt('series', args.series);
+const RUNS = positiveInt('runs', args.runs);
+const ITERATIONS = positiveInt('iterations', args.iterations);
+const PER_SERIES = Math.ceil(CANDLES / SERIES);
+const DAY = 86_400_000;
+const MIN = 60_000;
+if (PER_SERIES < 366 * 1440) throw new Error(`--candles / --series must give at least a year of 1m candles per series (${366 * 1440})`);
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+const T0 = Date.UTC(2022, 0, 1);
+let seed = 7;
+const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+
+process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
+process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+
+const local = await openLocalDatabase({ log });
+const dbName = `candlekeep_bench_query_${Date.now().toString(36)}`;
+const url = await local.prepare(dbName, { fresh: true });
+// The WebSocket relay stands in for Neon's proxy, which runs on other machines: it gets its own
+// thread here, so its work is not counted as the handler's.
+const relayWorker = new Worker(
+  `const { parentPort, workerData } = require('node:worker_threads');
+   import(workerData.module).then(async ({ startRelay }) => {
+     const relay = await startRelay({ allow: workerData.allow });
+     parentPort.postMessage(relay.address);
+   });`,
+  { eval: true, workerData: { module: new URL('../dev/ws-relay.ts', import.meta.url).href, allow: [hostPort(local.serverUrl)] } },
+);
+const [relayAddress] = (await once(relayWorker, 'message')) as [string];
+configureLocalRelay(relayAddress);
+const pool = local.pool(url, 2);
+const loader = local.pool(url, 2);
+
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
+};
+const round = (x: number) => Math.round(x * 100) / 100;
+
+async function run() {
+  // ---- load candles: one INSERT ... SELECT per chunk, two at a time ----
+  const loadStarted = performance.now();
+  const seriesIds: number[] = [];
+  for (let s = 0; s < SERIES; s++) {
+    const { rows } = await loader.query<{ id: number }>(
+      `INSERT INTO series (exchange, symbol, interval) VALUES ('binance', $1, '1m') RETURNING id`,
+      [`B${s}/USDT`],
+    );
+    seriesIds.push(rows[0]!.id);
+  }
+  const CHUNK = 500_000;
+  const chunks: { sid: number; from: number; to: number; s: number }[] = [];
+  seriesIds.forEach((sid, s) => {
+    for (let from = 0; from < PER_SERIES; from += CHUNK) chunks.push({ sid, s, from, to: Math.min(PER_SERIES, from + CHUNK) });
+  });
+  let loaded = 0;
+  const nextChunk = { i: 0 };
+  async function loadWorker(): Promise<void> {
+    for (let c = chunks[nextChunk.i++]; c; c = chunks[nextChunk.i++]) {
+      // A deterministic wave per series plus noise: decimals with exchange-like scales.
+      await loader.query(
+        `INSERT INTO candles (series_id, closed, open_time, fetched_at, trades, open, high, low, close, volume, quote_volume)
+         SELECT $1, true, to_timestamp(($4::bigint + i * 60000) / 1000.0), to_timestamp(($4::bigint + i * 60000) / 1000.0) + interval '1 minute',
+                (random() * 500)::bigint, round(o::numeric, 2), round((greatest(o, c) + random() * 3)::numeric, 2),
+                round((least(o, c) - random() * 3)::numeric, 2), round(c::numeric, 2),
+                round((random() * 40)::numeric, 6), round((random() * 40 * o)::numeric, 4)
+         FROM generate_series($2::bigint, $3::bigint - 1) AS i,
+              LATERAL (SELECT 1000 + $5 * 100 + 300 * sin(i / 9000.0) + 20 * sin(i / 97.0) AS o,
+                              1000 + $5 * 100 + 300 * sin((i + 1) / 9000.0) + 20 * sin((i + 1) / 97.0) AS c) p`,
+        [c.sid, c.from, c.to, T0, c.s],
+      );
+      loaded += c.to - c.from;
+      log(`candles: ${loaded}/${PER_SERIES * SERIES} (${((performance.now() - loadStarted) / 1000).toFixed(0)} s)`);
+    }
+  }
+  await Promise.all([loadWorker(), loadWorker()]);
+  log('vacuum analyze candles (visibility map and planner statistics, as autovacuum would leave them)');
+  await loader.query('VACUUM (ANALYZE) candles');
+  const candleCount = PER_SERIES * SERIES;
+
+  // ---- load backtest runs with real fingerprints of realistic ranges ----
+  log('fingerprinting 20 instrument ranges');
+  const fps: Fingerprint[] = [];
+  for (let k = 0; k < 20; k++) {
+    const s = k % SERIES;
+    const days = 30 + Math.floor(rand() * 60);
+    const start = T0 + Math.floor(rand() * (PER_SERIES / 1440 - days - 1)) * DAY;
+    fps.push(
+      await computeFingerprint(pool, [{ exchange: 'binance', symbol: `B${s}/USDT`, interval: '1h' }], start, start + days * DAY, Date.now()),
+    );
+  }
+  log(`inserting ${RUNS} backtest runs`);
+  const RUN_CHUNK = 25_000;
+  for (let from = 0; from < RUNS; from += RUN_CHUNK) {
+    await loader.query(
+      `INSERT INTO backtests (id, created_at, request_hash, strategy, strategy_version, parameters, instruments, range_start, range_end,
+                              metrics, tags, fingerprint)
+       SELECT gen_random_uuid(), date_trunc('milliseconds', now() - i * interval '5 minutes'), md5(i::text),
+              'strategy_' || (i % 50), '1.' || (i % 3) || '.0',
+              jsonb_build_object('fast', 5 + i % 20, 'slow', 20 + i % 40, 'risk', jsonb_build_object('stop', 0.01 * (1 + i % 5)), 'mode', CASE WHEN i % 2 = 0 THEN 'trend' ELSE 'revert' END),
+              jsonb_build_array(jsonb_build_object('exchange', fp->'instruments'->0->'exchange', 'symbol', fp->'instruments'->0->'symbol',
+                                                   'interval', fp->'instruments'->0->'interval')),
+              to_timestamp(((fp->'instruments'->0->>'start')::bigint) / 1000.0), to_timestamp(((fp->'instruments'->0->>'end')::bigint) / 1000.0),
+              jsonb_build_object('totalReturn', round((random() - 0.3)::numeric, 4), 'sharpe', round((random() * 4 - 1)::numeric, 3),
+                                 'maxDrawdown', round((random() * 0.5)::numeric, 4), 'winRate', round(random()::numeric, 3),
+                                 'tradeCount', (random() * 500)::int, 'exposure', round(random()::numeric, 3)),
+              CASE i % 7 WHEN 0 THEN ARRAY['research'] WHEN 1 THEN ARRAY['prod'] WHEN 2 THEN ARRAY['research', 'wf'] WHEN 3 THEN ARRAY[]::text[]
+                         WHEN 4 THEN ARRAY['sweep'] WHEN 5 THEN ARRAY['prod', 'live'] ELSE ARRAY['oos'] END,
+              fp
+       FROM generate_series($1::int, $2::int - 1) AS i,
+            LATERAL (SELECT ($3::jsonb)->(i % 20) AS fp) f`,
+      [from, Math.min(RUNS, from + RUN_CHUNK), JSON.stringify(fps)],
+    );
+    log(`backtests: ${Math.min(RUNS, from + RUN_CHUNK)}/${RUNS}`);
+  }
+  await loader.query('VACUUM (ANALYZE) backtests');
+  const loadSeconds = (performance.now() - loadStarted) / 1000;
+  const ids = (await loader.query<{ id: string }>('SELECT id FROM backtests TABLESAMPLE SYSTEM (5) LIMIT 2000')).rows.map((r) => r.id);
+
+  // ---- measure through the handler ----
+  const { createHandler } = await import('../functions/api/handler.ts');
+  const handler = createHandler({ db: async () => pool }) as unknown as ProxyHandler;
+  const context = {
+    awsRequestId: 'bench',
+    functionName: 'candlekeep-api-bench',
+    getRemainingTimeInMillis: () => 28_000,
+  } as unknown as Context;
+
+  async function call(path: string, query: Record<string, string> = {}): Promise<{ ms: number; res: APIGatewayProxyResult }> {
+    const u = new URL(`http://bench${path}`);
+    for (const [k, v] of Object.entries(query)) u.searchParams.append(k, v);
+    const m = matchRoute('GET', u.pathname);
+    if (!m || !('route' in m)) throw new Error(`no route ${path}`);
+    const event = toProxyEvent({ method: 'GET', url: u, headers: { accept: 'application/json' }, body: undefined }, m.route.path, m.pathParameters);
+    const t = performance.now();
+    const res = await handler(event, context);
+    const ms = performance.now() - t;
+    if (res.statusCode !== 200) throw new Error(`${path} ${JSON.stringify(query)} answered ${res.statusCode}: ${res.body.slice(0, 300)}`);
+    return { ms, res };
+  }
+
+
+  async function measure(label: string, n: number, fn: () => Promise<number>): Promise<number[]> {
+    for (let i = 0; i < Math.min(20, n); i++) await fn(); // warm: connections, JIT, plan caches
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) out.push(await fn());
+    log(`${label}: p50 ${round(quantile(out, 0.5))} ms, p99 ${round(quantile(out, 0.99))} ms (${n} requests)`);
+    return out;
+  }
+
+  const windows = await measure('window 1000 candles', ITERATIONS, async () => {
+    const s = Math.floor(rand() * SERIES);
+    const offset = Math.floor(rand() * (PER_SERIES - 1000));
+    const { ms, res } = await call('/v1/candles', { exchange: 'binance', symbol: `B${s}/USDT`, interval: '1m', start: String(T0 + offset * MIN), limit: '1000' });
+    if ((JSON.parse(res.body) as { count: number }).count !== 1000) throw new Error('window did not return 1000 candles');
+    return ms;
+  });
+
+  const resamples = await measure('resample 1y 1m -> 1d', 7, async () => {
+    const s = Math.floor(rand() * SERIES);
+    const day = Math.floor(rand() * (PER_SERIES / 1440 - 366));
+    const start = T0 + day * DAY;
+    const { ms, res } = await call('/v1/candles', {
+      exchange: 'binance',
+      symbol: `B${s}/USDT`,
+      interval: '1d',
+      start: new Date(start).toISOString(),
+      end: new Date(start + 365 * DAY).toISOString(),
+    });
+    const body = JSON.parse(res.body) as { count: number; resampledFrom: string; candles: { sourceCandles: number }[] };
+    if (body.count !== 365 || body.resampledFrom !== '1m' || body.candles.some((c) => c.sourceCandles !== 1440)) throw new Error('resample returned the wrong buckets');
+    return ms;
+  });
+
+  const gets = await measure('backtest get', ITERATIONS, async () => (await call(`/v1/backtests/${pick(ids)}`)).ms);
+  const lists = await measure('backtest list (20 newest, metric filter)', ITERATIONS, async () => {
+    const { ms, res } = await call('/v1/backtests', { limit: '20', 'metric.sharpe.gte': (rand() * 2).toFixed(2) });
+    if ((JSON.parse(res.body) as { runs: unknown[] }).runs.length !== 20) throw new Error('list returned fewer than 20 runs');
+    return ms;
+  });
+  const compares = await measure('backtest compare 10', ITERATIONS, async () => {
+    const pickIds = new Set<string>();
+    while (pickIds.size < 10) pickIds.add(pick(ids));
+    return (await call('/v1/backtests/compare', { ids: [...pickIds].join(',') })).ms;
+  });
+  return { candleCount, loadSeconds, windows, resamples, gets, lists, compares };
+}
+
+// A failed run must not leave a 10M-row database behind.
+let measured: Awaited<ReturnType<typeof run>>;
+try {
+  measured = await run();
+} finally {
+  await pool.end().catch(() => {});
+  await loader.end().catch(() => {});
+  if (!args.keep) await local.drop(dbName).catch((err: unknown) => log(`could not drop ${dbName}: ${String(err)}`));
+  else log(`kept database ${dbName}`);
+  await local.close();
+  await relayWorker.terminate();
+}
+const { candleCount, loadSeconds, windows, resamples, gets, lists, compares } = measured;
+
+const floors = {
+  window_1000_p99_ms: 15,
+  resample_1y_1m_to_1d_ms: 500,
+  backtest_get_p99_ms: 10,
+  backtest_list_p99_ms: 25,
+  backtest_compare10_p99_ms: 40,
+};
+const result = {
+  candles: candleCount,
+  series: SERIES,
+  backtests: RUNS,
+  postgres: local.server.mode,
+  load_seconds: round(loadSeconds),
+  window_1000_p50_ms: round(quantile(windows, 0.5)),
+  window_1000_p99_ms: round(quantile(windows, 0.99)),
+  resample_1y_1m_to_1d_ms: round(quantile(resamples, 0.5)),
+  resample_1y_1m_to_1d_max_ms: round(Math.max(...resamples)),
+  backtest_get_p50_ms: round(quantile(gets, 0.5)),
+  backtest_get_p99_ms: round(quantile(gets, 0.99)),
+  backtest_list_p50_ms: round(quantile(lists, 0.5)),
+  backtest_list_p99_ms: round(quantile(lists, 0.99)),
+  backtest_compare10_p50_ms: round(quantile(compares, 0.5)),
+  backtest_compare10_p99_ms: round(quantile(compares, 0.99)),
+  floors,
+  meets_floors: true,
+};
+result.meets_floors = (Object.keys(floors) as (keyof typeof floors)[]).every((k) => result[k] <= floors[k]);
+if (!args.json) log(JSON.stringify(result, null, 2));
+console.log(JSON.stringify(result));
+if (!result.meets_floors) process.exitCode = 1;

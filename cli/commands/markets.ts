@@ -1,0 +1,34 @@
+import { parseArgs } from 'node:util';
+import type { Exchange, Interval } from '../../functions/client/index.ts';
+import { toCsv } from '../../functions/http/csv.ts';
+import type { Command } from '../command.ts';
+import { apiClient, fmtTime, outputMode, table } from '../api/output.ts';
+
+export const command: Command = {
+  summary: 'stored series with first/last candle, count and gaps (from the API)',
+  usage: 'candlekeep markets [--exchange binance] [--symbol BTC/USDT] [--interval 1m] [--json|--csv]',
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        exchange: { type: 'string' },
+        symbol: { type: 'string' },
+        interval: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        csv: { type: 'boolean', default: false },
+      },
+    });
+    const mode = outputMode(values);
+    const { markets } = await apiClient().markets({
+      ...(values.exchange ? { exchange: values.exchange as Exchange } : {}),
+      ...(values.symbol ? { symbol: values.symbol } : {}),
+      ...(values.interval ? { interval: values.interval as Interval } : {}),
+    });
+    const columns = ['exchange', 'symbol', 'interval', 'candles', 'first', 'last', 'gaps', 'missing'];
+    const rows = markets.map((m) => [m.exchange, m.symbol, m.interval, m.candles, fmtTime(m.firstOpenTime), fmtTime(m.lastOpenTime), m.gapCount, m.missingCandles]);
+    if (mode === 'json') console.log(JSON.stringify({ markets }));
+    else if (mode === 'csv') process.stdout.write(toCsv(columns, rows));
+    else console.log(markets.length ? table(columns, rows) : 'no series stored yet');
+    return 0;
+  },
+};

@@ -1,0 +1,40 @@
+import { parseArgs } from 'node:util';
+import type { Command } from '../command.ts';
+import { progress, UsageError } from '../command.ts';
+import { withLocalDatabase } from '../database.ts';
+import { migrate } from '../../functions/store/migrate.ts';
+import { startLocalServer, type ProxyHandler } from '../serve/server.ts';
+
+export const command: Command = {
+  summary: 'serve the HTTP API on localhost (same handlers as API Gateway), key from CANDLEKEEP_API_KEY',
+  usage: 'candlekeep serve [--port 8080] [--host 127.0.0.1]',
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv,
+      options: { port: { type: 'string', default: '8080' }, host: { type: 'string', default: '127.0.0.1' } },
+    });
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be a port number');
+    const apiKey = process.env.CANDLEKEEP_API_KEY;
+    if (!apiKey || apiKey.length < 8) {
+      throw new UsageError('set CANDLEKEEP_API_KEY (at least 8 characters): clients must send it in the x-api-key header, as with API Gateway');
+    }
+    process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+    process.env.POWERTOOLS_SERVICE_NAME ??= 'candlekeep-api';
+    return withLocalDatabase(async (pool) => {
+      await migrate(pool, { log: progress });
+      // The Lambda module, loaded after the environment above is set; it reads it at import.
+      const { createHandler } = await import('../../functions/api/handler.ts');
+      const handler = createHandler({ db: async () => pool }) as unknown as ProxyHandler;
+      const server = await startLocalServer({ handler, apiKey, port, host: values.host });
+      progress(`candlekeep API on ${server.url}/v1 (try: curl -H "x-api-key: $CANDLEKEEP_API_KEY" ${server.url}/v1/markets); Ctrl-C to stop`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+      progress('stopping');
+      await server.close();
+      return 0;
+    });
+  },
+};

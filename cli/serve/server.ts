@@ -1,0 +1,173 @@
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { matchRoute } from '../../functions/api/app.ts';
+import { PROBLEM_CONTENT_TYPE, problemBody } from '../../functions/http/problem.ts';
+
+/** What API Gateway accepts before Lambda's own 6 MB invoke limit applies. */
+export const LOCAL_MAX_BODY_BYTES = 6 * 1024 * 1024;
+
+export type ProxyHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
+
+export interface LocalServerOptions {
+  handler: ProxyHandler;
+  /** The key clients must send in `x-api-key` (CANDLEKEEP_API_KEY). */
+  apiKey: string;
+  port?: number;
+  host?: string;
+  log?: (msg: string) => void;
+}
+
+export interface LocalServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+function sendProblem(res: ServerResponse, status: number, detail: string, parameter?: string): void {
+  res.writeHead(status, { 'Content-Type': PROBLEM_CONTENT_TYPE });
+  res.end(JSON.stringify(problemBody(status, detail, parameter ? { parameter } : {})));
+}
+
+function keyMatches(sent: string | undefined, expected: string): boolean {
+  if (sent === undefined) return false;
+  const a = Buffer.from(sent);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The request body, or undefined when it exceeds the limit (reading stops there). */
+async function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) return undefined;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Builds the API Gateway REST (v1) proxy event for an HTTP request, as the gateway does after it
+ * matched the route: resource template, path parameters, decoded single- and multi-value query
+ * parameters and headers.
+ */
+export function toProxyEvent(
+  req: { method: string; url: URL; headers: Record<string, string | string[] | undefined>; body: string | undefined },
+  resource: string,
+  pathParameters: Record<string, string>,
+): APIGatewayProxyEvent {
+  const multiQuery: Record<string, string[]> = {};
+  for (const [k, v] of req.url.searchParams) (multiQuery[k] ??= []).push(v);
+  const query = Object.fromEntries(Object.entries(multiQuery).map(([k, v]) => [k, v[v.length - 1]!]));
+  const headers: Record<string, string> = {};
+  const multiHeaders: Record<string, string[]> = {};
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v === undefined) continue;
+    const list = Array.isArray(v) ? v : [v];
+    headers[k] = list.join(', ');
+    multiHeaders[k] = list;
+  }
+  const hasQuery = Object.keys(query).length > 0;
+  return {
+    resource,
+    path: req.url.pathname,
+    httpMethod: req.method,
+    headers,
+    multiValueHeaders: multiHeaders,
+    queryStringParameters: hasQuery ? query : null,
+    multiValueQueryStringParameters: hasQuery ? multiQuery : null,
+    pathParameters: Object.keys(pathParameters).length ? pathParameters : null,
+    stageVariables: null,
+    body: req.body === undefined || req.body === '' ? null : req.body,
+    isBase64Encoded: false,
+    requestContext: {
+      requestId: randomUUID(),
+      stage: 'local',
+      resourcePath: resource,
+      httpMethod: req.method,
+      path: req.url.pathname,
+      identity: { apiKeyId: 'local', sourceIp: '127.0.0.1' },
+    } as unknown as APIGatewayProxyEvent['requestContext'],
+  };
+}
+
+function lambdaContext(requestId: string): Context {
+  const deadline = Date.now() + 29_000;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: 'candlekeep-api-local',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: 'arn:aws:lambda:local:000000000000:function:candlekeep-api-local',
+    memoryLimitInMB: '1024',
+    awsRequestId: requestId,
+    logGroupName: 'local',
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}
+
+/**
+ * Serves the API handler over HTTP the way API Gateway fronts it in AWS: unknown routes are 404,
+ * routes other than health need the API key (403 otherwise), bodies above the gateway's limit are
+ * refused, and everything else becomes a proxy event for the very same middy handler.
+ */
+export async function startLocalServer(opts: LocalServerOptions): Promise<LocalServer> {
+  const server = createServer((req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const method = (req.method ?? 'GET').toUpperCase();
+      const match = matchRoute(method, url.pathname);
+      if (!match || !('route' in match)) {
+        sendProblem(res, 404, `no route ${method} ${url.pathname}; GET /v1/openapi.json lists the routes`);
+        return;
+      }
+      const sentKey = req.headers['x-api-key'];
+      if (match.route.apiKey && !keyMatches(Array.isArray(sentKey) ? sentKey[0] : sentKey, opts.apiKey)) {
+        sendProblem(res, 403, 'missing or invalid API key: send it in the x-api-key header', 'x-api-key');
+        return;
+      }
+      const body = await readBody(req, LOCAL_MAX_BODY_BYTES);
+      if (body === undefined) {
+        sendProblem(res, 413, `request body exceeds ${LOCAL_MAX_BODY_BYTES / 1048576} MB`, '(body)');
+        req.resume();
+        return;
+      }
+      const event = toProxyEvent({ method, url, headers: req.headers, body }, match.route.path, match.pathParameters);
+      const result = await opts.handler(event, lambdaContext(event.requestContext.requestId));
+      const headers: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(result.headers ?? {})) headers[k] = String(v);
+      for (const [k, v] of Object.entries(result.multiValueHeaders ?? {})) headers[k] = v.map(String);
+      const payload = result.isBase64Encoded ? Buffer.from(result.body, 'base64') : Buffer.from(result.body ?? '', 'utf8');
+      headers['Content-Length'] = String(payload.length);
+      res.writeHead(result.statusCode, headers);
+      res.end(payload);
+      opts.log?.(`${method} ${url.pathname}${url.search} ${result.statusCode}`);
+    })().catch((err: unknown) => {
+      opts.log?.(`local server error: ${(err as Error).stack ?? String(err)}`);
+      if (!res.headersSent) sendProblem(res, 500, 'internal error in the local server');
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 8080, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${host}:${addr.port}`,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((err) => (err ? reject(err) : resolve()));
+      }),
+  };
+}

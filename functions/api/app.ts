@@ -1,0 +1,93 @@
+import { negotiateFormat, type Format } from '../http/negotiate.ts';
+import { badRequest, HttpProblem } from '../http/problem.ts';
+import { issuesToProblem, parseQuery } from '../http/query.ts';
+import { proxyEventSchema, toApiRequest } from '../http/request.ts';
+import type { ApiResponse } from '../http/response.ts';
+import type { Queryable } from '../store/db.ts';
+import type { Route } from './route.ts';
+import { ROUTES } from './routes.ts';
+
+export interface ApiDeps {
+  /** The database handle, obtained on first use (health and openapi.json may not need it). */
+  db: () => Promise<Queryable>;
+  now?: () => number;
+}
+
+const byKey = new Map(ROUTES.map((r) => [`${r.method} ${r.path}`, r]));
+
+/**
+ * Resolves a concrete path to its route template, as API Gateway does before invoking the Lambda:
+ * literal segments win over `{param}` ones. Used by the local server to build proxy events.
+ */
+export function matchRoute(method: string, path: string): { route: Route; pathParameters: Record<string, string> } | { allowed: string[] } | undefined {
+  const segments = path.split('/').filter(Boolean);
+  const candidates: { route: Route; params: Record<string, string>; literals: number }[] = [];
+  for (const route of ROUTES) {
+    const tpl = route.path.split('/').filter(Boolean);
+    if (tpl.length !== segments.length) continue;
+    const params: Record<string, string> = {};
+    let literals = 0;
+    let ok = true;
+    for (let i = 0; i < tpl.length && ok; i++) {
+      const t = tpl[i]!;
+      const s = segments[i]!;
+      if (t.startsWith('{') && t.endsWith('}')) {
+        try {
+          params[t.slice(1, -1)] = decodeURIComponent(s);
+        } catch {
+          ok = false;
+        }
+      } else if (t === s) literals++;
+      else ok = false;
+    }
+    if (ok) candidates.push({ route, params, literals });
+  }
+  if (candidates.length === 0) return undefined;
+  const best = Math.max(...candidates.map((c) => c.literals));
+  const top = candidates.filter((c) => c.literals === best);
+  const hit = top.find((c) => c.route.method === method.toUpperCase());
+  if (hit) return { route: hit.route, pathParameters: hit.params };
+  return { allowed: top.map((c) => c.route.method) };
+}
+
+/**
+ * The API as one function of an API Gateway proxy event: find the route API Gateway matched,
+ * validate path and query parameters with the route's zod schemas, negotiate JSON or CSV, and call
+ * the route's handler with its dependencies.
+ */
+export function createApi(deps: ApiDeps): (event: unknown) => Promise<ApiResponse> {
+  const now = deps.now ?? Date.now;
+  return async (event) => {
+    const parsed = proxyEventSchema.safeParse(event);
+    if (!parsed.success) throw new Error(`the API received an event that is not an API Gateway proxy event: ${parsed.error.issues[0]?.message}`);
+    const req = toApiRequest(parsed.data);
+    const route = byKey.get(`${req.method} ${req.resource}`);
+    if (!route) {
+      const allowed = ROUTES.filter((r) => r.path === req.resource).map((r) => r.method);
+      if (allowed.length) {
+        throw new HttpProblem(405, `${req.method} is not supported on ${req.resource}; use ${allowed.join(' or ')}`, {
+          headers: { Allow: allowed.join(', ') },
+        });
+      }
+      throw new HttpProblem(404, `no route ${req.method} ${req.path}; GET /v1/openapi.json lists the routes`);
+    }
+    let query: unknown = {};
+    let dynamic = new Map<string, string[]>();
+    if (route.query) {
+      const q = parseQuery(req.query, route.query, route.dynamicQuery);
+      query = q.values;
+      dynamic = q.dynamic;
+    } else {
+      const unknown = Object.keys(req.query)[0];
+      if (unknown !== undefined) throw badRequest(`unknown query parameter ${JSON.stringify(unknown)}; this endpoint accepts no query parameters`, unknown, 'unknown-parameter');
+    }
+    let params: unknown = req.pathParams;
+    if (route.pathParams) {
+      const p = route.pathParams.safeParse(req.pathParams);
+      if (!p.success) throw issuesToProblem(p.error.issues, 400);
+      params = p.data;
+    }
+    const format: Format = negotiateFormat((query as { format?: Format }).format, req.headers.accept, route.csv === true);
+    return route.handle({ req, query, dynamic, params, format, db: deps.db, now });
+  };
+}

@@ -1,0 +1,198 @@
+import * as z from 'zod';
+import { exchangeSchema, symbolSchema } from '../candles/candle.ts';
+import { intervalSchema } from '../candles/intervals.ts';
+import { cursorParamSchema, formatParam, limitParam, listParam, timeParam } from '../http/query.ts';
+
+/**
+ * The zod schemas of the API's requests and responses. The same objects validate requests, type
+ * the client, and generate the OpenAPI document, so the three cannot drift apart.
+ * Response schemas are registered under a component name in `responseRegistry`.
+ */
+export const responseRegistry = z.registry<{ id: string; description?: string }>();
+export const requestRegistry = z.registry<{ id: string; description?: string }>();
+
+export const problemSchema = z
+  .object({
+    type: z.string().meta({ description: 'A URI naming the kind of problem, stable for programs to branch on.' }),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().meta({ description: 'What went wrong and how to fix it, for people.' }),
+    parameter: z.string().optional().meta({ description: 'The offending query parameter, header or body field (dotted path).' }),
+    errors: z.array(z.object({ parameter: z.string(), detail: z.string() })).optional(),
+    requestId: z.string().optional(),
+  })
+  .meta({ description: 'RFC 9457 problem details.' });
+responseRegistry.add(problemSchema, { id: 'Problem' });
+
+// ---- query parameters ----
+
+export const exchangeParam = exchangeSchema.meta({ description: 'Exchange id.' });
+export const symbolParam = symbolSchema.meta({
+  description: 'Unified symbol BASE/QUOTE, e.g. `BTC/USDT` (a query parameter, so `/` needs no escaping).',
+  examples: ['BTC/USDT'],
+});
+export const intervalParam = intervalSchema.meta({
+  description: 'Candle interval. Intervals that are not stored are built from the finest stored interval that divides them.',
+});
+export const gapPolicySchema = z.enum(['omit', 'null', 'ffill'], {
+  error: (i) => `unknown gap policy ${JSON.stringify(i.input)}; expected omit, null or ffill`,
+});
+export type GapPolicy = z.infer<typeof gapPolicySchema>;
+
+export const cursorParam = cursorParamSchema;
+
+export const candlesQuerySchema = z.object({
+  exchange: exchangeParam,
+  symbol: symbolParam,
+  interval: intervalParam,
+  start: timeParam('First open time to return (inclusive); default: the first stored candle.').optional(),
+  end: timeParam('Open time to stop before (exclusive); default: no limit.').optional(),
+  limit: limitParam(),
+  cursor: cursorParam,
+  gaps: gapPolicySchema
+    .optional()
+    .transform((g) => g ?? 'omit')
+    .meta({
+      description:
+        'What to do with missing buckets between the first and last stored candle of the range: `omit` (default) leaves them out; ' +
+        '`null` returns a row with null prices and volumes; `ffill` repeats the previous close with zero volume. Filled rows have `gap: true` and `closed: false`.',
+    }),
+  format: formatParam,
+});
+export type CandlesQuery = z.output<typeof candlesQuerySchema>;
+
+const seriesRefRe = /^([a-z]+):([A-Z0-9]{1,20}\/[A-Z0-9]{1,20}):(\w+)$/;
+export const seriesRefSchema = z
+  .string()
+  .regex(seriesRefRe, 'expected exchange:BASE/QUOTE:interval such as binance:BTC/USDT:1m')
+  .transform((s, ctx) => {
+    const [, exchange, symbol, interval] = seriesRefRe.exec(s)!;
+    const e = exchangeSchema.safeParse(exchange);
+    const i = intervalSchema.safeParse(interval);
+    if (!e.success || !i.success) {
+      ctx.issues.push({ code: 'custom', input: s, message: (e.error ?? i.error)!.issues[0]!.message });
+      return z.NEVER;
+    }
+    return { exchange: e.data, symbol: symbol!, interval: i.data };
+  });
+
+export const latestQuerySchema = z.object({
+  series: listParam(seriesRefSchema, {
+    max: 100,
+    description: 'Series as `exchange:BASE/QUOTE:interval`, up to 100. Without it, every series matching exchange/symbol/interval.',
+  }).optional(),
+  exchange: exchangeParam.optional(),
+  symbol: symbolParam.optional(),
+  interval: intervalSchema.optional().meta({ description: 'Only series of this stored interval.' }),
+  format: formatParam,
+});
+
+export const marketsQuerySchema = z.object({
+  exchange: exchangeParam.optional(),
+  symbol: symbolParam.optional(),
+  interval: intervalSchema.optional().meta({ description: 'Only series of this stored interval.' }),
+  format: formatParam,
+});
+
+export const gapsQuerySchema = z.object({
+  exchange: exchangeParam,
+  symbol: symbolParam,
+  interval: intervalSchema.meta({ description: 'A stored interval.' }),
+  start: timeParam('Only gaps ending after this time.').optional(),
+  end: timeParam('Only gaps starting before this time.').optional(),
+  limit: limitParam(),
+  cursor: cursorParam,
+  format: formatParam,
+});
+
+// ---- responses ----
+
+const ms = (description: string) => z.number().int().meta({ description: `${description} (epoch milliseconds, UTC)` });
+const decimal = z.string().meta({ description: 'Exact decimal as text.', examples: ['68123.45'] });
+
+export const candleSchema = z.object({
+  openTime: ms('Open time of the candle'),
+  open: decimal.nullable(),
+  high: decimal.nullable(),
+  low: decimal.nullable(),
+  close: decimal.nullable(),
+  volume: decimal.nullable(),
+  quoteVolume: decimal.nullable(),
+  trades: z.number().int().nullable(),
+  closed: z.boolean().meta({ description: 'True only when the candle can no longer change.' }),
+  gap: z.boolean().meta({ description: 'True on rows the gap policy made up for a missing bucket.' }),
+  sourceCandles: z
+    .number()
+    .int()
+    .optional()
+    .meta({ description: 'Resampled responses only: stored candles the bucket was built from (fewer than sourceCandlesPerBucket = partial).' }),
+});
+responseRegistry.add(candleSchema, { id: 'Candle' });
+export type CandleOut = z.infer<typeof candleSchema>;
+
+export const candlePageSchema = z.object({
+  exchange: exchangeSchema,
+  symbol: z.string(),
+  interval: intervalSchema,
+  resampledFrom: intervalSchema.nullable().meta({ description: 'The stored interval the candles were built from; null when stored natively.' }),
+  sourceCandlesPerBucket: z.number().int().nullable(),
+  gaps: gapPolicySchema,
+  start: z.iso.datetime().nullable(),
+  end: z.iso.datetime().nullable(),
+  count: z.number().int(),
+  candles: z.array(candleSchema),
+  nextCursor: z.string().nullable().meta({ description: 'Pass as `cursor` for the next page; null on the last page.' }),
+});
+responseRegistry.add(candlePageSchema, { id: 'CandlePage' });
+export type CandlePage = z.infer<typeof candlePageSchema>;
+
+export const latestSchema = z.object({
+  series: z.array(
+    z.object({
+      exchange: exchangeSchema,
+      symbol: z.string(),
+      interval: intervalSchema,
+      candle: candleSchema.nullable().meta({ description: 'The newest closed candle; null when the series has none yet.' }),
+    }),
+  ),
+});
+responseRegistry.add(latestSchema, { id: 'LatestCandles' });
+export type LatestCandles = z.infer<typeof latestSchema>;
+
+export const marketSchema = z.object({
+  exchange: exchangeSchema,
+  symbol: z.string(),
+  interval: intervalSchema,
+  candles: z.number().int(),
+  firstOpenTime: ms('First stored candle').nullable(),
+  lastOpenTime: ms('Last stored candle').nullable(),
+  gapCount: z.number().int().meta({ description: 'Runs of missing candles between the first and last stored candle.' }),
+  missingCandles: z.number().int().meta({ description: 'Candles missing in those runs.' }),
+  largestGapCandles: z.number().int(),
+});
+responseRegistry.add(marketSchema, { id: 'Market' });
+export const marketsSchema = z.object({ markets: z.array(marketSchema) });
+responseRegistry.add(marketsSchema, { id: 'Markets' });
+export type Markets = z.infer<typeof marketsSchema>;
+
+export const gapSchema = z.object({
+  start: ms('First missing open time'),
+  end: ms('Open time of the next stored candle (exclusive end)'),
+  missingCandles: z.number().int(),
+  confirmedByExchange: z
+    .boolean()
+    .meta({ description: 'True when the coverage ledger shows the exchange was asked for this range and had nothing: a backfill will not fill it.' }),
+});
+responseRegistry.add(gapSchema, { id: 'Gap' });
+export const gapsPageSchema = z.object({
+  exchange: exchangeSchema,
+  symbol: z.string(),
+  interval: intervalSchema,
+  gaps: z.array(gapSchema),
+  nextCursor: z.string().nullable(),
+});
+responseRegistry.add(gapsPageSchema, { id: 'GapPage' });
+export type GapPage = z.infer<typeof gapsPageSchema>;
+
+export const healthSchema = z.object({ status: z.enum(['ok']), database: z.enum(['ok']), version: z.string() });
+responseRegistry.add(healthSchema, { id: 'Health' });

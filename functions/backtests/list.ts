@@ -1,0 +1,298 @@
+import * as z from 'zod';
+import { decodeCursor, encodeCursor, queryHash } from '../http/cursor.ts';
+import { badRequest } from '../http/problem.ts';
+import { cursorParamSchema, limitParam, listParam, formatParam, timeParam, type DynamicParams } from '../http/query.ts';
+import type { Queryable } from '../store/db.ts';
+import { METRIC_NAME_RE, PARAM_KEY_RE, STRATEGY_RE, TAG_RE, type BacktestPage } from './record.ts';
+import { RUN_COLUMNS, toBacktest, type RunRow } from './store.ts';
+
+/*
+ * Query syntax for GET /v1/backtests (also in the OpenAPI document):
+ *
+ *   strategy=a,b                 strategy is a or b
+ *   strategyVersion=v1,v2        version is v1 or v2
+ *   tag=x,y                      has every one of these tags
+ *   tag.any=x,y / tag.none=x,y   has at least one / none of them
+ *   created.gte=T / created.lt=T created in [T1, T2)  (ISO 8601 or epoch ms)
+ *   metric.<name>.<op>=<number>  op: eq ne gt gte lt lte; metric.<name>=<n> means eq
+ *   metric.<name>.exists=true    the run reports the metric (false: it does not)
+ *   param.<path>=<value>         parameter equals value; <path> is dotted for nested objects.
+ *                                10 / 1.5 / true / false / null are JSON; "10" (quoted) is a string
+ *   param.<path>.<op>=<value>    op: eq ne (any scalar), gt gte lt lte (numbers), exists (true/false)
+ *   or.<n>.<any filter above>    groups: every filter without a prefix must hold, and when groups
+ *                                are given, all filters of at least one group must hold
+ *   sort=-created | created | -metric.<name> | metric.<name>   (runs lacking the metric come last)
+ */
+
+const OPS = ['eq', 'ne', 'gt', 'gte', 'lt', 'lte'] as const;
+type Op = (typeof OPS)[number];
+const SQL_OP: Record<Op, string> = { eq: '=', ne: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' };
+
+const strategyItem = z.string().regex(STRATEGY_RE, 'is not a strategy name');
+const tagItem = z.string().regex(TAG_RE, 'is not a tag (letters, digits and _ . : -)');
+
+/** The filters that have fixed names; `or.<n>.` groups reuse these same schemas. */
+const fixedFilters = {
+  strategy: listParam(strategyItem, { max: 50, description: 'Runs of any of these strategies.' }).optional(),
+  strategyVersion: listParam(z.string().min(1).max(100), { max: 50, description: 'Runs of any of these strategy versions.' }).optional(),
+  tag: listParam(tagItem, { max: 20, description: 'Runs having every one of these tags.' }).optional(),
+  'tag.any': listParam(tagItem, { max: 20, description: 'Runs having at least one of these tags.' }).optional(),
+  'tag.none': listParam(tagItem, { max: 20, description: 'Runs having none of these tags.' }).optional(),
+  'created.gte': timeParam('Runs created at or after this time.').optional(),
+  'created.lt': timeParam('Runs created before this time.').optional(),
+};
+
+const SORT_RE = /^-?(created|metric\.[A-Za-z][A-Za-z0-9_]{0,63})$/;
+
+export const listQuerySchema = z.object({
+  ...fixedFilters,
+  sort: z
+    .string()
+    .regex(SORT_RE, 'must be created, -created, metric.<name> or -metric.<name>')
+    .optional()
+    .meta({ description: 'Order: `-created` (default, newest first), `created`, `-metric.<name>` (highest first) or `metric.<name>`. Runs lacking the metric come last.' }),
+  limit: limitParam(100, 1000),
+  cursor: cursorParamSchema,
+  format: formatParam,
+});
+export type ListQuery = z.output<typeof listQuerySchema>;
+
+const METRIC_FILTER_RE = /^metric\.([A-Za-z][A-Za-z0-9_]{0,63})(?:\.(eq|ne|gt|gte|lt|lte|exists))?$/;
+const PARAM_FILTER_RE = /^param\.([A-Za-z_][A-Za-z0-9_\-]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_\-]{0,63}){0,7})$/;
+const GROUP_RE = /^or\.([1-9]\d?)\.(.+)$/;
+
+export const listDynamicParams: DynamicParams[] = [
+  {
+    pattern: /^metric\./,
+    name: 'metric.<name>.<op>',
+    description:
+      'Metric filter: `metric.sharpe.gte=1.5`, `metric.maxDrawdown.lt=0.2`; op is eq, ne, gt, gte, lt or lte (`metric.<name>=<n>` means eq); ' +
+      '`metric.<name>.exists=true|false` tests presence.',
+  },
+  {
+    pattern: /^param\./,
+    name: 'param.<path>.<op>',
+    description:
+      'Parameter filter: `param.fast=10` (equality; `10`, `1.5`, `true`, `false`, `null` are JSON values, `"10"` in quotes is the string), ' +
+      '`param.risk.stop.lte=0.05` (dotted path into nested objects; ops eq, ne, gt, gte, lt, lte, exists). A parameter literally named like an op is reached with `.eq`.',
+  },
+  {
+    pattern: /^or\./,
+    name: 'or.<n>.<filter>',
+    description:
+      'OR groups: `or.1.metric.sharpe.gte=2&or.2.tag=prod&or.2.metric.sharpe.gte=1` means (sharpe ≥ 2) OR (tagged prod AND sharpe ≥ 1). ' +
+      'Filters without a prefix apply to every run; groups 1-99 accept every filter above.',
+  },
+];
+
+type Clause =
+  | { kind: 'strategy' | 'version' | 'tagsAll' | 'tagsAny' | 'tagsNone'; values: string[] }
+  | { kind: 'created'; op: 'gte' | 'lt'; ms: number }
+  | { kind: 'metric'; name: string; op: Op; value: number }
+  | { kind: 'metricExists'; name: string; exists: boolean }
+  | { kind: 'param'; path: string[]; op: Op; value: unknown }
+  | { kind: 'paramExists'; path: string[]; exists: boolean };
+
+const booleanValue = (v: string, param: string): boolean => {
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw badRequest(`${param} must be true or false`, param);
+};
+
+const numberValue = (v: string, param: string): number => {
+  const n = /^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(v.trim()) ? Number(v) : NaN;
+  if (!Number.isFinite(n)) throw badRequest(`${param} must be a finite number, got ${JSON.stringify(v)}`, param);
+  return n;
+};
+
+/** A parameter value as JSON when it reads as a scalar literal, else the text itself. */
+function scalarValue(v: string, param: string): unknown {
+  if (v === 'true' || v === 'false' || v === 'null') return JSON.parse(v);
+  if (/^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(v)) return numberValue(v, param);
+  if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) {
+    try {
+      const s: unknown = JSON.parse(v);
+      if (typeof s === 'string') return s;
+    } catch {
+      // not a JSON string literal: compare as written
+    }
+  }
+  return v;
+}
+
+function fixedClause(name: keyof typeof fixedFilters, value: unknown): Clause | undefined {
+  if (value === undefined) return undefined;
+  switch (name) {
+    case 'strategy':
+      return { kind: 'strategy', values: value as string[] };
+    case 'strategyVersion':
+      return { kind: 'version', values: value as string[] };
+    case 'tag':
+      return { kind: 'tagsAll', values: value as string[] };
+    case 'tag.any':
+      return { kind: 'tagsAny', values: value as string[] };
+    case 'tag.none':
+      return { kind: 'tagsNone', values: value as string[] };
+    case 'created.gte':
+      return { kind: 'created', op: 'gte', ms: value as number };
+    case 'created.lt':
+      return { kind: 'created', op: 'lt', ms: value as number };
+  }
+}
+
+/** One dynamic filter (metric.*, param.*) or, inside a group, any filter. */
+function dynamicClause(name: string, values: string[], param: string, inGroup: boolean): Clause {
+  if (inGroup && name in fixedFilters) {
+    const schema = fixedFilters[name as keyof typeof fixedFilters];
+    const input = name === 'created.gte' || name === 'created.lt' ? values[0] : values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+    const parsed = schema.safeParse(input);
+    if (!parsed.success) throw badRequest(`${param} ${parsed.error.issues[0]?.message ?? 'is invalid'}`, param);
+    return fixedClause(name as keyof typeof fixedFilters, parsed.data)!;
+  }
+  if (values.length > 1) throw badRequest(`query parameter ${param} is given ${values.length} times; give it once`, param);
+  const value = values[0] ?? '';
+  const m = METRIC_FILTER_RE.exec(name);
+  if (m) {
+    const [, metric, op = 'eq'] = m;
+    if (op === 'exists') return { kind: 'metricExists', name: metric!, exists: booleanValue(value, param) };
+    return { kind: 'metric', name: metric!, op: op as Op, value: numberValue(value, param) };
+  }
+  const p = PARAM_FILTER_RE.exec(name);
+  if (p) {
+    const segments = p[1]!.split('.');
+    const last = segments[segments.length - 1]!;
+    let op: Op | 'exists' = 'eq';
+    if (segments.length > 1 && ((OPS as readonly string[]).includes(last) || last === 'exists')) {
+      op = last as Op | 'exists';
+      segments.pop();
+    }
+    if (!segments.every((s) => PARAM_KEY_RE.test(s))) throw badRequest(`${param} names an invalid parameter path`, param);
+    if (op === 'exists') return { kind: 'paramExists', path: segments, exists: booleanValue(value, param) };
+    if (op === 'eq' || op === 'ne') return { kind: 'param', path: segments, op, value: scalarValue(value, param) };
+    return { kind: 'param', path: segments, op, value: numberValue(value, param) };
+  }
+  if (name.startsWith('metric.')) {
+    throw badRequest(`${param} is not a metric filter; write metric.<name>.<op>=<number> with op eq, ne, gt, gte, lt, lte or exists`, param);
+  }
+  if (name.startsWith('param.')) {
+    throw badRequest(`${param} is not a parameter filter; write param.<name>=<value> or param.<path>.<op>=<value>`, param);
+  }
+  throw badRequest(
+    `unknown filter ${JSON.stringify(param)}; filters are strategy, strategyVersion, tag, tag.any, tag.none, created.gte, created.lt, metric.<name>.<op>, param.<path>.<op>`,
+    param,
+  );
+}
+
+export interface Filter {
+  all: Clause[];
+  any: Clause[][];
+}
+
+export function buildFilter(query: ListQuery, dynamic: Map<string, string[]>): Filter {
+  const all: Clause[] = [];
+  for (const name of Object.keys(fixedFilters) as (keyof typeof fixedFilters)[]) {
+    const c = fixedClause(name, query[name]);
+    if (c) all.push(c);
+  }
+  const groups = new Map<number, Clause[]>();
+  for (const [param, values] of dynamic) {
+    const g = GROUP_RE.exec(param);
+    if (g) {
+      const n = Number(g[1]);
+      if (g[2]!.startsWith('or.')) throw badRequest(`${param}: groups do not nest`, param);
+      const list = groups.get(n) ?? [];
+      list.push(dynamicClause(g[2]!, values, param, true));
+      groups.set(n, list);
+    } else {
+      all.push(dynamicClause(param, values, param, false));
+    }
+  }
+  return { all, any: [...groups.entries()].sort(([a], [b]) => a - b).map(([, c]) => c) };
+}
+
+class Params {
+  readonly values: unknown[] = [];
+  add(v: unknown): string {
+    this.values.push(v);
+    return `$${this.values.length}`;
+  }
+}
+
+// Metric and parameter names are inlined only after their regex allowed them: no quote can occur.
+const metricExpr = (name: string) => `(b.metrics->>'${name}')::float8`;
+const nested = (path: string[], value: unknown): unknown => path.reduceRight<unknown>((acc, key) => ({ [key]: acc }), value);
+
+function clauseSql(c: Clause, p: Params): string {
+  switch (c.kind) {
+    case 'strategy':
+      return `b.strategy = ANY(${p.add(c.values)}::text[])`;
+    case 'version':
+      return `b.strategy_version = ANY(${p.add(c.values)}::text[])`;
+    case 'tagsAll':
+      return `b.tags @> ${p.add(c.values)}::text[]`;
+    case 'tagsAny':
+      return `b.tags && ${p.add(c.values)}::text[]`;
+    case 'tagsNone':
+      return `NOT (b.tags && ${p.add(c.values)}::text[])`;
+    case 'created':
+      return `b.created_at ${c.op === 'gte' ? '>=' : '<'} ${p.add(new Date(c.ms).toISOString())}::timestamptz`;
+    case 'metric':
+      return `${metricExpr(c.name)} ${SQL_OP[c.op]} ${p.add(c.value)}::float8`;
+    case 'metricExists':
+      return `${c.exists ? '' : 'NOT '}(b.metrics ? ${p.add(c.name)})`;
+    case 'paramExists':
+      return `b.parameters #> ${p.add(c.path)}::text[] IS ${c.exists ? 'NOT ' : ''}NULL`;
+    case 'param': {
+      if (c.op === 'eq') return `b.parameters @> ${p.add(JSON.stringify(nested(c.path, c.value)))}::jsonb`;
+      if (c.op === 'ne') return `NOT (b.parameters @> ${p.add(JSON.stringify(nested(c.path, c.value)))}::jsonb)`;
+      const path = p.add(c.path);
+      // Only numeric parameters compare; a text value never matches a range instead of failing the query.
+      return `(CASE WHEN jsonb_typeof(b.parameters #> ${path}::text[]) = 'number' THEN (b.parameters #>> ${path}::text[])::float8 END) ${SQL_OP[c.op]} ${p.add(c.value)}::float8`;
+    }
+  }
+}
+
+const sortKey = z.tuple([z.union([z.number(), z.string(), z.null()]), z.uuid()]);
+
+/** Lists runs newest first (or by a metric) with keyset pagination. */
+export async function listBacktests(db: Queryable, query: ListQuery, dynamic: Map<string, string[]>): Promise<BacktestPage> {
+  const filter = buildFilter(query, dynamic);
+  const sort = query.sort ?? '-created';
+  const desc = sort.startsWith('-');
+  const field = desc ? sort.slice(1) : sort;
+  const metric = field.startsWith('metric.') ? field.slice('metric.'.length) : undefined;
+  if (metric && !METRIC_NAME_RE.test(metric)) throw badRequest('sort names an invalid metric', 'sort');
+  const hash = queryHash(['backtests', sort, filter]);
+
+  const p = new Params();
+  const where = filter.all.map((c) => clauseSql(c, p));
+  if (filter.any.length) where.push(`(${filter.any.map((g) => `(${g.map((c) => clauseSql(c, p)).join(' AND ')})`).join(' OR ')})`);
+
+  const dir = desc ? 'DESC' : 'ASC';
+  const cmp = desc ? '<' : '>';
+  const keyExpr = metric ? metricExpr(metric) : 'b.created_at';
+  if (query.cursor) {
+    const [value, id] = decodeCursor(query.cursor, hash, sortKey);
+    if (!metric) {
+      if (typeof value !== 'string') throw badRequest('cursor does not match sort', 'cursor', 'invalid-cursor');
+      where.push(`(b.created_at, b.id) ${cmp} (${p.add(value)}::timestamptz, ${p.add(id)}::uuid)`);
+    } else if (value === null) {
+      where.push(`(${keyExpr} IS NULL AND b.id ${cmp} ${p.add(id)}::uuid)`);
+    } else {
+      const v = p.add(value);
+      where.push(`(${keyExpr} ${cmp} ${v}::float8 OR (${keyExpr} = ${v}::float8 AND b.id ${cmp} ${p.add(id)}::uuid) OR ${keyExpr} IS NULL)`);
+    }
+  }
+  const order = metric ? `${keyExpr} ${dir} NULLS LAST, b.id ${dir}` : `b.created_at ${dir}, b.id ${dir}`;
+  const sql = `SELECT ${RUN_COLUMNS}, ${metric ? `${keyExpr} AS sort_value` : `to_char(b.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS sort_value`}
+    FROM backtests b ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+    ORDER BY ${order} LIMIT ${p.add(query.limit + 1)}`;
+  const { rows } = await db.query<RunRow & { sort_value: number | string | null }>(sql, p.values);
+  const more = rows.length > query.limit;
+  const page = more ? rows.slice(0, query.limit) : rows;
+  const last = page[page.length - 1];
+  return {
+    runs: page.map(toBacktest),
+    nextCursor: more && last ? encodeCursor([last.sort_value, last.id], hash) : null,
+  };
+}

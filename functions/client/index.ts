@@ -1,0 +1,283 @@
+/**
+ * Typed client for the candlekeep HTTP API (the package's main export).
+ *
+ *   import { CandlekeepClient } from 'candlekeep';
+ *   const ck = new CandlekeepClient(); // CANDLEKEEP_URL, CANDLEKEEP_API_KEY
+ *   const page = await ck.candles({ exchange: 'binance', symbol: 'BTC/USDT', interval: '1h', start: '2024-01-01' });
+ *
+ * It depends on nothing but `fetch`; the types come from the zod schemas the API validates with.
+ */
+import type { CandleOut, CandlePage, GapPage, GapPolicy, LatestCandles, Markets } from '../api/schemas.ts';
+import type { Backtest, BacktestPage, Comparison, CreateBacktestInput } from '../backtests/record.ts';
+import type { Exchange } from '../candles/candle.ts';
+import type { Interval } from '../candles/intervals.ts';
+import type { Problem } from '../http/problem.ts';
+
+export type { Backtest, BacktestPage, CandleOut as Candle, CandlePage, Comparison, CreateBacktestInput, Exchange, GapPage, GapPolicy, Interval, LatestCandles, Markets, Problem };
+
+/** ISO 8601 text, epoch milliseconds, or a Date. */
+export type TimeInput = string | number | Date;
+
+export interface ClientOptions {
+  /** Base URL, e.g. `http://127.0.0.1:8080` or `https://abc.execute-api.eu-west-1.amazonaws.com/dev`. Default: CANDLEKEEP_URL. */
+  baseUrl?: string;
+  /** Default: CANDLEKEEP_API_KEY. */
+  apiKey?: string;
+  fetch?: typeof fetch;
+  /** Per-request timeout. @default 30000 */
+  timeoutMs?: number;
+}
+
+/** An error answer from the API, with its problem details. */
+export class CandlekeepError extends Error {
+  override name = 'CandlekeepError';
+  readonly status: number;
+  readonly problem: Problem;
+  constructor(problem: Problem) {
+    super(`${problem.status} ${problem.title}: ${problem.detail}`);
+    this.status = problem.status;
+    this.problem = problem;
+  }
+}
+
+export interface CandlesParams {
+  exchange: Exchange;
+  symbol: string;
+  interval: Interval;
+  start?: TimeInput;
+  end?: TimeInput;
+  limit?: number;
+  cursor?: string;
+  gaps?: GapPolicy;
+}
+
+export interface SeriesRef {
+  exchange: Exchange;
+  symbol: string;
+  interval: Interval;
+}
+
+export type Comparison_ = 'eq' | 'ne' | 'gt' | 'gte' | 'lt' | 'lte';
+export type MetricFilter = number | Partial<Record<Comparison_, number>> | { exists: boolean };
+export type ParamValue = string | number | boolean | null;
+export type ParamFilter = ParamValue | Partial<Record<Comparison_, ParamValue>> | { exists: boolean };
+
+/** Filters of GET /v1/backtests; fields combine with AND, `or` adds alternative groups. */
+export interface BacktestFilter {
+  strategy?: string | string[];
+  strategyVersion?: string | string[];
+  /** Has every one of these tags. */
+  tags?: string[];
+  anyTag?: string[];
+  noTag?: string[];
+  createdFrom?: TimeInput;
+  createdBefore?: TimeInput;
+  /** e.g. `{ sharpe: { gte: 1 }, maxDrawdown: { lt: 0.2 } }` */
+  metric?: Record<string, MetricFilter>;
+  /** e.g. `{ fast: 10, 'risk.stop': { lte: 0.05 } }` (dotted paths for nested parameters) */
+  param?: Record<string, ParamFilter>;
+}
+
+export interface ListBacktestsParams extends BacktestFilter {
+  /** Alternatives: a run matches when it matches all the fields above and at least one group. */
+  or?: BacktestFilter[];
+  /** `-created` (default), `created`, `-metric.<name>`, `metric.<name>` */
+  sort?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+const time = (t: TimeInput) => (t instanceof Date ? t.toISOString() : String(t));
+const paramText = (v: ParamValue) => (typeof v === 'string' && /^(-?[\d.]+([eE][-+]?\d+)?|true|false|null|".*")$/.test(v) ? JSON.stringify(v) : String(v));
+
+function filterEntries(f: BacktestFilter, prefix = ''): [string, string][] {
+  const out: [string, string][] = [];
+  const list = (v: string | string[]) => (Array.isArray(v) ? v.join(',') : v);
+  if (f.strategy !== undefined) out.push([`${prefix}strategy`, list(f.strategy)]);
+  if (f.strategyVersion !== undefined) out.push([`${prefix}strategyVersion`, list(f.strategyVersion)]);
+  if (f.tags?.length) out.push([`${prefix}tag`, f.tags.join(',')]);
+  if (f.anyTag?.length) out.push([`${prefix}tag.any`, f.anyTag.join(',')]);
+  if (f.noTag?.length) out.push([`${prefix}tag.none`, f.noTag.join(',')]);
+  if (f.createdFrom !== undefined) out.push([`${prefix}created.gte`, time(f.createdFrom)]);
+  if (f.createdBefore !== undefined) out.push([`${prefix}created.lt`, time(f.createdBefore)]);
+  for (const [name, m] of Object.entries(f.metric ?? {})) {
+    if (typeof m === 'number') out.push([`${prefix}metric.${name}.eq`, String(m)]);
+    else for (const [op, v] of Object.entries(m)) out.push([`${prefix}metric.${name}.${op}`, String(v)]);
+  }
+  for (const [path, p] of Object.entries(f.param ?? {})) {
+    if (p === null || typeof p !== 'object') out.push([`${prefix}param.${path}.eq`, paramText(p)]);
+    else for (const [op, v] of Object.entries(p)) out.push([`${prefix}param.${path}.${op}`, op === 'exists' ? String(v) : paramText(v as ParamValue)]);
+  }
+  return out;
+}
+
+export class CandlekeepClient {
+  readonly baseUrl: string;
+  private readonly apiKey: string | undefined;
+  private readonly fetchFn: typeof fetch;
+  private readonly timeoutMs: number;
+
+  constructor(opts: ClientOptions = {}) {
+    const base = opts.baseUrl ?? process.env.CANDLEKEEP_URL;
+    if (!base) throw new Error('candlekeep client: set CANDLEKEEP_URL or pass baseUrl (e.g. http://127.0.0.1:8080)');
+    this.baseUrl = base.replace(/\/+$/, '');
+    this.apiKey = opts.apiKey ?? process.env.CANDLEKEEP_API_KEY;
+    this.fetchFn = opts.fetch ?? fetch;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+  }
+
+  /** Sends one request; answers other than 2xx throw CandlekeepError. */
+  async request(
+    method: string,
+    path: string,
+    opts: { query?: [string, string][]; body?: unknown; headers?: Record<string, string>; accept?: string } = {},
+  ): Promise<Response> {
+    const url = new URL(this.baseUrl + path);
+    for (const [k, v] of opts.query ?? []) url.searchParams.append(k, v);
+    const headers: Record<string, string> = { Accept: opts.accept ?? 'application/json', ...opts.headers };
+    if (this.apiKey) headers['x-api-key'] = this.apiKey;
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      body = JSON.stringify(opts.body);
+    }
+    const res = await this.fetchFn(url, { method, headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
+    if (res.ok) return res;
+    const text = await res.text();
+    let problem: Problem;
+    try {
+      problem = JSON.parse(text) as Problem;
+      if (typeof problem.detail !== 'string') throw new Error('not a problem');
+    } catch {
+      problem = { type: 'about:blank', title: res.statusText || 'Error', status: res.status, detail: text.slice(0, 500) || res.statusText };
+    }
+    throw new CandlekeepError(problem);
+  }
+
+  private async json<T>(method: string, path: string, query: [string, string][] = []): Promise<T> {
+    return (await (await this.request(method, path, { query })).json()) as T;
+  }
+
+  health(): Promise<{ status: 'ok'; database: 'ok'; version: string }> {
+    return this.json('GET', '/v1/health');
+  }
+
+  openapi(): Promise<Record<string, unknown>> {
+    return this.json('GET', '/v1/openapi.json');
+  }
+
+  private candleQuery(p: CandlesParams): [string, string][] {
+    const q: [string, string][] = [
+      ['exchange', p.exchange],
+      ['symbol', p.symbol],
+      ['interval', p.interval],
+    ];
+    if (p.start !== undefined) q.push(['start', time(p.start)]);
+    if (p.end !== undefined) q.push(['end', time(p.end)]);
+    if (p.limit !== undefined) q.push(['limit', String(p.limit)]);
+    if (p.cursor !== undefined) q.push(['cursor', p.cursor]);
+    if (p.gaps !== undefined) q.push(['gaps', p.gaps]);
+    return q;
+  }
+
+  /** One page of candles. */
+  candles(p: CandlesParams): Promise<CandlePage> {
+    return this.json('GET', '/v1/candles', this.candleQuery(p));
+  }
+
+  /** One page as CSV text, with the cursor of the next page. */
+  async candlesCsv(p: CandlesParams): Promise<{ csv: string; nextCursor: string | null }> {
+    const res = await this.request('GET', '/v1/candles', { query: [...this.candleQuery(p), ['format', 'csv']], accept: 'text/csv' });
+    return { csv: await res.text(), nextCursor: res.headers.get('x-next-cursor') };
+  }
+
+  /** Every candle of the range, page after page. */
+  async *iterateCandles(p: CandlesParams): AsyncGenerator<CandleOut> {
+    let cursor = p.cursor;
+    do {
+      const page = await this.candles({ ...p, ...(cursor ? { cursor } : {}) });
+      yield* page.candles;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+
+  async allCandles(p: CandlesParams): Promise<CandleOut[]> {
+    const out: CandleOut[] = [];
+    for await (const c of this.iterateCandles(p)) out.push(c);
+    return out;
+  }
+
+  /** Newest closed candle of the given series (or of every series matching the filter). */
+  latest(p: { series?: SeriesRef[]; exchange?: Exchange; symbol?: string; interval?: Interval } = {}): Promise<LatestCandles> {
+    const q: [string, string][] = [];
+    if (p.series) q.push(['series', p.series.map((s) => `${s.exchange}:${s.symbol}:${s.interval}`).join(',')]);
+    if (p.exchange) q.push(['exchange', p.exchange]);
+    if (p.symbol) q.push(['symbol', p.symbol]);
+    if (p.interval) q.push(['interval', p.interval]);
+    return this.json('GET', '/v1/candles/latest', q);
+  }
+
+  markets(p: { exchange?: Exchange; symbol?: string; interval?: Interval } = {}): Promise<Markets> {
+    return this.json('GET', '/v1/markets', Object.entries(p).filter(([, v]) => v !== undefined) as [string, string][]);
+  }
+
+  gaps(p: SeriesRef & { start?: TimeInput; end?: TimeInput; limit?: number; cursor?: string }): Promise<GapPage> {
+    const q: [string, string][] = [
+      ['exchange', p.exchange],
+      ['symbol', p.symbol],
+      ['interval', p.interval],
+    ];
+    if (p.start !== undefined) q.push(['start', time(p.start)]);
+    if (p.end !== undefined) q.push(['end', time(p.end)]);
+    if (p.limit !== undefined) q.push(['limit', String(p.limit)]);
+    if (p.cursor !== undefined) q.push(['cursor', p.cursor]);
+    return this.json('GET', '/v1/gaps', q);
+  }
+
+  /**
+   * Stores a run. Pass an idempotencyKey (e.g. a UUID kept with the run's output) so a retry after
+   * a timeout returns the run the first attempt created instead of a duplicate.
+   */
+  async createBacktest(run: CreateBacktestInput, opts: { idempotencyKey?: string } = {}): Promise<{ run: Backtest; created: boolean }> {
+    const res = await this.request('POST', '/v1/backtests', {
+      body: run,
+      ...(opts.idempotencyKey ? { headers: { 'Idempotency-Key': opts.idempotencyKey } } : {}),
+    });
+    return { run: (await res.json()) as Backtest, created: res.status === 201 };
+  }
+
+  getBacktest(id: string, opts: { include?: ('equityCurve' | 'trades')[] } = {}): Promise<Backtest> {
+    return this.json('GET', `/v1/backtests/${encodeURIComponent(id)}`, opts.include?.length ? [['include', opts.include.join(',')]] : []);
+  }
+
+  async deleteBacktest(id: string): Promise<void> {
+    await this.request('DELETE', `/v1/backtests/${encodeURIComponent(id)}`);
+  }
+
+  /** The query parameters of a list request, e.g. to build a URL for pandas. */
+  static backtestQuery(p: ListBacktestsParams): [string, string][] {
+    const q = filterEntries(p);
+    (p.or ?? []).forEach((g, i) => q.push(...filterEntries(g, `or.${i + 1}.`)));
+    if (p.sort) q.push(['sort', p.sort]);
+    if (p.limit !== undefined) q.push(['limit', String(p.limit)]);
+    if (p.cursor) q.push(['cursor', p.cursor]);
+    return q;
+  }
+
+  listBacktests(p: ListBacktestsParams = {}): Promise<BacktestPage> {
+    return this.json('GET', '/v1/backtests', CandlekeepClient.backtestQuery(p));
+  }
+
+  async *iterateBacktests(p: ListBacktestsParams = {}): AsyncGenerator<Backtest> {
+    let cursor = p.cursor;
+    do {
+      const page = await this.listBacktests({ ...p, ...(cursor ? { cursor } : {}) });
+      yield* page.runs;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+
+  compareBacktests(ids: string[]): Promise<Comparison> {
+    return this.json('GET', '/v1/backtests/compare', [['ids', ids.join(',')]]);
+  }
+}

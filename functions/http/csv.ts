@@ -1,0 +1,23 @@
+/** RFC 4180 CSV with a header row: what `pandas.read_csv(url)` and spreadsheets read without options. */
+export type CsvValue = string | number | boolean | null | undefined;
+
+const NEEDS_QUOTES = /[",\r\n]/;
+
+function field(v: CsvValue): string {
+  if (v === null || v === undefined) return '';
+  const s = typeof v === 'string' ? v : String(v);
+  return NEEDS_QUOTES.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function toCsv(columns: readonly string[], rows: Iterable<readonly CsvValue[]>): string {
+  let out = columns.map(field).join(',') + '\n';
+  for (const r of rows) {
+    let line = '';
+    for (let i = 0; i < r.length; i++) {
+      if (i > 0) line += ',';
+      line += field(r[i]);
+    }
+    out += line + '\n';
+  }
+  return out;
+}

@@ -1,0 +1,29 @@
+import type { APIGatewayProxyResult } from 'aws-lambda';
+import { toCsv, type CsvValue } from './csv.ts';
+import { PROBLEM_CONTENT_TYPE, type HttpProblem } from './problem.ts';
+
+export type ApiResponse = APIGatewayProxyResult;
+
+export function json(status: number, body: unknown, headers: Record<string, string> = {}): ApiResponse {
+  return { statusCode: status, headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) };
+}
+
+export function csv(columns: readonly string[], rows: Iterable<readonly CsvValue[]>, headers: Record<string, string> = {}): ApiResponse {
+  return {
+    statusCode: 200,
+    headers: { 'Content-Type': 'text/csv; charset=utf-8', ...headers },
+    body: toCsv(columns, rows),
+  };
+}
+
+export function noContent(headers: Record<string, string> = {}): ApiResponse {
+  return { statusCode: 204, headers, body: '' };
+}
+
+export function problem(p: HttpProblem, requestId?: string): ApiResponse {
+  return {
+    statusCode: p.status,
+    headers: { 'Content-Type': PROBLEM_CONTENT_TYPE, ...p.headers },
+    body: JSON.stringify(p.toProblem(requestId)),
+  };
+}

@@ -1,0 +1,216 @@
+import { Duration, Size, Validations, type RemovalPolicy } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import * as z from 'zod';
+import { ROUTE_TABLE } from '../../functions/api/routes.ts';
+import { CandlekeepFunction } from './candlekeep-function.ts';
+
+/** API settings from CDK context `candlekeep:api`, checked at synth time. */
+export const apiConfigSchema = z
+  .strictObject({
+    /** Browser origins allowed to call the API; none by default (scripts need no CORS). */
+    corsOrigins: z.array(z.url({ error: 'candlekeep:api.corsOrigins entries must be origins such as https://app.example.com' })).default([]),
+    /** Steady requests per second and burst, for the stage and the usage plan. */
+    throttle: z
+      .strictObject({ rateLimit: z.number().positive().max(10_000), burstLimit: z.number().int().positive().max(5_000) })
+      .default({ rateLimit: 50, burstLimit: 100 }),
+    quota: z
+      .strictObject({ limit: z.number().int().positive(), period: z.enum(['DAY', 'WEEK', 'MONTH']) })
+      .default({ limit: 1_000_000, period: 'DAY' }),
+  })
+  .default({ corsOrigins: [], throttle: { rateLimit: 50, burstLimit: 100 }, quota: { limit: 1_000_000, period: 'DAY' } });
+export type ApiConfig = z.output<typeof apiConfigSchema>;
+
+export function readApiConfig(scope: Construct): ApiConfig {
+  const parsed = apiConfigSchema.safeParse(scope.node.tryGetContext('candlekeep:api'));
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    throw new Error(`cdk.json context candlekeep:api${i.path.length ? `.${i.path.join('.')}` : ''}: ${i.message}`);
+  }
+  return parsed.data;
+}
+
+/** API Gateway's integration limit is 29 s; the function answers (or times out with a 503) before it. */
+export const API_TIMEOUT = Duration.seconds(28);
+
+export interface CandlekeepHttpApiProps {
+  databaseSecret: secretsmanager.ISecret;
+  /** Stage name, also in the URL: https://<id>.execute-api.<region>.amazonaws.com/<stage>/v1/... */
+  stageName: string;
+  config: ApiConfig;
+  logRemovalPolicy: RemovalPolicy;
+}
+
+const PROBLEM_TYPE = 'https://candlekeep.dev/problems/';
+
+/** A gateway response body in the API's problem+json shape, so clients parse one error format. */
+function problem(status: number, slug: string, title: string, detail: string, parameter?: string): Record<string, string> {
+  const body =
+    `{"type":"${PROBLEM_TYPE}${slug}","title":"${title}","status":${status},"detail":"${detail}"` +
+    `${parameter ? `,"parameter":"${parameter}"` : ''},"requestId":"$context.requestId"}`;
+  return { 'application/json': body };
+}
+
+/**
+ * The HTTPS API: a REST API (v1, which LocalStack also emulates) with one route-dispatching Lambda
+ * behind Lambda proxy integrations. Every route but health needs an API key; a usage plan throttles
+ * and caps each key; access logs go to their own log group; errors the gateway itself produces
+ * (bad key, throttling, unknown route, oversized request) use the same problem+json shape as the
+ * Lambda's. CORS exists only when origins are configured.
+ */
+export class CandlekeepHttpApi extends Construct {
+  public readonly api: apigw.RestApi;
+  public readonly handler: CandlekeepFunction;
+  public readonly apiKey: apigw.IApiKey;
+  public readonly usagePlan: apigw.UsagePlan;
+  public readonly accessLogs: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: CandlekeepHttpApiProps) {
+    super(scope, id);
+    const { config } = props;
+
+    this.handler = new CandlekeepFunction(this, 'Handler', {
+      entry: 'functions/api/handler.ts',
+      description: 'candlekeep HTTP API: candles, markets, gaps, backtest records',
+      // More memory is more CPU: JSON/CSV serialisation of 10k-candle pages is CPU-bound.
+      memorySize: 1024,
+      timeout: API_TIMEOUT,
+      logRemovalPolicy: props.logRemovalPolicy,
+      environment: {
+        POWERTOOLS_SERVICE_NAME: 'candlekeep-api',
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        CANDLEKEEP_DB_POOL_MAX: '2',
+        CANDLEKEEP_CORS_ORIGINS: config.corsOrigins.join(','),
+      },
+    });
+    this.handler.bindDatabaseSecret(props.databaseSecret);
+
+    this.accessLogs = new logs.LogGroup(this, 'AccessLogs', {
+      retention: logs.RetentionDays.ONE_MONTH,
+      removalPolicy: props.logRemovalPolicy,
+    });
+
+    this.api = new apigw.RestApi(this, 'Api', {
+      restApiName: `candlekeep-${props.stageName}`,
+      description: 'candlekeep market data and backtest records (OpenAPI at /v1/openapi.json)',
+      endpointTypes: [apigw.EndpointType.REGIONAL],
+      apiKeySourceType: apigw.ApiKeySourceType.HEADER,
+      // Access logs need the account's API Gateway CloudWatch role; the feature flag turns the default off.
+      cloudWatchRole: true,
+      cloudWatchRoleRemovalPolicy: props.logRemovalPolicy,
+      // Candle pages and CSV compress well (clients send Accept-Encoding); small answers are not worth it.
+      minCompressionSize: Size.kibibytes(8),
+      deployOptions: {
+        stageName: props.stageName,
+        accessLogDestination: new apigw.LogGroupLogDestination(this.accessLogs),
+        accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields({
+          caller: false,
+          httpMethod: true,
+          ip: true,
+          protocol: true,
+          requestTime: true,
+          resourcePath: true,
+          responseLength: true,
+          status: true,
+          user: false,
+        }),
+        // Errors only, and never request bodies: they may hold strategy parameters users consider private.
+        loggingLevel: apigw.MethodLoggingLevel.ERROR,
+        dataTraceEnabled: false,
+        metricsEnabled: true,
+        tracingEnabled: true,
+        throttlingRateLimit: config.throttle.rateLimit,
+        throttlingBurstLimit: config.throttle.burstLimit,
+      },
+      defaultMethodOptions: { apiKeyRequired: true },
+      ...(config.corsOrigins.length
+        ? {
+            defaultCorsPreflightOptions: {
+              allowOrigins: config.corsOrigins,
+              allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+              allowHeaders: ['Content-Type', 'Accept', 'x-api-key', 'Idempotency-Key'],
+              exposeHeaders: ['X-Next-Cursor', 'X-Resampled-From', 'X-Gap-Policy', 'Location', 'Idempotent-Replayed'],
+              maxAge: Duration.hours(1),
+            },
+          }
+        : {}),
+    });
+
+    // Structural checks the gateway can do cheaply; the Lambda validates everything in full.
+    const validator = new apigw.RequestValidator(this, 'Validator', {
+      restApi: this.api,
+      validateRequestBody: true,
+      validateRequestParameters: true,
+    });
+    const objectBody = new apigw.Model(this, 'JsonObjectModel', {
+      restApi: this.api,
+      contentType: 'application/json',
+      description: 'Any JSON object; the API validates the record itself.',
+      schema: { schema: apigw.JsonSchemaVersion.DRAFT4, type: apigw.JsonSchemaType.OBJECT },
+    });
+
+    const integration = new apigw.LambdaIntegration(this.handler, { proxy: true, allowTestInvoke: false, timeout: Duration.seconds(29) });
+    for (const route of ROUTE_TABLE) {
+      const resource = this.api.root.resourceForPath(route.path);
+      resource.addMethod(route.method, integration, {
+        apiKeyRequired: route.apiKey,
+        ...(route.method === 'POST' ? { requestValidator: validator, requestModels: { 'application/json': objectBody } } : {}),
+      });
+    }
+
+    const responses: [string, apigw.ResponseType, number, Record<string, string>][] = [
+      ['InvalidApiKey', apigw.ResponseType.INVALID_API_KEY, 403, problem(403, 'forbidden', 'Forbidden', 'missing or invalid API key: send it in the x-api-key header', 'x-api-key')],
+      ['AccessDenied', apigw.ResponseType.ACCESS_DENIED, 403, problem(403, 'forbidden', 'Forbidden', 'missing or invalid API key: send it in the x-api-key header', 'x-api-key')],
+      ['UnknownRoute', apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, 404, problem(404, 'not-found', 'Not found', 'no such route or method; GET /v1/openapi.json lists the routes')],
+      ['Throttled', apigw.ResponseType.THROTTLED, 429, problem(429, 'throttled', 'Too many requests', 'request rate above the usage plan limit; retry with backoff')],
+      ['QuotaExceeded', apigw.ResponseType.QUOTA_EXCEEDED, 429, problem(429, 'quota-exceeded', 'Too many requests', 'the API key used up its quota for this period')],
+      ['TooLarge', apigw.ResponseType.REQUEST_TOO_LARGE, 413, problem(413, 'payload-too-large', 'Payload too large', 'request is larger than API Gateway accepts (10 MB)', '(body)')],
+      ['BadBody', apigw.ResponseType.BAD_REQUEST_BODY, 400, problem(400, 'invalid-json', 'Bad request', 'request body must be a JSON object', '(body)')],
+      ['UnsupportedMediaType', apigw.ResponseType.UNSUPPORTED_MEDIA_TYPE, 415, problem(415, 'unsupported-media-type', 'Unsupported media type', 'Content-Type must be application/json', 'Content-Type')],
+      ['IntegrationTimeout', apigw.ResponseType.INTEGRATION_TIMEOUT, 504, problem(504, 'timeout', 'Gateway timeout', 'the request took too long; narrow the range or lower limit, then retry')],
+    ];
+    for (const [name, type, status, templates] of responses) {
+      this.api.addGatewayResponse(name, {
+        type,
+        statusCode: String(status),
+        templates,
+        responseHeaders: { 'Content-Type': "'application/problem+json'" },
+      });
+    }
+
+    this.apiKey = this.api.addApiKey('DefaultKey', { description: 'candlekeep default API key; read its value with aws apigateway get-api-key --include-value' });
+    this.usagePlan = this.api.addUsagePlan('UsagePlan', {
+      description: 'Per-key throttle and quota for candlekeep clients',
+      throttle: { rateLimit: config.throttle.rateLimit, burstLimit: config.throttle.burstLimit },
+      quota: { limit: config.quota.limit, period: apigw.Period[config.quota.period] },
+      apiStages: [{ api: this.api, stage: this.api.deploymentStage }],
+    });
+    this.usagePlan.addApiKey(this.apiKey);
+
+    // ── cdk-nag: decisions, each with its reason ──
+    Validations.of(this.api).acknowledge(
+      {
+        id: 'AwsSolutions-APIG4',
+        reason:
+          'Callers are scripts and notebooks authenticated by API key + usage plan (throttle and quota per key), as the API contract requires; ' +
+          'IAM SigV4 or Cognito tokens are impractical from curl and pandas. GET /v1/health is public by design and reads nothing.',
+      },
+      {
+        id: 'AwsSolutions-COG4',
+        reason: 'No Cognito user pool: access is by API key per client (see AwsSolutions-APIG4).',
+      },
+      {
+        id: 'AwsSolutions-APIG3',
+        reason:
+          'No WAF web ACL by default (it costs more than the rest of the stack for small teams); throttling and quotas are enforced by the ' +
+          'usage plan and stage, request sizes by API Gateway and the function. Associate a WAF ACL with the stage for public exposure.',
+      },
+      {
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+        reason: 'The account-level role API Gateway uses to write access and execution logs; AWS provides exactly this managed policy for it.',
+      },
+    );
+  }
+}

@@ -1,0 +1,142 @@
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as apiHandler from '../../functions/api/handler.ts';
+import { ROUTE_TABLE } from '../../functions/api/routes.ts';
+import { CandlekeepStack } from '../../lib/candlekeep-stack.ts';
+import { createApp, synthesizeStack, type CfnResource } from './support.ts';
+
+const SYNTH_TIMEOUT = 180_000; // bundles every Lambda with local esbuild
+
+type Json = Record<string, unknown>;
+let template: Template;
+
+/** Full path of every API Gateway resource, by logical id. */
+function resourcePaths(t: Template): Map<string, string> {
+  const resources = t.findResources('AWS::ApiGateway::Resource') as Record<string, { Properties: { PathPart: string; ParentId: Json } }>;
+  const paths = new Map<string, string>();
+  const pathOf = (id: string): string => {
+    const cached = paths.get(id);
+    if (cached !== undefined) return cached;
+    const r = resources[id]!;
+    const parent = (r.Properties.ParentId as { Ref?: string }).Ref;
+    const p = `${parent && resources[parent] ? pathOf(parent) : ''}/${r.Properties.PathPart}`;
+    paths.set(id, p);
+    return p;
+  };
+  for (const id of Object.keys(resources)) pathOf(id);
+  return paths;
+}
+
+function methods(t: Template): { method: string; path: string; props: Json }[] {
+  const paths = resourcePaths(t);
+  return Object.values(t.findResources('AWS::ApiGateway::Method') as Record<string, CfnResource>).map((m) => {
+    const props = m.Properties as Json;
+    const ref = (props.ResourceId as { Ref?: string }).Ref;
+    return { method: props.HttpMethod as string, path: ref ? (paths.get(ref) ?? '?') : '/', props };
+  });
+}
+
+beforeAll(() => {
+  template = synthesizeStack().template;
+}, SYNTH_TIMEOUT);
+
+describe('HTTP API', () => {
+  it('has every route, each requiring the API key except health, all proxied to the API function', () => {
+    const found = methods(template);
+    expect(found.map((m) => `${m.method} ${m.path}`).sort()).toEqual(ROUTE_TABLE.map((r) => `${r.method} ${r.path}`).sort());
+    for (const m of found) {
+      expect(m.props.ApiKeyRequired, `${m.method} ${m.path}`).toBe(m.path !== '/v1/health');
+      expect((m.props.Integration as Json).Type).toBe('AWS_PROXY');
+    }
+    // No OPTIONS methods: CORS is off unless origins are configured.
+    expect(found.some((m) => m.method === 'OPTIONS')).toBe(false);
+  });
+
+  it('runs the exported handler with a timeout below the gateway limit, bound to the database secret', () => {
+    expect(typeof apiHandler.handler).toBe('function');
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Handler: 'index.handler',
+      Description: Match.stringLikeRegexp('HTTP API'),
+      Timeout: 28,
+      MemorySize: 1024,
+      Architectures: ['arm64'],
+      Environment: { Variables: Match.objectLike({ DATABASE_SECRET_ARN: Match.anyValue(), CANDLEKEEP_DB_POOL_MAX: '2', CANDLEKEEP_CORS_ORIGINS: '' }) },
+    });
+    const policies = Object.values(template.findResources('AWS::IAM::Policy') as Record<string, CfnResource>);
+    const apiPolicy = policies.find((p) => JSON.stringify(p).includes('ApiHandlerServiceRole'));
+    expect(JSON.stringify(apiPolicy)).toContain('secretsmanager:GetSecretValue');
+  });
+
+  it('has a usage plan with throttling and a quota, and an API key in it', () => {
+    template.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
+      Throttle: { RateLimit: 50, BurstLimit: 100 },
+      Quota: { Limit: 1_000_000, Period: 'DAY' },
+      ApiStages: [Match.objectLike({ Stage: Match.anyValue() })],
+    });
+    template.resourceCountIs('AWS::ApiGateway::ApiKey', 1);
+    template.resourceCountIs('AWS::ApiGateway::UsagePlanKey', 1);
+    template.hasResourceProperties('AWS::ApiGateway::RestApi', { ApiKeySourceType: 'HEADER', MinimumCompressionSize: 8192 });
+  });
+
+  it('logs access to its own log group, errors without request bodies, and throttles the stage', () => {
+    template.hasResourceProperties('AWS::ApiGateway::Stage', {
+      StageName: 'dev',
+      TracingEnabled: true,
+      AccessLogSetting: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('requestId') },
+      MethodSettings: [
+        Match.objectLike({ HttpMethod: '*', ResourcePath: '/*', LoggingLevel: 'ERROR', DataTraceEnabled: false, ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 }),
+      ],
+    });
+  });
+
+  it('answers gateway errors as problem+json and validates POST bodies structurally', () => {
+    const responses = Object.values(template.findResources('AWS::ApiGateway::GatewayResponse') as Record<string, CfnResource>).map((r) => r.Properties as Json);
+    const byType = new Map(responses.map((r) => [r.ResponseType, r]));
+    for (const [type, status] of [
+      ['INVALID_API_KEY', '403'],
+      ['MISSING_AUTHENTICATION_TOKEN', '404'],
+      ['THROTTLED', '429'],
+      ['QUOTA_EXCEEDED', '429'],
+      ['REQUEST_TOO_LARGE', '413'],
+    ]) {
+      const r = byType.get(type);
+      expect(r, type).toBeDefined();
+      expect(r!.StatusCode).toBe(status);
+      expect(r!.ResponseParameters).toEqual({ 'gatewayresponse.header.Content-Type': "'application/problem+json'" });
+      const body = JSON.parse(((r!.ResponseTemplates as Json)['application/json'] as string).replace('$context.requestId', 'x')) as Json;
+      expect(body).toMatchObject({ status: Number(status), title: expect.any(String), detail: expect.any(String) });
+    }
+    template.hasResourceProperties('AWS::ApiGateway::RequestValidator', { ValidateRequestBody: true, ValidateRequestParameters: true });
+    const post = methods(template).find((m) => m.method === 'POST')!;
+    expect(post.props.RequestValidatorId).toBeDefined();
+    expect(Object.keys(post.props.RequestModels as Json)).toEqual(['application/json']);
+  });
+
+  it('outputs the API URL and key id', () => {
+    template.hasOutput('ApiUrl', {});
+    template.hasOutput('ApiKeyId', {});
+  });
+
+  it(
+    'adds CORS only for configured origins, with preflight open and the function told the origins',
+    () => {
+      const app = createApp({ 'candlekeep:api': { corsOrigins: ['https://app.example.com'] } });
+      const t = Template.fromStack(new CandlekeepStack(app, 'Candlekeep-cors'));
+      const options = methods(t).filter((m) => m.method === 'OPTIONS');
+      expect(options.length).toBeGreaterThan(0);
+      for (const o of options) expect(o.props.ApiKeyRequired).toBe(false);
+      t.hasResourceProperties('AWS::Lambda::Function', {
+        Environment: { Variables: Match.objectLike({ CANDLEKEEP_CORS_ORIGINS: 'https://app.example.com' }) },
+      });
+    },
+    SYNTH_TIMEOUT,
+  );
+
+  it('fails synth with a clear message on a bad API setting', () => {
+    const app = createApp({ 'candlekeep:api': { throttle: { rateLimit: -1, burstLimit: 10 } } });
+    expect(() => new CandlekeepStack(app, 'Candlekeep-bad')).toThrow(/candlekeep:api\.throttle\.rateLimit/);
+    const typo = createApp({ 'candlekeep:api': { corsOrigin: ['https://x.example'] } });
+    expect(() => new CandlekeepStack(typo, 'Candlekeep-typo')).toThrow(/candlekeep:api/);
+  });
+});
+

@@ -1,0 +1,214 @@
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsImport from 'ajv-formats';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../cli/serve/server.ts';
+import { matchRoute } from '../../../functions/api/app.ts';
+import { createHandler } from '../../../functions/api/handler.ts';
+import { buildOpenApi } from '../../../functions/api/openapi.ts';
+import { CandleStore } from '../../../functions/store/candle-store.ts';
+import type { Db } from '../../../functions/store/db.ts';
+import type { CandleRow } from '../../../functions/candles/candle-batch.ts';
+import type { Interval } from '../../../functions/candles/intervals.ts';
+import { CandlekeepClient } from '../../../functions/client/index.ts';
+import { testPool } from '../../support/db.ts';
+
+export const API_KEY = 'test-key-0123456789';
+
+// ---- contract: every response is checked against the generated OpenAPI document ----
+
+const doc = buildOpenApi() as { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>> };
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+const addFormats = ((addFormatsImport as unknown as { default?: unknown }).default ?? addFormatsImport) as (a: Ajv2020) => void;
+addFormats(ajv);
+const DOC_ID = 'https://candlekeep.dev/openapi.json';
+ajv.addSchema({ ...doc, $id: DOC_ID });
+const validators = new Map<string, ValidateFunction>();
+
+function validatorFor(schema: unknown): ValidateFunction {
+  const key = JSON.stringify(schema);
+  let v = validators.get(key);
+  if (!v) {
+    const ref = (schema as { $ref?: string }).$ref;
+    v = ref ? ajv.getSchema(`${DOC_ID}${ref}`)! : ajv.compile(schema as object);
+    validators.set(key, v);
+  }
+  return v;
+}
+
+export interface Answer {
+  status: number;
+  headers: Headers;
+  text: string;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** Fails the test when a response's status, media type or body is not what the OpenAPI document says. */
+export function expectContract(method: string, path: string, a: Answer): void {
+  const match = matchRoute(method, path);
+  if (!match || !('route' in match)) return; // gateway-level 404: no operation to check against
+  const op = doc.paths[match.route.path]?.[method.toLowerCase()];
+  const response = op?.responses[String(a.status)];
+  expect(response, `${method} ${match.route.path} answered ${a.status}, which the OpenAPI document does not list`).toBeDefined();
+  const type = (a.headers.get('content-type') ?? '').split(';')[0]!.trim();
+  if (a.status === 204) return;
+  const media = response!.content?.[type];
+  expect(media, `${method} ${match.route.path} ${a.status} answered ${type}, not in the OpenAPI document`).toBeDefined();
+  if (type.endsWith('json')) {
+    const validate = validatorFor(media!.schema);
+    const ok = validate(a.body);
+    expect(ok, `${method} ${path} ${a.status} body does not match the OpenAPI schema: ${ajv.errorsText(validate.errors)}`).toBe(true);
+  }
+}
+
+// ---- the API behind the local server, on this run's database ----
+
+export interface Api {
+  url: string;
+  pool: Db;
+  client: CandlekeepClient;
+  handler: ProxyHandler;
+  store: CandleStore;
+  call(method: string, path: string, opts?: CallOptions): Promise<Answer>;
+  get(path: string, query?: Query, opts?: Omit<CallOptions, 'query'>): Promise<Answer>;
+}
+
+export type Query = Record<string, string | number | (string | number)[]> | [string, string][];
+
+export interface CallOptions {
+  query?: Query;
+  headers?: Record<string, string>;
+  body?: string | object;
+  /** null sends no key. */
+  key?: string | null;
+}
+
+/** Starts the local server (API Gateway stand-in) over the API handler for the test file. */
+export function useApi(): Api {
+  const api = {} as Api;
+  let server: LocalServer;
+  beforeAll(async () => {
+    api.pool = testPool(4);
+    api.store = new CandleStore();
+    const pool = api.pool;
+    api.handler = createHandler({ db: async () => pool }) as unknown as ProxyHandler;
+    server = await startLocalServer({ handler: api.handler, apiKey: API_KEY, port: 0 });
+    api.url = server.url;
+    api.client = new CandlekeepClient({ baseUrl: server.url, apiKey: API_KEY });
+    api.call = async (method, path, opts = {}) => {
+      const url = new URL(server.url + path);
+      const entries = Array.isArray(opts.query) ? opts.query : Object.entries(opts.query ?? {}).flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => [k, String(x)]) : [[k, String(v)]]));
+      for (const [k, v] of entries) url.searchParams.append(k!, v!);
+      const headers: Record<string, string> = { ...opts.headers };
+      if (opts.key !== null) headers['x-api-key'] ??= opts.key ?? API_KEY;
+      let body: string | undefined;
+      if (opts.body !== undefined) {
+        body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+        headers['content-type'] ??= 'application/json';
+      }
+      const res = await fetch(url, { method, headers, body });
+      const text = await res.text();
+      const type = res.headers.get('content-type') ?? '';
+      const answer: Answer = { status: res.status, headers: res.headers, text, body: type.includes('json') && text ? JSON.parse(text) : undefined };
+      expectContract(method, url.pathname, answer);
+      return answer;
+    };
+    api.get = (path, query, opts = {}) => api.call('GET', path, { ...opts, query: query ?? {} });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await api.pool?.end();
+  });
+  return api;
+}
+
+// ---- data ----
+
+export interface Bar {
+  t: number;
+  open: string;
+  high: string;
+  low: string;
+  close: string;
+  volume: string;
+  quoteVolume?: string | null;
+  trades?: number | null;
+  closed?: boolean;
+}
+
+/** Deterministic candles with varied decimals, so aggregation mistakes show. */
+export function walk(start: number, count: number, stepMs: number, seed = 1, skip: (i: number) => boolean = () => false): Bar[] {
+  let s = seed;
+  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  let price = 100 + seed;
+  const out: Bar[] = [];
+  for (let i = 0; i < count; i++) {
+    const open = price;
+    const close = Math.max(1, open + (rand() - 0.5) * 2);
+    const high = Math.max(open, close) + rand();
+    const low = Math.max(0.01, Math.min(open, close) - rand());
+    price = close;
+    if (skip(i)) continue;
+    out.push({
+      t: start + i * stepMs,
+      open: open.toFixed(4),
+      high: high.toFixed(4),
+      low: low.toFixed(4),
+      close: close.toFixed(4),
+      volume: (rand() * 10).toFixed(6),
+      quoteVolume: (rand() * 1000).toFixed(2),
+      trades: Math.floor(rand() * 100),
+      closed: true,
+    });
+  }
+  return out;
+}
+
+export async function load(api: Api, symbol: string, interval: Interval, bars: Bar[], fetchedAt = Date.UTC(2025, 0, 1)): Promise<void> {
+  const rows: CandleRow[] = bars.map((b) => [
+    b.t,
+    b.open,
+    b.high,
+    b.low,
+    b.close,
+    b.volume,
+    b.quoteVolume === undefined ? null : b.quoteVolume,
+    b.trades === undefined ? null : b.trades,
+    b.closed === false ? 0 : 1,
+  ]);
+  for (let i = 0; i < rows.length; i += 5000) {
+    await api.store.upsert(api.pool, [{ v: 1, exchange: 'binance', symbol, interval, fetchedAt, rows: rows.slice(i, i + 5000) }]);
+  }
+}
+
+/** A small RFC 4180 parser for checking CSV answers. */
+export function parseCsv(text: string): Record<string, string>[] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\n') {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+    } else if (c !== '\r') field += c;
+  }
+  if (field !== '' || row.length) {
+    row.push(field);
+    rows.push(row);
+  }
+  const [header, ...body] = rows;
+  return body.map((r) => Object.fromEntries(header!.map((h, i) => [h, r[i] ?? ''])));
+}
