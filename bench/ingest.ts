@@ -196,6 +196,11 @@ async function measure(round: number): Promise<Round> {
   };
 }
 
+const checksumsPool = local.pool(local.serverUrl, 1);
+const dataChecksums = (await checksumsPool.query<{ data_checksums: string }>('SHOW data_checksums')).rows[0]?.data_checksums;
+const serverVersion = (await checksumsPool.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version;
+await checksumsPool.end();
+
 const runs: Round[] = [];
 for (let r = 1; r <= REPEAT; r++) runs.push(await measure(r));
 await local.close();
@@ -211,6 +216,9 @@ const result = {
   messages_per_batch: BATCH_MESSAGES,
   writer_concurrency: CONCURRENCY,
   postgres: local.server.mode,
+  server_version: serverVersion,
+  // With checksums on, the first read after a bulk write also logs hint bits: see dev/postgres.ts.
+  data_checksums: dataChecksums,
   rounds: REPEAT,
   writer_rows_per_s: best('writer_rows_per_s'),
   copy_rows_per_s: best('copy_rows_per_s'),

@@ -56,6 +56,11 @@ export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDi
     onLog: () => {},
     onError: (e: unknown) => log(`embedded PostgreSQL: ${String(e)}`),
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    // PostgreSQL 18 turned data checksums on by default; with them, the first read of freshly
+    // written rows logs full-page images just to set hint bits, which makes any read-after-bulk-
+    // write (a redelivered batch, a fresh backfill's gap check) several times slower. A local dev
+    // server keeps the long-standing default (off, as in PostgreSQL <= 17 and Debian's clusters).
+    initdbFlags: ['--no-data-checksums'],
   });
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
     log(`initialising embedded PostgreSQL in ${path.relative(process.cwd(), dataDir) || dataDir}`);
