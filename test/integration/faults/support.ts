@@ -1,0 +1,101 @@
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { startEventSourceRunner, type EventSourceRunner } from '../../../dev/event-source-runner.ts';
+import type { Candle, SeriesKey } from '../../../functions/candles/candle.ts';
+import { Governor, MemoryBudgetStore, type GovernorOptions } from '../../../functions/exchanges/governor.ts';
+import type { CandleSink, SinkResult } from '../../../functions/ingest/candle-sink.ts';
+import type { ExchangeAccess } from '../../../functions/ingest/exchange-access.ts';
+import { encodeCandleBatches } from '../../../functions/candles/candle-batch.ts';
+import type { FakeExchange } from '../../support/fake-exchange/index.ts';
+import type { TestQueues } from '../../support/sqs.ts';
+
+export const MIN = 60_000;
+export const HOUR = 3_600_000;
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
+
+/**
+ * The real writer Lambda handler, imported once the environment names its DLQ and database (it
+ * reads both at import, like a cold start).
+ */
+export async function writerHandler(env: { dlqUrl: string; databaseUrl: string }): Promise<Handler> {
+  process.env.DEAD_LETTER_QUEUE_URL = env.dlqUrl;
+  process.env.DATABASE_URL = env.databaseUrl;
+  const mod = (await import('../../../functions/writer/handler.ts')) as unknown as { handler: Handler };
+  return mod.handler;
+}
+
+/** The writer behind a local event source mapping on the test's queue. */
+export function startWriter(
+  sqs: SQSClient,
+  queues: TestQueues,
+  handler: Handler,
+  opts: { batchSize?: number; windowMs?: number; concurrency?: number; visibilityTimeoutSeconds?: number } = {},
+): EventSourceRunner {
+  return startEventSourceRunner({
+    sqs,
+    queueUrl: queues.queueUrl,
+    queueArn: queues.queueArn,
+    handler,
+    batchSize: opts.batchSize ?? 10,
+    maxBatchingWindowMs: opts.windowMs ?? 300,
+    concurrency: opts.concurrency ?? 2,
+    waitTimeSeconds: 1,
+    functionName: 'writer',
+    ...(opts.visibilityTimeoutSeconds !== undefined ? { visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds } : {}),
+    // Failures are what these tests provoke; the runner's stats count them.
+    log: () => {},
+  });
+}
+
+/** Exchange access pointed at the fake, with an in-memory budget; `fetch` can wrap the network. */
+export function fakeAccess(fake: FakeExchange, opts: { governor?: GovernorOptions; fetch?: typeof fetch; now?: () => number } = {}): ExchangeAccess {
+  return {
+    governor: new Governor({ now: Date.now, sleep, ...(opts.fetch ? { fetch: opts.fetch } : {}) }, { store: new MemoryBudgetStore(), ...opts.governor }),
+    baseUrls: fake.baseUrls,
+    now: opts.now ?? (() => fake.now()),
+  };
+}
+
+/** Records the messages a pull would send, without sending them (the test decides how they arrive). */
+export class CaptureSink implements CandleSink {
+  readonly kind = 'queue';
+  readonly bodies: string[] = [];
+  readonly #maxBytes: number;
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
+  }
+  async write(series: SeriesKey, candles: readonly Candle[], fetchedAt: number): Promise<SinkResult> {
+    const bodies = candles.length ? encodeCandleBatches(series, candles, fetchedAt, this.#maxBytes) : [];
+    this.bodies.push(...bodies);
+    return { candles: candles.length, messages: bodies.length };
+  }
+}
+
+/** Messages of `perMessage` candles each. */
+export function messagesOf(series: SeriesKey, candles: readonly Candle[], perMessage: number, fetchedAt: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < candles.length; i += perMessage) out.push(...encodeCandleBatches(series, candles.slice(i, i + perMessage), fetchedAt));
+  return out;
+}
+
+/** mulberry32: a seeded PRNG, so a failing random test can be rerun with the same draws. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function shuffle<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
