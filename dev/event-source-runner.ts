@@ -253,7 +253,7 @@ export function startEventSourceRunner(opts: EventSourceRunnerOptions): EventSou
       const { arn, region } = await getSourceInfo();
       const event: SQSEvent = { Records: messages.map((m) => toRecord(m, arn, region)) };
       const response = await Promise.resolve().then(() =>
-        opts.handler(event, makeContext(functionName, region, functionTimeoutMs)),
+        opts.handler(event, lambdaContext(functionName, functionTimeoutMs, region)),
       );
       failedIds = reportFailures ? parseBatchResponse(response, new Set(messageIds)) : new Set();
     } catch (err) {
@@ -430,10 +430,11 @@ function toLambdaMessageAttributes(attrs: Record<string, MessageAttributeValue> 
   return out;
 }
 
-function makeContext(functionName: string, region: string, timeoutMs: number): Context {
+/** A Lambda invocation context for handlers run locally; its deadline drives getRemainingTimeInMillis. */
+export function lambdaContext(functionName: string, timeoutMs: number, region = 'us-east-1'): Context {
   const deadline = Date.now() + timeoutMs;
   const unsupported = (name: string) => (): never => {
-    throw new Error(`context.${name}() is not supported by the local event source runner; return or throw instead`);
+    throw new Error(`context.${name}() is not supported locally; return or throw instead`);
   };
   return {
     callbackWaitsForEmptyEventLoop: true,

@@ -12,12 +12,11 @@
  *
  * Handlers read their configuration at import, so one process hosts one pipeline.
  */
-import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { startEventSourceRunner, type EventSourceRunner, type EventSourceRunnerStats } from './event-source-runner.ts';
+import { lambdaContext, startEventSourceRunner, type EventSourceRunner, type EventSourceRunnerStats } from './event-source-runner.ts';
 import { REPO_ROOT } from './paths.ts';
 import type { Deployment, FunctionRole, Json, LocalFunction, LocalFunctions } from './template-resources.ts';
 
@@ -84,27 +83,6 @@ export function applyEnvironment(functions: readonly LocalFunction[], deployment
   }
   Object.assign(env, merged);
   return merged;
-}
-
-export function lambdaContext(functionName: string, timeoutMs: number, region = 'us-east-1'): Context {
-  const deadline = Date.now() + timeoutMs;
-  const unsupported = (name: string) => (): never => {
-    throw new Error(`context.${name}() is not supported locally; return or throw instead`);
-  };
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:${region}:000000000000:function:${functionName}`,
-    memoryLimitInMB: '1024',
-    awsRequestId: randomUUID(),
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: `local/[$LATEST]${randomUUID().replaceAll('-', '')}`,
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: unsupported('done'),
-    fail: unsupported('fail'),
-    succeed: unsupported('succeed'),
-  };
 }
 
 export async function startLocalPipeline(opts: PipelineOptions): Promise<LocalPipeline> {

@@ -1,33 +1,12 @@
-import type { SQSClient } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
-import { createPool, type Db } from '../../../functions/store/db.ts';
-import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
 import { pollUntil } from '../../support/poll.ts';
-import { createQueues, queueDepth, sendBodies, testSqs, type TestQueues } from '../../support/sqs.ts';
-import { reconcile, scratchDatabase, type ScratchDatabase } from '../e2e/support.ts';
-import { messagesOf, seeded, shuffle, startWriter, writerHandler } from './support.ts';
+import { queueDepth, sendBodies } from '../../support/sqs.ts';
+import { reconcile } from '../e2e/support.ts';
+import { messagesOf, seeded, shuffle, startWriter, writerHandler, faultEnvironment } from './support.ts';
 
-let fake: FakeExchange;
-let db: ScratchDatabase;
-let pool: Db;
-let sqs: SQSClient;
-let queues: TestQueues;
 
-beforeAll(async () => {
-  fake = await startFakeExchange({ enforceLimits: false });
-  db = await scratchDatabase('ck_fault_poison');
-  pool = createPool(db.url, { max: 2 });
-  sqs = testSqs();
-  queues = await createQueues(sqs, { maxReceiveCount: 5, visibilityTimeout: 10 });
-});
-
-afterAll(async () => {
-  await pool?.end();
-  await db?.drop();
-  await queues?.delete();
-  await fake?.close();
-});
+const env = faultEnvironment({ database: 'ck_fault_poison', queues: { maxReceiveCount: 5, visibilityTimeout: 10 } });
 
 const T = Date.UTC(2025, 2, 1);
 const row = (t: number, o = '100.5', h = '101', l = '99', c = '100') => [t, o, h, l, c, '1.5', '150', 3, 1];
@@ -51,16 +30,16 @@ describe('fault: 1% poison messages mixed into the stream', () => {
   it('stores every valid candle once and parks each poison message in the DLQ with its reason, without failing a batch', async () => {
     const series: SeriesKey = { exchange: 'bybit', symbol: 'SOL/USDT', interval: '1m' };
     const from = Date.UTC(2025, 3, 1);
-    const expected = fake.expected('bybit', 'SOL/USDT', '1m', from, from + 2970 * 60_000 - 1);
+    const expected = env.fake.expected('bybit', 'SOL/USDT', '1m', from, from + 2970 * 60_000 - 1);
     const valid = messagesOf(series, expected, 3, from + 5 * 86_400_000);
     expect(valid).toHaveLength(990);
     const stream = shuffle([...valid, ...POISON.map(([body]) => body)], seeded(5));
     expect(POISON.length / stream.length).toBe(0.01);
-    await sendBodies(sqs, queues.queueUrl, stream);
+    await sendBodies(env.sqs, env.queues.queueUrl, stream);
 
-    const runner = startWriter(sqs, queues, await writerHandler({ dlqUrl: queues.dlqUrl, databaseUrl: db.url }), { batchSize: 10, concurrency: 2 });
+    const runner = startWriter(env.sqs, env.queues, await writerHandler({ dlqUrl: env.queues.dlqUrl, databaseUrl: env.db.url }), { batchSize: 10, concurrency: 2 });
     try {
-      await pollUntil(async () => (await queueDepth(sqs, queues.queueUrl)) === 0, { timeoutMs: 90_000, intervalMs: 500, description: 'the queue to drain' });
+      await pollUntil(async () => (await queueDepth(env.sqs, env.queues.queueUrl)) === 0, { timeoutMs: 90_000, intervalMs: 500, description: 'the queue to drain' });
     } finally {
       await runner.stop();
     }
@@ -70,12 +49,12 @@ describe('fault: 1% poison messages mixed into the stream', () => {
 
     await reconcile({
       label: 'poison 1%',
-      db: pool,
+      db: env.pool,
       series: [{ key: series, expected }],
       messages: valid,
       poison: new Map(POISON),
-      sqs,
-      dlqUrl: queues.dlqUrl,
+      sqs: env.sqs,
+      dlqUrl: env.queues.dlqUrl,
     });
   });
 });

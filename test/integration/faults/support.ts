@@ -6,8 +6,11 @@ import { Governor, MemoryBudgetStore, type GovernorOptions } from '../../../func
 import type { CandleSink, SinkResult } from '../../../functions/ingest/candle-sink.ts';
 import type { ExchangeAccess } from '../../../functions/ingest/exchange-access.ts';
 import { encodeCandleBatches } from '../../../functions/candles/candle-batch.ts';
-import type { FakeExchange } from '../../support/fake-exchange/index.ts';
-import type { TestQueues } from '../../support/sqs.ts';
+import { afterAll, beforeAll } from 'vitest';
+import { createPool, type Db } from '../../../functions/store/db.ts';
+import { startFakeExchange, type FakeExchange, type FakeExchangeOptions } from '../../support/fake-exchange/index.ts';
+import { createQueues, testSqs, type TestQueues } from '../../support/sqs.ts';
+import { scratchDatabase, type ScratchDatabase } from '../e2e/support.ts';
 
 export const MIN = 60_000;
 export const HOUR = 3_600_000;
@@ -98,4 +101,40 @@ export function shuffle<T>(items: readonly T[], random: () => number): T[] {
     [out[i], out[j]] = [out[j]!, out[i]!];
   }
   return out;
+}
+
+export interface FaultEnvironment {
+  fake: FakeExchange;
+  db: ScratchDatabase;
+  pool: Db;
+  sqs: SQSClient;
+  queues: TestQueues;
+}
+
+/**
+ * What a fault test file starts from: a fake exchange, a scratch database with a pool, and fresh
+ * queues with a dead-letter queue. Set up before the file's tests and torn down after them; the
+ * fields are filled in by then.
+ */
+export function faultEnvironment(opts: {
+  database: string;
+  fake?: FakeExchangeOptions;
+  poolSize?: number;
+  queues: { maxReceiveCount: number; visibilityTimeout: number };
+}): FaultEnvironment {
+  const env = {} as FaultEnvironment;
+  beforeAll(async () => {
+    env.fake = await startFakeExchange(opts.fake ?? { enforceLimits: false });
+    env.db = await scratchDatabase(opts.database);
+    env.pool = createPool(env.db.url, { max: opts.poolSize ?? 2 });
+    env.sqs = testSqs();
+    env.queues = await createQueues(env.sqs, opts.queues);
+  });
+  afterAll(async () => {
+    await env.pool?.end();
+    await env.db?.drop();
+    await env.queues?.delete();
+    await env.fake?.close();
+  });
+  return env;
 }

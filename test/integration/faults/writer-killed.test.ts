@@ -1,39 +1,18 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { SQSClient } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
-import { createPool, type Db } from '../../../functions/store/db.ts';
-import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
 import { pollUntil } from '../../support/poll.ts';
-import { createQueues, queueDepth, sendBodies, testSqs, type TestQueues } from '../../support/sqs.ts';
-import { reconcile, scratchDatabase, type ScratchDatabase } from '../e2e/support.ts';
-import { HOUR, messagesOf, seeded } from './support.ts';
+import { queueDepth, sendBodies } from '../../support/sqs.ts';
+import { reconcile } from '../e2e/support.ts';
+import { HOUR, messagesOf, seeded, faultEnvironment } from './support.ts';
 
 const WRITER_PROCESS = fileURLToPath(new URL('./writer-process.ts', import.meta.url));
 const KILLS = 3;
 
-let fake: FakeExchange;
-let db: ScratchDatabase;
-let pool: Db;
-let sqs: SQSClient;
-let queues: TestQueues;
 
-beforeAll(async () => {
-  fake = await startFakeExchange({ enforceLimits: false });
-  db = await scratchDatabase('ck_fault_kill');
-  pool = createPool(db.url, { max: 2 });
-  sqs = testSqs();
-  queues = await createQueues(sqs, { maxReceiveCount: 6, visibilityTimeout: 30 });
-});
-
-afterAll(async () => {
-  await pool?.end();
-  await db?.drop();
-  await queues?.delete();
-  await fake?.close();
-});
+const env = faultEnvironment({ database: 'ck_fault_kill', queues: { maxReceiveCount: 6, visibilityTimeout: 30 } });
 
 interface WriterRun {
   /** The batch that was running when the process died, if it died mid-batch. */
@@ -49,9 +28,9 @@ async function runWriter(killAtBatch: number | undefined, random: () => number):
   const child = spawn(process.execPath, ['--import', 'tsx', WRITER_PROCESS], {
     env: {
       ...process.env,
-      QUEUE_URL: queues.queueUrl,
-      DEAD_LETTER_QUEUE_URL: queues.dlqUrl,
-      DATABASE_URL: db.url,
+      QUEUE_URL: env.queues.queueUrl,
+      DEAD_LETTER_QUEUE_URL: env.queues.dlqUrl,
+      DATABASE_URL: env.db.url,
       POWERTOOLS_LOG_LEVEL: 'ERROR',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -70,11 +49,11 @@ async function runWriter(killAtBatch: number | undefined, random: () => number):
   });
 
   if (killAtBatch === undefined) {
-    await pollUntil(async () => (await queueDepth(sqs, queues.queueUrl)) === 0, { timeoutMs: 60_000, intervalMs: 300, description: 'the queue to drain' });
+    await pollUntil(async () => (await queueDepth(env.sqs, env.queues.queueUrl)) === 0, { timeoutMs: 60_000, intervalMs: 300, description: 'the queue to drain' });
     child.kill('SIGTERM');
   } else {
     // A queue that empties before the batch comes means there was nothing left to interrupt.
-    const drained = pollUntil(async () => (await queueDepth(sqs, queues.queueUrl)) === 0, { timeoutMs: 60_000, intervalMs: 500 }).then(() => child.kill('SIGKILL'));
+    const drained = pollUntil(async () => (await queueDepth(env.sqs, env.queues.queueUrl)) === 0, { timeoutMs: 60_000, intervalMs: 500 }).then(() => child.kill('SIGKILL'));
     await Promise.race([exited, drained]);
   }
   const code = await exited;
@@ -87,9 +66,9 @@ describe('fault: the writer process killed mid-batch', () => {
   it('loses nothing: a new writer resumes and every candle lands exactly once', { timeout: 150_000 }, async () => {
     const series: SeriesKey = { exchange: 'okx', symbol: 'ETH/USDT', interval: '1m' };
     const from = Date.UTC(2025, 3, 1);
-    const expected = fake.expected('okx', 'ETH/USDT', '1m', from, from + 6 * 24 * HOUR - 1);
+    const expected = env.fake.expected('okx', 'ETH/USDT', '1m', from, from + 6 * 24 * HOUR - 1);
     const messages = messagesOf(series, expected, 40, from + 7 * 24 * HOUR);
-    await sendBodies(sqs, queues.queueUrl, messages);
+    await sendBodies(env.sqs, env.queues.queueUrl, messages);
 
     const random = seeded(7);
     const kills: WriterRun[] = [];
@@ -106,11 +85,11 @@ describe('fault: the writer process killed mid-batch', () => {
 
     await reconcile({
       label: 'writer killed mid-batch',
-      db: pool,
+      db: env.pool,
       series: [{ key: series, expected }],
       messages,
-      sqs,
-      dlqUrl: queues.dlqUrl,
+      sqs: env.sqs,
+      dlqUrl: env.queues.dlqUrl,
     });
   });
 });
