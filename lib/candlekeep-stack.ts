@@ -4,7 +4,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { Market } from '../functions/config/markets.ts';
 import { readConfig, type Stage } from './config.ts';
-import { CandleIngestQueue } from './constructs/candle-ingest-queue.ts';
+import { ConsumerQueue } from './constructs/consumer-queue.ts';
 import { CandlekeepHttpApi, readApiConfig } from './constructs/http-api.ts';
 import { Backfill } from './constructs/backfill.ts';
 import { Ingestion } from './constructs/ingestion.ts';
@@ -56,7 +56,8 @@ export class CandlekeepStack extends Stack {
     });
 
     // ── Ingestion queue ───────────────────────────────────────────────────────
-    const ingest = new CandleIngestQueue(this, 'Candles', {
+    const ingest = new ConsumerQueue(this, 'Candles', {
+      deadLetters: 'candle messages the writer rejected, with their reason',
       consumerTimeout: WRITER_TIMEOUT,
       consumerBatchingWindow: WRITER_BATCHING_WINDOW,
     });

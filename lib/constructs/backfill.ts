@@ -1,4 +1,4 @@
-import { Duration, Stack, Validations, type RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, Stack, type RemovalPolicy } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -9,7 +9,7 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { BACKFILL_DETAIL_TYPE, BACKFILL_EVENT_SOURCE } from '../../functions/ingest/backfill-request.ts';
-import { VISIBILITY_TIMEOUT_FACTOR } from './candle-ingest-queue.ts';
+import { ConsumerQueue } from './consumer-queue.ts';
 import { CandlekeepFunction } from './candlekeep-function.ts';
 
 export const PLANNER_TIMEOUT = Duration.seconds(60);
@@ -23,7 +23,6 @@ export const WORKER_MAX_CONCURRENCY = 2;
 export const WORKER_LEASE = Duration.minutes(2);
 /** Workers stop claiming when less than this remains, so a chunk started always finishes in time. */
 export const WORKER_STOP_MARGIN = Duration.seconds(90);
-export const WORK_MAX_RECEIVE_COUNT = 5;
 
 export interface BackfillProps {
   /** Where workers send fetched candles (the writer stores them). */
@@ -56,23 +55,14 @@ export class Backfill extends Construct {
 
     this.bus = new events.EventBus(this, 'Bus', { description: 'candlekeep backfill requests' });
 
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+    // A token in flight is a worker at work; if the worker dies the token comes back after six
+    // worker timeouts. The dead-letter queue also takes requests the bus could not deliver.
+    const work = new ConsumerQueue(this, 'Work', {
+      consumerTimeout: WORKER_TIMEOUT,
+      deadLetters: 'backfill work tokens and backfill requests that could not be delivered',
     });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason: 'This is the dead-letter queue of the backfill path (work tokens and undeliverable requests); a DLQ of a DLQ would only hide them.',
-    });
-    this.workQueue = new sqs.Queue(this, 'WorkQueue', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      // A token in flight is a worker at work; if the worker dies the token comes back after this.
-      visibilityTimeout: Duration.seconds(WORKER_TIMEOUT.toSeconds() * VISIBILITY_TIMEOUT_FACTOR),
-      retentionPeriod: Duration.days(4),
-      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: WORK_MAX_RECEIVE_COUNT },
-    });
+    this.workQueue = work.queue;
+    this.deadLetterQueue = work.deadLetterQueue;
 
     this.planner = new CandlekeepFunction(this, 'Planner', {
       entry: 'functions/backfill/planner-handler.ts',

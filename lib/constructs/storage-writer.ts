@@ -4,7 +4,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { CandlekeepFunction } from './candlekeep-function.ts';
-import { type CandleIngestQueue, VISIBILITY_TIMEOUT_FACTOR } from './candle-ingest-queue.ts';
+import { type ConsumerQueue, VISIBILITY_TIMEOUT_FACTOR } from './consumer-queue.ts';
 
 export const WRITER_TIMEOUT = Duration.seconds(60);
 export const WRITER_MEMORY_MB = 1024;
@@ -14,7 +14,7 @@ export const WRITER_MAX_CONCURRENCY = 5;
 
 export interface StorageWriterProps {
   /** The candles queue the writer consumes and the dead-letter queue it sends poison messages to. */
-  readonly ingest: CandleIngestQueue;
+  readonly ingest: ConsumerQueue;
   /** JSON secret `{"url":"postgres://..."}` holding the database connection string. */
   readonly databaseSecret: secretsmanager.ISecret;
   /**

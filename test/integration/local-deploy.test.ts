@@ -22,7 +22,7 @@ import {
   type LocalTemplate,
   type SynthesizedCandlekeep,
 } from '../../dev/template-resources.ts';
-import { MAX_RECEIVE_COUNT } from '../../lib/constructs/candle-ingest-queue.ts';
+import { MAX_RECEIVE_COUNT } from '../../lib/constructs/consumer-queue.ts';
 import { testSqs } from '../support/sqs.ts';
 
 /**

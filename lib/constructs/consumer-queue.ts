@@ -8,23 +8,27 @@ export const MAX_RECEIVE_COUNT = 5;
 /** AWS guidance: the source queue's visibility timeout is at least six times the consumer's timeout. */
 export const VISIBILITY_TIMEOUT_FACTOR = 6;
 
-export interface CandleIngestQueueProps {
+export interface ConsumerQueueProps {
   /** Timeout of the consumer function; the visibility timeout is derived from it. */
   readonly consumerTimeout: Duration;
   /** The event source mapping's batching window, added on top so a batch being gathered cannot reappear. */
   readonly consumerBatchingWindow?: Duration;
+  /** What lands in the dead-letter queue, for the reason it has no dead-letter queue of its own. */
+  readonly deadLetters: string;
 }
 
 /**
- * The candles queue (CandleBatch v1 messages from the pull Lambdas to the writer) and its
- * dead-letter queue. Both are encrypted with SQS-managed keys and refuse non-TLS requests.
+ * A queue feeding a Lambda consumer, with its dead-letter queue: the candles queue (CandleBatch v1
+ * messages from the pulls to the writer) and the backfill work queue. Both queues are encrypted
+ * with SQS-managed keys, refuse non-TLS requests, and keep a message invisible for six consumer
+ * timeouts.
  */
-export class CandleIngestQueue extends Construct {
+export class ConsumerQueue extends Construct {
   public readonly queue: sqs.Queue;
   public readonly deadLetterQueue: sqs.Queue;
   public readonly visibilityTimeout: Duration;
 
-  constructor(scope: Construct, id: string, props: CandleIngestQueueProps) {
+  constructor(scope: Construct, id: string, props: ConsumerQueueProps) {
     super(scope, id);
 
     this.visibilityTimeout = Duration.seconds(
@@ -40,7 +44,7 @@ export class CandleIngestQueue extends Construct {
     });
     Validations.of(this.deadLetterQueue).acknowledge({
       id: 'AwsSolutions-SQS3',
-      reason: 'This is the dead-letter queue of the candles queue; a DLQ of a DLQ would only hide poison messages.',
+      reason: `This is a dead-letter queue (${props.deadLetters}); a DLQ of a DLQ would only hide them.`,
     });
 
     this.queue = new sqs.Queue(this, 'Queue', {
