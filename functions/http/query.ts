@@ -114,7 +114,10 @@ export function issuesToProblem(issues: readonly z.core.$ZodIssue[], status: num
     }
     // zod reports a missing field as a type mismatch against undefined; say it plainly.
     if (i.code === 'invalid_type' && /received undefined$/.test(i.message)) message = 'is required';
-    return { parameter, detail: `${parameter} ${message}` };
+    // Messages that already name the field ("unknown interval \"2m\"…") read badly with it twice.
+    const field = [...path].reverse().find((p) => /^[A-Za-z_]\w*$/.test(p));
+    const named = field !== undefined && new RegExp(`\\b${field}\\b`).test(message);
+    return { parameter, detail: named ? message : `${parameter} ${message}` };
   });
   const first = list[0] ?? { parameter: '(unknown)', detail: 'invalid request' };
   return new HttpProblem(status, first.detail, { parameter: first.parameter, errors: list, slug: status === 400 ? 'invalid-parameter' : 'invalid-body' });
