@@ -2,9 +2,9 @@ import type { Exchange } from '../../candles/candle.ts';
 import { INTERVAL_MS, INTERVALS, type Interval } from '../../candles/intervals.ts';
 import { notFound } from '../../http/problem.ts';
 import type { Queryable } from '../../store/db.ts';
-import type { CandleOut, GapPage, LatestCandles, Markets } from '../schemas.ts';
+import type { GapPage, LatestCandles, Markets } from '../schemas.ts';
+import { MS, toCandle } from './read-candles.ts';
 
-const MS = (col: string) => `(extract(epoch FROM ${col}) * 1000)::float8`;
 // Interval lengths as a SQL lookup, so one statement can treat series of different intervals.
 const STEPS_SQL = `(VALUES ${INTERVALS.map((i) => `('${i}', ${INTERVAL_MS[i]}::bigint)`).join(', ')}) AS st(interval, ms)`;
 
@@ -63,21 +63,8 @@ export async function latestClosed(db: Queryable, refs: SeriesRef[] | undefined,
       exchange: r.exchange,
       symbol: r.symbol,
       interval: r.interval,
-      candle:
-        r.t === null
-          ? null
-          : ({
-              openTime: r.t,
-              open: r.open,
-              high: r.high,
-              low: r.low,
-              close: r.close,
-              volume: r.volume,
-              quoteVolume: r.quote_volume,
-              trades: r.trades === null ? null : Number(r.trades),
-              closed: true,
-              gap: false,
-            } satisfies CandleOut),
+      // The newest *closed* candle: the query selects only closed ones.
+      candle: r.t === null ? null : toCandle({ ...r, t: r.t, closed: true }, false),
     })),
   };
 }

@@ -26,11 +26,11 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export const ceilBucket = (t: number, interval: Interval) => bucketStart(t - 1, interval) + INTERVAL_MS[interval];
 
 // Epoch milliseconds as a float8, which the driver hands over as a JS number (exact below 2^53).
-const MS = (col: string) => `(extract(epoch FROM ${col}) * 1000)::float8`;
+export const MS = (col: string) => `(extract(epoch FROM ${col}) * 1000)::float8`;
 
 type ArrayRow = [number, string, string, string, string, string, string | null, string | null, boolean];
 
-interface Row {
+export interface CandleRowOut {
   t: number;
   open: string;
   high: string;
@@ -43,7 +43,7 @@ interface Row {
   n?: number;
 }
 
-function toCandle(r: Row, resampled: boolean): CandleOut {
+export function toCandle(r: CandleRowOut, resampled: boolean): CandleOut {
   const c: CandleOut = {
     openTime: r.t,
     open: r.open,
@@ -135,8 +135,8 @@ export async function readCandles(db: Queryable, src: CandleSource, opts: ReadCa
   return { candles: fill(candles, pageLo, pageHi, step, opts.gaps, b.prev_close, src.resampled), next };
 }
 
-async function stored(db: Queryable, src: CandleSource, lo: number, hi: number): Promise<Row[]> {
-  const { rows } = await db.query<Row>(
+async function stored(db: Queryable, src: CandleSource, lo: number, hi: number): Promise<CandleRowOut[]> {
+  const { rows } = await db.query<CandleRowOut>(
     `SELECT ${MS('open_time')} AS t, open, high, low, close, volume, quote_volume, trades, closed
      FROM candles WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
      ORDER BY open_time`,
@@ -153,11 +153,11 @@ async function stored(db: Queryable, src: CandleSource, lo: number, hi: number):
  * count is given only when every source candle had one (a partial sum would understate it). A
  * bucket is closed when all its source candles are closed and its last source candle is stored.
  */
-async function aggregate(db: Queryable, src: CandleSource, lo: number, hi: number): Promise<Row[]> {
+async function aggregate(db: Queryable, src: CandleSource, lo: number, hi: number): Promise<CandleRowOut[]> {
   const step = INTERVAL_MS[src.interval];
   const lastOffset = step - INTERVAL_MS[src.source];
   const stepSql = `interval '${step} milliseconds'`;
-  const { rows } = await db.query<Row>(
+  const { rows } = await db.query<CandleRowOut>(
     `SELECT ${MS('g.bucket')} AS t, f.open, a.high, a.low, l.close, a.volume,
             CASE WHEN a.nq = a.n THEN a.quote_volume END AS quote_volume,
             CASE WHEN a.nt = a.n THEN a.trades END AS trades,
