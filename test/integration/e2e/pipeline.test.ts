@@ -24,7 +24,7 @@ import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../
 import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
 import { pollUntil } from '../../support/poll.ts';
 import { queueDepth, testSqs } from '../../support/sqs.ts';
-import { asStored, readAll, scratchDatabase, type ScratchDatabase } from './support.ts';
+import { asStored, readAll, scratchDatabase, type ScratchDatabase, type StoredCandle } from './support.ts';
 
 /**
  * The whole pipeline as `npm run dev` runs it: the synthesized stack's queues, DLQ, secret, bus and
@@ -100,28 +100,16 @@ afterAll(async () => {
   if (synth) await deleteLocalStack(cfn, synth.stackName);
 });
 
-interface ApiCandle {
-  openTime: number;
-  open: string;
-  high: string;
-  low: string;
-  close: string;
-  volume: string;
-  quoteVolume: string | null;
-  trades: number | null;
-  closed: boolean;
-}
-
 /** Every candle of the range through GET /v1/candles, following nextCursor. */
-async function apiCandles(exchange: Exchange, symbol: string, interval: Interval, start: number, end: number): Promise<ApiCandle[]> {
-  const out: ApiCandle[] = [];
+async function apiCandles(exchange: Exchange, symbol: string, interval: Interval, start: number, end: number): Promise<StoredCandle[]> {
+  const out: StoredCandle[] = [];
   let cursor: string | null = null;
   do {
     const q = new URLSearchParams({ exchange, symbol, interval, start: String(start), end: String(end), limit: '500' });
     if (cursor) q.set('cursor', cursor);
     const res = await fetch(`${server.url}/v1/candles?${q}`, { headers: { 'x-api-key': API_KEY } });
     expect(res.status, await res.clone().text()).toBe(200);
-    const page = (await res.json()) as { candles: (ApiCandle & { gap: boolean })[]; nextCursor: string | null };
+    const page = (await res.json()) as { candles: (StoredCandle & { gap: boolean })[]; nextCursor: string | null };
     for (const { gap: _gap, ...c } of page.candles) out.push(c);
     cursor = page.nextCursor;
   } while (cursor);

@@ -15,6 +15,9 @@ import { REASON_ATTRIBUTE } from '../../../functions/queue/dead-letter.ts';
 import { configureLocalRelay, createPool, type Db, type Queryable } from '../../../functions/store/db.ts';
 import { migrate } from '../../../functions/store/migrate.ts';
 import { uniqueName } from '../../support/db.ts';
+import { asStored, readStored, type StoredCandle } from '../../support/stored-candles.ts';
+
+export { asStored, type StoredCandle };
 
 export interface ScratchDatabase {
   url: string;
@@ -71,40 +74,8 @@ export class RecordingSink implements CandleSink {
   }
 }
 
-export interface StoredCandle {
-  openTime: number;
-  open: string;
-  high: string;
-  low: string;
-  close: string;
-  volume: string;
-  quoteVolume: string | null;
-  trades: number | null;
-  closed: boolean;
-}
-
-export function asStored(c: Candle): StoredCandle {
-  return {
-    openTime: c.openTime, open: c.open, high: c.high, low: c.low, close: c.close, volume: c.volume,
-    quoteVolume: c.quoteVolume ?? null, trades: c.trades ?? null, closed: c.closed,
-  };
-}
-
 /** Every stored row of a series (all of them, so extras and duplicates show), as stored text. */
-export async function storedRows(db: Queryable, s: SeriesKey): Promise<StoredCandle[]> {
-  const { rows } = await db.query<{ t: number; o: string; h: string; l: string; c: string; v: string; q: string | null; n: string | null; closed: boolean }>(
-    `SELECT (extract(epoch FROM c.open_time) * 1000)::float8 AS t, c.open::text AS o, c.high::text AS h, c.low::text AS l,
-            c.close::text AS c, c.volume::text AS v, c.quote_volume::text AS q, c.trades::text AS n, c.closed
-     FROM candles c JOIN series s ON s.id = c.series_id
-     WHERE s.exchange = $1 AND s.symbol = $2 AND s.interval = $3
-     ORDER BY c.open_time`,
-    [s.exchange, s.symbol, s.interval],
-  );
-  return rows.map((r) => ({
-    openTime: Number(r.t), open: r.o, high: r.h, low: r.l, close: r.c, volume: r.v, quoteVolume: r.q,
-    trades: r.n === null ? null : Number(r.n), closed: r.closed,
-  }));
-}
+export const storedRows = (db: Queryable, s: SeriesKey) => readStored(db, s);
 
 export interface ReconcileInput {
   label: string;

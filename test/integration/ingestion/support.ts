@@ -4,6 +4,7 @@ import type { ExchangeAccess } from '../../../functions/ingest/exchange-access.t
 import type { Queryable } from '../../../functions/store/db.ts';
 import { findSeriesId } from '../../../functions/store/series.ts';
 import type { FakeExchange } from '../../support/fake-exchange/index.ts';
+import { asStored as asStoredCandle, readStored, type StoredCandle } from '../../support/stored-candles.ts';
 
 export const MIN = 60_000;
 export const HOUR = 3_600_000;
@@ -38,39 +39,8 @@ export async function resetSeries(db: Queryable, series: readonly SeriesKey[]): 
   }
 }
 
-export interface StoredCandle {
-  openTime: number;
-  open: string;
-  high: string;
-  low: string;
-  close: string;
-  volume: string;
-  quoteVolume: string | null;
-  trades: number | null;
-  closed: boolean;
-}
-
 /** The stored candles of a series in [from, to), as text exactly as stored. */
-export async function storedCandles(db: Queryable, s: SeriesKey, from: number, to: number): Promise<StoredCandle[]> {
-  const { rows } = await db.query<{ t: number; o: string; h: string; l: string; c: string; v: string; q: string | null; n: string | null; closed: boolean }>(
-    `SELECT (extract(epoch FROM c.open_time) * 1000)::float8 AS t, c.open::text AS o, c.high::text AS h, c.low::text AS l,
-            c.close::text AS c, c.volume::text AS v, c.quote_volume::text AS q, c.trades::text AS n, c.closed
-     FROM candles c JOIN series s ON s.id = c.series_id
-     WHERE s.exchange = $1 AND s.symbol = $2 AND s.interval = $3
-       AND c.open_time >= to_timestamp($4::float8 / 1000) AND c.open_time < to_timestamp($5::float8 / 1000)
-     ORDER BY c.open_time`,
-    [s.exchange, s.symbol, s.interval, from, to],
-  );
-  return rows.map((r) => ({
-    openTime: Number(r.t), open: r.o, high: r.h, low: r.l, close: r.c, volume: r.v, quoteVolume: r.q,
-    trades: r.n === null ? null : Number(r.n), closed: r.closed,
-  }));
-}
+export const storedCandles = (db: Queryable, s: SeriesKey, from: number, to: number) => readStored(db, s, { from, to });
 
 /** A fake's expected candles in the stored shape, for exact comparison. */
-export function asStored(candles: ReturnType<FakeExchange['expected']>): StoredCandle[] {
-  return candles.map((c) => ({
-    openTime: c.openTime, open: c.open, high: c.high, low: c.low, close: c.close, volume: c.volume,
-    quoteVolume: c.quoteVolume ?? null, trades: c.trades ?? null, closed: c.closed,
-  }));
-}
+export const asStored = (candles: ReturnType<FakeExchange['expected']>): StoredCandle[] => candles.map(asStoredCandle);

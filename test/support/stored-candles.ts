@@ -1,0 +1,43 @@
+import type { Candle, SeriesKey } from '../../functions/candles/candle.ts';
+import type { Queryable } from '../../functions/store/db.ts';
+
+/** A candle as the tests compare it: decimals as stored text, absent optionals as null. */
+export interface StoredCandle {
+  openTime: number;
+  open: string;
+  high: string;
+  low: string;
+  close: string;
+  volume: string;
+  quoteVolume: string | null;
+  trades: number | null;
+  closed: boolean;
+}
+
+export function asStored(c: Candle): StoredCandle {
+  return {
+    openTime: c.openTime, open: c.open, high: c.high, low: c.low, close: c.close, volume: c.volume,
+    quoteVolume: c.quoteVolume ?? null, trades: c.trades ?? null, closed: c.closed,
+  };
+}
+
+/**
+ * The stored rows of a series, as text exactly as stored, optionally only those with an open time
+ * in [from, to). Every row is read, so extras and duplicates show.
+ */
+export async function readStored(db: Queryable, s: SeriesKey, range?: { from: number; to: number }): Promise<StoredCandle[]> {
+  const { rows } = await db.query<{ t: number; o: string; h: string; l: string; c: string; v: string; q: string | null; n: string | null; closed: boolean }>(
+    `SELECT (extract(epoch FROM c.open_time) * 1000)::float8 AS t, c.open::text AS o, c.high::text AS h, c.low::text AS l,
+            c.close::text AS c, c.volume::text AS v, c.quote_volume::text AS q, c.trades::text AS n, c.closed
+     FROM candles c JOIN series s ON s.id = c.series_id
+     WHERE s.exchange = $1 AND s.symbol = $2 AND s.interval = $3
+       AND ($4::float8 IS NULL OR c.open_time >= to_timestamp($4::float8 / 1000))
+       AND ($5::float8 IS NULL OR c.open_time < to_timestamp($5::float8 / 1000))
+     ORDER BY c.open_time`,
+    [s.exchange, s.symbol, s.interval, range?.from ?? null, range?.to ?? null],
+  );
+  return rows.map((r) => ({
+    openTime: Number(r.t), open: r.o, high: r.h, low: r.l, close: r.c, volume: r.v, quoteVolume: r.q,
+    trades: r.n === null ? null : Number(r.n), closed: r.closed,
+  }));
+}
