@@ -167,15 +167,7 @@ export class CandlekeepClient {
   }
 
   private candleQuery(p: CandlesParams): [string, string][] {
-    const q: [string, string][] = [
-      ['exchange', p.exchange],
-      ['symbol', p.symbol],
-      ['interval', p.interval],
-    ];
-    if (p.start !== undefined) q.push(['start', time(p.start)]);
-    if (p.end !== undefined) q.push(['end', time(p.end)]);
-    if (p.limit !== undefined) q.push(['limit', String(p.limit)]);
-    if (p.cursor !== undefined) q.push(['cursor', p.cursor]);
+    const q = seriesPageQuery(p);
     if (p.gaps !== undefined) q.push(['gaps', p.gaps]);
     return q;
   }
@@ -222,16 +214,7 @@ export class CandlekeepClient {
   }
 
   gaps(p: SeriesRef & { start?: TimeInput; end?: TimeInput; limit?: number; cursor?: string }): Promise<GapPage> {
-    const q: [string, string][] = [
-      ['exchange', p.exchange],
-      ['symbol', p.symbol],
-      ['interval', p.interval],
-    ];
-    if (p.start !== undefined) q.push(['start', time(p.start)]);
-    if (p.end !== undefined) q.push(['end', time(p.end)]);
-    if (p.limit !== undefined) q.push(['limit', String(p.limit)]);
-    if (p.cursor !== undefined) q.push(['cursor', p.cursor]);
-    return this.json('GET', '/v1/gaps', q);
+    return this.json('GET', '/v1/gaps', seriesPageQuery(p));
   }
 
   /**
@@ -280,4 +263,18 @@ export class CandlekeepClient {
   compareBacktests(ids: string[]): Promise<Comparison> {
     return this.json('GET', '/v1/backtests/compare', [['ids', ids.join(',')]]);
   }
+}
+
+/** The query of a series, a time range and a page, shared by /v1/candles and /v1/gaps. */
+function seriesPageQuery(p: SeriesRef & { start?: TimeInput; end?: TimeInput; limit?: number; cursor?: string }): [string, string][] {
+  const q: [string, string][] = [
+    ['exchange', p.exchange],
+    ['symbol', p.symbol],
+    ['interval', p.interval],
+  ];
+  if (p.start !== undefined) q.push(['start', time(p.start)]);
+  if (p.end !== undefined) q.push(['end', time(p.end)]);
+  if (p.limit !== undefined) q.push(['limit', String(p.limit)]);
+  if (p.cursor !== undefined) q.push(['cursor', p.cursor]);
+  return q;
 }
