@@ -27,7 +27,7 @@ import { runBackfillLocally } from '../functions/ingest/backfill-runner.ts';
 import { DirectSink, type CandleSink } from '../functions/ingest/candle-sink.ts';
 import type { ExchangeAccess } from '../functions/ingest/exchange-access.ts';
 import { PostgresBudgetStore } from '../functions/ingest/postgres-budget-store.ts';
-import { CandleStore } from '../functions/store/candle-store.ts';
+import { CandleStore } from '../functions/store/candles.ts';
 import { findSeriesId } from '../functions/store/series.ts';
 import { FAKE_LIMITS, startFakeExchange, type ExchangeStats, type FakeExchangeOptions } from '../test/support/fake-exchange/index.ts';
 

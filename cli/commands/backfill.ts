@@ -6,7 +6,7 @@ import { getBackfillProgress, listBackfills, type BackfillProgress } from '../..
 import { backfillRequestSchema, type BackfillRequest } from '../../functions/ingest/backfill-request.ts';
 import { runBackfillLocally } from '../../functions/ingest/backfill-runner.ts';
 import { DirectSink } from '../../functions/ingest/candle-sink.ts';
-import { CandleStore } from '../../functions/store/candle-store.ts';
+import { CandleStore } from '../../functions/store/candles.ts';
 import type { Db } from '../../functions/store/db.ts';
 import type { Command } from '../command.ts';
 import { progress, UsageError } from '../command.ts';

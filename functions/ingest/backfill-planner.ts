@@ -10,7 +10,7 @@ import { pageDeps, type ExchangeAccess } from './exchange-access.ts';
 import { findFirstCandle } from './listing.ts';
 import { servableFrom } from './pull.ts';
 import { bucketAtOrAfter, describeRange, iso, splitRange, subtractRanges, type Range } from './ranges.ts';
-import { bigintArray, ms, ts } from './sql.ts';
+import { bigintArray, ms, ts } from '../store/sql.ts';
 
 /** Pages per chunk: small enough that a chunk finishes well inside its lease, large enough to keep the ledger short. */
 export const DEFAULT_CHUNK_PAGES = 10;

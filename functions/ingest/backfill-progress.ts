@@ -2,7 +2,7 @@ import type { Exchange } from '../candles/candle.ts';
 import type { Interval } from '../candles/intervals.ts';
 import type { Queryable } from '../store/db.ts';
 import type { BackfillStatus } from './backfill-planner.ts';
-import { ms } from './sql.ts';
+import { ms } from '../store/sql.ts';
 
 export interface BackfillProgress {
   id: number;

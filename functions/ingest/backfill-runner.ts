@@ -1,7 +1,7 @@
 import type { Queryable } from '../store/db.ts';
 import { getBackfillProgress, type BackfillProgress } from './backfill-progress.ts';
 import { finalizeBackfill, runBackfillWorker, type ChunkEvent, type WorkerDeps } from './backfill-worker.ts';
-import { ms } from './sql.ts';
+import { ms } from '../store/sql.ts';
 
 const TERMINAL = new Set(['done', 'failed', 'unsupported', 'cancelled']);
 

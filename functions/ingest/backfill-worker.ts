@@ -8,7 +8,7 @@ import { recordCoverage } from './coverage.ts';
 import { pageDeps, type ExchangeAccess } from './exchange-access.ts';
 import { adapterFor, servableFrom } from './pull.ts';
 import type { Range } from './ranges.ts';
-import { ms } from './sql.ts';
+import { ms } from '../store/sql.ts';
 
 export const DEFAULT_LEASE_MS = 2 * 60_000;
 export const DEFAULT_MAX_ATTEMPTS = 5;

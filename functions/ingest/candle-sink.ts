@@ -1,7 +1,7 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { encodeCandleBatches } from '../candles/candle-batch.ts';
 import type { Candle, SeriesKey } from '../candles/candle.ts';
-import type { CandleStore } from '../store/candle-store.ts';
+import type { CandleStore } from '../store/candles.ts';
 import type { Queryable } from '../store/db.ts';
 import { writeCandleMessages } from '../writer/write-candles.ts';
 import { sendMessageBodies, type SendOptions } from './queue-sender.ts';

@@ -5,7 +5,7 @@ import { findSeriesId } from '../store/series.ts';
 import type { BackfillRequest } from './backfill-request.ts';
 import { loadCoverage } from './coverage.ts';
 import { bucketAtOrAfter, bucketsIn, intersectRanges, mergeRanges, subtractRanges, type Range } from './ranges.ts';
-import { ms, ts } from './sql.ts';
+import { ms, ts } from '../store/sql.ts';
 
 /**
  * A run of buckets without a stored candle. `missing`: nobody asked the exchange for it yet (a

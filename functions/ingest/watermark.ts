@@ -1,5 +1,5 @@
 import type { Queryable } from '../store/db.ts';
-import { ms } from './sql.ts';
+import { ms } from '../store/sql.ts';
 
 /**
  * Open time of the newest stored closed candle of a series: live pulls fetch from the bucket after

@@ -7,7 +7,7 @@ import middy from '@middy/core';
 import type { SQSBatchResponse } from 'aws-lambda';
 import * as z from 'zod';
 import { sendToDeadLetter } from '../queue/dead-letter.ts';
-import { CandleStore } from '../store/candle-store.ts';
+import { CandleStore } from '../store/candles.ts';
 import { getPool } from '../store/db.ts';
 import { writeCandleMessages } from './write-candles.ts';
 

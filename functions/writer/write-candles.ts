@@ -1,5 +1,5 @@
 import { parseCandleBatch, type CandleBatch } from '../candles/candle-batch.ts';
-import type { CandleStore, UpsertResult } from '../store/candle-store.ts';
+import type { CandleStore, UpsertResult } from '../store/candles.ts';
 import type { Queryable } from '../store/db.ts';
 import type { Rejected } from '../queue/dead-letter.ts';
 

@@ -5,7 +5,7 @@ import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../
 import { matchRoute } from '../../../functions/api/app.ts';
 import { createHandler } from '../../../functions/api/handler.ts';
 import { buildOpenApi } from '../../../functions/api/openapi.ts';
-import { CandleStore } from '../../../functions/store/candle-store.ts';
+import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import type { CandleRow } from '../../../functions/candles/candle-batch.ts';
 import type { Interval } from '../../../functions/candles/intervals.ts';

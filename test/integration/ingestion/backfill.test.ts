@@ -7,7 +7,7 @@ import { runBackfillWorker } from '../../../functions/ingest/backfill-worker.ts'
 import { DirectSink } from '../../../functions/ingest/candle-sink.ts';
 import { loadCoverage } from '../../../functions/ingest/coverage.ts';
 import { findGaps } from '../../../functions/ingest/gaps.ts';
-import { CandleStore } from '../../../functions/store/candle-store.ts';
+import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { findSeriesId } from '../../../functions/store/series.ts';
 import { testPool } from '../../support/db.ts';

@@ -8,7 +8,7 @@ import { DirectSink } from '../../../functions/ingest/candle-sink.ts';
 import type { ExchangeAccess } from '../../../functions/ingest/exchange-access.ts';
 import { PostgresBudgetStore } from '../../../functions/ingest/postgres-budget-store.ts';
 import { pullMarkets } from '../../../functions/ingest/pull.ts';
-import { CandleStore } from '../../../functions/store/candle-store.ts';
+import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { testPool } from '../../support/db.ts';
 import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';

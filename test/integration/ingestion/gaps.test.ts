@@ -6,7 +6,7 @@ import { runBackfillLocally } from '../../../functions/ingest/backfill-runner.ts
 import { DirectSink } from '../../../functions/ingest/candle-sink.ts';
 import { recordCoverage } from '../../../functions/ingest/coverage.ts';
 import { backfillRequestsForGaps, findGaps, UnknownSeriesError } from '../../../functions/ingest/gaps.ts';
-import { CandleStore } from '../../../functions/store/candle-store.ts';
+import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { findSeriesId } from '../../../functions/store/series.ts';
 import { testPool, uniqueSymbol } from '../../support/db.ts';

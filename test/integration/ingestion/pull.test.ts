@@ -7,7 +7,7 @@ import type { BackfillRequest } from '../../../functions/ingest/backfill-request
 import { DirectSink, QueueSink } from '../../../functions/ingest/candle-sink.ts';
 import { loadCoverage } from '../../../functions/ingest/coverage.ts';
 import { pullLatest, pullRange } from '../../../functions/ingest/pull.ts';
-import { CandleStore } from '../../../functions/store/candle-store.ts';
+import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { findSeriesId } from '../../../functions/store/series.ts';
 import { testPool } from '../../support/db.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CandleStore } from '../../functions/store/candle-store.ts';
+import { CandleStore } from '../../functions/store/candles.ts';
 import type { Db } from '../../functions/store/db.ts';
 import { batch, row, T0 } from '../support/candles.ts';
 import { testPool, uniqueSymbol } from '../support/db.ts';
