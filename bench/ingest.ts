@@ -15,7 +15,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { encodeCandleBatches } from '../functions/candles/candle-batch.ts';
 import type { Candle, SeriesKey } from '../functions/candles/candle.ts';
 import { CandleStore } from '../functions/store/candles.ts';
-import { writeCandleMessages, type QueueRecord } from '../functions/writer/write-candles.ts';
+import { writeCandleMessages, type QueueRecord } from '../functions/ingest/write-candles.ts';
 import { openLocalDatabase } from '../dev/local-db.ts';
 
 

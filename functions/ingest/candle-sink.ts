@@ -3,8 +3,8 @@ import { encodeCandleBatches } from '../candles/candle-batch.ts';
 import type { Candle, SeriesKey } from '../candles/candle.ts';
 import type { CandleStore } from '../store/candles.ts';
 import type { Queryable } from '../store/db.ts';
-import { writeCandleMessages } from '../writer/write-candles.ts';
 import { sendMessageBodies, type SendOptions } from './queue-sender.ts';
+import { writeCandleMessages } from './write-candles.ts';
 
 export interface SinkResult {
   candles: number;

@@ -6,10 +6,10 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { SQSBatchResponse } from 'aws-lambda';
 import * as z from 'zod';
+import { writeCandleMessages } from '../ingest/write-candles.ts';
 import { sendToDeadLetter } from '../queue/dead-letter.ts';
 import { CandleStore } from '../store/candles.ts';
 import { getPool } from '../store/db.ts';
-import { writeCandleMessages } from './write-candles.ts';
 
 /** Read once per container; a missing or malformed setting fails the cold start loudly. */
 const config = z
