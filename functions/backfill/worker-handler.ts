@@ -6,12 +6,12 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse } from 'aws-lambda';
 import * as z from 'zod';
-import { nextClaimableIn } from '../ingest/backfill-runner.ts';
 import { runBackfillWorker } from '../ingest/backfill-worker.ts';
 import { QueueSink } from '../ingest/candle-sink.ts';
 import type { ExchangeAccess } from '../ingest/exchange-access.ts';
 import { lambdaExchangeAccess } from '../ingest/lambda-runtime.ts';
 import { sendWorkTokens, workTokenSchema } from '../ingest/work-tokens.ts';
+import { nextClaimableIn } from '../store/backfills.ts';
 import { getPool } from '../store/db.ts';
 
 const config = z

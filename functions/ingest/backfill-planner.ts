@@ -2,20 +2,18 @@ import type { SeriesKey } from '../candles/candle.ts';
 import { bucketStart, INTERVAL_MS, INTERVALS } from '../candles/intervals.ts';
 import { UnknownSymbolError } from '../exchanges/errors.ts';
 import { adapters } from '../exchanges/index.ts';
+import { activeChunkRanges, findBackfillByRequestId, insertBackfill, type BackfillStatus, type NewBackfill } from '../store/backfills.ts';
+import { loadCoverage, recordCoverage } from '../store/coverage.ts';
 import type { Queryable } from '../store/db.ts';
 import { SeriesRegistry } from '../store/series.ts';
 import type { BackfillRequest } from './backfill-request.ts';
-import { loadCoverage, recordCoverage } from './coverage.ts';
 import { pageDeps, type ExchangeAccess } from './exchange-access.ts';
 import { findFirstCandle } from './listing.ts';
-import { servableFrom } from './pull.ts';
 import { bucketAtOrAfter, describeRange, iso, splitRange, subtractRanges, type Range } from './ranges.ts';
-import { bigintArray, ms, ts } from '../store/sql.ts';
+import { servableFrom } from './servable.ts';
 
 /** Pages per chunk: small enough that a chunk finishes well inside its lease, large enough to keep the ledger short. */
 export const DEFAULT_CHUNK_PAGES = 10;
-
-export type BackfillStatus = 'planned' | 'running' | 'done' | 'failed' | 'unsupported' | 'cancelled';
 
 export interface PlanDeps {
   db: Queryable;
@@ -37,18 +35,6 @@ export interface PlanResult {
   probes: number;
 }
 
-interface Insert {
-  seriesId: number;
-  range: Range;
-  status: BackfillStatus;
-  message: string | undefined;
-  requestedBy: string | undefined;
-  requestId: string | undefined;
-  listedAt: number | undefined;
-  unsupportedEnd: number | undefined;
-  chunks: Range[];
-}
-
 /**
  * Turns a backfill request into chunks in the ledger, fetching nothing but the few probes that find
  * where the market's history starts:
@@ -68,7 +54,7 @@ export async function planBackfill(req: BackfillRequest & { requestId?: string |
   if (seriesId === undefined) throw new Error(`could not resolve series ${SeriesRegistry.key(series)}`);
 
   if (req.requestId !== undefined) {
-    const existing = await findByRequestId(deps.db, req.requestId);
+    const existing = await findBackfillByRequestId(deps.db, req.requestId);
     if (existing) return { ...existing, created: false, probes: 0 };
   }
 
@@ -78,7 +64,7 @@ export async function planBackfill(req: BackfillRequest & { requestId?: string |
   const start = bucketAtOrAfter(req.from, req.interval);
   const requestedEnd = bucketAtOrAfter(req.to, req.interval);
   const end = Math.min(requestedEnd, bucketStart(now, req.interval));
-  const row: Insert = {
+  const row: NewBackfill = {
     seriesId,
     range: { start, end: Math.max(requestedEnd, start + step) },
     status: 'planned',
@@ -92,7 +78,7 @@ export async function planBackfill(req: BackfillRequest & { requestId?: string |
   const finish = async (status: BackfillStatus, message: string | undefined, problem?: PlanResult['problem'], probes = 0): Promise<PlanResult> => {
     const id = await insertBackfill(deps.db, { ...row, status, message });
     if (id === undefined) {
-      const existing = await findByRequestId(deps.db, req.requestId!);
+      const existing = await findBackfillByRequestId(deps.db, req.requestId!);
       return { ...existing!, created: false, probes };
     }
     return { backfillId: id, status, chunks: row.chunks.length, message, created: true, problem, probes };
@@ -156,46 +142,5 @@ export async function planBackfill(req: BackfillRequest & { requestId?: string |
 
 /** What needs no fetching: ranges in the coverage ledger, and chunks another active backfill holds. */
 async function knownRanges(db: Queryable, seriesId: number, within: Range): Promise<Range[]> {
-  const covered = await loadCoverage(db, seriesId, within);
-  const { rows } = await db.query<{ s: number; e: number }>(
-    `SELECT ${ms('range_start')} AS s, ${ms('range_end')} AS e FROM backfill_chunks
-     WHERE series_id = $1 AND status IN ('pending', 'claimed') AND range_start < ${ts('$3')} AND range_end > ${ts('$2')}`,
-    [seriesId, within.start, within.end],
-  );
-  return [...covered, ...rows.map((r) => ({ start: Number(r.s), end: Number(r.e) }))];
-}
-
-async function insertBackfill(db: Queryable, b: Insert): Promise<number | undefined> {
-  const { rows } = await db.query<{ id: string }>(
-    `WITH b AS (
-       INSERT INTO backfills (series_id, range_start, range_end, status, status_message, requested_by, request_id,
-                              listed_at, unsupported_end, finished_at)
-       VALUES ($1, ${ts('$2')}, ${ts('$3')}, $4, $5, $6, $7, ${ts('$8')}, ${ts('$9')},
-               CASE WHEN $4 IN ('planned', 'running') THEN NULL ELSE now() END)
-       ON CONFLICT (request_id) DO NOTHING
-       RETURNING id
-     ), c AS (
-       INSERT INTO backfill_chunks (backfill_id, chunk_no, series_id, range_start, range_end)
-       SELECT b.id, u.n, $1, ${ts('u.s')}, ${ts('u.e')}
-       FROM b, unnest($10::bigint[], $11::bigint[]) WITH ORDINALITY AS u(s, e, n)
-     )
-     SELECT id FROM b`,
-    [
-      b.seriesId, b.range.start, b.range.end, b.status, b.message ?? null, b.requestedBy ?? null, b.requestId ?? null,
-      b.listedAt ?? null, b.unsupportedEnd ?? null,
-      bigintArray(b.chunks.map((c) => c.start)), bigintArray(b.chunks.map((c) => c.end)),
-    ],
-  );
-  const id = rows[0]?.id;
-  return id === undefined ? undefined : Number(id);
-}
-
-async function findByRequestId(db: Queryable, requestId: string): Promise<Omit<PlanResult, 'created' | 'probes'> | undefined> {
-  const { rows } = await db.query<{ id: string; status: BackfillStatus; status_message: string | null; chunks: number }>(
-    `SELECT b.id, b.status, b.status_message, (SELECT count(*)::int FROM backfill_chunks c WHERE c.backfill_id = b.id) AS chunks
-     FROM backfills b WHERE b.request_id = $1`,
-    [requestId],
-  );
-  const r = rows[0];
-  return r ? { backfillId: Number(r.id), status: r.status, chunks: r.chunks, message: r.status_message ?? undefined } : undefined;
+  return [...(await loadCoverage(db, seriesId, within)), ...(await activeChunkRanges(db, seriesId, within))];
 }

@@ -1,25 +1,8 @@
-import type { Queryable } from '../store/db.ts';
+import { finalizeBackfill, nextClaimableIn } from '../store/backfills.ts';
 import { getBackfillProgress, type BackfillProgress } from './backfill-progress.ts';
-import { finalizeBackfill, runBackfillWorker, type ChunkEvent, type WorkerDeps } from './backfill-worker.ts';
-import { ms } from '../store/sql.ts';
+import { runBackfillWorker, type ChunkEvent, type WorkerDeps } from './backfill-worker.ts';
 
 const TERMINAL = new Set(['done', 'failed', 'unsupported', 'cancelled']);
-
-/**
- * Milliseconds until some chunk of an active backfill can be claimed: 0 when one is pending now, the
- * time to the earliest lease or back-off end when all open chunks are held, undefined when none is open.
- */
-export async function nextClaimableIn(db: Queryable, backfillId?: number): Promise<number | undefined> {
-  const { rows } = await db.query<{ pending: number; wait: number | null }>(
-    `SELECT (count(*) FILTER (WHERE status = 'pending' OR lease_until <= now()))::int AS pending,
-            greatest(0, ${ms('min(lease_until)')} - ${ms('now()')}) AS wait
-     FROM backfill_chunks WHERE status IN ('pending', 'claimed') AND ($1::bigint IS NULL OR backfill_id = $1::bigint)`,
-    [backfillId ?? null],
-  );
-  const r = rows[0];
-  if (!r || (r.pending === 0 && r.wait === null)) return undefined;
-  return r.pending > 0 ? 0 : Number(r.wait);
-}
 
 export interface LocalRunOptions {
   workers?: number;

@@ -1,25 +1,22 @@
-import type { Exchange, SeriesKey } from '../candles/candle.ts';
-import { bucketStart, INTERVAL_MS, type Interval } from '../candles/intervals.ts';
+import { bucketStart, INTERVAL_MS } from '../candles/intervals.ts';
 import { BannedError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from '../exchanges/errors.ts';
 import { fetchRange } from '../exchanges/index.ts';
+import {
+  claimChunk,
+  completeChunk,
+  failOpenChunks,
+  finalizeBackfill,
+  releaseChunk,
+  type BackfillChunk,
+} from '../store/backfills.ts';
+import { recordCoverage } from '../store/coverage.ts';
 import type { Queryable } from '../store/db.ts';
 import type { CandleSink } from './candle-sink.ts';
-import { recordCoverage } from './coverage.ts';
 import { pageDeps, type ExchangeAccess } from './exchange-access.ts';
-import { adapterFor, servableFrom } from './pull.ts';
-import type { Range } from './ranges.ts';
-import { ms } from '../store/sql.ts';
+import { adapterFor, servableFrom } from './servable.ts';
 
 export const DEFAULT_LEASE_MS = 2 * 60_000;
 export const DEFAULT_MAX_ATTEMPTS = 5;
-
-export interface Chunk extends Range {
-  backfillId: number;
-  chunkNo: number;
-  seriesId: number;
-  series: SeriesKey;
-  attempts: number;
-}
 
 export interface WorkerDeps {
   db: Queryable;
@@ -40,8 +37,8 @@ export interface WorkerDeps {
 }
 
 export type ChunkEvent =
-  | { kind: 'done'; chunk: Chunk; candles: number; pages: number }
-  | { kind: 'retry' | 'failed'; chunk: Chunk; error: Error };
+  | { kind: 'done'; chunk: BackfillChunk; candles: number; pages: number }
+  | { kind: 'retry' | 'failed'; chunk: BackfillChunk; error: Error };
 
 export interface WorkerResult {
   chunks: number;
@@ -52,7 +49,7 @@ export interface WorkerResult {
 }
 
 /**
- * Claims chunks one at a time (`FOR UPDATE SKIP LOCKED`, so concurrent workers never share one) and
+ * Claims chunks one at a time (concurrent workers never share one: see `claimChunk`) and
  * fetches each into the sink until none is left or `shouldStop` says so. A finished chunk is `done`
  * and never claimable again; a claim whose worker died becomes claimable when its lease runs out.
  */
@@ -79,7 +76,7 @@ export async function runBackfillWorker(deps: WorkerDeps): Promise<WorkerResult>
 
 type Outcome = { ok: true; candles: number; pages: number } | { ok: false };
 
-async function processChunk(chunk: Chunk, deps: WorkerDeps): Promise<Outcome> {
+async function processChunk(chunk: BackfillChunk, deps: WorkerDeps): Promise<Outcome> {
   try {
     const adapter = adapterFor(chunk.series);
     const now = deps.access.now();
@@ -101,6 +98,8 @@ async function processChunk(chunk: Chunk, deps: WorkerDeps): Promise<Outcome> {
     // a finished chunk whose confirmed-empty buckets the ledger never heard of.
     const coverageStart = Math.max(chunk.start, servableFrom(adapter, chunk.series.interval, now));
     await recordCoverage(deps.db, chunk.seriesId, { start: coverageStart, end }, candles.map((c) => c.openTime));
+    // Only while the claim is still ours; if the lease ran out and another worker took the chunk, it
+    // finishes it (the rows written here are identical, so nothing is lost either way).
     await completeChunk(deps.db, chunk, deps.workerId, candles.length);
     await finalizeBackfill(deps.db, chunk.backfillId);
     deps.onChunk?.({ kind: 'done', chunk, candles: candles.length, pages: fetched.pages });
@@ -122,108 +121,11 @@ async function processChunk(chunk: Chunk, deps: WorkerDeps): Promise<Outcome> {
       refund = 1;
     }
     const failed = fatal || (refund === 0 && chunk.attempts >= maxAttempts);
-    await releaseChunk(deps.db, chunk, deps.workerId, { failed, fatal, retryInMs, refund, error: error.message });
+    await releaseChunk(deps.db, chunk, deps.workerId, { failed, retryInMs, refund, error: error.message });
+    // Every chunk would fail the same way (unknown symbol, interval not offered): stop the lot.
+    if (fatal) await failOpenChunks(deps.db, chunk.backfillId, error.message);
     await finalizeBackfill(deps.db, chunk.backfillId);
     deps.onChunk?.({ kind: failed ? 'failed' : 'retry', chunk, error });
     return { ok: false };
   }
-}
-
-/** Claims the next claimable chunk (pending, or claimed with an expired lease) and marks its backfill running. */
-export async function claimChunk(db: Queryable, workerId: string, leaseMs: number, backfillId?: number): Promise<Chunk | undefined> {
-  const { rows } = await db.query<{
-    backfill_id: string; chunk_no: number; series_id: number; s: number; e: number; attempts: number;
-    exchange: Exchange; symbol: string; interval: Interval;
-  }>(
-    `WITH c AS (
-       SELECT backfill_id, chunk_no FROM backfill_chunks
-       WHERE (status = 'pending' OR (status = 'claimed' AND lease_until < now()))
-         AND ($3::bigint IS NULL OR backfill_id = $3::bigint)
-       ORDER BY backfill_id, chunk_no
-       LIMIT 1
-       FOR UPDATE SKIP LOCKED
-     ), u AS (
-       UPDATE backfill_chunks k
-       SET status = 'claimed', claimed_by = $1, lease_until = now() + $2 * interval '1 millisecond', attempts = k.attempts + 1
-       FROM c WHERE k.backfill_id = c.backfill_id AND k.chunk_no = c.chunk_no
-       RETURNING k.backfill_id, k.chunk_no, k.series_id, k.range_start, k.range_end, k.attempts
-     ), running AS (
-       UPDATE backfills b SET status = 'running', started_at = coalesce(b.started_at, now())
-       FROM u WHERE b.id = u.backfill_id AND b.status = 'planned'
-     )
-     SELECT u.backfill_id, u.chunk_no, u.series_id, ${ms('u.range_start')} AS s, ${ms('u.range_end')} AS e, u.attempts,
-            s.exchange, s.symbol, s.interval
-     FROM u JOIN series s ON s.id = u.series_id`,
-    [workerId, leaseMs, backfillId ?? null],
-  );
-  const r = rows[0];
-  if (!r) return undefined;
-  return {
-    backfillId: Number(r.backfill_id),
-    chunkNo: r.chunk_no,
-    seriesId: r.series_id,
-    start: Number(r.s),
-    end: Number(r.e),
-    attempts: r.attempts,
-    series: { exchange: r.exchange, symbol: r.symbol, interval: r.interval },
-  };
-}
-
-async function completeChunk(db: Queryable, chunk: Chunk, workerId: string, candles: number): Promise<boolean> {
-  // Only while the claim is still ours; if the lease ran out and another worker took the chunk, it
-  // finishes it (the rows written here are identical, so nothing is lost either way).
-  const { rowCount } = await db.query(
-    `UPDATE backfill_chunks SET status = 'done', finished_at = now(), candles = $4, lease_until = NULL, last_error = NULL
-     WHERE backfill_id = $1 AND chunk_no = $2 AND claimed_by = $3 AND status = 'claimed'`,
-    [chunk.backfillId, chunk.chunkNo, workerId, candles],
-  );
-  return (rowCount ?? 0) > 0;
-}
-
-async function releaseChunk(
-  db: Queryable,
-  chunk: Chunk,
-  workerId: string,
-  o: { failed: boolean; fatal: boolean; retryInMs: number; refund: number; error: string },
-): Promise<void> {
-  // A retry stays `claimed` with nobody's name on it until the back-off ends: the claim query
-  // already treats an expired lease as claimable, so no extra state is needed.
-  await db.query(
-    `UPDATE backfill_chunks
-     SET status = CASE WHEN $4 THEN 'failed' ELSE 'claimed' END,
-         claimed_by = NULL,
-         lease_until = CASE WHEN $4 THEN NULL ELSE now() + $5 * interval '1 millisecond' END,
-         finished_at = CASE WHEN $4 THEN now() END,
-         attempts = attempts - $6,
-         last_error = $7
-     WHERE backfill_id = $1 AND chunk_no = $2 AND claimed_by = $3 AND status = 'claimed'`,
-    [chunk.backfillId, chunk.chunkNo, workerId, o.failed, Math.round(o.retryInMs), o.refund, o.error.slice(0, 2000)],
-  );
-  if (o.fatal) {
-    // Every chunk would fail the same way (unknown symbol, interval not offered): stop the lot.
-    await db.query(
-      `UPDATE backfill_chunks SET status = 'failed', finished_at = now(), last_error = $2, lease_until = NULL
-       WHERE backfill_id = $1 AND status IN ('pending', 'claimed')`,
-      [chunk.backfillId, o.error.slice(0, 2000)],
-    );
-  }
-}
-
-/** Settles the backfill's status once no chunk is pending or claimed. */
-export async function finalizeBackfill(db: Queryable, backfillId: number): Promise<void> {
-  await db.query(
-    `UPDATE backfills b SET
-       status = CASE WHEN x.failed > 0 THEN 'failed' WHEN b.unsupported_end IS NOT NULL THEN 'unsupported' ELSE 'done' END,
-       status_message = CASE WHEN x.failed > 0
-                             THEN concat_ws('; ', x.failed || ' of ' || x.total || ' chunk(s) failed: ' || x.err, b.status_message)
-                             ELSE b.status_message END,
-       finished_at = now()
-     FROM (SELECT count(*) FILTER (WHERE status = 'failed') AS failed,
-                  count(*) FILTER (WHERE status IN ('pending', 'claimed')) AS open,
-                  count(*) AS total,
-                  max(last_error) FILTER (WHERE status = 'failed') AS err
-           FROM backfill_chunks WHERE backfill_id = $1) x
-     WHERE b.id = $1 AND x.open = 0 AND b.status IN ('planned', 'running')`,
-    [backfillId],
-  );
 }

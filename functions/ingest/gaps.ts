@@ -1,11 +1,11 @@
 import type { SeriesKey } from '../candles/candle.ts';
 import { bucketStart, INTERVAL_MS } from '../candles/intervals.ts';
+import { loadCoverage } from '../store/coverage.ts';
 import type { Queryable } from '../store/db.ts';
+import { earliestKnownTime, scanStoredSpan } from '../store/gaps.ts';
 import { findSeriesId } from '../store/series.ts';
 import type { BackfillRequest } from './backfill-request.ts';
-import { loadCoverage } from './coverage.ts';
 import { bucketAtOrAfter, bucketsIn, intersectRanges, mergeRanges, subtractRanges, type Range } from './ranges.ts';
-import { ms, ts } from '../store/sql.ts';
 
 /**
  * A run of buckets without a stored candle. `missing`: nobody asked the exchange for it yet (a
@@ -33,10 +33,9 @@ export class UnknownSeriesError extends Error {
 }
 
 /**
- * Lists the holes of a series over a range. One statement finds every run between consecutive
- * stored candles with `lag(open_time)` over the primary key's index (no round trip per row), plus
- * the first and last stored candle for the holes at the range's edges; the coverage ledger then
- * splits each hole into its missing and confirmed-empty parts.
+ * Lists the holes of a series over a range: the runs between consecutive stored candles, plus the
+ * holes at the range's edges; the coverage ledger then splits each hole into its missing and
+ * confirmed-empty parts.
  */
 export async function findGaps(db: Queryable, series: SeriesKey, opts: { from?: number; to?: number; now: number }): Promise<GapReport> {
   const seriesId = await findSeriesId(db, series);
@@ -48,37 +47,19 @@ export async function findGaps(db: Queryable, series: SeriesKey, opts: { from?: 
   const end = Math.min(opts.to === undefined ? forming : bucketAtOrAfter(opts.to, series.interval), forming);
   let start = opts.from === undefined ? undefined : bucketAtOrAfter(opts.from, series.interval);
   if (start === undefined) {
-    const { rows } = await db.query<{ t: number | null }>(
-      `SELECT least((SELECT ${ms('min(open_time)')} FROM candles WHERE series_id = $1),
-                    (SELECT ${ms('min(range_start)')} FROM coverage WHERE series_id = $1)) AS t`,
-      [seriesId],
-    );
-    start = rows[0]?.t === null || rows[0]?.t === undefined ? end : bucketAtOrAfter(Number(rows[0].t), series.interval);
+    const earliest = await earliestKnownTime(db, seriesId);
+    start = earliest === undefined ? end : bucketAtOrAfter(earliest, series.interval);
   }
   const range = { start, end: Math.max(start, end) };
   if (range.end <= range.start) return { series, range, stored: 0, holes: [], missingCandles: 0, emptyCandles: 0 };
 
-  const { rows } = await db.query<{ kind: 'gap' | 'bounds'; a: number | null; b: number | null; n: string }>(
-    `WITH c AS (
-       SELECT open_time, lag(open_time) OVER (ORDER BY open_time) AS prev
-       FROM candles WHERE series_id = $1 AND open_time >= ${ts('$2')} AND open_time < ${ts('$3')}
-     )
-     SELECT 'gap' AS kind, ${ms('prev')} AS a, ${ms('open_time')} AS b, 0::bigint AS n
-     FROM c WHERE open_time - prev > $4 * interval '1 millisecond'
-     UNION ALL
-     SELECT 'bounds', ${ms('min(open_time)')}, ${ms('max(open_time)')}, count(*) FROM c`,
-    [seriesId, range.start, range.end, step],
-  );
-  const bounds = rows.find((r) => r.kind === 'bounds');
-  const stored = Number(bounds?.n ?? 0);
+  const { stored, first, last, jumps } = await scanStoredSpan(db, seriesId, range, step);
   const raw: Range[] = [];
-  if (stored === 0 || bounds?.a === null || bounds?.a === undefined || bounds.b === null) {
+  if (first === undefined || last === undefined) {
     raw.push(range);
   } else {
-    const first = Number(bounds.a);
-    const last = Number(bounds.b);
     if (first > range.start) raw.push({ start: range.start, end: first });
-    for (const r of rows) if (r.kind === 'gap') raw.push({ start: Number(r.a) + step, end: Number(r.b) });
+    for (const j of jumps) raw.push({ start: j.start + step, end: j.end });
     if (last + step < range.end) raw.push({ start: last + step, end: range.end });
   }
 

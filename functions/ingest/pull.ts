@@ -1,17 +1,16 @@
 import type { Candle, SeriesKey } from '../candles/candle.ts';
 import { bucketStart, INTERVAL_MS, type Interval } from '../candles/intervals.ts';
 import type { Market } from '../config/markets.ts';
-import { UnsupportedIntervalError } from '../exchanges/errors.ts';
-import { adapters, fetchRange } from '../exchanges/index.ts';
-import type { ExchangeAdapter } from '../exchanges/types.ts';
+import { fetchRange } from '../exchanges/index.ts';
+import { readWatermark } from '../store/candles.ts';
+import { recordCoverage } from '../store/coverage.ts';
 import type { Queryable } from '../store/db.ts';
 import { SeriesRegistry } from '../store/series.ts';
 import type { BackfillRequest } from './backfill-request.ts';
 import type { CandleSink } from './candle-sink.ts';
-import { recordCoverage } from './coverage.ts';
 import { pageDeps, type ExchangeAccess } from './exchange-access.ts';
 import { bucketAtOrAfter, splitRange, type Range } from './ranges.ts';
-import { readWatermark } from './watermark.ts';
+import { adapterFor, servableFrom } from './servable.ts';
 
 /** Pages one scheduled pull fetches inline; a longer hole becomes a backfill. */
 export const DEFAULT_PULL_MAX_PAGES = 5;
@@ -62,19 +61,6 @@ function registryFor(deps: PullDeps): SeriesRegistry {
   let r = registries.get(deps.db);
   if (!r) registries.set(deps.db, (r = new SeriesRegistry()));
   return r;
-}
-
-export function adapterFor(series: SeriesKey): ExchangeAdapter {
-  const adapter = adapters[series.exchange];
-  if (!adapter.supports(series.interval)) throw new UnsupportedIntervalError(series.exchange, series.interval);
-  return adapter;
-}
-
-/** The oldest closed bucket an exchange with limited depth (Kraken) still serves at `now`; -Infinity for full history. */
-export function servableFrom(adapter: ExchangeAdapter, interval: Interval, now: number): number {
-  if (adapter.historyDepth === 'full') return Number.NEGATIVE_INFINITY;
-  // Its rows end with the forming bucket, so the closed ones start maxCandles - 1 buckets before it.
-  return bucketStart(now, interval) - (adapter.historyDepth.maxCandles - 1) * INTERVAL_MS[interval];
 }
 
 /**

@@ -5,7 +5,7 @@ import { getBackfillProgress } from '../../../functions/ingest/backfill-progress
 import { runBackfillLocally } from '../../../functions/ingest/backfill-runner.ts';
 import { runBackfillWorker } from '../../../functions/ingest/backfill-worker.ts';
 import { DirectSink } from '../../../functions/ingest/candle-sink.ts';
-import { loadCoverage } from '../../../functions/ingest/coverage.ts';
+import { loadCoverage } from '../../../functions/store/coverage.ts';
 import { findGaps } from '../../../functions/ingest/gaps.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';

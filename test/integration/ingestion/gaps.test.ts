@@ -4,7 +4,7 @@ import type { Candle, SeriesKey } from '../../../functions/candles/candle.ts';
 import { planBackfill } from '../../../functions/ingest/backfill-planner.ts';
 import { runBackfillLocally } from '../../../functions/ingest/backfill-runner.ts';
 import { DirectSink } from '../../../functions/ingest/candle-sink.ts';
-import { recordCoverage } from '../../../functions/ingest/coverage.ts';
+import { recordCoverage } from '../../../functions/store/coverage.ts';
 import { backfillRequestsForGaps, findGaps, UnknownSeriesError } from '../../../functions/ingest/gaps.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';

@@ -5,7 +5,7 @@ import { startEventSourceRunner } from '../../../dev/event-source-runner.ts';
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
 import type { BackfillRequest } from '../../../functions/ingest/backfill-request.ts';
 import { DirectSink, QueueSink } from '../../../functions/ingest/candle-sink.ts';
-import { loadCoverage } from '../../../functions/ingest/coverage.ts';
+import { loadCoverage } from '../../../functions/store/coverage.ts';
 import { pullLatest, pullRange } from '../../../functions/ingest/pull.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';

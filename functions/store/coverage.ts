@@ -1,6 +1,6 @@
-import type { Queryable } from '../store/db.ts';
-import type { Range } from './ranges.ts';
-import { bigintArray, ms, ts } from '../store/sql.ts';
+import type { Range } from '../ingest/ranges.ts';
+import type { Queryable } from './db.ts';
+import { bigintArray, ms, ts } from './sql.ts';
 
 /**
  * Records that the exchange was asked for every bucket of `range` and answered with the candles
