@@ -10,6 +10,7 @@ import { baseUrlsFromEnv, type ExchangeAccess } from '../../functions/ingest/exc
 import { DEFAULT_PULL_MAX_PAGES, pullLatest, pullRange, type PullResult } from '../../functions/ingest/pull.ts';
 import { CandleStore } from '../../functions/store/candles.ts';
 import type { Db, Queryable } from '../../functions/store/db.ts';
+import { hasIngestionSchema } from '../../functions/store/migrate.ts';
 import type { Command } from '../command.ts';
 import { UsageError } from '../command.ts';
 import { withLocalDatabase } from '../database.ts';
@@ -81,8 +82,7 @@ export function asUsageError(err: unknown): unknown {
 
 /** Fails with an actionable message when the database was never migrated (or is behind). */
 export async function requireSchema(db: Queryable): Promise<void> {
-  const { rows } = await db.query<{ ok: boolean }>("SELECT to_regclass('public.rate_budgets') IS NOT NULL AS ok");
-  if (!rows[0]?.ok) throw new Error('the database has no (or an older) candlekeep schema: run `npx candlekeep migrate` first');
+  if (!(await hasIngestionSchema(db))) throw new Error('the database has no (or an older) candlekeep schema: run `npx candlekeep migrate` first');
 }
 
 /** A progress line on stderr: redrawn in place on a terminal, one line per update otherwise. */

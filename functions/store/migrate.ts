@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Db } from './db.ts';
+import type { Db, Queryable } from './db.ts';
 
 /** The repository's migrations folder. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
@@ -105,4 +105,10 @@ export async function migrate(
   } finally {
     client.release();
   }
+}
+
+/** Whether the newest tables exist (`rate_budgets`, from 0004_ingestion.sql): false on a database never migrated or behind. */
+export async function hasIngestionSchema(db: Queryable): Promise<boolean> {
+  const { rows } = await db.query<{ ok: boolean }>("SELECT to_regclass('public.rate_budgets') IS NOT NULL AS ok");
+  return rows[0]?.ok === true;
 }
