@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CandleStore } from '../../functions/store/candles.ts';
+import { CandleStore, type UpsertResult } from '../../functions/store/candles.ts';
 import type { Db } from '../../functions/store/db.ts';
 import { batch, row, T0 } from '../support/candles.ts';
 import { testPool, uniqueSymbol } from '../support/db.ts';
+import { readStored, type StoredCandle } from '../support/stored-candles.ts';
 
 let db: Db;
 const store = new CandleStore();
@@ -13,27 +14,8 @@ afterAll(async () => {
   await db.end();
 });
 
-interface Stored {
-  open: string;
-  high: string;
-  low: string;
-  close: string;
-  volume: string;
-  quote_volume: string | null;
-  trades: string | null;
-  closed: boolean;
-  open_time: number;
-}
-
-async function stored(symbol: string): Promise<Stored[]> {
-  const { rows } = await db.query<Stored>(
-    `SELECT c.open::text, c.high::text, c.low::text, c.close::text, c.volume::text, c.quote_volume::text,
-            c.trades::text, c.closed, (extract(epoch FROM c.open_time) * 1000)::float8 AS open_time
-     FROM candles c JOIN series s ON s.id = c.series_id WHERE s.symbol = $1 ORDER BY c.open_time`,
-    [symbol],
-  );
-  return rows;
-}
+/** The stored rows of a test's series (`batch` writes binance 1m). */
+const stored = (symbol: string) => readStored(db, { exchange: 'binance', symbol, interval: '1m' });
 
 /** Physical identity of each row version: a rewrite creates a new version (new ctid and xmin). */
 async function versions(symbol: string): Promise<string[]> {
@@ -64,11 +46,11 @@ describe('candle store: exact values', () => {
       low: '0.00000001234',
       close: '0.00000001234',
       volume: thirtyDigits,
-      quote_volume: '0.000000000000000000000000000001',
-      trades: '42',
-      open_time: T0,
+      quoteVolume: '0.000000000000000000000000000001',
+      trades: 42,
+      openTime: T0,
     });
-    expect(second).toMatchObject({ quote_volume: null, trades: null, open_time: T0 + 60_000 });
+    expect(second).toMatchObject({ quoteVolume: null, trades: null, openTime: T0 + 60_000 });
   });
 
   it('stores far-past and far-future dates within the accepted range', async () => {
@@ -80,40 +62,58 @@ describe('candle store: exact values', () => {
     const result = await store.upsert(db, [b]);
 
     expect(result.written).toBe(2);
-    expect((await stored(symbol)).map((r) => r.open_time)).toEqual([early, late]);
+    expect((await stored(symbol)).map((r) => r.openTime)).toEqual([early, late]);
   });
 });
 
+/** One version of the candle at T0: its values, and when it was fetched. */
+type Version = [values: Parameters<typeof row>[1], fetchedAt: number];
+
+/** Writes the versions in turn, each in its own batch as separate pulls would; returns the last write's result. */
+async function writeInTurn(symbol: string, versions: readonly Version[]): Promise<UpsertResult> {
+  let result: UpsertResult = { received: 0, written: 0, unchanged: 0 };
+  for (const [values, fetchedAt] of versions) result = await store.upsert(db, [batch(symbol, [row(0, values)], fetchedAt)]);
+  return result;
+}
+
 describe('candle store: finality', () => {
-  it('does not overwrite a closed candle with an open one that arrives later', async () => {
+  const cases: { name: string; versions: Version[]; written: number; kept: Partial<StoredCandle> }[] = [
+    {
+      name: 'does not overwrite a closed candle with an open one that arrives later',
+      versions: [[{ close: '100.75', closed: true }, T0 + 120_000], [{ close: '100.9', closed: false }, T0 + 180_000]],
+      written: 0,
+      kept: { close: '100.75', closed: true },
+    },
+    {
+      name: 'overwrites an open candle with its closed version',
+      versions: [[{ close: '100.6', closed: false }, T0 + 30_000], [{ close: '100.75', closed: true }, T0 + 61_000]],
+      written: 1,
+      kept: { close: '100.75', closed: true },
+    },
+    {
+      name: 'lets a newer open version replace an older one, but not the reverse',
+      versions: [
+        [{ volume: '5', closed: false }, T0 + 20_000],
+        [{ volume: '9', closed: false }, T0 + 40_000],
+        [{ volume: '7', closed: false }, T0 + 30_000],
+      ],
+      written: 0,
+      kept: { volume: '9', closed: false },
+    },
+    {
+      name: 'ignores a stale closed version delivered after a restatement',
+      versions: [[{ volume: '13.75' }, T0 + 86_400_000], [{ volume: '12.5' }, T0 + 120_000]],
+      written: 0,
+      kept: { volume: '13.75' },
+    },
+  ];
+  it.each(cases)('$name', async ({ versions, written, kept }) => {
     const symbol = uniqueSymbol();
-    await store.upsert(db, [batch(symbol, [row(0, { close: '100.75', closed: true })], T0 + 120_000)]);
 
-    const result = await store.upsert(db, [batch(symbol, [row(0, { close: '100.9', closed: false })], T0 + 180_000)]);
+    const last = await writeInTurn(symbol, versions);
 
-    expect(result).toEqual({ received: 1, written: 0, unchanged: 1 });
-    expect(await stored(symbol)).toMatchObject([{ close: '100.75', closed: true }]);
-  });
-
-  it('overwrites an open candle with its closed version', async () => {
-    const symbol = uniqueSymbol();
-    await store.upsert(db, [batch(symbol, [row(0, { close: '100.6', closed: false })], T0 + 30_000)]);
-
-    const result = await store.upsert(db, [batch(symbol, [row(0, { close: '100.75', closed: true })], T0 + 61_000)]);
-
-    expect(result.written).toBe(1);
-    expect(await stored(symbol)).toMatchObject([{ close: '100.75', closed: true }]);
-  });
-
-  it('lets a newer open version replace an older one, but not the reverse', async () => {
-    const symbol = uniqueSymbol();
-    await store.upsert(db, [batch(symbol, [row(0, { volume: '5', closed: false })], T0 + 20_000)]);
-    await store.upsert(db, [batch(symbol, [row(0, { volume: '9', closed: false })], T0 + 40_000)]);
-
-    const late = await store.upsert(db, [batch(symbol, [row(0, { volume: '7', closed: false })], T0 + 30_000)]);
-
-    expect(late.written).toBe(0);
-    expect(await stored(symbol)).toMatchObject([{ volume: '9', closed: false }]);
+    expect(last).toEqual({ received: 1, written, unchanged: 1 - written });
+    expect(await stored(symbol)).toMatchObject([kept]);
   });
 
   it('writes nothing when the same batch is delivered three times', async () => {
@@ -136,11 +136,10 @@ describe('candle store: finality', () => {
 
   it('records a restated closed candle and keeps the newest version', async () => {
     const symbol = uniqueSymbol();
-    await store.upsert(db, [batch(symbol, [row(0, { high: '101.25', volume: '12.5' })], T0 + 120_000)]);
 
-    const result = await store.upsert(db, [batch(symbol, [row(0, { high: '101.5', volume: '13.75' })], T0 + 86_400_000)]);
+    const restated = await writeInTurn(symbol, [[{ high: '101.25', volume: '12.5' }, T0 + 120_000], [{ high: '101.5', volume: '13.75' }, T0 + 86_400_000]]);
 
-    expect(result.written).toBe(1);
+    expect(restated.written).toBe(1);
     expect(await stored(symbol)).toMatchObject([{ high: '101.5', volume: '13.75', closed: true }]);
     const { rows } = await db.query(
       `SELECT r.old_high::text, r.old_volume::text, (extract(epoch FROM r.open_time) * 1000)::float8 AS open_time
@@ -148,16 +147,6 @@ describe('candle store: finality', () => {
       [symbol],
     );
     expect(rows).toEqual([{ old_high: '101.25', old_volume: '12.5', open_time: T0 }]);
-  });
-
-  it('ignores a stale closed version delivered after a restatement', async () => {
-    const symbol = uniqueSymbol();
-    await store.upsert(db, [batch(symbol, [row(0, { volume: '13.75' })], T0 + 86_400_000)]);
-
-    const stale = await store.upsert(db, [batch(symbol, [row(0, { volume: '12.5' })], T0 + 120_000)]);
-
-    expect(stale.written).toBe(0);
-    expect(await stored(symbol)).toMatchObject([{ volume: '13.75' }]);
   });
 
   it('picks the final version when one batch holds several versions of a candle, in any order', async () => {

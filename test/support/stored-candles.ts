@@ -2,17 +2,7 @@ import type { Candle, SeriesKey } from '../../functions/candles/candle.ts';
 import type { Queryable } from '../../functions/store/db.ts';
 
 /** A candle as the tests compare it: decimals as stored text, absent optionals as null. */
-export interface StoredCandle {
-  openTime: number;
-  open: string;
-  high: string;
-  low: string;
-  close: string;
-  volume: string;
-  quoteVolume: string | null;
-  trades: number | null;
-  closed: boolean;
-}
+export type StoredCandle = Omit<Candle, 'quoteVolume' | 'trades'> & { quoteVolume: string | null; trades: number | null };
 
 export function asStored(c: Candle): StoredCandle {
   return {

@@ -5,9 +5,9 @@ import { getBackfillProgress } from '../../../functions/ingest/backfill-progress
 import { runBackfillLocally } from '../../../functions/ingest/backfill-runner.ts';
 import { runBackfillWorker } from '../../../functions/ingest/backfill-worker.ts';
 import { DirectSink } from '../../../functions/ingest/candle-sink.ts';
-import { loadCoverage } from '../../../functions/store/coverage.ts';
 import { findGaps } from '../../../functions/ingest/gaps.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
+import { loadCoverage } from '../../../functions/store/coverage.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { findSeriesId } from '../../../functions/store/series.ts';
 import { testPool } from '../../support/db.ts';
@@ -35,8 +35,7 @@ const chunkOf = (chunks: { start: number; end: number; chunkNo: number }[], t: n
 
 describe('a backfill interrupted half-way', () => {
   const series: SeriesKey = { exchange: 'binance', symbol: 'BTC/USDT', interval: '1h' };
-  const from = Date.UTC(2022, 0, 1);
-  const to = Date.UTC(2024, 0, 1);
+  const [from, to] = [Date.UTC(2022, 0, 1), Date.UTC(2024, 0, 1)];
 
   it('resumes after the dead worker’s lease, with every candle exactly once and no finished chunk fetched again', async () => {
     await resetSeries(db, [series]);

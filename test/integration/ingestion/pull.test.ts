@@ -5,9 +5,9 @@ import { startEventSourceRunner } from '../../../dev/event-source-runner.ts';
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
 import type { BackfillRequest } from '../../../functions/ingest/backfill-request.ts';
 import { DirectSink, QueueSink } from '../../../functions/ingest/candle-sink.ts';
-import { loadCoverage } from '../../../functions/store/coverage.ts';
-import { pullLatest, pullRange } from '../../../functions/ingest/pull.ts';
+import { pullLatest, pullRange, type PullDeps } from '../../../functions/ingest/pull.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
+import { loadCoverage } from '../../../functions/store/coverage.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { findSeriesId } from '../../../functions/store/series.ts';
 import { testPool } from '../../support/db.ts';
@@ -94,21 +94,24 @@ describe('scheduled pull through the candles queue and the writer Lambda', () =>
   });
 });
 
+/** The CLI's wiring: candles go straight into PostgreSQL through the writer step, two pages per window. */
+const directDeps = (more: Partial<PullDeps> = {}): PullDeps => ({
+  db,
+  access: fakeAccess(fake),
+  sink: new DirectSink(db, new CandleStore()),
+  maxPages: 2,
+  ...more,
+});
+
 describe('pull writing directly to the database (the CLI path)', () => {
   const series: SeriesKey = { exchange: 'okx', symbol: 'SOL/USDT', interval: '5m' };
 
   it('fetches a range window by window through the writer step, forming candle open', async () => {
     await resetSeries(db, [series]);
     clock = Date.UTC(2025, 5, 3, 8, 2, 0);
-    const progress: number[] = [];
     const from = Date.UTC(2025, 4, 20);
-    const result = await pullRange(series, { start: from, end: Date.UTC(2025, 5, 4) }, {
-      db,
-      access: fakeAccess(fake),
-      sink: new DirectSink(db, new CandleStore()),
-      maxPages: 2,
-      onProgress: (p) => progress.push(p.through),
-    });
+    const progress: number[] = [];
+    const result = await pullRange(series, { start: from, end: Date.UTC(2025, 5, 4) }, directDeps({ onProgress: (p) => progress.push(p.through) }));
     const expected = fake.expected('okx', series.symbol, '5m', from, clock);
     expect(result).toMatchObject({ candles: expected.length, open: 1, written: expected.length });
     expect(progress.length).toBeGreaterThan(3); // 600 candles per window
@@ -121,16 +124,10 @@ describe('a hole longer than one pull', () => {
 
   it('fetches the newest part now and hands the rest to the backfill path', async () => {
     await resetSeries(db, [series]);
-    clock = Date.UTC(2025, 5, 10, 0, 0, 10);
-    const requested: BackfillRequest[] = [];
     const start = Date.UTC(2025, 0, 1);
-    const result = await pullLatest(series, { start }, {
-      db,
-      access: fakeAccess(fake),
-      sink: new DirectSink(db, new CandleStore()),
-      maxPages: 2,
-      requestBackfill: async (req) => void requested.push(req),
-    });
+    clock = Date.UTC(2025, 5, 10, 0, 0, 10); // five months after the market's start, nothing stored
+    const requested: BackfillRequest[] = [];
+    const result = await pullLatest(series, { start }, directDeps({ requestBackfill: async (req) => void requested.push(req) }));
     // Two pages of 1000 five-minute candles end at the forming bucket; everything older is a backfill.
     const inlineFrom = Date.UTC(2025, 5, 10) + 5 * MIN - 2000 * 5 * MIN;
     expect(requested).toEqual([{ ...series, from: start, to: inlineFrom, requestedBy: 'pull' }]);
