@@ -7,22 +7,13 @@
  * the same handlers locally instead. LocalStack is the pinned community image 4.14.0 unless
  * LOCALSTACK_IMAGE says otherwise (newer images need LOCALSTACK_AUTH_TOKEN).
  */
-import { execFile, spawn } from 'node:child_process';
-import { promisify } from 'node:util';
-import { DEFAULT_ENDPOINT, LOCALSTACK_DOCKER_IMAGE, ensureLocalStack } from './localstack.ts';
+import { spawn } from 'node:child_process';
+import { dockerUsable } from './localstack/docker.ts';
+import { ensureLocalStack } from './localstack/index.ts';
+import { DEFAULT_ENDPOINT, LOCALSTACK_DOCKER_IMAGE } from './localstack/pinned.ts';
 import { REPO_ROOT } from './paths.ts';
 
-const execFileAsync = promisify(execFile);
 const log = (msg: string) => process.stderr.write(`[deploy:localstack] ${msg}\n`);
-
-async function dockerUsable(): Promise<boolean> {
-  try {
-    await execFileAsync('docker', ['info', '--format', '{{.ServerVersion}}'], { timeout: 15_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function answers(endpoint: string): Promise<boolean> {
   try {

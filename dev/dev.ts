@@ -27,7 +27,7 @@ import { migrate } from '../functions/store/migrate.ts';
 import { startLocalServer, type LocalServer, type ProxyHandler } from '../cli/serve/server.ts';
 import { openLocalDatabase, type LocalDatabase } from './local-db.ts';
 import { startLocalPipeline, type LocalPipeline } from './local-pipeline.ts';
-import { awsClientConfig, ensureLocalStack, type LocalStackHandle } from './localstack.ts';
+import { awsClientConfig, ensureLocalStack, type LocalStackHandle } from './localstack/index.ts';
 import {
   deployLocalTemplate,
   localFunctions,

@@ -11,7 +11,7 @@ import {
 import type { SQSEvent, SQSRecord, SQSBatchResponse } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEventSourceRunner, type BatchInfo, type EventSourceRunner } from '../../dev/event-source-runner.ts';
-import { awsClientConfig, ensureLocalStack, type LocalStackHandle } from '../../dev/localstack.ts';
+import { awsClientConfig, ensureLocalStack, type LocalStackHandle } from '../../dev/localstack/index.ts';
 import { pollUntil } from '../support/poll.ts';
 
 // Short visibility so redeliveries happen within a test; maxReceiveCount 2 so the DLQ is reached fast.

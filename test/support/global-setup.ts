@@ -1,6 +1,6 @@
 import type { TestProject } from 'vitest/node';
 import { openLocalDatabase, type LocalDatabase } from '../../dev/local-db.ts';
-import { ensureLocalStack } from '../../dev/localstack.ts';
+import { ensureLocalStack } from '../../dev/localstack/index.ts';
 
 /**
  * Starts what the tests need when nothing is configured, and hands the addresses to the test

@@ -7,7 +7,7 @@ import {
   SQSClient,
   type Message,
 } from '@aws-sdk/client-sqs';
-import { awsClientConfig } from '../../dev/localstack.ts';
+import { awsClientConfig } from '../../dev/localstack/index.ts';
 import { uniqueName } from './db.ts';
 
 export function testSqs(): SQSClient {

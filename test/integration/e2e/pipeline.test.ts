@@ -5,7 +5,7 @@ import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalPipeline, type LocalPipeline } from '../../../dev/local-pipeline.ts';
-import { awsClientConfig } from '../../../dev/localstack.ts';
+import { awsClientConfig } from '../../../dev/localstack/index.ts';
 import {
   deleteLocalStack,
   deployLocalTemplate,

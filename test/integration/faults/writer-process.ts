@@ -8,7 +8,7 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { startEventSourceRunner } from '../../../dev/event-source-runner.ts';
-import { awsClientConfig } from '../../../dev/localstack.ts';
+import { awsClientConfig } from '../../../dev/localstack/index.ts';
 
 type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 

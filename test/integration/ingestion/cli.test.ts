@@ -12,7 +12,7 @@ import {
 import { CreateScheduleGroupCommand, DeleteScheduleGroupCommand, GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awsClientConfig } from '../../../dev/localstack.ts';
+import { awsClientConfig } from '../../../dev/localstack/index.ts';
 import { projectPath } from '../../../lib/constructs/candlekeep-function.ts';
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
 import { backfillEventSchema, BACKFILL_DETAIL_TYPE, BACKFILL_EVENT_SOURCE } from '../../../functions/ingest/backfill-request.ts';

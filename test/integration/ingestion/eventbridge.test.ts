@@ -13,7 +13,7 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEventSourceRunner } from '../../../dev/event-source-runner.ts';
-import { awsClientConfig } from '../../../dev/localstack.ts';
+import { awsClientConfig } from '../../../dev/localstack/index.ts';
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
 import { putBackfillRequests, scheduleBackfill } from '../../../functions/ingest/backfill-events.ts';
 import { getBackfillProgress } from '../../../functions/ingest/backfill-progress.ts';

@@ -1,0 +1,75 @@
+/**
+ * Finds or starts a LocalStack for tests and local development.
+ *
+ * Order of preference (see ../shared/LOCAL-AWS.md for the facts behind it):
+ *   1. AWS_ENDPOINT_URL, when set: the caller chose an instance; we only check it answers.
+ *   2. Anything already answering on 127.0.0.1:4566: parallel runs and a dev session share one.
+ *   3. A usable Docker engine: the pinned image (Lambdas can run there) (docker.ts).
+ *   4. Host mode: the pinned PyPI package in a project-local venv, no Docker needed (host.ts, venv.ts).
+ *
+ * Run `npx tsx dev/localstack/main.ts` to start one and keep it up until Ctrl-C.
+ */
+import { join, resolve } from 'node:path';
+import { REPO_ROOT } from '../paths.ts';
+import { dockerUsable, startDocker } from './docker.ts';
+import { fetchHealth, HEALTH_PATH, reuse, type LocalStackHandle } from './health.ts';
+import { startHost } from './host.ts';
+import { DEFAULT_ENDPOINT } from './pinned.ts';
+
+export type { LocalStackHandle, LocalStackMode } from './health.ts';
+
+export interface EnsureLocalStackOptions {
+  log?: (msg: string) => void;
+  /** The project's state folder (venv, LocalStack state, log). Default: `<repo>/.dev`. */
+  stateDir?: string;
+  /** How long a started instance may take to report ready. Default 90 s. */
+  readyTimeoutMs?: number;
+}
+
+export interface AwsClientConfig {
+  endpoint: string;
+  region: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+}
+
+/** Config for SDK v3 clients pointed at LocalStack (which accepts any credentials). */
+export function awsClientConfig(endpoint: string): AwsClientConfig {
+  return {
+    endpoint,
+    region: process.env.AWS_REGION ?? 'us-east-1',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  };
+}
+
+export async function ensureLocalStack(opts: EnsureLocalStackOptions = {}): Promise<LocalStackHandle> {
+  const log = opts.log ?? (() => {});
+  const stateDir = resolve(opts.stateDir ?? join(REPO_ROOT, '.dev'));
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 90_000;
+
+  const configured = process.env.AWS_ENDPOINT_URL?.trim();
+  if (configured) {
+    const endpoint = configured.replace(/\/+$/, '');
+    if (!(await fetchHealth(endpoint))) {
+      throw new Error(
+        `AWS_ENDPOINT_URL is set to ${endpoint}, but nothing answers at ${endpoint}${HEALTH_PATH}. ` +
+          'Start LocalStack there, or unset AWS_ENDPOINT_URL to let the project start one.',
+      );
+    }
+    const handle = await reuse(endpoint, readyTimeoutMs);
+    log(`LocalStack: using AWS_ENDPOINT_URL ${endpoint}`);
+    return handle;
+  }
+
+  if (await fetchHealth(DEFAULT_ENDPOINT)) {
+    const handle = await reuse(DEFAULT_ENDPOINT, readyTimeoutMs);
+    log(`LocalStack: reusing the instance already running at ${DEFAULT_ENDPOINT}`);
+    return handle;
+  }
+
+  if (await dockerUsable()) {
+    return startDocker({ log, readyTimeoutMs });
+  }
+
+  log('LocalStack: no Docker engine; running it on the host');
+  return startHost({ log, stateDir, readyTimeoutMs });
+}

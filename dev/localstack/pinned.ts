@@ -1,0 +1,24 @@
+/** The LocalStack the project runs, and where it is reached (see ../shared/LOCAL-AWS.md). */
+
+/** The last community release that runs without an auth token (LOCAL-AWS.md). */
+export const LOCALSTACK_VERSION = '4.14.0';
+export const LOCALSTACK_DOCKER_IMAGE = `localstack/localstack:${LOCALSTACK_VERSION}`;
+export const DEFAULT_ENDPOINT = 'http://127.0.0.1:4566';
+
+/** Everything the project talks to; the host-mode readiness check waits for each of these. */
+export const LOCALSTACK_SERVICES = [
+  'sqs',
+  'secretsmanager',
+  'events',
+  'scheduler',
+  'cloudformation',
+  's3',
+  'apigateway',
+  'iam',
+  'sts',
+  'ssm',
+  'logs',
+  'cloudwatch',
+  'kms',
+  'sns',
+] as const;
