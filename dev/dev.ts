@@ -4,7 +4,7 @@
  *   PostgreSQL   DATABASE_URL, or the embedded server (data in .dev/postgres), migrated
  *   LocalStack   AWS_ENDPOINT_URL, one already on :4566, or started (Docker, else on the host)
  *   AWS side     the synthesized CDK stack's non-Lambda resources, deployed through LocalStack's
- *                CloudFormation (dev/template-resources.ts)
+ *                CloudFormation (dev/template/)
  *   functions    the stack's handlers in this process: schedules fire the pull, the event source
  *                runner feeds the writer, the bus rule feeds the backfill planner, the work queue
  *                feeds the backfill workers (dev/local-pipeline.ts)
@@ -27,17 +27,16 @@ import { migrate } from '../functions/store/migrate.ts';
 import { startLocalServer, type LocalServer, type ProxyHandler } from '../cli/serve/server.ts';
 import { openLocalDatabase, type LocalDatabase } from './local-db.ts';
 import { startLocalPipeline, type LocalPipeline } from './local-pipeline.ts';
-import { awsClientConfig, ensureLocalStack, type LocalStackHandle } from './localstack/index.ts';
+import { awsClientConfig, ensureLocalStack, localStackServices, type LocalStackHandle } from './localstack/index.ts';
 import {
   deployLocalTemplate,
   localFunctions,
-  localStackServices,
   localTemplate,
   synthesizeCandlekeep,
   type Deployment,
   type LocalFunctions,
   type SynthesizedCandlekeep,
-} from './template-resources.ts';
+} from './template/index.ts';
 
 /** The embedded server's database for local runs; the CLI (`npx candlekeep candles`) reads the same one. */
 const DEV_DATABASE = 'candlekeep';

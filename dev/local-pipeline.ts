@@ -18,7 +18,7 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { lambdaContext, startEventSourceRunner, type EventSourceRunner, type EventSourceRunnerStats } from './event-source-runner.ts';
 import { REPO_ROOT } from './paths.ts';
-import type { Deployment, FunctionRole, Json, LocalFunction, LocalFunctions } from './template-resources.ts';
+import type { Deployment, FunctionRole, Json, LocalFunction, LocalFunctions } from './template/index.ts';
 
 type AnyHandler = (event: unknown, context: Context) => Promise<unknown>;
 

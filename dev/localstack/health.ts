@@ -78,3 +78,11 @@ export async function reuse(endpoint: string, readyTimeoutMs: number): Promise<L
   await waitUntilReady(endpoint, { services: [], deadline: Date.now() + readyTimeoutMs });
   return externalHandle(endpoint);
 }
+
+/** Services LocalStack reports as usable, from its health endpoint. */
+export async function localStackServices(endpoint: string): Promise<Set<string>> {
+  const res = await fetch(`${endpoint.replace(/\/+$/, '')}${HEALTH_PATH}`, { signal: AbortSignal.timeout(5_000) });
+  if (!res.ok) throw new Error(`LocalStack health at ${endpoint} answered ${res.status}`);
+  const body = (await res.json()) as { services?: Record<string, string> };
+  return new Set(Object.entries(body.services ?? {}).filter(([, s]) => READY_STATES.has(s)).map(([name]) => name));
+}

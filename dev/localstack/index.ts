@@ -16,7 +16,7 @@ import { fetchHealth, HEALTH_PATH, reuse, type LocalStackHandle } from './health
 import { startHost } from './host.ts';
 import { DEFAULT_ENDPOINT } from './pinned.ts';
 
-export type { LocalStackHandle, LocalStackMode } from './health.ts';
+export { localStackServices, type LocalStackHandle, type LocalStackMode } from './health.ts';
 
 export interface EnsureLocalStackOptions {
   log?: (msg: string) => void;

@@ -8,20 +8,19 @@ import { GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-
 import { DescribeSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awsClientConfig } from '../../dev/localstack/index.ts';
+import { awsClientConfig, localStackServices } from '../../dev/localstack/index.ts';
 import {
   deleteLocalStack,
   deployLocalTemplate,
   describeStack,
   localFunctions,
-  localStackServices,
   localTemplate,
   synthesizeCandlekeep,
   type CfnResource,
   type Deployment,
   type LocalTemplate,
   type SynthesizedCandlekeep,
-} from '../../dev/template-resources.ts';
+} from '../../dev/template/index.ts';
 import { MAX_RECEIVE_COUNT } from '../../lib/constructs/consumer-queue.ts';
 import { testSqs } from '../support/sqs.ts';
 

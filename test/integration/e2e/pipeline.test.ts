@@ -5,17 +5,16 @@ import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalPipeline, type LocalPipeline } from '../../../dev/local-pipeline.ts';
-import { awsClientConfig } from '../../../dev/localstack/index.ts';
+import { awsClientConfig, localStackServices } from '../../../dev/localstack/index.ts';
 import {
   deleteLocalStack,
   deployLocalTemplate,
   localFunctions,
-  localStackServices,
   localTemplate,
   synthesizeCandlekeep,
   type Deployment,
   type SynthesizedCandlekeep,
-} from '../../../dev/template-resources.ts';
+} from '../../../dev/template/index.ts';
 import type { Exchange } from '../../../functions/candles/candle.ts';
 import { bucketStart, type Interval } from '../../../functions/candles/intervals.ts';
 import { putBackfillRequests } from '../../../functions/ingest/backfill-events.ts';
