@@ -82,45 +82,26 @@ export interface EventSourceRunnerStats {
   receiveErrors: number;
 }
 
-export interface EventSourceRunner {
-  /** Stops polling, lets in-flight receives and batches finish, then resolves. Idempotent. */
-  stop(): Promise<void>;
-  readonly stats: Readonly<EventSourceRunnerStats>;
-}
-
 /** Lambda's invocation payload limit; a batch closes early rather than exceed it. */
 const MAX_PAYLOAD_BYTES = 6 * 1024 * 1024;
 const RECEIVE_MAX = 10;
 const DELETE_BATCH_MAX = 10;
 
-export function startEventSourceRunner(opts: EventSourceRunnerOptions): EventSourceRunner {
-  const batchSize = opts.batchSize ?? 10;
-  const windowMs = opts.maxBatchingWindowMs ?? 0;
-  const waitTimeSeconds = opts.waitTimeSeconds ?? 20;
-  const concurrency = opts.concurrency ?? 1;
-  const reportFailures = opts.reportBatchItemFailures ?? true;
-  const functionName = opts.functionName ?? 'local-function';
-  const functionTimeoutMs = opts.functionTimeoutMs ?? 30_000;
-  const log = opts.log ?? ((m: string) => console.error(`[event-source-runner] ${m}`));
-
-  // The same limits AWS validates when the mapping is created, so local config errors surface here.
-  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
-    throw new RangeError(`batchSize must be an integer in 1..10000, got ${batchSize}`);
-  }
-  if (windowMs < 0 || windowMs > 300_000) {
-    throw new RangeError(`maxBatchingWindowMs must be in 0..300000, got ${windowMs}`);
-  }
-  if (batchSize > 10 && windowMs < 1_000) {
-    throw new RangeError('batchSize above 10 requires maxBatchingWindowMs >= 1000 (as in AWS)');
-  }
-  if (!Number.isInteger(waitTimeSeconds) || waitTimeSeconds < 0 || waitTimeSeconds > 20) {
-    throw new RangeError(`waitTimeSeconds must be an integer in 0..20, got ${waitTimeSeconds}`);
-  }
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
-  }
-
-  const stats: EventSourceRunnerStats = {
+/**
+ * Polls one queue with `concurrency` pollers and invokes the handler once per batch, as a Lambda
+ * event source mapping does. Construction checks the options; start() begins polling.
+ */
+export class EventSourceRunner {
+  private readonly opts: EventSourceRunnerOptions;
+  private readonly batchSize: number;
+  private readonly windowMs: number;
+  private readonly waitTimeSeconds: number;
+  private readonly concurrency: number;
+  private readonly reportFailures: boolean;
+  private readonly functionName: string;
+  private readonly functionTimeoutMs: number;
+  private readonly log: (msg: string) => void;
+  private readonly counters: EventSourceRunnerStats = {
     batches: 0,
     messagesReceived: 0,
     messagesDeleted: 0,
@@ -129,65 +110,133 @@ export function startEventSourceRunner(opts: EventSourceRunnerOptions): EventSou
     deleteErrors: 0,
     receiveErrors: 0,
   };
-  let stopping = false;
-  let batchCounter = 0;
+  private stopping = false;
+  private batchCounter = 0;
+  private receiveFailuresInARow = 0;
+  private source: Promise<{ arn: string; region: string }> | undefined;
+  private pollers: Promise<void>[] = [];
+  private stopped: Promise<void> | undefined;
 
-  let sourceInfo: Promise<{ arn: string; region: string }> | undefined;
-  const getSourceInfo = (): Promise<{ arn: string; region: string }> =>
-    (sourceInfo ??= (async () => {
-      const region = await opts.sqs.config.region();
-      const attrs = await opts.sqs
-        .send(new GetQueueAttributesCommand({ QueueUrl: opts.queueUrl, AttributeNames: ['QueueArn', 'VisibilityTimeout'] }))
+  constructor(opts: EventSourceRunnerOptions) {
+    this.opts = opts;
+    this.batchSize = opts.batchSize ?? 10;
+    this.windowMs = opts.maxBatchingWindowMs ?? 0;
+    this.waitTimeSeconds = opts.waitTimeSeconds ?? 20;
+    this.concurrency = opts.concurrency ?? 1;
+    this.reportFailures = opts.reportBatchItemFailures ?? true;
+    this.functionName = opts.functionName ?? 'local-function';
+    this.functionTimeoutMs = opts.functionTimeoutMs ?? 30_000;
+    this.log = opts.log ?? ((m: string) => console.error(`[event-source-runner] ${m}`));
+
+    // The same limits AWS validates when the mapping is created, so local config errors surface here.
+    const { batchSize, windowMs, waitTimeSeconds, concurrency } = this;
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
+      throw new RangeError(`batchSize must be an integer in 1..10000, got ${batchSize}`);
+    }
+    if (windowMs < 0 || windowMs > 300_000) {
+      throw new RangeError(`maxBatchingWindowMs must be in 0..300000, got ${windowMs}`);
+    }
+    if (batchSize > 10 && windowMs < 1_000) {
+      throw new RangeError('batchSize above 10 requires maxBatchingWindowMs >= 1000 (as in AWS)');
+    }
+    if (!Number.isInteger(waitTimeSeconds) || waitTimeSeconds < 0 || waitTimeSeconds > 20) {
+      throw new RangeError(`waitTimeSeconds must be an integer in 0..20, got ${waitTimeSeconds}`);
+    }
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+    }
+  }
+
+  get stats(): Readonly<EventSourceRunnerStats> {
+    return this.counters;
+  }
+
+  /** Starts the pollers; calling it again does nothing. */
+  start(): this {
+    if (this.pollers.length > 0 || this.stopping) return this;
+    // Early, so a too-short visibility timeout is reported before the first batch; failures retry later.
+    this.sourceInfo().catch(() => {});
+    this.pollers = Array.from({ length: this.concurrency }, () =>
+      this.poll().catch((err: unknown) => {
+        this.log(`poller crashed: ${errorMessage(err)}`);
+      }),
+    );
+    return this;
+  }
+
+  /** Stops polling, lets in-flight receives and batches finish, then resolves. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping = true;
+    this.stopped ??= Promise.all(this.pollers).then(() => undefined);
+    return this.stopped;
+  }
+
+  private async poll(): Promise<void> {
+    const carry: Message[] = [];
+    while (!this.stopping || carry.length > 0) {
+      const batch = await this.collect(carry);
+      if (batch.length > 0) await this.processBatch(batch);
+    }
+  }
+
+  /** The queue's ARN and region for the records, looked up once (again after a failure). */
+  private sourceInfo(): Promise<{ arn: string; region: string }> {
+    const { sqs, queueUrl, queueArn } = this.opts;
+    return (this.source ??= (async () => {
+      const region = await sqs.config.region();
+      const attrs = await sqs
+        .send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn', 'VisibilityTimeout'] }))
         .then((res) => res.Attributes ?? {})
         .catch((err: unknown) => {
-          if (!opts.queueArn) throw err;
+          if (!queueArn) throw err;
           return {} as Record<string, string>; // the ARN was given; the check below is only advisory
         });
-      warnIfVisibilityTooShort(attrs.VisibilityTimeout);
-      const arn = opts.queueArn ?? attrs.QueueArn;
-      if (!arn) throw new Error(`GetQueueAttributes returned no QueueArn for ${opts.queueUrl}`);
+      this.warnIfVisibilityTooShort(attrs.VisibilityTimeout);
+      const arn = queueArn ?? attrs.QueueArn;
+      if (!arn) throw new Error(`GetQueueAttributes returned no QueueArn for ${queueUrl}`);
       return { arn, region };
     })().catch((err: unknown) => {
-      sourceInfo = undefined; // retry on the next batch
+      this.source = undefined; // retry on the next batch
       throw err;
     }));
+  }
 
   /**
    * Messages gathered early in a window become visible again if the visibility timeout is shorter
    * than the window, and are received a second time into the same batch. AWS guards against this
    * by requiring visibility timeout >= function timeout when the mapping is created.
    */
-  function warnIfVisibilityTooShort(queueVisibility: string | undefined): void {
-    const seconds = opts.visibilityTimeoutSeconds ?? (queueVisibility ? Number(queueVisibility) : undefined);
-    if (seconds !== undefined && seconds * 1000 <= windowMs) {
-      log(
-        `visibility timeout ${seconds} s is not longer than the batching window ${windowMs} ms: ` +
+  private warnIfVisibilityTooShort(queueVisibility: string | undefined): void {
+    const seconds = this.opts.visibilityTimeoutSeconds ?? (queueVisibility ? Number(queueVisibility) : undefined);
+    if (seconds !== undefined && seconds * 1000 <= this.windowMs) {
+      this.log(
+        `visibility timeout ${seconds} s is not longer than the batching window ${this.windowMs} ms: ` +
           'messages will reappear (with a higher receive count) before their batch is invoked',
       );
     }
   }
 
   /** Sends one ReceiveMessage; errors are counted and back off so a missing queue does not spin. */
-  let receiveFailuresInARow = 0;
-  async function receive(max: number, wait: number): Promise<Message[]> {
+  private async receive(max: number, wait: number): Promise<Message[]> {
+    const { sqs, queueUrl, visibilityTimeoutSeconds } = this.opts;
     try {
-      const res = await opts.sqs.send(
+      const res = await sqs.send(
         new ReceiveMessageCommand({
-          QueueUrl: opts.queueUrl,
+          QueueUrl: queueUrl,
           MaxNumberOfMessages: max,
           WaitTimeSeconds: wait,
           MessageSystemAttributeNames: ['All'],
           MessageAttributeNames: ['All'],
-          ...(opts.visibilityTimeoutSeconds !== undefined ? { VisibilityTimeout: opts.visibilityTimeoutSeconds } : {}),
+          ...(visibilityTimeoutSeconds !== undefined ? { VisibilityTimeout: visibilityTimeoutSeconds } : {}),
         }),
       );
-      receiveFailuresInARow = 0;
+      this.receiveFailuresInARow = 0;
       return res.Messages ?? [];
     } catch (err) {
-      stats.receiveErrors++;
-      receiveFailuresInARow++;
-      log(`ReceiveMessage failed (${errorMessage(err)}); backing off`);
-      await sleep(Math.min(5_000, 100 * 2 ** Math.min(receiveFailuresInARow, 6)));
+      this.counters.receiveErrors++;
+      this.receiveFailuresInARow++;
+      this.log(`ReceiveMessage failed (${errorMessage(err)}); backing off`);
+      await sleep(Math.min(5_000, 100 * 2 ** Math.min(this.receiveFailuresInARow, 6)));
       return [];
     }
   }
@@ -197,7 +246,8 @@ export function startEventSourceRunner(opts: EventSourceRunnerOptions): EventSou
    * closes, or the payload limit. Messages that would overflow the payload go to `carry`.
    * Never abandons received messages: they are invisible now and must be handled by someone.
    */
-  async function collect(carry: Message[]): Promise<Message[]> {
+  private async collect(carry: Message[]): Promise<Message[]> {
+    const { batchSize, windowMs, waitTimeSeconds } = this;
     const batch: Message[] = [];
     const indexById = new Map<string, number>();
     let bytes = 0;
@@ -223,26 +273,28 @@ export function startEventSourceRunner(opts: EventSourceRunnerOptions): EventSou
     add(carry.splice(0));
 
     while (batch.length === 0) {
-      if (stopping) return batch;
-      add(await receive(Math.min(RECEIVE_MAX, batchSize), waitTimeSeconds));
+      if (this.stopping) return batch;
+      add(await this.receive(Math.min(RECEIVE_MAX, batchSize), waitTimeSeconds));
     }
 
     const windowEnd = Date.now() + windowMs;
-    while (batch.length < batchSize && carry.length === 0 && !stopping) {
+    while (batch.length < batchSize && carry.length === 0 && !this.stopping) {
       const remaining = windowEnd - Date.now();
       if (remaining <= 0) break;
       // WaitTimeSeconds is whole seconds; never wait past the window, short-poll its last fraction.
       const wait = Math.min(waitTimeSeconds, Math.floor(remaining / 1000));
-      const got = await receive(Math.min(RECEIVE_MAX, batchSize - batch.length), wait);
+      const got = await this.receive(Math.min(RECEIVE_MAX, batchSize - batch.length), wait);
       add(got);
       if (got.length === 0 && wait === 0) await sleep(Math.min(remaining, 50));
     }
     return batch;
   }
 
-  async function processBatch(messages: Message[]): Promise<void> {
+  /** One invocation; deletes what succeeded and leaves reported failures for SQS to redeliver. */
+  private async processBatch(messages: Message[]): Promise<void> {
     const started = Date.now();
-    const batchNo = ++batchCounter;
+    const batchNo = ++this.batchCounter;
+    const stats = this.counters;
     stats.batches++;
     stats.messagesReceived += messages.length;
     const messageIds = messages.map((m) => m.MessageId ?? '');
@@ -250,22 +302,22 @@ export function startEventSourceRunner(opts: EventSourceRunnerOptions): EventSou
     let failedIds: Set<string>;
     let error: unknown;
     try {
-      const { arn, region } = await getSourceInfo();
+      const { arn, region } = await this.sourceInfo();
       const event: SQSEvent = { Records: messages.map((m) => toRecord(m, arn, region)) };
       const response = await Promise.resolve().then(() =>
-        opts.handler(event, lambdaContext(functionName, functionTimeoutMs, region)),
+        this.opts.handler(event, lambdaContext(this.functionName, this.functionTimeoutMs, region)),
       );
-      failedIds = reportFailures ? parseBatchResponse(response, new Set(messageIds)) : new Set();
+      failedIds = this.reportFailures ? parseBatchResponse(response, new Set(messageIds)) : new Set();
     } catch (err) {
       // Lambda retries the whole batch when the invocation fails: delete nothing.
       error = err;
       stats.handlerErrors++;
       failedIds = new Set(messageIds);
-      log(`batch ${batchNo} (${messages.length} messages) failed; all will be redelivered: ${errorMessage(err)}`);
+      this.log(`batch ${batchNo} (${messages.length} messages) failed; all will be redelivered: ${errorMessage(err)}`);
     }
 
     const toDelete = messages.filter((m) => !failedIds.has(m.MessageId ?? ''));
-    const deleted = toDelete.length > 0 ? await deleteMessages(toDelete) : 0;
+    const deleted = toDelete.length > 0 ? await this.deleteMessages(toDelete) : 0;
     stats.messagesDeleted += deleted;
     stats.messagesFailed += failedIds.size;
 
@@ -279,14 +331,15 @@ export function startEventSourceRunner(opts: EventSourceRunnerOptions): EventSou
       ...(error !== undefined ? { error } : {}),
     };
     try {
-      opts.onBatch?.(info);
+      this.opts.onBatch?.(info);
     } catch (err) {
-      log(`onBatch callback threw: ${errorMessage(err)}`);
+      this.log(`onBatch callback threw: ${errorMessage(err)}`);
     }
   }
 
   /** DeleteMessageBatch in chunks of 10, retrying entries that fail; returns how many were deleted. */
-  async function deleteMessages(messages: Message[]): Promise<number> {
+  private async deleteMessages(messages: Message[]): Promise<number> {
+    const { sqs, queueUrl } = this.opts;
     let deleted = 0;
     for (let i = 0; i < messages.length; i += DELETE_BATCH_MAX) {
       let pending = messages.slice(i, i + DELETE_BATCH_MAX);
@@ -294,9 +347,9 @@ export function startEventSourceRunner(opts: EventSourceRunnerOptions): EventSou
         let failedIds: Set<string>;
         let reason = '';
         try {
-          const res = await opts.sqs.send(
+          const res = await sqs.send(
             new DeleteMessageBatchCommand({
-              QueueUrl: opts.queueUrl,
+              QueueUrl: queueUrl,
               Entries: pending.map((m, idx) => ({ Id: String(idx), ReceiptHandle: m.ReceiptHandle })),
             }),
           );
@@ -311,8 +364,8 @@ export function startEventSourceRunner(opts: EventSourceRunnerOptions): EventSou
         if (pending.length === 0) break;
         if (attempt >= 3) {
           // At-least-once: the messages come back after the visibility timeout and run again.
-          stats.deleteErrors += pending.length;
-          log(`could not delete ${pending.length} message(s) after ${attempt} attempts: ${reason}`);
+          this.counters.deleteErrors += pending.length;
+          this.log(`could not delete ${pending.length} message(s) after ${attempt} attempts: ${reason}`);
           break;
         }
         await sleep(100 * attempt);
@@ -320,33 +373,11 @@ export function startEventSourceRunner(opts: EventSourceRunnerOptions): EventSou
     }
     return deleted;
   }
+}
 
-  async function poller(): Promise<void> {
-    const carry: Message[] = [];
-    while (!stopping || carry.length > 0) {
-      const batch = await collect(carry);
-      if (batch.length > 0) await processBatch(batch);
-    }
-  }
-
-  // Early, so a too-short visibility timeout is reported before the first batch; failures retry later.
-  getSourceInfo().catch(() => {});
-
-  const pollers = Array.from({ length: concurrency }, () =>
-    poller().catch((err: unknown) => {
-      log(`poller crashed: ${errorMessage(err)}`);
-    }),
-  );
-  let stopped: Promise<void> | undefined;
-
-  return {
-    stats,
-    stop() {
-      stopping = true;
-      stopped ??= Promise.all(pollers).then(() => undefined);
-      return stopped;
-    },
-  };
+/** Constructs a runner and starts it. */
+export function startEventSourceRunner(opts: EventSourceRunnerOptions): EventSourceRunner {
+  return new EventSourceRunner(opts).start();
 }
 
 /**

@@ -98,6 +98,26 @@ function run(opts: Omit<Opts, 'sqs' | 'log'> & { log?: Opts['log'] }): EventSour
   return runner;
 }
 
+/**
+ * A runner that records the size of each batch. Its visibility timeout is longer than the window,
+ * or the first messages reappear and are received twice (AWS demands visibility timeout >= function
+ * timeout for the same reason).
+ */
+function recordBatchSizes(
+  queueUrl: string,
+  window: { batchSize: number; maxBatchingWindowMs: number },
+): { runner: EventSourceRunner; sizes: number[] } {
+  const sizes: number[] = [];
+  const runner = run({
+    queueUrl,
+    ...window,
+    visibilityTimeoutSeconds: 30,
+    onBatch: (info) => sizes.push(info.size),
+    handler: async () => {},
+  });
+  return { runner, sizes };
+}
+
 beforeAll(async () => {
   localstack = await ensureLocalStack({ log: (m) => process.stderr.write(`${m}\n`) });
   sqs = new SQSClient(awsClientConfig(localstack.endpoint));
@@ -242,17 +262,7 @@ describe('event source runner against LocalStack SQS', () => {
   it('accumulates several receives into one batch during the batching window, up to batchSize', async () => {
     // Across time: messages arriving while the window is open join the batch already started.
     const q1 = await createQueues();
-    const sizes1: number[] = [];
-    const r1 = run({
-      queueUrl: q1.queueUrl,
-      batchSize: 10,
-      maxBatchingWindowMs: 2_000,
-      // Longer than the window, or the first three reappear and are received twice (AWS demands
-      // visibility timeout >= function timeout for the same reason).
-      visibilityTimeoutSeconds: 30,
-      onBatch: (info) => sizes1.push(info.size),
-      handler: async () => {},
-    });
+    const { runner: r1, sizes: sizes1 } = recordBatchSizes(q1.queueUrl, { batchSize: 10, maxBatchingWindowMs: 2_000 });
     await sendBodies(q1.queueUrl, ['1', '2', '3']);
     // The runner holds the first three (in flight) with its window still open: send three more.
     await pollUntil(async () => (await counts(q1.queueUrl)).inFlight === 3, { timeoutMs: 5_000, description: 'receive' });
@@ -265,15 +275,7 @@ describe('event source runner against LocalStack SQS', () => {
     // Beyond ReceiveMessage's 10: three receives make one batch of 25; the rest starts the next one.
     const q2 = await createQueues();
     await sendBodies(q2.queueUrl, Array.from({ length: 30 }, (_, i) => `m${i}`));
-    const sizes2: number[] = [];
-    const r2 = run({
-      queueUrl: q2.queueUrl,
-      batchSize: 25,
-      maxBatchingWindowMs: 1_000,
-      visibilityTimeoutSeconds: 30,
-      onBatch: (info) => sizes2.push(info.size),
-      handler: async () => {},
-    });
+    const { runner: r2, sizes: sizes2 } = recordBatchSizes(q2.queueUrl, { batchSize: 25, maxBatchingWindowMs: 1_000 });
     await pollUntil(() => r2.stats.messagesDeleted === 30, { timeoutMs: 15_000, description: 'all 30 deleted' });
     await r2.stop();
     expect(sizes2).toEqual([25, 5]);
