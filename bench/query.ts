@@ -14,7 +14,7 @@ import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import { openLocalDatabase } from '../dev/local-db.ts';
 import { hostPort } from '../dev/postgres.ts';
 import { configureLocalRelay } from '../functions/store/db.ts';
-import { toProxyEvent, type ProxyHandler } from '../cli/serve/server.ts';
+import { toProxyEvent, type ProxyHandler } from '../dev/local-api.ts';
 import { computeFingerprint, type Fingerprint } from '../functions/backtests/fingerprint.ts';
 import { matchRoute } from '../functions/api/app.ts';
 

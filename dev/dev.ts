@@ -24,7 +24,7 @@ import { parseMarkets, type Market } from '../functions/config/markets.ts';
 import { sendWorkTokens } from '../functions/ingest/work-tokens.ts';
 import { createPool, type Db } from '../functions/store/db.ts';
 import { migrate } from '../functions/store/migrate.ts';
-import { startLocalServer, type LocalServer, type ProxyHandler } from '../cli/serve/server.ts';
+import { startLocalServer, type LocalServer, type ProxyHandler } from './local-api.ts';
 import { openLocalDatabase, type LocalDatabase } from './local-db.ts';
 import { startLocalPipeline, type LocalPipeline } from './local-pipeline.ts';
 import { awsClientConfig, ensureLocalStack, localStackServices, type LocalStackHandle } from './localstack/index.ts';

@@ -3,7 +3,7 @@ import type { Command } from '../command.ts';
 import { progress, UsageError } from '../command.ts';
 import { withLocalDatabase } from '../database.ts';
 import { migrate } from '../../functions/store/migrate.ts';
-import { startLocalServer, type ProxyHandler } from '../serve/server.ts';
+import { startLocalServer, type ProxyHandler } from '../../dev/local-api.ts';
 
 export const command: Command = {
   summary: 'serve the HTTP API on localhost (same handlers as API Gateway), key from CANDLEKEEP_API_KEY',

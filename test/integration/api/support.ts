@@ -1,7 +1,7 @@
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsImport from 'ajv-formats';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../cli/serve/server.ts';
+import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../dev/local-api.ts';
 import { matchRoute } from '../../../functions/api/app.ts';
 import { createHandler } from '../../../functions/api/handler.ts';
 import { buildOpenApi } from '../../../functions/api/openapi.ts';

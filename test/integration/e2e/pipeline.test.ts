@@ -19,7 +19,7 @@ import type { Exchange } from '../../../functions/candles/candle.ts';
 import { bucketStart, type Interval } from '../../../functions/candles/intervals.ts';
 import { putBackfillRequests } from '../../../functions/ingest/backfill-events.ts';
 import { createPool, type Db } from '../../../functions/store/db.ts';
-import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../cli/serve/server.ts';
+import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../dev/local-api.ts';
 import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
 import { pollUntil } from '../../support/poll.ts';
 import { queueDepth, testSqs } from '../../support/sqs.ts';

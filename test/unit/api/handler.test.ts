@@ -1,6 +1,6 @@
 import type { Context } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
-import { toProxyEvent, type ProxyHandler } from '../../../cli/serve/server.ts';
+import { toProxyEvent, type ProxyHandler } from '../../../dev/local-api.ts';
 import { matchRoute } from '../../../functions/api/app.ts';
 import { createHandler } from '../../../functions/api/handler.ts';
 import { cors } from '../../../functions/http/middleware.ts';

@@ -1,9 +1,13 @@
+/**
+ * The local stand-in for API Gateway in front of the API Lambda: `npm run dev`, `candlekeep serve`
+ * and the API tests serve the same handler through it.
+ */
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { matchRoute } from '../../functions/api/app.ts';
-import { PROBLEM_CONTENT_TYPE, problemBody } from '../../functions/http/problem.ts';
+import { matchRoute } from '../functions/api/app.ts';
+import { PROBLEM_CONTENT_TYPE, problemBody } from '../functions/http/problem.ts';
 
 /** What API Gateway accepts before Lambda's own 6 MB invoke limit applies. */
 export const LOCAL_MAX_BODY_BYTES = 6 * 1024 * 1024;
