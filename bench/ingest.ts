@@ -17,7 +17,8 @@ import type { Candle, SeriesKey } from '../functions/candles/candle.ts';
 import { CandleStore } from '../functions/store/candles.ts';
 import { writeCandleMessages, type QueueRecord } from '../functions/ingest/write-candles.ts';
 import { openLocalDatabase } from '../dev/local-db.ts';
-
+import { randomWalk, seededRandom, type WalkShape } from '../dev/sample-candles.ts';
+import { log, positiveInt } from './support.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,47 +31,23 @@ const { values: args } = parseArgs({
     repeat: { type: 'string', default: '3' },
   },
 });
-const positiveInt = (name: string, v: string | undefined): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${v}`);
-  return n;
-};
 const ROWS = positiveInt('rows', args.rows);
 const SERIES = positiveInt('series', args.series);
 const BATCH_MESSAGES = positiveInt('batch-messages', args['batch-messages']);
 const CONCURRENCY = positiveInt('concurrency', args.concurrency);
 const REPEAT = positiveInt('repeat', args.repeat);
-const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
 // ---- data: a deterministic random walk per series, decimals with exchange-like precision ----
-let seed = 42;
-const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const rand = seededRandom(42);
 const START = Date.UTC(2024, 0, 1);
 const fetchedAt = Date.UTC(2024, 6, 1);
 const seriesKeys: SeriesKey[] = Array.from({ length: SERIES }, (_, i) => ({ exchange: 'binance', symbol: `C${i}/USDT`, interval: '1m' }));
 const perSeries = Math.ceil(ROWS / SERIES);
+const shape: WalkShape = { step: 0.5, wick: 0.2, minLow: 0.0001, priceDecimals: 8, volume: { max: 1000, decimals: 8 }, quoteVolume: { max: 100000, decimals: 8 }, maxTrades: 5000 };
 const candlesBySeries: Candle[][] = seriesKeys.map((_, s) => {
-  const out: Candle[] = [];
-  let price = 100 + s * 10;
-  for (let i = 0; i < perSeries && s * perSeries + i < ROWS; i++) {
-    const open = price;
-    const close = Math.max(1, open + (rand() - 0.5) * 0.5);
-    const high = Math.max(open, close) + rand() * 0.2;
-    const low = Math.max(0.0001, Math.min(open, close) - rand() * 0.2);
-    price = close;
-    out.push({
-      openTime: START + i * 60_000,
-      open: open.toFixed(8),
-      high: high.toFixed(8),
-      low: low.toFixed(8),
-      close: close.toFixed(8),
-      volume: (rand() * 1000).toFixed(8),
-      quoteVolume: (rand() * 100000).toFixed(8),
-      trades: Math.floor(rand() * 5000),
-      closed: true,
-    });
-  }
-  return out;
+  const count = Math.max(0, Math.min(perSeries, ROWS - s * perSeries));
+  const bars = randomWalk({ rand, startPrice: 100 + s * 10, count, shape });
+  return Array.from(bars, ({ index, ...bar }) => ({ openTime: START + index * 60_000, ...bar, closed: true }));
 });
 // Messages from all series interleave on the queue, as they would from concurrent pulls.
 const bodiesBySeries = seriesKeys.map((k, s) => encodeCandleBatches(k, candlesBySeries[s]!, fetchedAt));

@@ -17,6 +17,8 @@ import { configureLocalRelay } from '../functions/store/db.ts';
 import { toProxyEvent, type ProxyHandler } from '../dev/local-api.ts';
 import { computeFingerprint, type Fingerprint } from '../functions/backtests/fingerprint.ts';
 import { matchRoute } from '../functions/api/app.ts';
+import { seededRandom } from '../dev/sample-candles.ts';
+import { log, positiveInt } from './support.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -28,11 +30,6 @@ const { values: args } = parseArgs({
     keep: { type: 'boolean', default: false },
   },
 });
-const positiveInt = (name: string, v: string | undefined): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${v}`);
-  return n;
-};
 const CANDLES = positiveInt('candles', args.candles);
 const SERIES = positiveInt('series', args.series);
 const RUNS = positiveInt('runs', args.runs);
@@ -42,10 +39,8 @@ const DAY = 86_400_000;
 const MIN = 60_000;
 if (PER_SERIES < 366 * 1440) throw new Error(`--candles / --series must give at least a year of 1m candles per series (${366 * 1440})`);
 
-const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const T0 = Date.UTC(2022, 0, 1);
-let seed = 7;
-const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const rand = seededRandom(7);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 
 process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';

@@ -2,6 +2,7 @@ import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsImport from 'ajv-formats';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../dev/local-api.ts';
+import { randomWalk, seededRandom, type WalkShape } from '../../../dev/sample-candles.ts';
 import { matchRoute } from '../../../functions/api/app.ts';
 import { createHandler } from '../../../functions/api/handler.ts';
 import { buildOpenApi } from '../../../functions/api/openapi.ts';
@@ -135,32 +136,12 @@ export interface Bar {
   closed?: boolean;
 }
 
+const WALK_SHAPE: WalkShape = { step: 2, wick: 1, minLow: 0.01, priceDecimals: 4, volume: { max: 10, decimals: 6 }, quoteVolume: { max: 1000, decimals: 2 }, maxTrades: 100 };
+
 /** Deterministic candles with varied decimals, so aggregation mistakes show. */
 export function walk(start: number, count: number, stepMs: number, seed = 1, skip: (i: number) => boolean = () => false): Bar[] {
-  let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  let price = 100 + seed;
-  const out: Bar[] = [];
-  for (let i = 0; i < count; i++) {
-    const open = price;
-    const close = Math.max(1, open + (rand() - 0.5) * 2);
-    const high = Math.max(open, close) + rand();
-    const low = Math.max(0.01, Math.min(open, close) - rand());
-    price = close;
-    if (skip(i)) continue;
-    out.push({
-      t: start + i * stepMs,
-      open: open.toFixed(4),
-      high: high.toFixed(4),
-      low: low.toFixed(4),
-      close: close.toFixed(4),
-      volume: (rand() * 10).toFixed(6),
-      quoteVolume: (rand() * 1000).toFixed(2),
-      trades: Math.floor(rand() * 100),
-      closed: true,
-    });
-  }
-  return out;
+  const bars = randomWalk({ rand: seededRandom(seed), startPrice: 100 + seed, count, shape: WALK_SHAPE, skip });
+  return Array.from(bars, ({ index, ...bar }) => ({ t: start + index * stepMs, ...bar, closed: true }));
 }
 
 export async function load(api: Api, symbol: string, interval: Interval, bars: Bar[], fetchedAt = Date.UTC(2025, 0, 1)): Promise<void> {
