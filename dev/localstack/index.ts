@@ -9,8 +9,8 @@
  *
  * Run `npx tsx dev/localstack/main.ts` to start one and keep it up until Ctrl-C.
  */
-import { join, resolve } from 'node:path';
-import { REPO_ROOT } from '../paths.ts';
+import { resolve } from 'node:path';
+import { STATE_DIR } from '../paths.ts';
 import { dockerUsable, startDocker } from './docker.ts';
 import { fetchHealth, HEALTH_PATH, reuse, type LocalStackHandle } from './health.ts';
 import { startHost } from './host.ts';
@@ -43,7 +43,7 @@ export function awsClientConfig(endpoint: string): AwsClientConfig {
 
 export async function ensureLocalStack(opts: EnsureLocalStackOptions = {}): Promise<LocalStackHandle> {
   const log = opts.log ?? (() => {});
-  const stateDir = resolve(opts.stateDir ?? join(REPO_ROOT, '.dev'));
+  const stateDir = resolve(opts.stateDir ?? STATE_DIR);
   const readyTimeoutMs = opts.readyTimeoutMs ?? 90_000;
 
   const configured = process.env.AWS_ENDPOINT_URL?.trim();
