@@ -1,6 +1,6 @@
 /**
  * A local stand-in for Lambda's SQS event source mapping, so handlers run in-process against a real
- * (LocalStack) queue where Lambda itself cannot run (no Docker engine; see DESIGN.md).
+ * (LocalStack) queue where Lambda itself cannot run (no Docker engine).
  *
  * What it reproduces: long-polling, batch size and batching window, the Lambda-shaped SQSEvent,
  * deleting only what succeeded (ReportBatchItemFailures), leaving failures for SQS to redeliver

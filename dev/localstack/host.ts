@@ -1,6 +1,6 @@
 /**
- * LocalStack as a process on this machine, from the venv (see LOCAL-AWS.md for the environment it
- * needs there). The lock file makes a second run wait for the first instead of starting another.
+ * LocalStack as a process on this machine, from the venv, with the environment it needs outside a
+ * container. The lock file makes a second run wait for the first instead of starting another.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';

@@ -1,7 +1,7 @@
 /**
  * Finds or starts a LocalStack for tests and local development.
  *
- * Order of preference (see ../shared/LOCAL-AWS.md for the facts behind it):
+ * Order of preference:
  *   1. AWS_ENDPOINT_URL, when set: the caller chose an instance; we only check it answers.
  *   2. Anything already answering on 127.0.0.1:4566: parallel runs and a dev session share one.
  *   3. A usable Docker engine: the pinned image (Lambdas can run there) (docker.ts).

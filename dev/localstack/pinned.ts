@@ -1,6 +1,9 @@
-/** The LocalStack the project runs, and where it is reached (see ../shared/LOCAL-AWS.md). */
+/** The LocalStack the project runs, and where it is reached. */
 
-/** The last community release that runs without an auth token (LOCAL-AWS.md). */
+/**
+ * The last community release that runs without an auth token: later images exit with "license
+ * activation failed" unless LOCALSTACK_AUTH_TOKEN is set.
+ */
 export const LOCALSTACK_VERSION = '4.14.0';
 export const LOCALSTACK_DOCKER_IMAGE = `localstack/localstack:${LOCALSTACK_VERSION}`;
 export const DEFAULT_ENDPOINT = 'http://127.0.0.1:4566';
