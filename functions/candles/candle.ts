@@ -28,6 +28,8 @@ export const exchangeSchema = z.enum(['binance', 'okx', 'bybit', 'coinbase', 'kr
   error: (issue) => `unknown exchange ${JSON.stringify(issue.input)}; expected binance, okx, bybit, coinbase or kraken`,
 });
 export type Exchange = z.infer<typeof exchangeSchema>;
+/** Every exchange candlekeep reads, in its usual order. */
+export const EXCHANGES: readonly Exchange[] = exchangeSchema.options;
 
 export const openTimeSchema = z
   .number()

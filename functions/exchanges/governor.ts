@@ -1,17 +1,14 @@
-import type { Exchange } from '../candles/candle.ts';
+import { EXCHANGES, type Exchange } from '../candles/candle.ts';
 import { BannedError, ExchangeNetworkError, RateLimitedError } from './errors.ts';
+import { adapters } from './index.ts';
 import { parseRetryAfter } from './normalise.ts';
-
-/** At most `limit` weight in any `windowMs`-long sliding window. */
-export interface RateRule {
-  limit: number;
-  windowMs: number;
-}
+import type { ExchangeLimits, PublishedLimit, RateRule } from './types.ts';
 
 /**
- * Budget state shared by every caller of an exchange: in memory within one process now, in
- * PostgreSQL across concurrent Lambdas later. Keys are budget buckets (`binance`, `okx:history`…),
- * bans are per exchange. Every method is async so a remote store fits the same interface.
+ * Budget state shared by every caller of an exchange: `MemoryBudgetStore` within one process,
+ * `PostgresBudgetStore` (store/budgets.ts) across concurrent Lambdas and CLI processes. Keys are
+ * budget buckets (`binance`, `okx:history`…), bans are per exchange. Every method is async so a
+ * remote store fits the same interface.
  */
 export interface BudgetStore {
   /**
@@ -110,15 +107,11 @@ export class MemoryBudgetStore implements BudgetStore {
   }
 }
 
-/** The limits each exchange publishes for its kline endpoints (per IP). */
-export const PUBLISHED_LIMITS: Readonly<Record<string, RateRule>> = {
-  binance: { limit: 6000, windowMs: 60_000 }, // request weight; klines cost 2
-  'okx:candles': { limit: 40, windowMs: 2_000 },
-  'okx:history': { limit: 20, windowMs: 2_000 },
-  bybit: { limit: 600, windowMs: 5_000 },
-  coinbase: { limit: 10, windowMs: 1_000 }, // burst 15, but 10/s sustained is what stays safe
-  kraken: { limit: 1, windowMs: 1_000 },
-};
+/** The limits each exchange publishes for its kline endpoints (per IP), from the exchanges' declarations. */
+export const PUBLISHED_LIMITS: Readonly<Record<string, PublishedLimit>> = Object.assign(
+  {},
+  ...EXCHANGES.map((e) => adapters[e].limits.buckets),
+) as Record<string, PublishedLimit>;
 
 /**
  * The budget actually spent: a share of the published limit, because requests sent evenly can still
@@ -134,45 +127,27 @@ export function scaleRules(rules: Readonly<Record<string, RateRule>>, factor: nu
   return Object.fromEntries(Object.entries(rules).map(([k, r]) => [k, { limit: r.limit, windowMs: r.windowMs / factor }]));
 }
 
-export interface ExchangePolicy {
-  /** Which budget a request draws on and what it costs. */
-  route(url: URL): { key: string; weight: number };
+/** What the governor needs to know about one exchange's answers. */
+export interface ExchangePolicy extends Pick<ExchangeLimits, 'route' | 'usageHeader' | 'bodyRateLimited'> {
   /** Statuses that mean "this IP is banned" rather than "slow down". */
   banStatuses: readonly number[];
   /** Ban length when the answer does not say. */
   defaultBanMs: number;
-  /** Header carrying the exchange's own count of weight used in the current window. */
-  usageHeader?: { name: string; key: string } | undefined;
-  /** Rate-limit answers that come with HTTP 200 (Kraken, Bybit per-UID). */
-  bodyRateLimited?: ((text: string) => boolean) | undefined;
 }
 
-export const DEFAULT_POLICIES: Readonly<Record<Exchange, ExchangePolicy>> = {
-  binance: {
-    route: () => ({ key: 'binance', weight: 2 }),
-    banStatuses: [418],
-    defaultBanMs: 120_000,
-    usageHeader: { name: 'x-mbx-used-weight-1m', key: 'binance' },
-  },
-  okx: {
-    route: (url) => ({ key: url.pathname.endsWith('/history-candles') ? 'okx:history' : 'okx:candles', weight: 1 }),
-    banStatuses: [],
-    defaultBanMs: 0,
-  },
-  bybit: {
-    route: () => ({ key: 'bybit', weight: 1 }),
-    banStatuses: [403],
-    defaultBanMs: 10 * 60_000,
-    bodyRateLimited: (text) => /"retCode"\s*:\s*(10006|10018)\b/.test(text),
-  },
-  coinbase: { route: () => ({ key: 'coinbase', weight: 1 }), banStatuses: [], defaultBanMs: 0 },
-  kraken: {
-    route: () => ({ key: 'kraken', weight: 1 }),
-    banStatuses: [],
-    defaultBanMs: 0,
-    bodyRateLimited: (text) => text.includes('EGeneral:Too many requests') || text.includes('EAPI:Rate limit exceeded'),
-  },
-};
+export const DEFAULT_POLICIES: Readonly<Record<Exchange, ExchangePolicy>> = Object.fromEntries(
+  EXCHANGES.map((e) => {
+    const { limits, bans } = adapters[e];
+    const policy: ExchangePolicy = {
+      route: limits.route,
+      usageHeader: limits.usageHeader,
+      bodyRateLimited: limits.bodyRateLimited,
+      banStatuses: bans.statuses,
+      defaultBanMs: bans.defaultMs,
+    };
+    return [e, policy];
+  }),
+) as Record<Exchange, ExchangePolicy>;
 
 export interface GovernorDeps {
   now(): number;
@@ -350,9 +325,4 @@ function describe(err: unknown): string {
     return `${err.message}${cause}`;
   }
   return String(err);
-}
-
-/** The governed fetch for one exchange, e.g. `adapter.fetchPage(req, { fetch: governedFetch(gov, 'okx'), baseUrl })`. */
-export function governedFetch(governor: Governor, exchange: Exchange): typeof fetch {
-  return governor.fetchFor(exchange);
 }

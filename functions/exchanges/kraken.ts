@@ -1,42 +1,12 @@
 import * as z from 'zod';
-import type { Candle } from '../candles/candle.ts';
-import { INTERVAL_MS, type Interval } from '../candles/intervals.ts';
-import {
-  ExchangeHttpError,
-  RateLimitedError,
-  UnknownSymbolError,
-  UnsupportedIntervalError,
-  type ExchangeError,
-} from './errors.ts';
-import {
-  countInt,
-  decimalText,
-  excerpt,
-  finishCandles,
-  isEmptyRange,
-  looksLikeHtml,
-  nativeInterval,
-  parseJson,
-  parseShape,
-  readResponse,
-  secondsTime,
-  tryParseJson,
-  unifiedParts,
-  withQuery,
-  type RawResponse,
-} from './normalise.ts';
-import type { ExchangeAdapter, FetchDeps, PageRequest, PageResult } from './types.ts';
+import { defineExchange } from './define.ts';
+import { ExchangeHttpError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
+import { countInt, decimalText, errorMessage, parseShape, secondsTime, tryParseJson } from './normalise.ts';
+import type { ExchangeAdapter } from './types.ts';
 
-const EX = 'kraken' as const;
 export const KRAKEN_OHLC_PATH = '/0/public/OHLC';
 /** OHLC serves only the newest 720 rows whatever `since` says; deeper history is not available here. */
 export const KRAKEN_MAX_ROWS = 720;
-
-// 1w (10080) is left out on purpose: whether Kraken's weeks open on Monday (as candlekeep's do) is
-// not documented, and a guessed alignment would store shifted weeks.
-const INTERVALS: Partial<Record<Interval, number>> = {
-  '1m': 1, '5m': 5, '15m': 15, '30m': 30, '1h': 60, '4h': 240, '1d': 1440,
-};
 
 // Kraken's own asset codes for the few assets whose names differ from the common ones.
 const TO_KRAKEN: Record<string, string> = { BTC: 'XBT', DOGE: 'XDG' };
@@ -60,50 +30,57 @@ const resultSchema = z
   })
   .pipe(z.object({ key: z.string(), rows: z.array(rowSchema), last: z.number().int().nonnegative() }));
 
-export function krakenError(raw: RawResponse, req: Pick<PageRequest, 'symbol' | 'interval' | 'now'>): ExchangeError {
-  const parsed = envelopeSchema.safeParse(tryParseJson(raw));
-  const errors = parsed.success ? parsed.data.error : [];
-  const msg = errors.length > 0 ? errors.join('; ') : looksLikeHtml(raw) ? `HTML page: ${excerpt(raw.text)}` : excerpt(raw.text);
-  if (raw.status === 429 || errors.some((e) => e.startsWith('EGeneral:Too many requests') || e.startsWith('EAPI:Rate limit'))) {
-    return new RateLimitedError(EX, 1_000, msg);
-  }
-  if (errors.some((e) => e.startsWith('EQuery:Unknown asset pair'))) return new UnknownSymbolError(EX, req.symbol, msg);
-  if (errors.some((e) => e.startsWith('EGeneral:Invalid arguments') && /interval/i.test(e))) {
-    return new UnsupportedIntervalError(EX, req.interval, msg);
-  }
-  return new ExchangeHttpError(EX, raw.status, errors[0]?.split(':').slice(0, 2).join(':'), msg);
-}
-
-export const kraken: ExchangeAdapter = {
-  id: EX,
-  maxPageSize: KRAKEN_MAX_ROWS,
+export const kraken: ExchangeAdapter = defineExchange({
+  id: 'kraken',
+  baseUrl: 'https://api.kraken.com',
+  pageSize: KRAKEN_MAX_ROWS,
   historyDepth: { maxCandles: KRAKEN_MAX_ROWS },
-  supports: (interval) => INTERVALS[interval] !== undefined,
-  nativeSymbol(unified) {
-    const { base, quote } = unifiedParts(EX, unified);
-    return (TO_KRAKEN[base] ?? base) + (TO_KRAKEN[quote] ?? quote);
+  limits: {
+    buckets: { kraken: { limit: 1, windowMs: 1_000 } },
+    route: () => ({ key: 'kraken', weight: 1 }),
+    // Kraken answers "slow down" with HTTP 200 and no headers.
+    bodyRateLimited: (text) => text.includes('EGeneral:Too many requests') || text.includes('EAPI:Rate limit exceeded'),
+  },
+  bans: { statuses: [], defaultMs: 0, rateLimitedMs: 1_000 },
+  // 1w (10080) is left out on purpose: whether Kraken's weeks open on Monday (as candlekeep's do) is
+  // not documented, and a guessed alignment would store shifted weeks.
+  intervals: { '1m': 1, '5m': 5, '15m': 15, '30m': 30, '1h': 60, '4h': 240, '1d': 1440 },
+  symbol: ({ base, quote }) => (TO_KRAKEN[base] ?? base) + (TO_KRAKEN[quote] ?? quote),
+
+  // `since` is exclusive and in seconds; one call returns everything Kraken still has up to now.
+  request: ({ req, interval, symbol }) => ({
+    path: KRAKEN_OHLC_PATH,
+    query: { pair: symbol, interval, since: Math.max(0, Math.floor(req.from / 1000) - 1) },
+  }),
+
+  // Kraken answers errors with HTTP 200 and a non-empty error array.
+  failed: (body) => {
+    const envelope = envelopeSchema.safeParse(body);
+    return envelope.success && envelope.data.error.length > 0;
   },
 
-  async fetchPage(req: PageRequest, deps: FetchDeps): Promise<PageResult> {
-    const interval = nativeInterval(EX, req.interval, INTERVALS);
-    const pair = kraken.nativeSymbol(req.symbol);
-    if (isEmptyRange(req)) return { candles: [], weight: 0 };
-    // `since` is exclusive and in seconds; one call returns everything Kraken still has up to now.
-    const since = Math.max(0, Math.floor(req.from / 1000) - 1);
-    const url = withQuery(deps.baseUrl, KRAKEN_OHLC_PATH, { pair, interval, since });
-    const raw = await readResponse(await deps.fetch(url));
-    const body = raw.status === 200 ? parseJson(EX, raw) : undefined;
-    const envelope = envelopeSchema.safeParse(body);
-    // Kraken answers errors with HTTP 200 and a non-empty error array.
-    if (raw.status !== 200 || (envelope.success && envelope.data.error.length > 0)) throw krakenError(raw, req);
-    const { result } = parseShape(EX, z.object({ result: resultSchema }), body, raw);
+  parse(body, raw, { req, step }) {
+    const { result } = parseShape('kraken', z.object({ result: resultSchema }), body, raw);
     const lastCommitted = result.last * 1000;
-    const step = INTERVAL_MS[req.interval];
     // The final row is always the forming candle; `last` and the clock must agree for any other row.
-    const candles: Candle[] = result.rows.map(([openTime, open, high, low, close, , volume, trades], i, rows) => ({
+    const candles = result.rows.map(([openTime, open, high, low, close, , volume, trades], i, rows) => ({
       openTime, open, high, low, close, volume, trades,
       closed: i < rows.length - 1 && openTime <= lastCommitted && openTime + step <= req.now,
     }));
-    return { candles: finishCandles(EX, req.interval, candles, req, raw), weight: 1 };
+    return { candles };
   },
-};
+
+  error(raw, req) {
+    const parsed = envelopeSchema.safeParse(tryParseJson(raw));
+    const errors = parsed.data?.error ?? [];
+    const msg = errorMessage(raw, errors.length > 0 ? errors.join('; ') : undefined);
+    if (raw.status === 429 || errors.some((e) => e.startsWith('EGeneral:Too many requests') || e.startsWith('EAPI:Rate limit'))) {
+      return new RateLimitedError('kraken', kraken.bans.rateLimitedMs, msg);
+    }
+    if (errors.some((e) => e.startsWith('EQuery:Unknown asset pair'))) return new UnknownSymbolError('kraken', req.symbol, msg);
+    if (errors.some((e) => e.startsWith('EGeneral:Invalid arguments') && /interval/i.test(e))) {
+      return new UnsupportedIntervalError('kraken', req.interval, msg);
+    }
+    return new ExchangeHttpError('kraken', raw.status, errors[0]?.split(':').slice(0, 2).join(':'), msg);
+  },
+});

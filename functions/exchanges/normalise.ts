@@ -139,6 +139,17 @@ export function finishCandles(
   return [...byTime.values()].filter((c) => c.openTime >= req.from && c.openTime <= req.to).sort((a, b) => a.openTime - b.openTime);
 }
 
+/** The message of an error answer: the one its body states, else what the page shows. */
+export function errorMessage(raw: RawResponse, stated: string | undefined): string {
+  if (stated !== undefined) return stated;
+  return looksLikeHtml(raw) ? `HTML page: ${excerpt(raw.text)}` : excerpt(raw.text);
+}
+
+/** The answer's Retry-After in ms, if it has a readable one. */
+export function retryAfterOf(raw: RawResponse, now: number): number | undefined {
+  return parseRetryAfter(raw.headers.get('retry-after'), now);
+}
+
 /** Retry-After in ms: delta seconds (fractions accepted) or an HTTP date; undefined when absent or unreadable. */
 export function parseRetryAfter(value: string | null, now: number): number | undefined {
   if (value === null || value.trim() === '') return undefined;

@@ -13,15 +13,18 @@ export interface PageRequest {
   now: number;
 }
 
+/**
+ * The part of a range a page did not cover: merge it into the request for the next page
+ * (`{ ...req, ...next }`). Ascending exchanges move `from` forward, newest-first exchanges move
+ * `to` backward.
+ */
+export type PageCursor = { from?: number; to?: number } | undefined;
+
 export interface PageResult {
   /** Ascending by openTime, unique, all inside [from, to]. */
   candles: Candle[];
-  /**
-   * The part of the range this page did not cover: merge it into the request for the next page
-   * (`{ ...req, ...next }`). Absent when the range is exhausted. Ascending exchanges move `from`
-   * forward, newest-first exchanges move `to` backward.
-   */
-  next?: { from?: number; to?: number } | undefined;
+  /** Absent when the range is exhausted. */
+  next?: PageCursor;
   /** Budget units the call cost at the exchange (request weight). */
   weight: number;
 }
@@ -32,8 +35,47 @@ export interface FetchDeps {
   baseUrl: string;
 }
 
+/** At most `limit` weight in any `windowMs`-long sliding window. */
+export interface RateRule {
+  limit: number;
+  windowMs: number;
+}
+
+/** A limit as the exchange publishes it; `burst` is what it tolerates at once above the sustained rate. */
+export interface PublishedLimit extends RateRule {
+  burst?: number;
+}
+
+/** The exchange's published request limits for its kline endpoints (per IP). */
+export interface ExchangeLimits {
+  /** Budget buckets by key (`binance`, `okx:history`…); keys are unique across exchanges. */
+  buckets: Readonly<Record<string, PublishedLimit>>;
+  /** Which bucket a request draws on and what it costs. */
+  route(url: URL): { key: string; weight: number };
+  /** Header carrying the exchange's own count of weight used in the current window of bucket `key`. */
+  usageHeader?: { name: string; key: string } | undefined;
+  /** Rate-limit answers that come with HTTP 200 (Kraken, Bybit per-UID). */
+  bodyRateLimited?: ((text: string) => boolean) | undefined;
+}
+
+/** How the exchange punishes and paces callers. */
+export interface BanPolicy {
+  /** Statuses that mean "this IP is banned" rather than "slow down". */
+  statuses: readonly number[];
+  /** Ban length when the answer does not say. */
+  defaultMs: number;
+  /** Wait after a rate-limit answer that carries no Retry-After. */
+  rateLimitedMs: number;
+}
+
 export interface ExchangeAdapter {
   readonly id: Exchange;
+  /** The public REST host. */
+  readonly baseUrl: string;
+  readonly limits: ExchangeLimits;
+  readonly bans: BanPolicy;
+  /** candlekeep's intervals this exchange offers, under the exchange's own names. */
+  readonly intervals: Readonly<Partial<Record<Interval, string | number>>>;
   supports(interval: Interval): boolean;
   /** Unified `BASE/QUOTE` to the exchange's own id; throws UnknownSymbolError for a malformed symbol. */
   nativeSymbol(unified: string): string;

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Exchange } from '../../../functions/candles/candle.ts';
 import { BannedError } from '../../../functions/exchanges/errors.ts';
-import { Governor, PUBLISHED_LIMITS, deriveRule, scaleRules, type RateRule } from '../../../functions/exchanges/governor.ts';
+import { Governor, PUBLISHED_LIMITS, deriveRule, scaleRules } from '../../../functions/exchanges/governor.ts';
+import type { RateRule } from '../../../functions/exchanges/types.ts';
 import { adapters } from '../../../functions/exchanges/index.ts';
 import { startFakeExchange, type FakeExchange, type FakeExchangeOptions } from '../../support/fake-exchange/index.ts';
 

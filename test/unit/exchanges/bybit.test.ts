@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BYBIT_BAN_MS, bybit } from '../../../functions/exchanges/bybit.ts';
+import { bybit } from '../../../functions/exchanges/bybit.ts';
 import { BannedError, MalformedResponseError, RateLimitedError, UnknownSymbolError } from '../../../functions/exchanges/errors.ts';
 import { answer, fixture } from './canned.ts';
 
@@ -40,7 +40,7 @@ describe('bybit adapter', () => {
       'X-Bapi-Limit-Reset-Timestamp': String(req.now + 1500),
     })).rejects.toMatchObject({ constructor: RateLimitedError, retryAfterMs: 1500 });
     await expect(call('Forbidden', 403, { 'content-type': 'text/plain' })).rejects.toMatchObject({
-      constructor: BannedError, untilMs: req.now + BYBIT_BAN_MS,
+      constructor: BannedError, untilMs: req.now + bybit.bans.defaultMs,
     });
     await expect(call('{"retCode":10002,"retMsg":"invalid request, please check your server timestamp","result":{},"time":1}')).rejects.toMatchObject({
       status: 200, code: '10002',
