@@ -25,8 +25,8 @@ import { Governor, MemoryBudgetStore, type BudgetStore } from '../functions/exch
 import { planBackfill } from '../functions/ingest/backfill-planner.ts';
 import { runBackfillLocally } from '../functions/ingest/backfill-runner.ts';
 import { DirectSink, type CandleSink } from '../functions/ingest/candle-sink.ts';
-import type { ExchangeAccess } from '../functions/ingest/exchange-access.ts';
-import { PostgresBudgetStore } from '../functions/ingest/postgres-budget-store.ts';
+import type { ExchangeAccess } from '../functions/exchanges/access.ts';
+import { PostgresBudgetStore } from '../functions/exchanges/postgres-budget-store.ts';
 import { CandleStore } from '../functions/store/candles.ts';
 import { findSeriesId } from '../functions/store/series.ts';
 import { FAKE_LIMITS, startFakeExchange, type ExchangeStats, type FakeExchangeOptions } from '../test/support/fake-exchange/index.ts';

@@ -6,7 +6,7 @@ import { Governor } from '../../functions/exchanges/governor.ts';
 import { adapters } from '../../functions/exchanges/index.ts';
 import { requestTimeSchema } from '../../functions/ingest/backfill-request.ts';
 import { DirectSink, QueueSink, type CandleSink } from '../../functions/ingest/candle-sink.ts';
-import { baseUrlsFromEnv, type ExchangeAccess } from '../../functions/ingest/exchange-access.ts';
+import { baseUrlsFromEnv, type ExchangeAccess } from '../../functions/exchanges/access.ts';
 import { DEFAULT_PULL_MAX_PAGES, pullLatest, pullRange, type PullResult } from '../../functions/ingest/pull.ts';
 import { CandleStore } from '../../functions/store/candles.ts';
 import type { Db, Queryable } from '../../functions/store/db.ts';

@@ -8,8 +8,7 @@ import * as z from 'zod';
 import { describeIssues } from '../candles/candle-batch.ts';
 import { planBackfill, type PlanResult } from '../ingest/backfill-planner.ts';
 import { backfillEventSchema } from '../ingest/backfill-request.ts';
-import type { ExchangeAccess } from '../ingest/exchange-access.ts';
-import { lambdaExchangeAccess } from '../ingest/lambda-runtime.ts';
+import { liveExchangeAccess, type ExchangeAccess } from '../exchanges/access.ts';
 import { sendWorkTokens } from '../ingest/work-tokens.ts';
 import { getPool } from '../store/db.ts';
 
@@ -31,7 +30,7 @@ async function plan(event: unknown): Promise<PlanResult> {
   const parsed = backfillEventSchema.safeParse(event);
   if (!parsed.success) throw new Error(`not a backfill request event: ${describeIssues(parsed.error)}`);
   const db = await getPool();
-  access ??= lambdaExchangeAccess(db);
+  access ??= liveExchangeAccess(db);
   const result = await planBackfill({ ...parsed.data.detail, requestId: parsed.data.id }, { db, access });
   if (result.created && result.chunks > 0) {
     await sendWorkTokens(sqs, config.BACKFILL_WORK_QUEUE_URL, Math.min(result.chunks, config.BACKFILL_PARALLELISM), { backfillId: result.backfillId });

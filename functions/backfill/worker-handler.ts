@@ -8,8 +8,7 @@ import type { Context, SQSBatchResponse } from 'aws-lambda';
 import * as z from 'zod';
 import { runBackfillWorker } from '../ingest/backfill-worker.ts';
 import { QueueSink } from '../ingest/candle-sink.ts';
-import type { ExchangeAccess } from '../ingest/exchange-access.ts';
-import { lambdaExchangeAccess } from '../ingest/lambda-runtime.ts';
+import { liveExchangeAccess, type ExchangeAccess } from '../exchanges/access.ts';
 import { sendWorkTokens, workTokenSchema } from '../ingest/work-tokens.ts';
 import { nextClaimableIn } from '../store/backfills.ts';
 import { getPool } from '../store/db.ts';
@@ -58,7 +57,7 @@ async function work(event: unknown, context: Context): Promise<SQSBatchResponse>
   // backfill's retries and leases never hold up or re-wake another's. A token without one takes any.
   const token = tokens[0] ?? {};
   const db = await getPool();
-  access ??= lambdaExchangeAccess(db);
+  access ??= liveExchangeAccess(db);
   const result = await runBackfillWorker({
     db,
     access,

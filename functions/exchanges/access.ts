@@ -1,7 +1,10 @@
-import type { Exchange } from '../candles/candle.ts';
-import type { Governor } from '../exchanges/governor.ts';
-import { resolveBaseUrls } from '../exchanges/index.ts';
-import type { FetchDeps } from '../exchanges/types.ts';
+import * as z from 'zod';
+import { EXCHANGES, type Exchange } from '../candles/candle.ts';
+import type { Db } from '../store/db.ts';
+import { Governor } from './governor.ts';
+import { adapters } from './index.ts';
+import { PostgresBudgetStore } from './postgres-budget-store.ts';
+import type { FetchDeps } from './types.ts';
 
 /** What every exchange call needs: the governor (budgets, bans, retries), where each exchange lives, and a clock. */
 export interface ExchangeAccess {
@@ -19,10 +22,41 @@ export function pageDeps(access: ExchangeAccess, exchange: Exchange, signal?: Ab
   };
 }
 
-const EXCHANGES: readonly Exchange[] = ['binance', 'okx', 'bybit', 'coinbase', 'kraken'];
+/** The exchanges' public REST hosts, as each declares it; tests and LocalStack runs point these at the fake exchange. */
+export const DEFAULT_BASE_URLS: Readonly<Record<Exchange, string>> = Object.fromEntries(
+  EXCHANGES.map((e) => [e, adapters[e].baseUrl]),
+) as Record<Exchange, string>;
+
+const baseUrlSchema = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL such as https://api.binance.com' });
+
+/** Defaults with overrides applied; an override that is not an http(s) URL fails loudly. */
+export function resolveBaseUrls(overrides: Partial<Record<Exchange, string | undefined>> = {}): Record<Exchange, string> {
+  const out = { ...DEFAULT_BASE_URLS };
+  for (const [exchange, url] of Object.entries(overrides) as [Exchange, string | undefined][]) {
+    if (url === undefined || url === '') continue;
+    const parsed = baseUrlSchema.safeParse(url);
+    if (!parsed.success) throw new Error(`base URL for ${exchange}: ${parsed.error.issues[0]?.message ?? 'invalid'} (got ${JSON.stringify(url)})`);
+    out[exchange] = url.replace(/\/+$/, '');
+  }
+  return out;
+}
 
 /** `CANDLEKEEP_BINANCE_URL` etc.: point an exchange at the fake exchange, a proxy or a testnet. */
 export function baseUrlsFromEnv(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<Exchange, string | undefined>> = {}): Record<Exchange, string> {
   const fromEnv = Object.fromEntries(EXCHANGES.map((e) => [e, env[`CANDLEKEEP_${e.toUpperCase()}_URL`]]));
   return resolveBaseUrls({ ...fromEnv, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) });
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Exchange access as deployed: the governor keeps its budget in PostgreSQL, so every concurrent
+ * pull and backfill worker draws on the same per-exchange budget. Created once per container.
+ */
+export function liveExchangeAccess(db: Db, env: NodeJS.ProcessEnv = process.env): ExchangeAccess {
+  return {
+    governor: new Governor({ now: Date.now, sleep }, { store: new PostgresBudgetStore(db) }),
+    baseUrls: baseUrlsFromEnv(env),
+    now: Date.now,
+  };
 }

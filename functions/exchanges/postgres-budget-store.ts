@@ -1,6 +1,8 @@
 import type { Exchange } from '../candles/candle.ts';
-import type { Block, BlockKind, BudgetStore, RateRule } from '../exchanges/governor.ts';
 import type { Queryable } from '../store/db.ts';
+import { readBlock, shiftBudget, takeBudget, upsertBlock } from '../store/budgets.ts';
+import type { Block, BlockKind, BudgetStore } from './governor.ts';
+import type { RateRule } from './types.ts';
 
 export interface PostgresBudgetStoreOptions {
   /** Slots per window: more is closer to an exact sliding window, each slot costs a few bytes. Default 20. */
@@ -19,9 +21,10 @@ interface BlockCache {
 const exchangeOf = (key: string): Exchange => key.split(':')[0] as Exchange;
 
 /**
- * The governor's budget in PostgreSQL, shared by every Lambda (and every CLI process) that calls an
- * exchange. Each bucket is one row of time slots; a grant is one call of `budget_take`, which locks
- * that row, drops slots older than the window, and grants or says how long to wait (migration 0004).
+ * The governor's budget in PostgreSQL (store/budgets.ts), shared by every Lambda (and every CLI
+ * process) that calls an exchange. Each bucket is one row of time slots; a grant is one call of
+ * `budget_take`, which locks that row, drops slots older than the window, and grants or says how
+ * long to wait.
  *
  * Kept to about one round trip per exchange request: `settle` writes only when the answer arrived in
  * a later slot than the grant; `reportUsage` only when the exchange counts clearly more than the
@@ -45,25 +48,18 @@ export class PostgresBudgetStore implements BudgetStore {
     this.#usageTolerance = options.usageTolerance ?? 0.02;
   }
 
-  #slotFor(key: string, rule: RateRule): number {
-    const slot = Math.max(1, Math.ceil(rule.windowMs / this.#slots));
-    this.#slotMs.set(key, slot);
-    return slot;
+  #bucket(key: string, rule: RateRule) {
+    const slotMs = Math.max(1, Math.ceil(rule.windowMs / this.#slots));
+    this.#slotMs.set(key, slotMs);
+    return { ...rule, slotMs };
   }
 
   async take(key: string, weight: number, now: number, rule: RateRule): Promise<number> {
-    const slotMs = this.#slotFor(key, rule);
     const exchange = exchangeOf(key);
-    const { rows } = await this.#db.query<{ wait_ms: string; used: number | null; block_until: string | null; block_kind: BlockKind | null }>(
-      'SELECT wait_ms, used, block_until, block_kind FROM budget_take($1, $2, $3, $4, $5, $6, $7)',
-      [key, exchange, Math.ceil(weight), Math.floor(now), rule.limit, Math.ceil(rule.windowMs), slotMs],
-    );
-    const row = rows[0];
-    if (!row) throw new Error(`budget_take returned no row for ${key}`);
-    const block = row.block_until === null ? undefined : { untilMs: Number(row.block_until), kind: row.block_kind ?? 'rate-limited' };
-    this.#blocks.set(exchange, { block, checkedAt: now });
-    if (row.used !== null) this.#known.set(key, row.used);
-    return Number(row.wait_ms);
+    const grant = await takeBudget(this.#db, key, exchange, weight, now, this.#bucket(key, rule));
+    this.#blocks.set(exchange, { block: grant.block, checkedAt: now });
+    if (grant.used !== null) this.#known.set(key, grant.used);
+    return grant.waitMs;
   }
 
   async settle(key: string, weight: number, grantedAt: number, at: number): Promise<void> {
@@ -72,37 +68,22 @@ export class PostgresBudgetStore implements BudgetStore {
     const from = grantedAt - (grantedAt % slotMs);
     const to = at - (at % slotMs);
     if (to <= from) return;
-    await this.#db.query('SELECT budget_shift($1, $2, $3, $4)', [key, Math.ceil(weight), from, to]);
+    await shiftBudget(this.#db, key, Math.ceil(weight), from, to);
   }
 
   async reportUsage(key: string, used: number, now: number, rule: RateRule): Promise<void> {
     const known = this.#known.get(key) ?? 0;
     if (used <= known + rule.limit * this.#usageTolerance) return;
-    const slotMs = this.#slotFor(key, rule);
+    const bucket = this.#bucket(key, rule);
     // Ask what the budget holds now (other processes' grants included) without granting anything.
-    const { rows } = await this.#db.query<{ used: number | null }>(
-      'SELECT used FROM budget_take($1, $2, 0, $3, $4, $5, $6)',
-      [key, exchangeOf(key), Math.floor(now), rule.limit, Math.ceil(rule.windowMs), slotMs],
-    );
-    const held = rows[0]?.used ?? known;
-    if (used > held) {
-      const slot = now - (now % slotMs);
-      await this.#db.query('SELECT budget_shift($1, $2, NULL, $3)', [key, used - held, slot]);
-    }
+    const held = (await takeBudget(this.#db, key, exchangeOf(key), 0, now, bucket)).used ?? known;
+    if (used > held) await shiftBudget(this.#db, key, used - held, null, now - (now % bucket.slotMs));
     this.#known.set(key, Math.max(used, held));
   }
 
   async ban(exchange: Exchange, untilMs: number, kind: BlockKind): Promise<void> {
-    const { rows } = await this.#db.query<{ until_ms: string; kind: BlockKind }>(
-      `INSERT INTO exchange_blocks AS b (exchange, until_ms, kind) VALUES ($1, $2, $3)
-       ON CONFLICT (exchange) DO UPDATE SET
-         until_ms = greatest(b.until_ms, excluded.until_ms),
-         kind = CASE WHEN excluded.kind = 'banned' OR b.until_ms < excluded.until_ms THEN excluded.kind ELSE b.kind END
-       RETURNING until_ms, kind`,
-      [exchange, Math.ceil(untilMs), kind],
-    );
-    const row = rows[0];
-    if (row) this.#blocks.set(exchange, { block: { untilMs: Number(row.until_ms), kind: row.kind }, checkedAt: Date.now() });
+    const block = await upsertBlock(this.#db, exchange, untilMs, kind);
+    if (block) this.#blocks.set(exchange, { block, checkedAt: Date.now() });
   }
 
   async bannedUntil(exchange: Exchange, now: number): Promise<Block | undefined> {
@@ -110,12 +91,7 @@ export class PostgresBudgetStore implements BudgetStore {
     if (cached && Math.abs(now - cached.checkedAt) < this.#blockCacheMs) {
       return cached.block && cached.block.untilMs > now ? cached.block : undefined;
     }
-    const { rows } = await this.#db.query<{ until_ms: string; kind: BlockKind }>(
-      'SELECT until_ms, kind FROM exchange_blocks WHERE exchange = $1 AND until_ms > $2',
-      [exchange, Math.floor(now)],
-    );
-    const row = rows[0];
-    const block = row ? { untilMs: Number(row.until_ms), kind: row.kind } : undefined;
+    const block = await readBlock(this.#db, exchange, now);
     this.#blocks.set(exchange, { block, checkedAt: now });
     return block;
   }

@@ -7,7 +7,7 @@ import { loadCoverage, recordCoverage } from '../store/coverage.ts';
 import type { Queryable } from '../store/db.ts';
 import { SeriesRegistry } from '../store/series.ts';
 import type { BackfillRequest } from './backfill-request.ts';
-import { pageDeps, type ExchangeAccess } from './exchange-access.ts';
+import { pageDeps, type ExchangeAccess } from '../exchanges/access.ts';
 import { findFirstCandle } from './listing.ts';
 import { bucketAtOrAfter, describeRange, iso, splitRange, subtractRanges, type Range } from './ranges.ts';
 import { servableFrom } from './servable.ts';

@@ -12,7 +12,7 @@ import {
 import { recordCoverage } from '../store/coverage.ts';
 import type { Queryable } from '../store/db.ts';
 import type { CandleSink } from './candle-sink.ts';
-import { pageDeps, type ExchangeAccess } from './exchange-access.ts';
+import { pageDeps, type ExchangeAccess } from '../exchanges/access.ts';
 import { adapterFor, servableFrom } from './servable.ts';
 
 export const DEFAULT_LEASE_MS = 2 * 60_000;

@@ -8,7 +8,7 @@ import type { Queryable } from '../store/db.ts';
 import { SeriesRegistry } from '../store/series.ts';
 import type { BackfillRequest } from './backfill-request.ts';
 import type { CandleSink } from './candle-sink.ts';
-import { pageDeps, type ExchangeAccess } from './exchange-access.ts';
+import { pageDeps, type ExchangeAccess } from '../exchanges/access.ts';
 import { bucketAtOrAfter, splitRange, type Range } from './ranges.ts';
 import { adapterFor, servableFrom } from './servable.ts';
 

@@ -9,8 +9,7 @@ import * as z from 'zod';
 import { parseMarkets } from '../config/markets.ts';
 import type { BackfillRequest } from '../ingest/backfill-request.ts';
 import { QueueSink } from '../ingest/candle-sink.ts';
-import type { ExchangeAccess } from '../ingest/exchange-access.ts';
-import { lambdaExchangeAccess } from '../ingest/lambda-runtime.ts';
+import { liveExchangeAccess, type ExchangeAccess } from '../exchanges/access.ts';
 import { DEFAULT_PULL_MAX_PAGES, pullMarkets } from '../ingest/pull.ts';
 import { pullEventSchema } from '../ingest/pull-schedule.ts';
 import { getPool } from '../store/db.ts';
@@ -47,7 +46,7 @@ async function pull(event: unknown): Promise<{ series: number; candles: number; 
   const parsed = pullEventSchema.safeParse(event);
   if (!parsed.success) throw new Error(`pull expects {"intervals": [...]} from its schedule: ${parsed.error.issues[0]?.message}`);
   const db = await getPool();
-  access ??= lambdaExchangeAccess(db);
+  access ??= liveExchangeAccess(db);
   const outcome = await pullMarkets(config.MARKETS, parsed.data.intervals, {
     db,
     access,

@@ -4,7 +4,7 @@ import { startEventSourceRunner, type EventSourceRunner } from '../../../dev/eve
 import type { Candle, SeriesKey } from '../../../functions/candles/candle.ts';
 import { Governor, MemoryBudgetStore, type GovernorOptions } from '../../../functions/exchanges/governor.ts';
 import type { CandleSink, SinkResult } from '../../../functions/ingest/candle-sink.ts';
-import type { ExchangeAccess } from '../../../functions/ingest/exchange-access.ts';
+import type { ExchangeAccess } from '../../../functions/exchanges/access.ts';
 import { encodeCandleBatches } from '../../../functions/candles/candle-batch.ts';
 import { afterAll, beforeAll } from 'vitest';
 import { createPool, type Db } from '../../../functions/store/db.ts';

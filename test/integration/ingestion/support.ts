@@ -1,6 +1,6 @@
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
 import { Governor, MemoryBudgetStore, type BudgetStore, type GovernorOptions } from '../../../functions/exchanges/governor.ts';
-import type { ExchangeAccess } from '../../../functions/ingest/exchange-access.ts';
+import type { ExchangeAccess } from '../../../functions/exchanges/access.ts';
 import type { Queryable } from '../../../functions/store/db.ts';
 import { findSeriesId } from '../../../functions/store/series.ts';
 import type { FakeExchange } from '../../support/fake-exchange/index.ts';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { INTERVALS } from '../../../functions/candles/intervals.ts';
-import { DEFAULT_BASE_URLS, adapters, resolveBaseUrls } from '../../../functions/exchanges/index.ts';
+import { DEFAULT_BASE_URLS, resolveBaseUrls } from '../../../functions/exchanges/access.ts';
+import { adapters } from '../../../functions/exchanges/index.ts';
 
 describe('adapter registry', () => {
   it('has one adapter per exchange, each under its own id', () => {

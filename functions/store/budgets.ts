@@ -1,0 +1,70 @@
+import type { Exchange } from '../candles/candle.ts';
+import type { Block, BlockKind } from '../exchanges/governor.ts';
+import type { Queryable } from './db.ts';
+
+/**
+ * The governor's shared budget (migration 0004): one row of time slots per budget bucket, changed
+ * only through `budget_take` and `budget_shift`, and one row per exchange in `exchange_blocks`.
+ */
+
+export interface BudgetGrant {
+  /** 0 when granted; otherwise how long until it could be. */
+  waitMs: number;
+  /** Weight the bucket holds, this grant included; null for a bucket never used. */
+  used: number | null;
+  /** The exchange's block, read in the same round trip. */
+  block: Block | undefined;
+}
+
+export interface BucketShape {
+  limit: number;
+  windowMs: number;
+  slotMs: number;
+}
+
+/**
+ * Locks the bucket's row, drops slots older than the window, and grants `weight` at `now` or says
+ * how long to wait. A weight of 0 only reads what the bucket holds.
+ */
+export async function takeBudget(db: Queryable, key: string, exchange: Exchange, weight: number, now: number, bucket: BucketShape): Promise<BudgetGrant> {
+  const { rows } = await db.query<{ wait_ms: string; used: number | null; block_until: string | null; block_kind: BlockKind | null }>(
+    'SELECT wait_ms, used, block_until, block_kind FROM budget_take($1, $2, $3, $4, $5, $6, $7)',
+    [key, exchange, Math.ceil(weight), Math.floor(now), bucket.limit, Math.ceil(bucket.windowMs), bucket.slotMs],
+  );
+  const row = rows[0];
+  if (!row) throw new Error(`budget_take returned no row for ${key}`);
+  return {
+    waitMs: Number(row.wait_ms),
+    used: row.used,
+    block: row.block_until === null ? undefined : { untilMs: Number(row.block_until), kind: row.block_kind ?? 'rate-limited' },
+  };
+}
+
+/** Moves `weight` from the slot starting at `fromSlot` to the one at `toSlot`; with no `fromSlot`, adds it there. */
+export async function shiftBudget(db: Queryable, key: string, weight: number, fromSlot: number | null, toSlot: number): Promise<void> {
+  await db.query('SELECT budget_shift($1, $2, $3, $4)', [key, weight, fromSlot, toSlot]);
+}
+
+/** Blocks calls to `exchange` until `untilMs`; a longer block or a ban wins over what is there. Returns the block now in force. */
+export async function upsertBlock(db: Queryable, exchange: Exchange, untilMs: number, kind: BlockKind): Promise<Block | undefined> {
+  const { rows } = await db.query<{ until_ms: string; kind: BlockKind }>(
+    `INSERT INTO exchange_blocks AS b (exchange, until_ms, kind) VALUES ($1, $2, $3)
+     ON CONFLICT (exchange) DO UPDATE SET
+       until_ms = greatest(b.until_ms, excluded.until_ms),
+       kind = CASE WHEN excluded.kind = 'banned' OR b.until_ms < excluded.until_ms THEN excluded.kind ELSE b.kind END
+     RETURNING until_ms, kind`,
+    [exchange, Math.ceil(untilMs), kind],
+  );
+  const row = rows[0];
+  return row ? { untilMs: Number(row.until_ms), kind: row.kind } : undefined;
+}
+
+/** The block on `exchange` still in force at `now`, if any. */
+export async function readBlock(db: Queryable, exchange: Exchange, now: number): Promise<Block | undefined> {
+  const { rows } = await db.query<{ until_ms: string; kind: BlockKind }>(
+    'SELECT until_ms, kind FROM exchange_blocks WHERE exchange = $1 AND until_ms > $2',
+    [exchange, Math.floor(now)],
+  );
+  const row = rows[0];
+  return row ? { untilMs: Number(row.until_ms), kind: row.kind } : undefined;
+}
