@@ -29,7 +29,7 @@ import type { ExchangeAccess } from '../functions/exchanges/access.ts';
 import { PostgresBudgetStore } from '../functions/exchanges/postgres-budget-store.ts';
 import { CandleStore } from '../functions/store/candles.ts';
 import { findSeriesId } from '../functions/store/series.ts';
-import { FAKE_LIMITS, startFakeExchange, type ExchangeStats, type FakeExchangeOptions } from '../test/support/fake-exchange/index.ts';
+import { FAKE_LIMITS, startFakeExchange, type ExchangeStats, type FakeExchangeOptions } from '../dev/fake-exchange/server.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -83,7 +83,7 @@ async function startFakeExchangeThread(options: FakeExchangeOptions): Promise<Fa
       });
       parentPort.postMessage({ baseUrls: fake.baseUrls });
     });`;
-  const worker = new Worker(code, { eval: true, workerData: { module: new URL('../test/support/fake-exchange/index.ts', import.meta.url).href, options } });
+  const worker = new Worker(code, { eval: true, workerData: { module: new URL('../dev/fake-exchange/server.ts', import.meta.url).href, options } });
   const next = () => new Promise<Record<string, unknown>>((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);

@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import type { Exchange } from '../functions/candles/candle.ts';
+import { EXCHANGES } from '../functions/candles/candle.ts';
 import { parseMarkets, type Market } from '../functions/config/markets.ts';
 import { sendWorkTokens } from '../functions/ingest/work-tokens.ts';
 import { createPool, type Db } from '../functions/store/db.ts';
@@ -41,7 +41,6 @@ import {
 /** The embedded server's database for local runs; the CLI (`npx candlekeep candles`) reads the same one. */
 const DEV_DATABASE = 'candlekeep';
 const STATUS_EVERY_MS = 5_000;
-const EXCHANGES: readonly Exchange[] = ['binance', 'okx', 'bybit', 'coinbase', 'kraken'];
 
 const started = performance.now();
 const since = () => `${((performance.now() - started) / 1000).toFixed(1)} s`;
@@ -201,7 +200,7 @@ async function main(): Promise<void> {
     delete process.env.DATABASE_URL;
 
     if (args.offline) {
-      const { startFakeExchange } = await import('../test/support/fake-exchange/index.ts');
+      const { startFakeExchange } = await import('./fake-exchange/server.ts');
       const fake = await startFakeExchange();
       running.fake = fake;
       for (const ex of EXCHANGES) process.env[`CANDLEKEEP_${ex.toUpperCase()}_URL`] = fake.baseUrls[ex];

@@ -20,7 +20,7 @@ import { bucketStart, type Interval } from '../../../functions/candles/intervals
 import { putBackfillRequests } from '../../../functions/ingest/backfill-events.ts';
 import { createPool, type Db } from '../../../functions/store/db.ts';
 import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../dev/local-api.ts';
-import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
+import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { pollUntil } from '../../support/poll.ts';
 import { queueDepth, testSqs } from '../../support/sqs.ts';
 import { asStored, readAll, scratchDatabase, type ScratchDatabase, type StoredCandle } from './support.ts';

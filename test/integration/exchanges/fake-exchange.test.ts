@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
+import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 
 const NOW = Date.UTC(2024, 2, 14, 9, 41, 27, 512);
 const MIN = 60_000;

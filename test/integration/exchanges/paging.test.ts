@@ -5,7 +5,7 @@ import { MalformedResponseError, UnknownSymbolError, UnsupportedIntervalError } 
 import { Governor } from '../../../functions/exchanges/governor.ts';
 import { adapters } from '../../../functions/exchanges/index.ts';
 import { fetchRange } from '../../../functions/exchanges/paging.ts';
-import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
+import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 
 // The fake's clock is frozen mid-candle, so the forming candle and every page stay stable.
 const NOW = Date.UTC(2024, 2, 14, 9, 41, 27, 512);

@@ -4,7 +4,7 @@ import { BannedError } from '../../../functions/exchanges/errors.ts';
 import { Governor, PUBLISHED_LIMITS, deriveRule, scaleRules } from '../../../functions/exchanges/governor.ts';
 import type { RateRule } from '../../../functions/exchanges/types.ts';
 import { adapters } from '../../../functions/exchanges/index.ts';
-import { startFakeExchange, type FakeExchange, type FakeExchangeOptions } from '../../support/fake-exchange/index.ts';
+import { startFakeExchange, type FakeExchange, type FakeExchangeOptions } from '../../../dev/fake-exchange/server.ts';
 
 const MIN = 60_000;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

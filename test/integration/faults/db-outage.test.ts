@@ -7,7 +7,7 @@ import { planBackfill } from '../../../functions/ingest/backfill-planner.ts';
 import { getBackfillProgress } from '../../../functions/ingest/backfill-progress.ts';
 import { runBackfillLocally } from '../../../functions/ingest/backfill-runner.ts';
 import { configureLocalRelay, createPool, type Db } from '../../../functions/store/db.ts';
-import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
+import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { pollUntil } from '../../support/poll.ts';
 import { createQueues, queueDepth, testSqs, type TestQueues } from '../../support/sqs.ts';
 import { RecordingSink, reconcile, scratchDatabase, type ScratchDatabase } from '../e2e/support.ts';

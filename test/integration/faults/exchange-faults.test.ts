@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Exchange, SeriesKey } from '../../../functions/candles/candle.ts';
 import { planBackfill, type PlanResult } from '../../../functions/ingest/backfill-planner.ts';
 import { runBackfillLocally } from '../../../functions/ingest/backfill-runner.ts';
-import { type FaultKind } from '../../support/fake-exchange/index.ts';
+import { type FaultKind } from '../../../dev/fake-exchange/server.ts';
 import { pollUntil } from '../../support/poll.ts';
 import { queueDepth } from '../../support/sqs.ts';
 import { RecordingSink, reconcile } from '../e2e/support.ts';

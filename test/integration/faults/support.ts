@@ -8,7 +8,7 @@ import type { ExchangeAccess } from '../../../functions/exchanges/access.ts';
 import { encodeCandleBatches } from '../../../functions/candles/candle-batch.ts';
 import { afterAll, beforeAll } from 'vitest';
 import { createPool, type Db } from '../../../functions/store/db.ts';
-import { startFakeExchange, type FakeExchange, type FakeExchangeOptions } from '../../support/fake-exchange/index.ts';
+import { startFakeExchange, type FakeExchange, type FakeExchangeOptions } from '../../../dev/fake-exchange/server.ts';
 import { createQueues, testSqs, type TestQueues } from '../../support/sqs.ts';
 import { scratchDatabase, type ScratchDatabase } from '../e2e/support.ts';
 

@@ -11,7 +11,7 @@ import { loadCoverage } from '../../../functions/store/coverage.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { findSeriesId } from '../../../functions/store/series.ts';
 import { testPool } from '../../support/db.ts';
-import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
+import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { asStored, fakeAccess, HOUR, resetSeries, storedCandles } from './support.ts';
 
 const OKX_LISTED = Date.UTC(2024, 2, 10, 7, 0);

@@ -11,7 +11,7 @@ import { pullMarkets } from '../../../functions/ingest/pull.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { testPool } from '../../support/db.ts';
-import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
+import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { MIN, resetSeries, sleep } from './support.ts';
 
 /** Concurrent pull Lambdas, each with its own pool, governor and store: only PostgreSQL is shared. */

@@ -18,7 +18,7 @@ import type { SeriesKey } from '../../../functions/candles/candle.ts';
 import { backfillEventSchema, BACKFILL_DETAIL_TYPE, BACKFILL_EVENT_SOURCE } from '../../../functions/ingest/backfill-request.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { testPool, uniqueName } from '../../support/db.ts';
-import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
+import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { createQueues, drain, testSqs, type TestQueues } from '../../support/sqs.ts';
 import { asStored, resetSeries, storedCandles } from './support.ts';
 

@@ -21,7 +21,7 @@ import { BACKFILL_DETAIL_TYPE, BACKFILL_EVENT_SOURCE, backfillEventSchema, type 
 import type { PlanResult } from '../../../functions/ingest/backfill-planner.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { testPool, uniqueName } from '../../support/db.ts';
-import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
+import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { pollUntil } from '../../support/poll.ts';
 import { createQueues, drain, queueDepth, testSqs, type TestQueues } from '../../support/sqs.ts';
 import { asStored, resetSeries, storedCandles } from './support.ts';

@@ -10,7 +10,7 @@ import { recordCoverage } from '../../../functions/store/coverage.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { findSeriesId } from '../../../functions/store/series.ts';
 import { testPool, uniqueSymbol } from '../../support/db.ts';
-import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
+import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { fakeAccess, HOUR, MIN, resetSeries } from './support.ts';
 
 let db: Db;

@@ -11,7 +11,7 @@ import { loadCoverage } from '../../../functions/store/coverage.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { findSeriesId } from '../../../functions/store/series.ts';
 import { testPool } from '../../support/db.ts';
-import { startFakeExchange, type FakeExchange } from '../../support/fake-exchange/index.ts';
+import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { pollUntil } from '../../support/poll.ts';
 import { createQueues, queueDepth, testSqs, type TestQueues } from '../../support/sqs.ts';
 import { asStored, fakeAccess, MIN, resetSeries, storedCandles } from './support.ts';

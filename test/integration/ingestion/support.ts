@@ -3,7 +3,7 @@ import { Governor, MemoryBudgetStore, type BudgetStore, type GovernorOptions } f
 import type { ExchangeAccess } from '../../../functions/exchanges/access.ts';
 import type { Queryable } from '../../../functions/store/db.ts';
 import { findSeriesId } from '../../../functions/store/series.ts';
-import type { FakeExchange } from '../../support/fake-exchange/index.ts';
+import type { FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { asStored as asStoredCandle, readStored, type StoredCandle } from '../../support/stored-candles.ts';
 
 export const MIN = 60_000;

@@ -1,4 +1,12 @@
 /** Server-side rate limiters, as the exchanges describe them. Times are the fake's clock (ms). */
+import type { ExchangeAdapter, PublishedLimit } from '../../functions/exchanges/types.ts';
+
+/** A bucket as the exchange's declaration publishes it: the fake enforces what the exchanges publish. */
+export function publishedLimit(adapter: ExchangeAdapter, bucket: string): PublishedLimit {
+  const limit = adapter.limits.buckets[bucket];
+  if (!limit) throw new Error(`${adapter.id} declares no bucket ${bucket}`);
+  return limit;
+}
 
 export interface Limiter {
   /** Admits `weight` at `now` or returns how many ms until it could be admitted. */
@@ -6,16 +14,22 @@ export interface Limiter {
   reset(): void;
 }
 
-/** Binance style: a weight counter that resets at each window boundary (aligned to the epoch). */
-export class FixedWindow implements Limiter {
-  #windowStart = -1;
-  #used = 0;
+/** At most `limit` weight per `windowMs`. */
+abstract class WindowLimiter implements Limiter {
   readonly limit: number;
   readonly windowMs: number;
   constructor(limit: number, windowMs: number) {
     this.limit = limit;
     this.windowMs = windowMs;
   }
+  abstract admit(now: number, weight: number): ReturnType<Limiter['admit']>;
+  abstract reset(): void;
+}
+
+/** Binance style: a weight counter that resets at each window boundary (aligned to the epoch). */
+export class FixedWindow extends WindowLimiter {
+  #windowStart = -1;
+  #used = 0;
   admit(now: number, weight: number) {
     const start = Math.floor(now / this.windowMs) * this.windowMs;
     if (start !== this.#windowStart) {
@@ -36,14 +50,8 @@ export class FixedWindow implements Limiter {
 }
 
 /** OKX / Bybit / Kraken style: at most `limit` requests in any `windowMs`. */
-export class SlidingWindow implements Limiter {
+export class SlidingWindow extends WindowLimiter {
   #log: number[] = [];
-  readonly limit: number;
-  readonly windowMs: number;
-  constructor(limit: number, windowMs: number) {
-    this.limit = limit;
-    this.windowMs = windowMs;
-  }
   admit(now: number, weight: number) {
     this.#log = this.#log.filter((t) => t > now - this.windowMs);
     if (this.#log.length + weight > this.limit) {

@@ -1,5 +1,5 @@
-import type { Candle, Exchange } from '../../../functions/candles/candle.ts';
-import { INTERVAL_MS, bucketStart, type Interval } from '../../../functions/candles/intervals.ts';
+import type { Candle, Exchange } from '../../functions/candles/candle.ts';
+import { INTERVAL_MS, bucketStart, type Interval } from '../../functions/candles/intervals.ts';
 
 /** A market the fake lists, with its price scale. Prices are integers of 10^-priceDecimals. */
 export interface FakeMarket {
@@ -142,6 +142,18 @@ export function rescale(units: bigint | number, from: number, to: number): bigin
   return to >= from ? v * 10n ** BigInt(to - from) : v / 10n ** BigInt(from - to);
 }
 
+/**
+ * A generated candle as exchanges that print no trailing zeros send it: prices in the market's
+ * decimals, volume in 10^-8, quote volume = volume × close.
+ */
+export function trimmedText(c: RawCandle, m: FakeMarket): Pick<Candle, 'open' | 'high' | 'low' | 'close' | 'volume'> & { quoteVolume: string } {
+  const p = (v: number) => trimmed(v, m.priceDecimals);
+  return {
+    open: p(c.open), high: p(c.high), low: p(c.low), close: p(c.close), volume: trimmed(c.volume, 8),
+    quoteVolume: trimmed(rescale(BigInt(c.volume) * BigInt(c.close), 8 + m.priceDecimals, 8), 8),
+  };
+}
+
 /** JSON number text, the way a float-printing server writes tiny values: 5e-8. */
 export function jsonNumber(units: bigint | number, decimals: number): string {
   const text = trimmed(units, decimals);
@@ -152,4 +164,3 @@ export function jsonNumber(units: bigint | number, decimals: number): string {
   return `${mantissa}e-${zeros.length + 1}`;
 }
 
-export type { Candle };

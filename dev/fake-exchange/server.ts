@@ -1,0 +1,216 @@
+/**
+ * A local stand-in for the five exchanges' public kline endpoints, over real HTTP (127.0.0.1, port 0).
+ *
+ *   const fake = await startFakeExchange({ now: () => clock, timeScale: 60 });
+ *   await binance.fetchPage(req, { fetch, baseUrl: fake.baseUrls.binance });
+ *   fake.inject('binance', '429', { retryAfterSec: 2 });   // next answer: 429 + Retry-After: 2
+ *   fake.stats('binance');  // { requests, ok, rateLimited, banned, errors, faults }
+ *   await fake.close();
+ *
+ * It serves a deterministic (seeded) price series in each exchange's own response shape, order,
+ * page limits, pagination and error formats, with a forming last candle by its clock, and enforces
+ * the exchanges' published rate limits (FAKE_LIMITS, from the adapters' declarations) on that
+ * clock. `timeScale` runs every rate-limit window and ban that many times faster (timeScale 60:
+ * Binance's minute lasts one second), and Retry-After is then sent in fractional seconds. With
+ * `enforceLimits: false` nothing is limited and Binance sends no X-MBX-USED-WEIGHT-1M. Only
+ * candlekeep's intervals are served; other valid exchange intervals get the exchange's "bad
+ * interval" answer. Each exchange is one venue module beside this one.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { EXCHANGES, type Candle, type Exchange } from '../../functions/candles/candle.ts';
+import { INTERVAL_MS, bucketStart, type Interval } from '../../functions/candles/intervals.ts';
+import { BINANCE_LIMITS, binanceVenue } from './binance.ts';
+import { BYBIT_LIMITS, bybitVenue } from './bybit.ts';
+import { COINBASE_LIMITS, coinbaseVenue } from './coinbase.ts';
+import { KRAKEN_LIMITS, krakenVenue } from './kraken.ts';
+import { OKX_LIMITS, okxVenue } from './okx.ts';
+import { FAKE_MARKETS, SeriesGenerator, bucketAtOrAfter, bucketTimes, type FakeMarket } from './series.ts';
+import type { Answer, ExchangeStats, FaultKind, FaultOptions, Venue, VenueContext } from './venue.ts';
+
+export type { ExchangeStats, FaultKind, FaultOptions } from './venue.ts';
+
+/** The exchanges' published limits, as the fake enforces them (before `timeScale`). */
+export const FAKE_LIMITS = { ...BINANCE_LIMITS, ...OKX_LIMITS, ...BYBIT_LIMITS, ...COINBASE_LIMITS, ...KRAKEN_LIMITS };
+export type FakeLimits = typeof FAKE_LIMITS;
+
+export interface FakeExchangeOptions {
+  /** Server clock (ms) for candles and rate limits; default Date.now. */
+  now?: () => number;
+  seed?: number;
+  /** Rate-limit windows and bans run this many times faster than the real ones (default 1). */
+  timeScale?: number;
+  limits?: { [K in keyof FakeLimits]?: Partial<FakeLimits[K]> };
+  /** Default true. */
+  enforceLimits?: boolean;
+  /** No candles open before this (ms): one value, one per exchange, or per market. Default 2019-01-01. */
+  listedAt?: number | Partial<Record<Exchange, number>> | ((exchange: Exchange, symbol: string) => number | undefined);
+  /** Buckets without trades: Coinbase omits them, Kraken serves flat candles with count 0; others ignore this. */
+  holes?: (openTime: number, series: { exchange: Exchange; symbol: string; interval: Interval }) => boolean;
+}
+
+export interface RequestRecord {
+  path: string;
+  query: Record<string, string>;
+  status: number;
+  at: number;
+}
+
+export interface FakeExchange {
+  readonly origin: string;
+  /** Pass as the adapters' `baseUrl`. */
+  readonly baseUrls: Record<Exchange, string>;
+  readonly timeScale: number;
+  now(): number;
+  setClock(now: () => number): void;
+  /** Forces the next responses of `exchange` to fail in that exchange's format. */
+  inject(exchange: Exchange, kind: FaultKind, options?: FaultOptions): void;
+  stats(exchange: Exchange): ExchangeStats;
+  requests(exchange: Exchange): readonly RequestRecord[];
+  /** The candles an adapter should produce for this range, as the fake serves them now. */
+  expected(exchange: Exchange, unified: string, interval: Interval, from: number, to: number): Candle[];
+  /** Clears counters, faults, rate-limit state and bans. */
+  reset(): void;
+  close(): Promise<void>;
+}
+
+const HTML_PAGE = (status: number) =>
+  `<!DOCTYPE html>\n<html><head><title>${status} Bad gateway</title></head><body><h1>Error ${status}</h1>` +
+  '<p>The web server reported a bad gateway error.</p><p>cloudflare</p></body></html>';
+
+const NO_ENDPOINT: Answer = { status: 404, body: '{"error":"no such endpoint"}', outcome: 'errors' };
+
+export async function startFakeExchange(options: FakeExchangeOptions = {}): Promise<FakeExchange> {
+  let clock = options.now ?? Date.now;
+  const timeScale = options.timeScale ?? 1;
+  const gen = new SeriesGenerator(options.seed ?? 1);
+  const limits = <K extends keyof FakeLimits>(key: K): FakeLimits[K] => ({ ...FAKE_LIMITS[key], ...options.limits?.[key] });
+
+  const listedAt = (ex: Exchange, m: FakeMarket): number => {
+    const l = options.listedAt;
+    const at = typeof l === 'number' ? l : typeof l === 'function' ? l(ex, m.unified) : l?.[ex];
+    return at ?? Date.UTC(2019, 0, 1);
+  };
+  const context = (ex: Exchange): VenueContext => ({
+    gen,
+    enforce: options.enforceLimits ?? true,
+    timeScale,
+    retryAfter: (ms) => (timeScale === 1 ? String(Math.max(1, Math.ceil(ms / 1000))) : (Math.max(1, ms) / 1000).toFixed(3)),
+    span: (m, interval, now) => ({ first: bucketAtOrAfter(listedAt(ex, m), interval), last: bucketStart(now, interval) }),
+    isHole: (m, interval, t) => options.holes?.(t, { exchange: ex, symbol: m.unified, interval }) ?? false,
+  });
+  const venues: Record<Exchange, Venue> = {
+    binance: binanceVenue(context('binance'), limits('binance')),
+    okx: okxVenue(context('okx'), { okxCandles: limits('okxCandles'), okxHistory: limits('okxHistory') }),
+    bybit: bybitVenue(context('bybit'), limits('bybit')),
+    coinbase: coinbaseVenue(context('coinbase'), limits('coinbase')),
+    kraken: krakenVenue(context('kraken'), limits('kraken')),
+  };
+
+  const faults = new Map<Exchange, { kind: FaultKind; options: FaultOptions }[]>();
+  const stats = new Map<Exchange, ExchangeStats>();
+  const logs = new Map<Exchange, RequestRecord[]>();
+  const emptyStats = (): ExchangeStats => ({ requests: 0, ok: 0, rateLimited: 0, banned: 0, errors: 0, faults: 0 });
+  for (const ex of EXCHANGES) stats.set(ex, emptyStats());
+
+  function fault(venue: Venue, kind: FaultKind, o: FaultOptions, normal: () => Answer, now: number): Answer {
+    switch (kind) {
+      case '429':
+      case '418':
+      case '500':
+        return venue.fault(kind, o, now);
+      case 'html': {
+        const status = o.status ?? 502;
+        return { status, body: HTML_PAGE(status), headers: { 'Content-Type': 'text/html; charset=UTF-8' }, outcome: 'faults' };
+      }
+      case 'truncated': {
+        const answer = normal();
+        return { ...answer, status: 200, body: answer.body.slice(0, Math.max(1, Math.floor(answer.body.length / 2))), outcome: 'faults' };
+      }
+    }
+  }
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://fake');
+    const [, first = '', ...rest] = url.pathname.split('/');
+    const ex = EXCHANGES.find((e) => e === first);
+    const now = clock();
+    res.setHeader('Date', new Date(now).toUTCString());
+    if (!ex || req.method !== 'GET') {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
+      return;
+    }
+    const path = `/${rest.join('/')}`;
+    const s = stats.get(ex) ?? emptyStats();
+    s.requests += 1;
+    const queue = faults.get(ex) ?? [];
+    const next = queue[0];
+    let answer: Answer;
+    const normal = () => venues[ex].answer(path, url.searchParams, now) ?? NO_ENDPOINT;
+    if (next) {
+      next.options.count = (next.options.count ?? 1) - 1;
+      if (next.options.count <= 0) queue.shift();
+      answer = fault(venues[ex], next.kind, next.options, normal, now);
+      if (next.kind === '429') s.rateLimited += 1;
+      if (next.kind === '418') s.banned += 1;
+    } else {
+      answer = normal();
+    }
+    s[answer.outcome] += 1;
+    (logs.get(ex) ?? logs.set(ex, []).get(ex))?.push({ path, query: Object.fromEntries(url.searchParams), status: answer.status, at: now });
+    res.writeHead(answer.status, { 'Content-Type': 'application/json;charset=UTF-8', ...answer.headers });
+    res.end(answer.body);
+  }
+
+  const server = createServer(handle);
+  server.keepAliveTimeout = 1_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://127.0.0.1:${port}`;
+
+  function expected(ex: Exchange, unified: string, interval: Interval, from: number, to: number): Candle[] {
+    const m = FAKE_MARKETS.find((x) => x.unified === unified);
+    if (!m) throw new Error(`the fake does not list ${unified}`);
+    const now = clock();
+    const venue = venues[ex];
+    const { first, last } = context(ex).span(m, interval, now);
+    const served = venue.servedRows === undefined ? first : Math.max(first, last - (venue.servedRows - 1) * INTERVAL_MS[interval]);
+    const lo = Math.max(served, bucketAtOrAfter(from, interval));
+    const hi = Math.min(last, bucketStart(to, interval));
+    const out: Candle[] = [];
+    for (const t of bucketTimes(lo, hi, interval, 1)) {
+      const candle = venue.expected(m, interval, t, now);
+      if (candle) out.push(candle);
+    }
+    return out;
+  }
+
+  return {
+    origin,
+    baseUrls: Object.fromEntries(EXCHANGES.map((e) => [e, `${origin}/${e}`])) as Record<Exchange, string>,
+    timeScale,
+    now: () => clock(),
+    setClock(now) {
+      clock = now;
+    },
+    inject(exchange, kind, faultOptions = {}) {
+      const queue = faults.get(exchange) ?? [];
+      queue.push({ kind, options: { ...faultOptions, count: faultOptions.count ?? 1 } });
+      faults.set(exchange, queue);
+    },
+    stats: (exchange) => ({ ...(stats.get(exchange) ?? emptyStats()) }),
+    requests: (exchange) => [...(logs.get(exchange) ?? [])],
+    expected,
+    reset() {
+      for (const ex of EXCHANGES) stats.set(ex, emptyStats());
+      faults.clear();
+      logs.clear();
+      for (const venue of Object.values(venues)) venue.reset();
+    },
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((err) => (err ? reject(err) : resolve()));
+      }),
+  };
+}
