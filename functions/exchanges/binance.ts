@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { INTERVALS } from '../candles/intervals.ts';
 import { defineExchange } from './define.ts';
 import { BannedError, ExchangeHttpError, MalformedResponseError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
 import { countInt, decimalText, errorMessage, excerpt, msTime, parseShape, retryAfterOf, tryParseJson } from './normalise.ts';
@@ -26,10 +27,8 @@ export const binance: ExchangeAdapter = defineExchange({
   },
   // 418: banned for 2 minutes up to 3 days; the first ban is the shortest.
   bans: { statuses: [418], defaultMs: 120_000, rateLimitedMs: 60_000 },
-  intervals: {
-    '1m': '1m', '3m': '3m', '5m': '5m', '15m': '15m', '30m': '30m', '1h': '1h',
-    '2h': '2h', '4h': '4h', '6h': '6h', '12h': '12h', '1d': '1d', '1w': '1w',
-  },
+  // Binance names every candlekeep interval (1m … 1w) as candlekeep does, and offers more (1s, 8h, 3d, 1M).
+  intervals: Object.fromEntries(INTERVALS.map((i) => [i, i])),
   symbol: ({ base, quote }) => base + quote,
 
   // With startTime Binance answers the oldest rows from there on, so pages walk forward.
