@@ -151,8 +151,8 @@ async function run() {
   const ids = (await loader.query<{ id: string }>('SELECT id FROM backtests TABLESAMPLE SYSTEM (5) LIMIT 2000')).rows.map((r) => r.id);
 
   // ---- measure through the handler ----
-  const { createHandler } = await import('../functions/api/handler.ts');
-  const handler = createHandler({ db: async () => pool }) as unknown as ProxyHandler;
+  const { createApiHandler, readApiConfig } = await import('../functions/api/api-lambda.ts');
+  const handler = createApiHandler(readApiConfig(process.env), { db: async () => pool }) as unknown as ProxyHandler;
   const context = {
     awsRequestId: 'bench',
     functionName: 'candlekeep-api-bench',

@@ -1,6 +1,6 @@
 import { startRelay } from '../dev/ws-relay.ts';
 import { ensurePostgres, hostPort, withDatabase } from '../dev/postgres.ts';
-import { configureLocalRelay, createPool, resolveDatabaseUrl, type Db } from '../functions/store/db.ts';
+import { configureDriver, configureLocalRelay, createPool, readDatabaseConfig, resolveDatabaseUrl, type Db } from '../functions/store/db.ts';
 import { progress } from './command.ts';
 
 /** The database local CLI commands use when DATABASE_URL is unset: `candlekeep` on the embedded server. */
@@ -14,7 +14,9 @@ export const DEFAULT_DATABASE = 'candlekeep';
 export async function withLocalDatabase<T>(fn: (pool: Db) => Promise<T>): Promise<T> {
   const neonHost = process.env.DATABASE_URL && /\.neon\.tech(:\d+)?\//.test(process.env.DATABASE_URL);
   if (neonHost) {
-    const pool = createPool(await resolveDatabaseUrl(), { max: 4 });
+    const config = readDatabaseConfig(process.env);
+    configureDriver(config);
+    const pool = createPool(await resolveDatabaseUrl(config), { max: 4 });
     try {
       return await fn(pool);
     } finally {

@@ -16,27 +16,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
-import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { EXCHANGES } from '../functions/candles/candle.ts';
+import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { EXCHANGES, type Exchange } from '../functions/candles/candle.ts';
 import { parseMarkets, type Market } from '../functions/config/markets.ts';
-import { sendWorkTokens } from '../functions/ingest/work-tokens.ts';
+import { sendWorkTokens } from '../functions/queue/work-tokens.ts';
 import { createPool, type Db } from '../functions/store/db.ts';
 import { migrate } from '../functions/store/migrate.ts';
-import { startLocalServer, type LocalServer, type ProxyHandler } from './local-api.ts';
+import { startLocalCandlekeep, type LocalCandlekeep } from './local-candlekeep.ts';
 import { openLocalDatabase, type LocalDatabase } from './local-db.ts';
-import { startLocalPipeline, type LocalPipeline } from './local-pipeline.ts';
-import { awsClientConfig, ensureLocalStack, localStackServices, type LocalStackHandle } from './localstack/index.ts';
-import {
-  deployLocalTemplate,
-  localFunctions,
-  localTemplate,
-  synthesizeCandlekeep,
-  type Deployment,
-  type LocalFunctions,
-  type SynthesizedCandlekeep,
-} from './template/index.ts';
+import { ensureLocalStack, type LocalStackHandle } from './localstack/index.ts';
+import { synthesizeCandlekeep, type Deployment, type LocalFunctions, type SynthesizedCandlekeep } from './template/index.ts';
 
 /** The embedded server's database for local runs; the CLI (`npx candlekeep candles`) reads the same one. */
 const DEV_DATABASE = 'candlekeep';
@@ -81,8 +70,7 @@ interface Running {
   db?: LocalDatabase;
   aws?: LocalStackHandle;
   fake?: { close(): Promise<void> };
-  pipeline?: LocalPipeline;
-  server?: LocalServer;
+  candlekeep?: LocalCandlekeep;
   statusPool?: Db;
   statusTimer?: NodeJS.Timeout;
 }
@@ -186,50 +174,43 @@ async function main(): Promise<void> {
     const databaseUrl = await prepareDatabase(db);
     log(`PostgreSQL (${db.server.mode === 'external' ? 'DATABASE_URL' : 'embedded, data in .dev/postgres'}) ready and migrated`);
     log(`LocalStack ${describeLocalStack(aws)} at ${aws.endpoint}`);
-    process.env.AWS_ENDPOINT_URL = aws.endpoint;
-
-    const { deployment, inboxes } = await deploy(synth, aws.endpoint);
-    const local = localFunctions(synth);
     const markets = marketsOf(synth);
 
-    // The functions read the database URL from the stack's secret, as in AWS; locally it points at
-    // this PostgreSQL through the WebSocket relay.
-    const secrets = new SecretsManagerClient(awsClientConfig(aws.endpoint));
-    await secrets.send(new PutSecretValueCommand({ SecretId: deployment.ref(synth.ids.databaseSecret), SecretString: JSON.stringify({ url: databaseUrl }) }));
-    process.env.CANDLEKEEP_WS_PROXY = db.relay.address;
-    delete process.env.DATABASE_URL;
-
+    let exchangeUrls: Partial<Record<Exchange, string>>;
     if (args.offline) {
       const { startFakeExchange } = await import('./fake-exchange/server.ts');
       const fake = await startFakeExchange();
       running.fake = fake;
-      for (const ex of EXCHANGES) process.env[`CANDLEKEEP_${ex.toUpperCase()}_URL`] = fake.baseUrls[ex];
+      exchangeUrls = fake.baseUrls;
       log(`exchanges: offline, the fake exchange at ${fake.origin}`);
     } else {
+      // CANDLEKEEP_BINANCE_URL etc. still point an exchange at a proxy or a testnet.
+      exchangeUrls = Object.fromEntries(
+        EXCHANGES.flatMap((ex) => {
+          const url = process.env[`CANDLEKEEP_${ex.toUpperCase()}_URL`];
+          return url ? [[ex, url]] : [];
+        }),
+      );
       log('exchanges: the real ones (pass --offline to use the fake exchange)');
     }
 
-    await resumeBackfills(databaseUrl, deployment, local, aws.endpoint);
-
     const status = new Status(markets);
-    const sqs = new SQSClient(awsClientConfig(aws.endpoint));
-    running.pipeline = await startLocalPipeline({
-      deployment,
-      functions: local,
-      inboxes,
-      sqs,
-      log,
-      onError: (role, err) => status.error(role, err),
-    });
-
     const apiKey = chooseApiKey();
-    running.server = await startLocalServer({
-      handler: running.pipeline.handler('api') as unknown as ProxyHandler,
+    const candlekeep = await startLocalCandlekeep({
+      synth,
+      endpoint: aws.endpoint,
+      databaseUrl,
+      exchangeUrls,
       apiKey: apiKey.value,
       port: args.port,
       host: args.host,
+      log,
+      onError: (role, err) => status.error(role, err),
     });
-    printSummary(running.server.url, apiKey, deployment, synth, markets, local.schedules.map((s) => s.expression));
+    running.candlekeep = candlekeep;
+    const { deployment, sqs } = candlekeep;
+    await resumeBackfills(databaseUrl, deployment, candlekeep.functions, sqs);
+    printSummary(candlekeep.server.url, apiKey, deployment, synth, markets, candlekeep.functions.schedules.map((s) => s.expression));
 
     running.statusPool = createPool(databaseUrl, { max: 1 });
     const candlesQueue = deployment.ref(synth.ids.candlesQueue);
@@ -267,7 +248,7 @@ async function prepareDatabase(db: LocalDatabase): Promise<string> {
  * work token reappears, which takes the work queue's visibility timeout (30 min, as in AWS). One
  * extra token starts them now; a token with nothing to claim costs one empty claim.
  */
-async function resumeBackfills(databaseUrl: string, deployment: Deployment, local: LocalFunctions, endpoint: string): Promise<void> {
+async function resumeBackfills(databaseUrl: string, deployment: Deployment, local: LocalFunctions, sqs: SQSClient): Promise<void> {
   const worker = local.functions.find((f) => f.role === 'worker');
   const queue = worker?.environment.BACKFILL_WORK_QUEUE_URL;
   if (queue === undefined) return;
@@ -276,7 +257,7 @@ async function resumeBackfills(databaseUrl: string, deployment: Deployment, loca
     const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM backfill_chunks WHERE status IN ('pending', 'claimed')");
     const open = rows[0]?.n ?? 0;
     if (open === 0) return;
-    await sendWorkTokens(new SQSClient(awsClientConfig(endpoint)), deployment.resolve(queue), 1);
+    await sendWorkTokens(sqs, deployment.resolve(queue), 1);
     log(`${open} backfill chunk(s) left open by an earlier run: resuming them`);
   } finally {
     await pool.end();
@@ -292,18 +273,6 @@ function describeLocalStack(aws: LocalStackHandle): string {
     case 'host':
       return 'started on the host from .dev/localstack-venv (stopped again on exit)';
   }
-}
-
-async function deploy(synth: SynthesizedCandlekeep, endpoint: string): Promise<{ deployment: Deployment; inboxes: Map<string, string> }> {
-  const services = await localStackServices(endpoint);
-  const local = localTemplate(synth, { services, inboxes: true });
-  const left = [...new Set([...local.removed.values()].filter((t) => !t.startsWith('AWS::Lambda') && !t.startsWith('AWS::ApiGateway') && !t.startsWith('AWS::Logs')))];
-  log(
-    `deploying ${Object.keys(local.template.Resources).length} resources of stack ${synth.stackName} to LocalStack CloudFormation` +
-      `${left.length ? ` (not deployed locally: Lambda, API Gateway, log groups, ${left.join(', ')})` : ' (not deployed locally: Lambda, API Gateway, log groups)'}`,
-  );
-  const deployment = await deployLocalTemplate(new CloudFormationClient(awsClientConfig(endpoint)), synth.stackName, local, { log });
-  return { deployment, inboxes: local.inboxes };
 }
 
 function marketsOf(synth: SynthesizedCandlekeep): Market[] {
@@ -441,8 +410,7 @@ async function attributes(sqs: SQSClient, queueUrl: string): Promise<{ visible: 
 /** Stops in dependency order: nothing new starts, in-flight work finishes, then the services go. */
 async function stopAll(r: Running): Promise<void> {
   if (r.statusTimer) clearInterval(r.statusTimer);
-  await r.server?.close().catch((err: unknown) => log(`closing the API server: ${(err as Error).message}`));
-  await r.pipeline?.stop();
+  await r.candlekeep?.stop();
   await r.statusPool?.end().catch(() => {});
   await r.fake?.close().catch(() => {});
   await r.db?.close();

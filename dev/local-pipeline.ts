@@ -1,8 +1,9 @@
 /**
  * Runs the stack's Lambda handlers in this process, wired the way the template wires them in AWS:
  *
- * - each function's environment is the template's, with references resolved against the resources
- *   deployed to LocalStack (queue URLs, bus name, secret ARN);
+ * - each handler is built from its factory with the configuration its function's template
+ *   environment gives, resolved against the resources deployed to LocalStack (queue URLs, bus name,
+ *   secret ARN), and with clients pointed at LocalStack;
  * - each SQS event source mapping becomes a local event source runner with the template's batch
  *   size, batching window and maximum concurrency;
  * - each EventBridge rule that targets a function delivers to that function's inbox queue (see
@@ -10,20 +11,27 @@
  * - each EventBridge Scheduler schedule (which LocalStack creates but never fires) is fired here on
  *   its rate with its input, once at start and then every period.
  *
- * Handlers read their configuration at import, so one process hosts one pipeline.
+ * Nothing is read from or written to this process's environment, so one process can host several
+ * pipelines (each with its own stack, database and exchanges).
  */
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { createApiHandler, readApiConfig } from '../functions/api/api-lambda.ts';
+import { createPlannerHandler, readPlannerConfig } from '../functions/backfill/planner-lambda.ts';
+import { createWorkerHandler, readWorkerConfig } from '../functions/backfill/worker-lambda.ts';
+import type { Exchange } from '../functions/candles/candle.ts';
+import { liveExchangeAccess } from '../functions/exchanges/access.ts';
+import type { Env } from '../functions/lambda-kit/env.ts';
+import { createPullHandler, readPullConfig } from '../functions/pull/pull-lambda.ts';
+import { createPool, readDatabaseConfig, resolveDatabaseUrl, type Db } from '../functions/store/db.ts';
+import { createWriterHandler, readWriterConfig } from '../functions/writer/writer-lambda.ts';
 import { lambdaContext, startEventSourceRunner, type EventSourceRunner, type EventSourceRunnerStats } from './event-source-runner.ts';
-import { REPO_ROOT } from './paths.ts';
+import { awsClientConfig } from './localstack/index.ts';
 import type { Deployment, FunctionRole, Json, LocalFunction, LocalFunctions } from './template/index.ts';
 
 type AnyHandler = (event: unknown, context: Context) => Promise<unknown>;
-
-/** Variables every function sets to its own value; in one shared process they mean nothing. */
-const PER_FUNCTION_VARIABLES = new Set(['NODE_OPTIONS', 'POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_LOG_LEVEL', 'POWERTOOLS_METRICS_NAMESPACE']);
 
 export interface PipelineOptions {
   deployment: Deployment;
@@ -31,6 +39,10 @@ export interface PipelineOptions {
   /** Function logical id → inbox queue logical id (from localTemplate). */
   inboxes: ReadonlyMap<string, string>;
   sqs: SQSClient;
+  /** LocalStack's endpoint, for the clients the handlers get besides `sqs` (EventBridge, Secrets Manager). */
+  endpoint: string;
+  /** Where the handlers reach each exchange (e.g. the fake exchange); the others are the real ones. */
+  exchangeUrls?: Partial<Record<Exchange, string>>;
   log?: (msg: string) => void;
   /** Every handler failure (thrown tick, failed batch), for a status line or a test. */
   onError?: (role: FunctionRole, err: unknown) => void;
@@ -59,30 +71,42 @@ export interface LocalPipeline {
   tick(): Promise<void>;
   /** The runner stats per function fed by a queue. */
   runnerStats(): Partial<Record<FunctionRole, Readonly<EventSourceRunnerStats>>>;
-  /** The functions' handlers as imported, e.g. the API's for a local server. */
+  /** The functions' handlers as built, e.g. the API's for a local server. */
   handler(role: FunctionRole): AnyHandler;
   readonly ticks: { started: number; failed: number; skipped: number };
   /** Stops ticks, lets in-flight invocations finish (messages not yet handled stay in SQS), closes the shared pool. */
   stop(): Promise<void>;
 }
 
-/** Resolves each function's template environment and sets it on this process. */
-export function applyEnvironment(functions: readonly LocalFunction[], deployment: Deployment, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  const merged: Record<string, string> = {};
-  const from: Record<string, string> = {};
-  for (const fn of functions) {
-    for (const [name, raw] of Object.entries(fn.environment)) {
-      if (PER_FUNCTION_VARIABLES.has(name)) continue;
-      const value = deployment.resolve(raw as Json);
-      if (merged[name] !== undefined && merged[name] !== value) {
-        throw new Error(`functions ${from[name]} and ${fn.role} set ${name} to different values; they cannot share one local process`);
-      }
-      merged[name] = value;
-      from[name] = fn.role;
-    }
+/** A function's template environment with its references resolved against the deployment. */
+export function functionEnvironment(fn: LocalFunction, deployment: Deployment): Record<string, string> {
+  return Object.fromEntries(Object.entries(fn.environment).map(([name, raw]) => [name, deployment.resolve(raw as Json)]));
+}
+
+/** What the handlers share in one pipeline: its pool, its LocalStack clients, its exchanges. */
+interface SharedDeps {
+  db: () => Promise<Db>;
+  sqs: SQSClient;
+  events: EventBridgeClient;
+  exchangeEnv: Env;
+}
+
+/** Each role's handler from its factory, as its entry builds it in AWS but with this pipeline's clients. */
+function buildHandler(role: FunctionRole, env: Env, shared: SharedDeps): AnyHandler {
+  const { db, sqs } = shared;
+  const access = (pool: Db) => liveExchangeAccess(pool, { ...env, ...shared.exchangeEnv });
+  switch (role) {
+    case 'writer':
+      return createWriterHandler(readWriterConfig(env), { db, sqs }) as AnyHandler;
+    case 'pull':
+      return createPullHandler(readPullConfig(env), { db, sqs, access, events: async () => shared.events }) as AnyHandler;
+    case 'planner':
+      return createPlannerHandler(readPlannerConfig(env), { db, sqs, access }) as AnyHandler;
+    case 'worker':
+      return createWorkerHandler(readWorkerConfig(env), { db, sqs, access }) as AnyHandler;
+    case 'api':
+      return createApiHandler(readApiConfig(env), { db }) as unknown as AnyHandler;
   }
-  Object.assign(env, merged);
-  return merged;
 }
 
 export async function startLocalPipeline(opts: PipelineOptions): Promise<LocalPipeline> {
@@ -90,19 +114,24 @@ export async function startLocalPipeline(opts: PipelineOptions): Promise<LocalPi
   const onError = opts.onError ?? (() => {});
   const { deployment, functions } = opts;
   const skip = new Set(opts.skip ?? []);
-  applyEnvironment(functions.functions, deployment);
+  const environments = new Map(functions.functions.map((fn) => [fn.role, functionEnvironment(fn, deployment)]));
 
-  // The handlers share the container pool of functions/store/db.ts; the first getPool() call sizes it.
-  const { getPool } = await import('../functions/store/db.ts');
-  const pool = await getPool({ max: opts.poolMax ?? 8 });
+  // One pool for every handler of this pipeline, found as the functions find it in AWS: through
+  // the stack's database secret (read from LocalStack).
+  const first = functions.functions[0];
+  if (!first) throw new Error('the template has no functions to run');
+  const databaseUrl = await resolveDatabaseUrl(readDatabaseConfig(environments.get(first.role)!), new SecretsManagerClient(awsClientConfig(opts.endpoint)));
+  const pool = createPool(databaseUrl, { max: opts.poolMax ?? 8 });
+  const shared: SharedDeps = {
+    db: async () => pool,
+    sqs: opts.sqs,
+    events: new EventBridgeClient(awsClientConfig(opts.endpoint)),
+    exchangeEnv: Object.fromEntries(Object.entries(opts.exchangeUrls ?? {}).map(([ex, url]) => [`CANDLEKEEP_${ex.toUpperCase()}_URL`, url])),
+  };
 
   const byId = new Map(functions.functions.map((f) => [f.logicalId, f]));
   const handlers = new Map<FunctionRole, AnyHandler>();
-  for (const fn of functions.functions) {
-    const mod = (await import(pathToFileURL(path.join(REPO_ROOT, fn.entry)).href)) as { handler?: AnyHandler };
-    if (typeof mod.handler !== 'function') throw new Error(`${fn.entry} exports no handler`);
-    handlers.set(fn.role, mod.handler);
-  }
+  for (const fn of functions.functions) handlers.set(fn.role, buildHandler(fn.role, environments.get(fn.role)!, shared));
   const handlerOf = (role: FunctionRole): AnyHandler => {
     const h = handlers.get(role);
     if (!h) throw new Error(`no ${role} function in the template`);

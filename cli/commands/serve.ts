@@ -23,9 +23,9 @@ export const command: Command = {
     process.env.POWERTOOLS_SERVICE_NAME ??= 'candlekeep-api';
     return withLocalDatabase(async (pool) => {
       await migrate(pool, { log: progress });
-      // The Lambda module, loaded after the environment above is set; it reads it at import.
-      const { createHandler } = await import('../../functions/api/handler.ts');
-      const handler = createHandler({ db: async () => pool }) as unknown as ProxyHandler;
+      // Built after the environment above is set: its logger reads the Powertools variables.
+      const { createApiHandler, readApiConfig } = await import('../../functions/api/api-lambda.ts');
+      const handler = createApiHandler(readApiConfig(process.env), { db: async () => pool }) as unknown as ProxyHandler;
       const server = await startLocalServer({ handler, apiKey, port, host: values.host });
       progress(`candlekeep API on ${server.url}/v1 (try: curl -H "x-api-key: $CANDLEKEEP_API_KEY" ${server.url}/v1/markets); Ctrl-C to stop`);
       await new Promise<void>((resolve) => {

@@ -3,7 +3,7 @@ import { encodeCandleBatches } from '../candles/candle-batch.ts';
 import type { Candle, SeriesKey } from '../candles/candle.ts';
 import type { CandleStore } from '../store/candles.ts';
 import type { Queryable } from '../store/db.ts';
-import { sendMessageBodies, type SendOptions } from './queue-sender.ts';
+import { sendMessageBodies, type SendOptions } from '../queue/send.ts';
 import { writeCandleMessages } from './write-candles.ts';
 
 export interface SinkResult {

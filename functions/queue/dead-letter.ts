@@ -1,4 +1,5 @@
-import { SendMessageBatchCommand, type MessageAttributeValue, type SQSClient } from '@aws-sdk/client-sqs';
+import type { MessageAttributeValue, SQSClient } from '@aws-sdk/client-sqs';
+import { sendBatches } from './send.ts';
 
 export interface Rejected {
   messageId: string;
@@ -9,6 +10,10 @@ export interface Rejected {
 
 /** Attribute that carries why a message was rejected; `candlekeep redrive` and people read it. */
 export const REASON_ATTRIBUTE = 'candlekeep-reason';
+const SOURCE_MESSAGE_ATTRIBUTE = 'candlekeep-source-message-id';
+const REJECTED_AT_ATTRIBUTE = 'candlekeep-rejected-at';
+/** Attributes added when a message is rejected; a redriven message starts without them. */
+export const REJECTION_ATTRIBUTES: ReadonlySet<string> = new Set([REASON_ATTRIBUTE, SOURCE_MESSAGE_ATTRIBUTE, REJECTED_AT_ATTRIBUTE]);
 const MAX_REASON = 1000;
 
 /**
@@ -17,28 +22,15 @@ const MAX_REASON = 1000;
  * SQS keeps them (and its redrive policy still gets them to the DLQ) — nothing is dropped.
  */
 export async function sendToDeadLetter(sqs: SQSClient, queueUrl: string, rejected: readonly Rejected[]): Promise<string[]> {
-  const failed: string[] = [];
-  for (let i = 0; i < rejected.length; i += 10) {
-    const chunk = rejected.slice(i, i + 10);
-    const attrs = (r: Rejected): Record<string, MessageAttributeValue> => ({
-      [REASON_ATTRIBUTE]: { DataType: 'String', StringValue: r.reason.slice(0, MAX_REASON) },
-      'candlekeep-source-message-id': { DataType: 'String', StringValue: r.messageId },
-      'candlekeep-rejected-at': { DataType: 'String', StringValue: new Date().toISOString() },
-    });
-    try {
-      const out = await sqs.send(
-        new SendMessageBatchCommand({
-          QueueUrl: queueUrl,
-          Entries: chunk.map((r, j) => ({ Id: String(j), MessageBody: r.body, MessageAttributes: attrs(r) })),
-        }),
-      );
-      for (const f of out.Failed ?? []) {
-        const r = chunk[Number(f.Id)];
-        if (r) failed.push(r.messageId);
-      }
-    } catch {
-      failed.push(...chunk.map((r) => r.messageId));
-    }
-  }
-  return failed;
+  const attributes = (r: Rejected): Record<string, MessageAttributeValue> => ({
+    [REASON_ATTRIBUTE]: { DataType: 'String', StringValue: r.reason.slice(0, MAX_REASON) },
+    [SOURCE_MESSAGE_ATTRIBUTE]: { DataType: 'String', StringValue: r.messageId },
+    [REJECTED_AT_ATTRIBUTE]: { DataType: 'String', StringValue: new Date().toISOString() },
+  });
+  const { failed } = await sendBatches(
+    sqs,
+    queueUrl,
+    rejected.map((r, i) => ({ id: String(i), body: r.body, attributes: attributes(r) })),
+  );
+  return failed.flatMap((f) => rejected[Number(f.message.id)]?.messageId ?? []);
 }

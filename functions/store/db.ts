@@ -1,3 +1,4 @@
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { neonConfig, Pool, type PoolClient } from '@neondatabase/serverless';
 import ws from 'ws';
 import * as z from 'zod';
@@ -16,7 +17,7 @@ export type DbClient = PoolClient;
 /** Anything that can run a query: a Pool or a checked-out client. */
 export type Queryable = Pick<Pool, 'query'>;
 
-const envSchema = z
+const databaseEnvSchema = z
   .object({
     DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'DATABASE_URL must be a postgres:// URL').optional(),
     DATABASE_SECRET_ARN: z.string().startsWith('arn:', 'DATABASE_SECRET_ARN must be a secret ARN').optional(),
@@ -33,6 +34,29 @@ const secretSchema = z.union([
   z.object({ url: z.string().regex(/^postgres(ql)?:\/\//) }).transform((s) => s.url),
   z.string().regex(/^postgres(ql)?:\/\//),
 ]);
+
+/** Where the database is, as the environment says it. */
+export interface DatabaseConfig {
+  url?: string | undefined;
+  secretArn?: string | undefined;
+  /** host:port of the WebSocket relay in front of a plain PostgreSQL. */
+  wsProxy?: string | undefined;
+}
+
+/** Reads DATABASE_URL / DATABASE_SECRET_ARN / CANDLEKEEP_WS_PROXY; throws a message naming what is missing or malformed. */
+export function readDatabaseConfig(env: Readonly<Record<string, string | undefined>>): DatabaseConfig {
+  const parsed = databaseEnvSchema.safeParse(env);
+  if (!parsed.success) throw new Error(`database configuration: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  return { url: parsed.data.DATABASE_URL, secretArn: parsed.data.DATABASE_SECRET_ARN, wsProxy: parsed.data.CANDLEKEEP_WS_PROXY };
+}
+
+/**
+ * Points the driver at the configured relay, if any. The driver's settings are process-wide, so
+ * every pool of this process goes through the same relay.
+ */
+export function configureDriver(config: Pick<DatabaseConfig, 'wsProxy'>): void {
+  if (config.wsProxy) configureLocalRelay(config.wsProxy);
+}
 
 export function configureLocalRelay(relayAddress: string): void {
   neonConfig.wsProxy = (host, port) => `${relayAddress}/v1?address=${host}:${port}`;
@@ -87,10 +111,10 @@ export function createPool(url: string, opts: PoolOptions = {}): Db {
   return pool;
 }
 
-async function readSecretUrl(secretArn: string): Promise<string> {
+async function readSecretUrl(secretArn: string, secrets?: SecretsManagerClient): Promise<string> {
   // Imported lazily: local runs never pay for the SDK module.
   const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
-  const client = new SecretsManagerClient({});
+  const client = secrets ?? new SecretsManagerClient({});
   const out = await client.send(new GetSecretValueCommand({ SecretId: secretArn }));
   const raw = out.SecretString ?? '';
   let value: unknown = raw;
@@ -108,25 +132,28 @@ async function readSecretUrl(secretArn: string): Promise<string> {
   return parsed.data;
 }
 
-/** Resolves the database URL from the environment (reading the secret when needed) and configures the driver. */
-export async function resolveDatabaseUrl(env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  const parsed = envSchema.safeParse(env);
-  if (!parsed.success) throw new Error(`database configuration: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
-  const cfg = parsed.data;
-  if (cfg.CANDLEKEEP_WS_PROXY) configureLocalRelay(cfg.CANDLEKEEP_WS_PROXY);
-  return cfg.DATABASE_URL ?? (await readSecretUrl(cfg.DATABASE_SECRET_ARN!));
+/** The database URL: DATABASE_URL, or the one held by the secret (read with `secrets`, else a default client). */
+export async function resolveDatabaseUrl(config: DatabaseConfig, secrets?: SecretsManagerClient): Promise<string> {
+  if (config.url) return config.url;
+  if (!config.secretArn) throw new Error('database configuration: set DATABASE_URL (local) or DATABASE_SECRET_ARN (AWS) so candlekeep can reach PostgreSQL');
+  return readSecretUrl(config.secretArn, secrets);
 }
 
-let shared: Promise<Db> | undefined;
-
-/** The container's pool, created on first use and reused across warm invocations. */
-export function getPool(opts?: PoolOptions): Promise<Db> {
-  shared ??= resolveDatabaseUrl().then(
-    (url) => createPool(url, opts),
-    (err: unknown) => {
-      shared = undefined; // a failed secret read must not poison the container forever
+/**
+ * A pool created on first use and reused after (a Lambda container's, across warm invocations):
+ * the environment is read, the driver configured and the secret read then, not at import.
+ */
+export function lazyPool(env: Readonly<Record<string, string | undefined>>, opts?: PoolOptions): () => Promise<Db> {
+  let pool: Promise<Db> | undefined;
+  return () => {
+    pool ??= (async () => {
+      const config = readDatabaseConfig(env);
+      configureDriver(config);
+      return createPool(await resolveDatabaseUrl(config), opts);
+    })().catch((err: unknown) => {
+      pool = undefined; // a failed secret read must not poison the container forever
       throw err;
-    },
-  );
-  return shared;
+    });
+    return pool;
+  };
 }

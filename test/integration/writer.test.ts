@@ -1,36 +1,35 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEventSourceRunner } from '../../dev/event-source-runner.ts';
 import { startRelay, type Relay } from '../../dev/ws-relay.ts';
 import { hostPort } from '../../dev/postgres.ts';
 import { REASON_ATTRIBUTE } from '../../functions/queue/dead-letter.ts';
-import type { Db } from '../../functions/store/db.ts';
+import { configureLocalRelay, type Db } from '../../functions/store/db.ts';
 import { batch, row, T0 } from '../support/candles.ts';
 import { testPool, uniqueSymbol } from '../support/db.ts';
+import { testWriter, type SqsHandler } from '../support/handlers.ts';
 import { pollUntil } from '../support/poll.ts';
 import { createQueues, drain, queueDepth, sendBodies, testSqs, type TestQueues } from '../support/sqs.ts';
-
-type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
 let sqs: SQSClient;
 let queues: TestQueues;
 let relay: Relay;
 let db: Db;
-let handler: Handler;
+let handler: SqsHandler;
+let closeWriter: () => Promise<void>;
 
 beforeAll(async () => {
   sqs = testSqs();
   queues = await createQueues(sqs, { maxReceiveCount: 5, visibilityTimeout: 2 });
   // The writer reaches PostgreSQL through a relay this file owns, so a test can cut the database off.
   relay = await startRelay({ allow: [hostPort(process.env.DATABASE_URL!)] });
-  process.env.CANDLEKEEP_WS_PROXY = relay.address;
-  process.env.DEAD_LETTER_QUEUE_URL = queues.dlqUrl;
   db = testPool();
-  ({ handler } = (await import('../../functions/writer/handler.ts')) as unknown as { handler: Handler });
+  configureLocalRelay(relay.address);
+  ({ handler, close: closeWriter } = testWriter({ sqs, dlqUrl: queues.dlqUrl, databaseUrl: process.env.DATABASE_URL! }));
 });
 
 afterAll(async () => {
+  await closeWriter?.();
   await db?.end();
   await relay?.close();
   await queues?.delete();

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../dev/local-api.ts';
 import { randomWalk, seededRandom, type WalkShape } from '../../../dev/sample-candles.ts';
 import { matchRoute } from '../../../functions/api/app.ts';
-import { createHandler } from '../../../functions/api/handler.ts';
+import { createApiHandler } from '../../../functions/api/api-lambda.ts';
 import { buildOpenApi } from '../../../functions/api/openapi.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';
@@ -91,7 +91,7 @@ export function useApi(): Api {
     api.pool = testPool(4);
     api.store = new CandleStore();
     const pool = api.pool;
-    api.handler = createHandler({ db: async () => pool }) as unknown as ProxyHandler;
+    api.handler = createApiHandler({ poolMax: 4, corsOrigins: [] }, { db: async () => pool }) as unknown as ProxyHandler;
     server = await startLocalServer({ handler: api.handler, apiKey: API_KEY, port: 0 });
     api.url = server.url;
     api.client = new CandlekeepClient({ baseUrl: server.url, apiKey: API_KEY });

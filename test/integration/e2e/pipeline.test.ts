@@ -1,28 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalPipeline, type LocalPipeline } from '../../../dev/local-pipeline.ts';
-import { awsClientConfig, localStackServices } from '../../../dev/localstack/index.ts';
-import {
-  deleteLocalStack,
-  deployLocalTemplate,
-  localFunctions,
-  localTemplate,
-  synthesizeCandlekeep,
-  type Deployment,
-  type SynthesizedCandlekeep,
-} from '../../../dev/template/index.ts';
+import { startLocalCandlekeep, type LocalCandlekeep } from '../../../dev/local-candlekeep.ts';
+import { awsClientConfig } from '../../../dev/localstack/index.ts';
+import { synthesizeCandlekeep, type SynthesizedCandlekeep } from '../../../dev/template/index.ts';
 import type { Exchange } from '../../../functions/candles/candle.ts';
 import { bucketStart, type Interval } from '../../../functions/candles/intervals.ts';
 import { putBackfillRequests } from '../../../functions/ingest/backfill-events.ts';
 import { createPool, type Db } from '../../../functions/store/db.ts';
-import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../dev/local-api.ts';
 import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { pollUntil } from '../../support/poll.ts';
-import { queueDepth, testSqs } from '../../support/sqs.ts';
+import { queueDepth } from '../../support/sqs.ts';
 import { asStored, readAll, scratchDatabase, type ScratchDatabase, type StoredCandle } from './support.ts';
 
 /**
@@ -38,19 +26,14 @@ const HOUR = 3_600_000;
 let fake: FakeExchange;
 let db: ScratchDatabase;
 let pool: Db;
-let sqs: SQSClient;
-let cfn: CloudFormationClient;
 let synth: SynthesizedCandlekeep;
-let deployment: Deployment;
-let pipeline: LocalPipeline;
-let server: LocalServer;
+let local: LocalCandlekeep;
 let frozenAt: number;
 /** The followed market's `start`: the first tick fetches from there. */
 let marketStart: number;
 const errors: string[] = [];
 
 beforeAll(async () => {
-  const endpoint = process.env.AWS_ENDPOINT_URL!;
   // The fake's clock stands still, so the forming candle it serves during the tick is the one it
   // describes afterwards; limits are off (they have their own tests, and a frozen clock never refills).
   frozenAt = Date.now();
@@ -58,45 +41,29 @@ beforeAll(async () => {
   fake = await startFakeExchange({ now: () => frozenAt, enforceLimits: false });
   db = await scratchDatabase();
   pool = createPool(db.url, { max: 2 });
-  sqs = testSqs();
-  cfn = new CloudFormationClient(awsClientConfig(endpoint));
-
   synth = await synthesizeCandlekeep({
     stackName: `CandlekeepE2e-${randomBytes(4).toString('hex')}`,
     context: {
       'candlekeep:markets': [{ exchange: 'binance', symbol: 'BTC/USDT', intervals: ['1m'], start: new Date(marketStart).toISOString() }],
     },
   });
-  const local = localTemplate(synth, { services: await localStackServices(endpoint), inboxes: true });
-  deployment = await deployLocalTemplate(cfn, synth.stackName, local);
-
-  // As in AWS, the functions find the database through the stack's secret.
-  await new SecretsManagerClient(awsClientConfig(endpoint)).send(
-    new PutSecretValueCommand({ SecretId: deployment.ref(synth.ids.databaseSecret), SecretString: JSON.stringify({ url: db.url }) }),
-  );
-  delete process.env.DATABASE_URL;
-  for (const [ex, url] of Object.entries(fake.baseUrls)) process.env[`CANDLEKEEP_${ex.toUpperCase()}_URL`] = url;
-
-  pipeline = await startLocalPipeline({
-    deployment,
-    functions: localFunctions(synth),
-    inboxes: local.inboxes,
-    sqs,
+  local = await startLocalCandlekeep({
+    synth,
+    endpoint: process.env.AWS_ENDPOINT_URL!,
+    databaseUrl: db.url,
+    exchangeUrls: fake.baseUrls,
+    apiKey: API_KEY,
     schedules: 'manual',
     waitTimeSeconds: 1,
-    log: () => {},
+    deleteStackOnStop: true,
     onError: (role, err) => errors.push(`${role}: ${(err as Error).message}`),
   });
-  server = await startLocalServer({ handler: pipeline.handler('api') as unknown as ProxyHandler, apiKey: API_KEY, port: 0 });
 }, 120_000);
 
 afterAll(async () => {
-  await server?.close();
-  await pipeline?.stop();
-  await fake?.close();
-  await pool?.end();
+  await local?.stop();
+  await Promise.all([fake?.close(), pool?.end()]);
   await db?.drop();
-  if (synth) await deleteLocalStack(cfn, synth.stackName);
 });
 
 /** Every candle of the range through GET /v1/candles, following nextCursor. */
@@ -106,7 +73,7 @@ async function apiCandles(exchange: Exchange, symbol: string, interval: Interval
   do {
     const q = new URLSearchParams({ exchange, symbol, interval, start: String(start), end: String(end), limit: '500' });
     if (cursor) q.set('cursor', cursor);
-    const res = await fetch(`${server.url}/v1/candles?${q}`, { headers: { 'x-api-key': API_KEY } });
+    const res = await fetch(`${local.server.url}/v1/candles?${q}`, { headers: { 'x-api-key': API_KEY } });
     expect(res.status, await res.clone().text()).toBe(200);
     const page = (await res.json()) as { candles: (StoredCandle & { gap: boolean })[]; nextCursor: string | null };
     for (const { gap: _gap, ...c } of page.candles) out.push(c);
@@ -116,13 +83,13 @@ async function apiCandles(exchange: Exchange, symbol: string, interval: Interval
 }
 
 async function drained(): Promise<boolean> {
-  return (await queueDepth(sqs, deployment.ref(synth.ids.candlesQueue))) === 0;
+  return (await queueDepth(local.sqs, local.deployment.ref(synth.ids.candlesQueue))) === 0;
 }
 
 describe('the local pipeline end to end (LocalStack + PostgreSQL + fake exchange)', () => {
   it('a scheduled tick flows through the candles queue into PostgreSQL and out of the API as the exchange served it', async () => {
     const start = marketStart;
-    await pipeline.tick();
+    await local.pipeline.tick();
     const expected = fake.expected('binance', 'BTC/USDT', '1m', start, frozenAt).map(asStored);
     expect(expected.length).toBeGreaterThanOrEqual(180);
     // The forming candle is stored, and stored as open.
@@ -141,7 +108,7 @@ describe('the local pipeline end to end (LocalStack + PostgreSQL + fake exchange
     const from = Date.UTC(2025, 0, 1);
     const to = Date.UTC(2025, 0, 15);
     const events = new EventBridgeClient(awsClientConfig(process.env.AWS_ENDPOINT_URL!));
-    await putBackfillRequests(events, deployment.outputs.BackfillBusName!, [{ exchange: 'okx', symbol: 'ETH/USDT', interval: '1h', from, to, requestedBy: 'e2e' }]);
+    await putBackfillRequests(events, local.deployment.outputs.BackfillBusName!, [{ exchange: 'okx', symbol: 'ETH/USDT', interval: '1h', from, to, requestedBy: 'e2e' }]);
 
     const status = await pollUntil(
       async () => {
@@ -165,7 +132,7 @@ describe('the local pipeline end to end (LocalStack + PostgreSQL + fake exchange
     expect(await apiCandles('okx', 'ETH/USDT', '1h', from, to)).toEqual(expected);
 
     // Nothing was dead-lettered on the way, and the rule's event was consumed.
-    expect(await readAll(sqs, deployment.ref(synth.ids.deadLetterQueue))).toEqual([]);
+    expect(await readAll(local.sqs, local.deployment.ref(synth.ids.deadLetterQueue))).toEqual([]);
     expect(errors).toEqual([]);
   });
 });

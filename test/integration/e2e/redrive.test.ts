@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { GetQueueAttributesCommand, SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NO_REASON, redrive, type RedriveReport } from '../../../cli/commands/redrive.ts';
+import { NO_REASON, redrive, type RedriveReport } from '../../../functions/queue/redrive.ts';
 import { REASON_ATTRIBUTE, sendToDeadLetter } from '../../../functions/queue/dead-letter.ts';
 import { createQueues, queueDepth, testSqs, type TestQueues } from '../../support/sqs.ts';
 import { readAll } from './support.ts';

@@ -10,7 +10,7 @@ import { withDatabase } from '../../../dev/postgres.ts';
 import { encodeCandleBatches, parseCandleBatch } from '../../../functions/candles/candle-batch.ts';
 import type { Candle, SeriesKey } from '../../../functions/candles/candle.ts';
 import type { CandleSink, SinkResult } from '../../../functions/ingest/candle-sink.ts';
-import { sendMessageBodies } from '../../../functions/ingest/queue-sender.ts';
+import { sendMessageBodies } from '../../../functions/queue/send.ts';
 import { REASON_ATTRIBUTE } from '../../../functions/queue/dead-letter.ts';
 import { configureLocalRelay, createPool, type Db, type Queryable } from '../../../functions/store/db.ts';
 import { migrate } from '../../../functions/store/migrate.ts';

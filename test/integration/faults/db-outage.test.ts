@@ -33,7 +33,6 @@ beforeAll(async () => {
   db = await scratchDatabase('ck_fault_outage');
   relay = await startRelay({ allow: [hostPort(db.url)] });
   configureLocalRelay(relay.address);
-  process.env.CANDLEKEEP_WS_PROXY = relay.address;
   pool = createPool(db.url, { max: 4 });
   sqs = testSqs();
   // The stack's ratio, compressed: the visibility timeout times maxReceiveCount (10 s x 6) outlasts
@@ -60,7 +59,7 @@ describe('fault: PostgreSQL unreachable for 30 s in the middle of a backfill', (
     const plan = await planBackfill({ ...series, from, to }, { db: pool, access, chunkPages: 1 });
     expect(plan.chunks).toBeGreaterThanOrEqual(25);
 
-    const runner = startWriter(sqs, queues, await writerHandler({ dlqUrl: queues.dlqUrl, databaseUrl: db.url }), {
+    const runner = startWriter(sqs, queues, writerHandler({ sqs, dlqUrl: queues.dlqUrl, databaseUrl: db.url }), {
       batchSize: 10,
       concurrency: 2,
     });

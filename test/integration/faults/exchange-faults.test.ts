@@ -52,7 +52,7 @@ describe('fault: the exchange answers 429, 418, 500, HTML and truncated JSON at 
       { exchange: 'coinbase', symbol: 'ETH/USD', interval: '1h', from: day - 90 * DAY, to: day },
     ];
 
-    const runner = startWriter(env.sqs, env.queues, await writerHandler({ dlqUrl: env.queues.dlqUrl, databaseUrl: env.db.url }), { batchSize: 10, concurrency: 2 });
+    const runner = startWriter(env.sqs, env.queues, writerHandler({ sqs: env.sqs, dlqUrl: env.queues.dlqUrl, databaseUrl: env.db.url }), { batchSize: 10, concurrency: 2 });
     const plans: PlanResult[] = [];
     try {
       await Promise.all(

@@ -37,7 +37,7 @@ describe('fault: 1% poison messages mixed into the stream', () => {
     expect(POISON.length / stream.length).toBe(0.01);
     await sendBodies(env.sqs, env.queues.queueUrl, stream);
 
-    const runner = startWriter(env.sqs, env.queues, await writerHandler({ dlqUrl: env.queues.dlqUrl, databaseUrl: env.db.url }), { batchSize: 10, concurrency: 2 });
+    const runner = startWriter(env.sqs, env.queues, writerHandler({ sqs: env.sqs, dlqUrl: env.queues.dlqUrl, databaseUrl: env.db.url }), { batchSize: 10, concurrency: 2 });
     try {
       await pollUntil(async () => (await queueDepth(env.sqs, env.queues.queueUrl)) === 0, { timeoutMs: 90_000, intervalMs: 500, description: 'the queue to drain' });
     } finally {

@@ -38,7 +38,7 @@ describe('fault: every message delivered twice, batches out of order', () => {
     await sendBodies(env.sqs, env.queues.queueUrl, stream);
 
     // Several small batches at once, so they also commit out of order.
-    const runner = startWriter(env.sqs, env.queues, await writerHandler({ dlqUrl: env.queues.dlqUrl, databaseUrl: env.db.url }), { batchSize: 5, windowMs: 100, concurrency: 4 });
+    const runner = startWriter(env.sqs, env.queues, writerHandler({ sqs: env.sqs, dlqUrl: env.queues.dlqUrl, databaseUrl: env.db.url }), { batchSize: 5, windowMs: 100, concurrency: 4 });
     try {
       await pollUntil(async () => (await queueDepth(env.sqs, env.queues.queueUrl)) === 0, { timeoutMs: 60_000, intervalMs: 300, description: 'the queue to drain' });
     } finally {

@@ -1,14 +1,14 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { startEventSourceRunner, type EventSourceRunner } from '../../../dev/event-source-runner.ts';
 import type { Candle, SeriesKey } from '../../../functions/candles/candle.ts';
 import { Governor, MemoryBudgetStore, type GovernorOptions } from '../../../functions/exchanges/governor.ts';
 import type { CandleSink, SinkResult } from '../../../functions/ingest/candle-sink.ts';
 import type { ExchangeAccess } from '../../../functions/exchanges/access.ts';
 import { encodeCandleBatches } from '../../../functions/candles/candle-batch.ts';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, onTestFinished } from 'vitest';
 import { createPool, type Db } from '../../../functions/store/db.ts';
 import { startFakeExchange, type FakeExchange, type FakeExchangeOptions } from '../../../dev/fake-exchange/server.ts';
+import { testWriter, type SqsHandler } from '../../support/handlers.ts';
 import { createQueues, testSqs, type TestQueues } from '../../support/sqs.ts';
 import { scratchDatabase, type ScratchDatabase } from '../e2e/support.ts';
 
@@ -16,24 +16,18 @@ export const MIN = 60_000;
 export const HOUR = 3_600_000;
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
-
-/**
- * The real writer Lambda handler, imported once the environment names its DLQ and database (it
- * reads both at import, like a cold start).
- */
-export async function writerHandler(env: { dlqUrl: string; databaseUrl: string }): Promise<Handler> {
-  process.env.DEAD_LETTER_QUEUE_URL = env.dlqUrl;
-  process.env.DATABASE_URL = env.databaseUrl;
-  const mod = (await import('../../../functions/writer/handler.ts')) as unknown as { handler: Handler };
-  return mod.handler;
+/** The real writer Lambda handler on the test's DLQ and database, with a pool of its own that closes when the test ends. */
+export function writerHandler(opts: { sqs: SQSClient; dlqUrl: string; databaseUrl: string }): SqsHandler {
+  const writer = testWriter(opts);
+  onTestFinished(writer.close);
+  return writer.handler;
 }
 
 /** The writer behind a local event source mapping on the test's queue. */
 export function startWriter(
   sqs: SQSClient,
   queues: TestQueues,
-  handler: Handler,
+  handler: SqsHandler,
   opts: { batchSize?: number; windowMs?: number; concurrency?: number; visibilityTimeoutSeconds?: number } = {},
 ): EventSourceRunner {
   return startEventSourceRunner({

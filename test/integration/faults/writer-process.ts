@@ -9,14 +9,14 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { startEventSourceRunner } from '../../../dev/event-source-runner.ts';
 import { awsClientConfig } from '../../../dev/localstack/index.ts';
+import { handler as writer } from '../../../functions/writer/handler.ts';
 
-type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
-
+// The process is the container: the entry reads its settings from this environment, as in AWS.
+const handler = writer as unknown as (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 const queueUrl = process.env.QUEUE_URL;
 const endpoint = process.env.AWS_ENDPOINT_URL;
 if (!queueUrl || !endpoint) throw new Error('QUEUE_URL and AWS_ENDPOINT_URL must be set');
 
-const { handler } = (await import('../../../functions/writer/handler.ts')) as unknown as { handler: Handler };
 let batches = 0;
 const runner = startEventSourceRunner({
   sqs: new SQSClient(awsClientConfig(endpoint)),

@@ -10,25 +10,26 @@ import {
 } from '@aws-sdk/client-eventbridge';
 import { CreateScheduleGroupCommand, DeleteScheduleCommand, DeleteScheduleGroupCommand, GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEventSourceRunner } from '../../../dev/event-source-runner.ts';
 import { awsClientConfig } from '../../../dev/localstack/index.ts';
+import { createPlannerHandler, readPlannerConfig } from '../../../functions/backfill/planner-lambda.ts';
+import { createWorkerHandler, readWorkerConfig } from '../../../functions/backfill/worker-lambda.ts';
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
 import { putBackfillRequests, scheduleBackfill } from '../../../functions/ingest/backfill-events.ts';
 import { getBackfillProgress } from '../../../functions/ingest/backfill-progress.ts';
 import { BACKFILL_DETAIL_TYPE, BACKFILL_EVENT_SOURCE, backfillEventSchema, type BackfillRequest } from '../../../functions/ingest/backfill-request.ts';
-import type { PlanResult } from '../../../functions/ingest/backfill-planner.ts';
+import { liveExchangeAccess } from '../../../functions/exchanges/access.ts';
+import { createPullHandler, readPullConfig } from '../../../functions/pull/pull-lambda.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { testPool, uniqueName } from '../../support/db.ts';
 import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
+import { containerPool, testWriter, type SqsHandler } from '../../support/handlers.ts';
 import { pollUntil } from '../../support/poll.ts';
 import { createQueues, drain, queueDepth, testSqs, type TestQueues } from '../../support/sqs.ts';
 import { asStored, resetSeries, storedCandles } from './support.ts';
 
-type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
-type PlannerHandler = (event: unknown, context: Context) => Promise<PlanResult>;
-type PullHandler = (event: unknown, context: Context) => Promise<{ series: number; candles: number; backfills: number }>;
 
 let events: EventBridgeClient;
 let scheduler: SchedulerClient;
@@ -123,15 +124,16 @@ describe('the backfill path end to end on LocalStack', () => {
     await resetSeries(db, [series]);
     const work = await createQueues(sqs, { visibilityTimeout: 30 });
     const candles = await createQueues(sqs, { visibilityTimeout: 30 });
-    Object.assign(process.env, {
-      BACKFILL_WORK_QUEUE_URL: work.queueUrl,
-      CANDLES_QUEUE_URL: candles.queueUrl,
-      DEAD_LETTER_QUEUE_URL: candles.dlqUrl,
-      CANDLEKEEP_OKX_URL: fake.baseUrls.okx,
-    });
-    const planner = ((await import('../../../functions/backfill/planner-handler.ts')) as unknown as { handler: PlannerHandler }).handler;
-    const worker = ((await import('../../../functions/backfill/worker-handler.ts')) as unknown as { handler: SqsHandler }).handler;
-    const writer = ((await import('../../../functions/writer/handler.ts')) as unknown as { handler: SqsHandler }).handler;
+    // The functions' own pool and exchange access, as their containers would have them.
+    const pool = containerPool(process.env.DATABASE_URL!);
+    const access = (handlerDb: Db) => liveExchangeAccess(handlerDb, { CANDLEKEEP_OKX_URL: fake.baseUrls.okx });
+    const planner = createPlannerHandler(readPlannerConfig({ BACKFILL_WORK_QUEUE_URL: work.queueUrl }), { db: pool.db, sqs, access });
+    const worker = createWorkerHandler(readWorkerConfig({ BACKFILL_WORK_QUEUE_URL: work.queueUrl, CANDLES_QUEUE_URL: candles.queueUrl }), {
+      db: pool.db,
+      sqs,
+      access,
+    }) as unknown as SqsHandler;
+    const writer = testWriter({ sqs, dlqUrl: candles.dlqUrl, databaseUrl: process.env.DATABASE_URL! });
 
     const [eventId] = await putBackfillRequests(events, busName, [{ ...series, from, to, requestedBy: 'e2e' }]);
     const delivered = (await drain(sqs, target.queueUrl, 5, 5_000)).map((m) => JSON.parse(m.Body!) as { id: string });
@@ -146,13 +148,14 @@ describe('the backfill path end to end on LocalStack', () => {
 
     const runners = [
       startEventSourceRunner({ sqs, queueUrl: work.queueUrl, queueArn: work.queueArn, handler: worker, batchSize: 1, concurrency: 2, waitTimeSeconds: 1, functionTimeoutMs: 300_000 }),
-      startEventSourceRunner({ sqs, queueUrl: candles.queueUrl, queueArn: candles.queueArn, handler: writer, batchSize: 10, maxBatchingWindowMs: 500, waitTimeSeconds: 1 }),
+      startEventSourceRunner({ sqs, queueUrl: candles.queueUrl, queueArn: candles.queueArn, handler: writer.handler, batchSize: 10, maxBatchingWindowMs: 500, waitTimeSeconds: 1 }),
     ];
     try {
       await pollUntil(async () => (await getBackfillProgress(db, plan.backfillId))?.status === 'done', { timeoutMs: 60_000, description: 'the backfill to finish' });
       await pollUntil(async () => (await queueDepth(sqs, candles.queueUrl)) === 0, { timeoutMs: 30_000, description: 'the candles queue to drain' });
     } finally {
       await Promise.all(runners.map((r) => r.stop()));
+      await Promise.all([pool.close(), writer.close()]);
       await work.delete();
       await candles.delete();
     }
@@ -170,14 +173,19 @@ describe('the pull Lambda', () => {
     await resetSeries(db, [series]);
     const candles = await createQueues(sqs);
     const start = Date.now() - 30 * 86_400_000;
-    Object.assign(process.env, {
+    const config = readPullConfig({
       CANDLES_QUEUE_URL: candles.queueUrl,
       BACKFILL_BUS_NAME: busName,
       MARKETS: JSON.stringify([{ exchange: 'coinbase', symbol: 'BTC/USD', intervals: ['5m'], start: new Date(start).toISOString() }]),
-      CANDLEKEEP_COINBASE_URL: fake.baseUrls.coinbase,
     });
+    const pool = containerPool(process.env.DATABASE_URL!);
     try {
-      const pull = ((await import('../../../functions/pull/handler.ts')) as unknown as { handler: PullHandler }).handler;
+      const pull = createPullHandler(config, {
+        db: pool.db,
+        sqs,
+        access: (handlerDb) => liveExchangeAccess(handlerDb, { CANDLEKEEP_COINBASE_URL: fake.baseUrls.coinbase }),
+        events: async () => events,
+      });
       const context = { awsRequestId: 'pull-1', functionName: 'pull', getRemainingTimeInMillis: () => 50_000 } as unknown as Context;
       await expect(pull({ bad: true }, context)).rejects.toThrow(/pull expects \{"intervals": \[...\]\}/);
       const result = await pull({ intervals: ['5m'] }, context);
@@ -190,6 +198,7 @@ describe('the pull Lambda', () => {
       expect(ours).toEqual([{ ...series, from: Math.ceil(start / 300_000) * 300_000, to: expect.any(Number), requestedBy: 'pull' }]);
       expect(ours[0]!.to - ours[0]!.from).toBeGreaterThan(20 * 86_400_000);
     } finally {
+      await pool.close();
       await candles.delete();
     }
   });

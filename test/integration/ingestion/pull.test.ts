@@ -1,5 +1,4 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEventSourceRunner } from '../../../dev/event-source-runner.ts';
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
@@ -12,18 +11,18 @@ import type { Db } from '../../../functions/store/db.ts';
 import { findSeriesId } from '../../../functions/store/series.ts';
 import { testPool } from '../../support/db.ts';
 import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
+import { testWriter, type SqsHandler } from '../../support/handlers.ts';
 import { pollUntil } from '../../support/poll.ts';
 import { createQueues, queueDepth, testSqs, type TestQueues } from '../../support/sqs.ts';
 import { asStored, fakeAccess, MIN, resetSeries, storedCandles } from './support.ts';
-
-type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
 let db: Db;
 let fake: FakeExchange;
 let clock = Date.UTC(2025, 5, 2, 12, 0, 30);
 let sqs: SQSClient;
 let queues: TestQueues;
-let writer: Handler;
+let writer: SqsHandler;
+let closeWriter: () => Promise<void>;
 
 beforeAll(async () => {
   db = testPool(4);
@@ -31,11 +30,11 @@ beforeAll(async () => {
   fake = await startFakeExchange({ now: () => clock, enforceLimits: false });
   sqs = testSqs();
   queues = await createQueues(sqs, { maxReceiveCount: 3, visibilityTimeout: 5 });
-  process.env.DEAD_LETTER_QUEUE_URL = queues.dlqUrl;
-  ({ handler: writer } = (await import('../../../functions/writer/handler.ts')) as unknown as { handler: Handler });
+  ({ handler: writer, close: closeWriter } = testWriter({ sqs, dlqUrl: queues.dlqUrl, databaseUrl: process.env.DATABASE_URL! }));
 });
 
 afterAll(async () => {
+  await closeWriter?.();
   await fake?.close();
   await queues?.delete();
   await db?.end();

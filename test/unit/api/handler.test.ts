@@ -1,15 +1,15 @@
 import type { Context } from 'aws-lambda';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { toProxyEvent, type ProxyHandler } from '../../../dev/local-api.ts';
 import { matchRoute } from '../../../functions/api/app.ts';
-import { createHandler } from '../../../functions/api/handler.ts';
+import { createApiHandler } from '../../../functions/api/api-lambda.ts';
 import { cors } from '../../../functions/http/middleware.ts';
+import { createLogger, SERVICES } from '../../../functions/lambda-kit/powertools.ts';
 import type { Queryable } from '../../../functions/store/db.ts';
 
-// The handler logs the errors these tests provoke; keep the test output for real failures.
-vi.hoisted(() => {
-  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-});
+/** A handler whose logger stays silent: it logs the errors these tests provoke; the output is kept for real failures. */
+const silentHandler = (db: () => Promise<Queryable>) =>
+  createApiHandler({ poolMax: 2, corsOrigins: [] }, { db, logger: createLogger(SERVICES.api, { logLevel: 'SILENT' }) }) as unknown as ProxyHandler;
 
 const context = { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
 
@@ -31,7 +31,7 @@ function failingDb(err: Error & { code?: string }): () => Promise<Queryable> {
 describe('API handler errors', () => {
   it('answers an unexpected failure with a generic 500 that quotes the request id, never the error', async () => {
     const err = Object.assign(new Error('relation "candles" does not exist: SELECT * FROM candles WHERE secret'), { code: '42P01' });
-    const handler = createHandler({ db: failingDb(err) }) as unknown as ProxyHandler;
+    const handler = silentHandler(failingDb(err));
     const res = await handler(eventFor('GET', '/v1/health'), context);
     expect(res.statusCode).toBe(500);
     expect(res.headers?.['Content-Type']).toBe('application/problem+json');
@@ -41,7 +41,7 @@ describe('API handler errors', () => {
   });
 
   it('answers 503 with Retry-After while the database is unreachable', async () => {
-    const handler = createHandler({ db: failingDb(Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:5432'), { code: 'ECONNREFUSED' })) }) as unknown as ProxyHandler;
+    const handler = silentHandler(failingDb(Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:5432'), { code: 'ECONNREFUSED' })));
     const res = await handler(eventFor('GET', '/v1/health'), context);
     expect(res.statusCode).toBe(503);
     expect(res.headers?.['Retry-After']).toBe('5');
@@ -49,7 +49,7 @@ describe('API handler errors', () => {
   });
 
   it('refuses an event that is not an API Gateway proxy event without leaking why', async () => {
-    const handler = createHandler({ db: failingDb(new Error('unused')) }) as unknown as ProxyHandler;
+    const handler = silentHandler(failingDb(new Error('unused')));
     const res = await handler({ hello: 'world' } as never, context);
     expect(res.statusCode).toBe(500);
   });

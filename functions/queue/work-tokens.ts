@@ -1,5 +1,6 @@
-import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import * as z from 'zod';
+import { sendBatches } from './send.ts';
 
 /**
  * A message on the backfill work queue: "there may be chunks to claim". It carries no chunk: workers
@@ -15,14 +16,7 @@ export const MAX_DELAY_SECONDS = 900;
 export async function sendWorkTokens(sqs: SQSClient, queueUrl: string, count: number, token: WorkToken = {}, delaySeconds = 0): Promise<void> {
   const body = JSON.stringify(token);
   const delay = Math.max(0, Math.min(MAX_DELAY_SECONDS, Math.ceil(delaySeconds)));
-  for (let sent = 0; sent < count; sent += 10) {
-    const n = Math.min(10, count - sent);
-    const out = await sqs.send(
-      new SendMessageBatchCommand({
-        QueueUrl: queueUrl,
-        Entries: Array.from({ length: n }, (_, i) => ({ Id: String(i), MessageBody: body, DelaySeconds: delay })),
-      }),
-    );
-    if (out.Failed?.length) throw new Error(`could not queue ${out.Failed.length} backfill work token(s): ${out.Failed[0]?.Message ?? out.Failed[0]?.Code}`);
-  }
+  const tokens = Array.from({ length: count }, (_, i) => ({ id: String(i), body, delaySeconds: delay }));
+  const { failed } = await sendBatches(sqs, queueUrl, tokens);
+  if (failed.length > 0) throw new Error(`could not queue ${failed.length} backfill work token(s): ${failed[0]?.reason}`);
 }

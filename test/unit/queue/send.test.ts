@@ -2,7 +2,7 @@ import { SendMessageBatchCommand, type SendMessageBatchCommandOutput, type SQSCl
 import { describe, expect, it } from 'vitest';
 import { encodeCandleBatches } from '../../../functions/candles/candle-batch.ts';
 import type { Candle } from '../../../functions/candles/candle.ts';
-import { MAX_BATCH_BYTES, packBatches, QueueSendError, sendMessageBodies } from '../../../functions/ingest/queue-sender.ts';
+import { MAX_BATCH_BYTES, packBatches, QueueSendError, sendMessageBodies } from '../../../functions/queue/send.ts';
 
 type Answer = (entries: { Id: string; MessageBody: string }[]) => Partial<SendMessageBatchCommandOutput> | Error;
 

@@ -1,0 +1,59 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import middy from '@middy/core';
+import * as z from 'zod';
+import { describeIssues } from '../candles/candle-batch.ts';
+import { planBackfill, type PlanResult } from '../ingest/backfill-planner.ts';
+import { backfillEventSchema } from '../ingest/backfill-request.ts';
+import { liveExchangeAccess, type ExchangeAccess } from '../exchanges/access.ts';
+import { readEnv, type Env } from '../lambda-kit/env.ts';
+import { createLogger, createMetrics, SERVICES, withPowertools, type Observability } from '../lambda-kit/powertools.ts';
+import { sendWorkTokens } from '../queue/work-tokens.ts';
+import { lazyPool, type Db } from '../store/db.ts';
+
+const configSchema = z
+  .object({
+    BACKFILL_WORK_QUEUE_URL: z.url('BACKFILL_WORK_QUEUE_URL must be the URL of the backfill work queue'),
+    /** Workers started per new backfill; the worker mapping's maximum concurrency caps them anyway. */
+    BACKFILL_PARALLELISM: z.coerce.number().int().min(1).max(50).default(2),
+  })
+  .transform((e) => ({ workQueueUrl: e.BACKFILL_WORK_QUEUE_URL, parallelism: e.BACKFILL_PARALLELISM }));
+export type PlannerConfig = z.output<typeof configSchema>;
+
+export function readPlannerConfig(env: Env): PlannerConfig {
+  return readEnv(configSchema, env, SERVICES.planner);
+}
+
+export interface PlannerDeps extends Observability {
+  db: () => Promise<Db>;
+  sqs: SQSClient;
+  /** The governed exchanges; built once, on first use. */
+  access: (db: Db) => ExchangeAccess;
+}
+
+export function livePlannerDeps(env: Env): PlannerDeps {
+  return { db: lazyPool(env), sqs: new SQSClient({}), access: (db) => liveExchangeAccess(db, env) };
+}
+
+/** EventBridge rule target: one "Backfill Requested" event → chunks in the ledger → work tokens for the workers. */
+export function createPlannerHandler(config: PlannerConfig, deps: PlannerDeps) {
+  const logger = deps.logger ?? createLogger(SERVICES.planner);
+  const metrics = deps.metrics ?? createMetrics(SERVICES.planner);
+  let access: ExchangeAccess | undefined;
+
+  async function plan(event: unknown): Promise<PlanResult> {
+    const parsed = backfillEventSchema.safeParse(event);
+    if (!parsed.success) throw new Error(`not a backfill request event: ${describeIssues(parsed.error)}`);
+    const db = await deps.db();
+    access ??= deps.access(db);
+    const result = await planBackfill({ ...parsed.data.detail, requestId: parsed.data.id }, { db, access });
+    if (result.created && result.chunks > 0) {
+      await sendWorkTokens(deps.sqs, config.workQueueUrl, Math.min(result.chunks, config.parallelism), { backfillId: result.backfillId });
+    }
+    metrics.addMetric('BackfillChunksPlanned', MetricUnit.Count, result.created ? result.chunks : 0);
+    logger.info('backfill planned', { eventId: parsed.data.id, ...result });
+    return result;
+  }
+
+  return withPowertools(middy(plan), { logger, metrics });
+}

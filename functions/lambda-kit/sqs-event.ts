@@ -1,0 +1,20 @@
+import * as z from 'zod';
+
+/** The part of an SQS event the consumers rely on, checked instead of assumed. */
+export const sqsEventSchema = z.object({
+  Records: z.array(
+    z.object({
+      messageId: z.string().min(1),
+      body: z.string(),
+      attributes: z.object({ ApproximateReceiveCount: z.string().optional() }).partial().optional(),
+    }),
+  ),
+});
+export type SqsEvent = z.infer<typeof sqsEventSchema>;
+
+/** Parses an SQS event or throws, naming the consumer that got something else. */
+export function parseSqsEvent(event: unknown, consumer: string, options: { nonEmpty?: boolean } = {}): SqsEvent {
+  const parsed = (options.nonEmpty ? sqsEventSchema.extend({ Records: sqsEventSchema.shape.Records.min(1) }) : sqsEventSchema).safeParse(event);
+  if (!parsed.success) throw new Error(`${consumer} received an event that is not an SQS batch: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}

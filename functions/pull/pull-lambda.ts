@@ -1,0 +1,91 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import middy from '@middy/core';
+import * as z from 'zod';
+import { parseMarkets } from '../config/markets.ts';
+import type { BackfillRequest } from '../ingest/backfill-request.ts';
+import { QueueSink, type CandleSink } from '../ingest/candle-sink.ts';
+import { liveExchangeAccess, type ExchangeAccess } from '../exchanges/access.ts';
+import { DEFAULT_PULL_MAX_PAGES, pullMarkets } from '../ingest/pull.ts';
+import { pullEventSchema } from '../ingest/pull-schedule.ts';
+import { once, readEnv, type Env } from '../lambda-kit/env.ts';
+import { createLogger, createMetrics, SERVICES, withPowertools, type Observability } from '../lambda-kit/powertools.ts';
+import { lazyPool, type Db } from '../store/db.ts';
+
+const configSchema = z
+  .object({
+    CANDLES_QUEUE_URL: z.url('CANDLES_QUEUE_URL must be the URL of the candles queue'),
+    BACKFILL_BUS_NAME: z.string().min(1, 'BACKFILL_BUS_NAME must name the backfill event bus'),
+    MARKETS: z.string().min(1, 'MARKETS must hold the followed markets as JSON').transform((text) => parseMarkets(text)),
+    PULL_MAX_PAGES: z.coerce.number().int().positive().default(DEFAULT_PULL_MAX_PAGES),
+  })
+  .transform((e) => ({ candlesQueueUrl: e.CANDLES_QUEUE_URL, backfillBusName: e.BACKFILL_BUS_NAME, markets: e.MARKETS, maxPages: e.PULL_MAX_PAGES }));
+export type PullConfig = z.output<typeof configSchema>;
+
+export function readPullConfig(env: Env): PullConfig {
+  return readEnv(configSchema, env, SERVICES.pull);
+}
+
+export interface PullDeps extends Observability {
+  db: () => Promise<Db>;
+  sqs: SQSClient;
+  /** The governed exchanges; built once, on first use. */
+  access: (db: Db) => ExchangeAccess;
+  /** Most ticks never hand a hole to the backfill path, so the client is made (and its SDK loaded) on first use. */
+  events: () => Promise<EventBridgeClient>;
+  sink?: CandleSink;
+}
+
+/** A Lambda container's: the pool on first use, exchange access from the environment, EventBridge loaded lazily. */
+export function livePullDeps(env: Env): PullDeps {
+  return {
+    db: lazyPool(env),
+    sqs: new SQSClient({}),
+    access: (db) => liveExchangeAccess(db, env),
+    events: once(async () => new (await import('@aws-sdk/client-eventbridge')).EventBridgeClient({})),
+  };
+}
+
+/** The pull Lambda: one schedule tick → the newest candles of every followed series of its intervals. */
+export function createPullHandler(config: PullConfig, deps: PullDeps) {
+  const logger = deps.logger ?? createLogger(SERVICES.pull);
+  const metrics = deps.metrics ?? createMetrics(SERVICES.pull);
+  const sink = deps.sink ?? new QueueSink(deps.sqs, config.candlesQueueUrl);
+  let access: ExchangeAccess | undefined;
+
+  async function requestBackfill(req: BackfillRequest): Promise<void> {
+    const [events, { putBackfillRequests }] = await Promise.all([deps.events(), import('../ingest/backfill-events.ts')]);
+    await putBackfillRequests(events, config.backfillBusName, [req]);
+    logger.info('hole handed to the backfill path', { ...req, from: new Date(req.from).toISOString(), to: new Date(req.to).toISOString() });
+  }
+
+  async function pull(event: unknown): Promise<{ series: number; candles: number; backfills: number }> {
+    const parsed = pullEventSchema.safeParse(event);
+    if (!parsed.success) throw new Error(`pull expects {"intervals": [...]} from its schedule: ${parsed.error.issues[0]?.message}`);
+    const db = await deps.db();
+    access ??= deps.access(db);
+    const outcome = await pullMarkets(config.markets, parsed.data.intervals, {
+      db,
+      access,
+      sink,
+      maxPages: config.maxPages,
+      requestBackfill,
+    });
+    const candles = outcome.results.reduce((n, r) => n + r.candles, 0);
+    const backfills = outcome.results.filter((r) => r.backfill).length;
+    metrics.addMetric('CandlesFetched', MetricUnit.Count, candles);
+    metrics.addMetric('SeriesFailed', MetricUnit.Count, outcome.failures.length);
+    metrics.addMetric('BackfillsRequested', MetricUnit.Count, backfills);
+    for (const f of outcome.failures) logger.error('series pull failed', { ...f.series, error: f.error.message });
+    logger.info('pull finished', { intervals: parsed.data.intervals, series: outcome.results.length, candles, backfills });
+    // Failing the invocation makes the failure count in the function's Errors metric and alarms; the
+    // next tick refetches from the watermark, so nothing is lost by not retrying this one.
+    if (outcome.failures.length > 0) {
+      throw new Error(`${outcome.failures.length} series failed: ${outcome.failures.map((f) => `${f.series.exchange} ${f.series.symbol} ${f.series.interval}: ${f.error.message}`).join('; ')}`);
+    }
+    return { series: outcome.results.length, candles, backfills };
+  }
+
+  return withPowertools(middy(pull), { logger, metrics });
+}

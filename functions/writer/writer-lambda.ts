@@ -1,0 +1,72 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import middy from '@middy/core';
+import type { SQSBatchResponse } from 'aws-lambda';
+import * as z from 'zod';
+import { readEnv, type Env } from '../lambda-kit/env.ts';
+import { createLogger, createMetrics, SERVICES, withPowertools, type Observability } from '../lambda-kit/powertools.ts';
+import { parseSqsEvent } from '../lambda-kit/sqs-event.ts';
+import { sendToDeadLetter } from '../queue/dead-letter.ts';
+import { CandleStore } from '../store/candles.ts';
+import { lazyPool, type Queryable } from '../store/db.ts';
+import { writeCandleMessages } from '../ingest/write-candles.ts';
+
+const configSchema = z
+  .object({
+    DEAD_LETTER_QUEUE_URL: z.url('DEAD_LETTER_QUEUE_URL must be the URL of the candles dead-letter queue'),
+  })
+  .transform((e) => ({ deadLetterQueueUrl: e.DEAD_LETTER_QUEUE_URL }));
+export type WriterConfig = z.output<typeof configSchema>;
+
+export function readWriterConfig(env: Env): WriterConfig {
+  return readEnv(configSchema, env, SERVICES.writer);
+}
+
+export interface WriterDeps extends Observability {
+  db: () => Promise<Queryable>;
+  sqs: SQSClient;
+  store?: CandleStore;
+}
+
+/** A Lambda container's: the pool on first use, one SQS client. */
+export function liveWriterDeps(env: Env): WriterDeps {
+  return { db: lazyPool(env), sqs: new SQSClient({}) };
+}
+
+/**
+ * The writer Lambda: an SQS batch of CandleBatch messages → one upsert; invalid messages go to the
+ * dead-letter queue with their reason, and only messages that could not be handled are reported
+ * as batch item failures.
+ */
+export function createWriterHandler(config: WriterConfig, deps: WriterDeps) {
+  const logger = deps.logger ?? createLogger(SERVICES.writer);
+  const metrics = deps.metrics ?? createMetrics(SERVICES.writer);
+  const store = deps.store ?? new CandleStore();
+
+  async function writeBatch(event: unknown): Promise<SQSBatchResponse> {
+    const batch = parseSqsEvent(event, 'writer');
+    const started = performance.now();
+    const db = await deps.db();
+    const outcome = await writeCandleMessages(
+      batch.Records.map((r) => ({ messageId: r.messageId, body: r.body, receiveCount: r.attributes?.ApproximateReceiveCount })),
+      { db, store, deadLetter: (rejected) => sendToDeadLetter(deps.sqs, config.deadLetterQueueUrl, rejected) },
+    );
+    for (const r of outcome.rejected) {
+      logger.warn('message rejected to the dead-letter queue', { messageId: r.messageId, reason: r.reason });
+    }
+    metrics.addMetric('CandlesWritten', MetricUnit.Count, outcome.written);
+    metrics.addMetric('CandlesUnchanged', MetricUnit.Count, outcome.unchanged);
+    metrics.addMetric('MessagesRejected', MetricUnit.Count, outcome.rejected.length);
+    metrics.addMetric('BatchLatency', MetricUnit.Milliseconds, performance.now() - started);
+    logger.info('batch written', {
+      messages: outcome.messages,
+      candles: outcome.received,
+      written: outcome.written,
+      unchanged: outcome.unchanged,
+      rejected: outcome.rejected.length,
+    });
+    return { batchItemFailures: outcome.failedMessageIds.map((itemIdentifier) => ({ itemIdentifier })) };
+  }
+
+  return withPowertools(middy(writeBatch), { logger, metrics });
+}
