@@ -1,6 +1,6 @@
 import middy from '@middy/core';
 import * as z from 'zod';
-import { readEnv, type Env } from '../lambda-kit/env.ts';
+import { configReader, type Env } from '../lambda-kit/env.ts';
 import { createLogger, SERVICES, withPowertools, type Observability } from '../lambda-kit/powertools.ts';
 import { cors, httpProblems } from '../http/middleware.ts';
 import { HttpProblem } from '../http/problem.ts';
@@ -24,11 +24,8 @@ const configSchema = z
       .meta({ description: 'Comma-separated origins allowed to read responses in a browser; empty: none.' }),
   })
   .transform((e) => ({ poolMax: e.CANDLEKEEP_DB_POOL_MAX, corsOrigins: e.CANDLEKEEP_CORS_ORIGINS }));
-export type ApiConfig = z.output<typeof configSchema>;
-
-export function readApiConfig(env: Env): ApiConfig {
-  return readEnv(configSchema, env, SERVICES.api);
-}
+export const readApiConfig = configReader(configSchema, SERVICES.api);
+export type ApiConfig = ReturnType<typeof readApiConfig>;
 
 export interface ApiHandlerDeps extends ApiDeps, Pick<Observability, 'logger'> {}
 

@@ -1,15 +1,14 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import * as z from 'zod';
 import { describeIssues } from '../candles/candle-batch.ts';
 import { planBackfill, type PlanResult } from '../ingest/backfill-planner.ts';
 import { backfillEventSchema } from '../ingest/backfill-request.ts';
-import { liveExchangeAccess, type ExchangeAccess } from '../exchanges/access.ts';
-import { readEnv, type Env } from '../lambda-kit/env.ts';
-import { createLogger, createMetrics, SERVICES, withPowertools, type Observability } from '../lambda-kit/powertools.ts';
+import type { ExchangeAccess } from '../exchanges/access.ts';
+import type { ExchangeDeps } from '../lambda-kit/container.ts';
+import { configReader } from '../lambda-kit/env.ts';
+import { powertoolsFor, SERVICES, withPowertools } from '../lambda-kit/powertools.ts';
 import { sendWorkTokens } from '../queue/work-tokens.ts';
-import { lazyPool, type Db } from '../store/db.ts';
 
 const configSchema = z
   .object({
@@ -18,27 +17,14 @@ const configSchema = z
     BACKFILL_PARALLELISM: z.coerce.number().int().min(1).max(50).default(2),
   })
   .transform((e) => ({ workQueueUrl: e.BACKFILL_WORK_QUEUE_URL, parallelism: e.BACKFILL_PARALLELISM }));
-export type PlannerConfig = z.output<typeof configSchema>;
+export const readPlannerConfig = configReader(configSchema, SERVICES.planner);
+export type PlannerConfig = ReturnType<typeof readPlannerConfig>;
 
-export function readPlannerConfig(env: Env): PlannerConfig {
-  return readEnv(configSchema, env, SERVICES.planner);
-}
-
-export interface PlannerDeps extends Observability {
-  db: () => Promise<Db>;
-  sqs: SQSClient;
-  /** The governed exchanges; built once, on first use. */
-  access: (db: Db) => ExchangeAccess;
-}
-
-export function livePlannerDeps(env: Env): PlannerDeps {
-  return { db: lazyPool(env), sqs: new SQSClient({}), access: (db) => liveExchangeAccess(db, env) };
-}
+export type PlannerDeps = ExchangeDeps;
 
 /** EventBridge rule target: one "Backfill Requested" event → chunks in the ledger → work tokens for the workers. */
 export function createPlannerHandler(config: PlannerConfig, deps: PlannerDeps) {
-  const logger = deps.logger ?? createLogger(SERVICES.planner);
-  const metrics = deps.metrics ?? createMetrics(SERVICES.planner);
+  const { logger, metrics } = powertoolsFor(SERVICES.planner, deps);
   let access: ExchangeAccess | undefined;
 
   async function plan(event: unknown): Promise<PlanResult> {

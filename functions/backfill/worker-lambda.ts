@@ -1,17 +1,16 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse } from 'aws-lambda';
 import * as z from 'zod';
 import { nextClaimableIn } from '../store/backfills.ts';
 import { runBackfillWorker } from '../ingest/backfill-worker.ts';
 import { QueueSink, type CandleSink } from '../ingest/candle-sink.ts';
-import { liveExchangeAccess, type ExchangeAccess } from '../exchanges/access.ts';
-import { readEnv, type Env } from '../lambda-kit/env.ts';
-import { createLogger, createMetrics, SERVICES, withPowertools, type Observability } from '../lambda-kit/powertools.ts';
+import type { ExchangeAccess } from '../exchanges/access.ts';
+import type { ExchangeDeps } from '../lambda-kit/container.ts';
+import { configReader } from '../lambda-kit/env.ts';
+import { powertoolsFor, SERVICES, withPowertools } from '../lambda-kit/powertools.ts';
 import { parseSqsEvent } from '../lambda-kit/sqs-event.ts';
 import { sendWorkTokens, workTokenSchema } from '../queue/work-tokens.ts';
-import { lazyPool, type Db } from '../store/db.ts';
 
 const configSchema = z
   .object({
@@ -22,23 +21,10 @@ const configSchema = z
     LEASE_MS: z.coerce.number().int().positive().default(120_000),
   })
   .transform((e) => ({ candlesQueueUrl: e.CANDLES_QUEUE_URL, workQueueUrl: e.BACKFILL_WORK_QUEUE_URL, stopMarginMs: e.STOP_MARGIN_MS, leaseMs: e.LEASE_MS }));
-export type WorkerConfig = z.output<typeof configSchema>;
+export const readWorkerConfig = configReader(configSchema, SERVICES.worker);
+export type WorkerConfig = ReturnType<typeof readWorkerConfig>;
 
-export function readWorkerConfig(env: Env): WorkerConfig {
-  return readEnv(configSchema, env, SERVICES.worker);
-}
-
-export interface WorkerDeps extends Observability {
-  db: () => Promise<Db>;
-  sqs: SQSClient;
-  /** The governed exchanges; built once, on first use. */
-  access: (db: Db) => ExchangeAccess;
-  sink?: CandleSink;
-}
-
-export function liveWorkerDeps(env: Env): WorkerDeps {
-  return { db: lazyPool(env), sqs: new SQSClient({}), access: (db) => liveExchangeAccess(db, env) };
-}
+export type WorkerDeps = ExchangeDeps & { sink?: CandleSink };
 
 /**
  * Work-queue consumer: claims and fetches chunks until none is left or the invocation nears its
@@ -47,8 +33,7 @@ export function liveWorkerDeps(env: Env): WorkerDeps {
  * the visibility timeout and the dead claim's lease runs out.
  */
 export function createWorkerHandler(config: WorkerConfig, deps: WorkerDeps) {
-  const logger = deps.logger ?? createLogger(SERVICES.worker);
-  const metrics = deps.metrics ?? createMetrics(SERVICES.worker);
+  const { logger, metrics } = powertoolsFor(SERVICES.worker, deps);
   const sink = deps.sink ?? new QueueSink(deps.sqs, config.candlesQueueUrl);
   let access: ExchangeAccess | undefined;
 

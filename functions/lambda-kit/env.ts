@@ -36,3 +36,8 @@ export function once<T>(make: () => Promise<T>): () => Promise<T> {
     return made;
   };
 }
+
+/** `readXConfig(env)` for a function: its settings' schema, named after its service in errors. */
+export function configReader<S extends z.ZodType>(schema: S, service: string): (env: Env) => z.output<S> {
+  return (env) => readEnv(schema, env, service);
+}

@@ -38,3 +38,8 @@ export function withPowertools<H extends MiddyfiedHandler<any, any, any, any>>(c
   if (tools.metrics) chain.use(logMetrics(tools.metrics));
   return chain;
 }
+
+/** The service's logger and metrics, unless the caller passed its own. */
+export function powertoolsFor(service: Service, given: Observability): { logger: Logger; metrics: Metrics } {
+  return { logger: given.logger ?? createLogger(service), metrics: given.metrics ?? createMetrics(service) };
+}

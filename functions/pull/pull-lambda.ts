@@ -1,17 +1,16 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import * as z from 'zod';
 import { parseMarkets } from '../config/markets.ts';
 import type { BackfillRequest } from '../ingest/backfill-request.ts';
 import { QueueSink, type CandleSink } from '../ingest/candle-sink.ts';
-import { liveExchangeAccess, type ExchangeAccess } from '../exchanges/access.ts';
+import type { ExchangeAccess } from '../exchanges/access.ts';
 import { DEFAULT_PULL_MAX_PAGES, pullMarkets } from '../ingest/pull.ts';
 import { pullEventSchema } from '../ingest/pull-schedule.ts';
-import { once, readEnv, type Env } from '../lambda-kit/env.ts';
-import { createLogger, createMetrics, SERVICES, withPowertools, type Observability } from '../lambda-kit/powertools.ts';
-import { lazyPool, type Db } from '../store/db.ts';
+import { liveExchangeDeps, type ExchangeDeps } from '../lambda-kit/container.ts';
+import { configReader, once, type Env } from '../lambda-kit/env.ts';
+import { powertoolsFor, SERVICES, withPowertools } from '../lambda-kit/powertools.ts';
 
 const configSchema = z
   .object({
@@ -21,17 +20,10 @@ const configSchema = z
     PULL_MAX_PAGES: z.coerce.number().int().positive().default(DEFAULT_PULL_MAX_PAGES),
   })
   .transform((e) => ({ candlesQueueUrl: e.CANDLES_QUEUE_URL, backfillBusName: e.BACKFILL_BUS_NAME, markets: e.MARKETS, maxPages: e.PULL_MAX_PAGES }));
-export type PullConfig = z.output<typeof configSchema>;
+export const readPullConfig = configReader(configSchema, SERVICES.pull);
+export type PullConfig = ReturnType<typeof readPullConfig>;
 
-export function readPullConfig(env: Env): PullConfig {
-  return readEnv(configSchema, env, SERVICES.pull);
-}
-
-export interface PullDeps extends Observability {
-  db: () => Promise<Db>;
-  sqs: SQSClient;
-  /** The governed exchanges; built once, on first use. */
-  access: (db: Db) => ExchangeAccess;
+export interface PullDeps extends ExchangeDeps {
   /** Most ticks never hand a hole to the backfill path, so the client is made (and its SDK loaded) on first use. */
   events: () => Promise<EventBridgeClient>;
   sink?: CandleSink;
@@ -39,18 +31,12 @@ export interface PullDeps extends Observability {
 
 /** A Lambda container's: the pool on first use, exchange access from the environment, EventBridge loaded lazily. */
 export function livePullDeps(env: Env): PullDeps {
-  return {
-    db: lazyPool(env),
-    sqs: new SQSClient({}),
-    access: (db) => liveExchangeAccess(db, env),
-    events: once(async () => new (await import('@aws-sdk/client-eventbridge')).EventBridgeClient({})),
-  };
+  return { ...liveExchangeDeps(env), events: once(async () => new (await import('@aws-sdk/client-eventbridge')).EventBridgeClient({})) };
 }
 
 /** The pull Lambda: one schedule tick → the newest candles of every followed series of its intervals. */
 export function createPullHandler(config: PullConfig, deps: PullDeps) {
-  const logger = deps.logger ?? createLogger(SERVICES.pull);
-  const metrics = deps.metrics ?? createMetrics(SERVICES.pull);
+  const { logger, metrics } = powertoolsFor(SERVICES.pull, deps);
   const sink = deps.sink ?? new QueueSink(deps.sqs, config.candlesQueueUrl);
   let access: ExchangeAccess | undefined;
 

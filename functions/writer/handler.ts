@@ -1,4 +1,5 @@
 /** The writer Lambda's entry: the one place its settings and clients come from the container. */
-import { createWriterHandler, liveWriterDeps, readWriterConfig } from './writer-lambda.ts';
+import { liveQueueDeps } from '../lambda-kit/container.ts';
+import { createWriterHandler, readWriterConfig } from './writer-lambda.ts';
 
-export const handler = createWriterHandler(readWriterConfig(process.env), liveWriterDeps(process.env));
+export const handler = createWriterHandler(readWriterConfig(process.env), liveQueueDeps(process.env));

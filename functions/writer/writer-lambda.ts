@@ -1,37 +1,25 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { SQSBatchResponse } from 'aws-lambda';
 import * as z from 'zod';
-import { readEnv, type Env } from '../lambda-kit/env.ts';
-import { createLogger, createMetrics, SERVICES, withPowertools, type Observability } from '../lambda-kit/powertools.ts';
+import { writeCandleMessages } from '../ingest/write-candles.ts';
+import type { QueueDeps } from '../lambda-kit/container.ts';
+import { configReader } from '../lambda-kit/env.ts';
+import { powertoolsFor, SERVICES, withPowertools } from '../lambda-kit/powertools.ts';
 import { parseSqsEvent } from '../lambda-kit/sqs-event.ts';
 import { sendToDeadLetter } from '../queue/dead-letter.ts';
 import { CandleStore } from '../store/candles.ts';
-import { lazyPool, type Queryable } from '../store/db.ts';
-import { writeCandleMessages } from '../ingest/write-candles.ts';
 
 const configSchema = z
   .object({
     DEAD_LETTER_QUEUE_URL: z.url('DEAD_LETTER_QUEUE_URL must be the URL of the candles dead-letter queue'),
   })
   .transform((e) => ({ deadLetterQueueUrl: e.DEAD_LETTER_QUEUE_URL }));
-export type WriterConfig = z.output<typeof configSchema>;
+export const readWriterConfig = configReader(configSchema, SERVICES.writer);
+export type WriterConfig = ReturnType<typeof readWriterConfig>;
 
-export function readWriterConfig(env: Env): WriterConfig {
-  return readEnv(configSchema, env, SERVICES.writer);
-}
-
-export interface WriterDeps extends Observability {
-  db: () => Promise<Queryable>;
-  sqs: SQSClient;
-  store?: CandleStore;
-}
-
-/** A Lambda container's: the pool on first use, one SQS client. */
-export function liveWriterDeps(env: Env): WriterDeps {
-  return { db: lazyPool(env), sqs: new SQSClient({}) };
-}
+/** The container's clients; a test or a local run may also pass its own candle store. */
+export type WriterDeps = QueueDeps & { store?: CandleStore };
 
 /**
  * The writer Lambda: an SQS batch of CandleBatch messages → one upsert; invalid messages go to the
@@ -39,8 +27,7 @@ export function liveWriterDeps(env: Env): WriterDeps {
  * as batch item failures.
  */
 export function createWriterHandler(config: WriterConfig, deps: WriterDeps) {
-  const logger = deps.logger ?? createLogger(SERVICES.writer);
-  const metrics = deps.metrics ?? createMetrics(SERVICES.writer);
+  const { logger, metrics } = powertoolsFor(SERVICES.writer, deps);
   const store = deps.store ?? new CandleStore();
 
   async function writeBatch(event: unknown): Promise<SQSBatchResponse> {

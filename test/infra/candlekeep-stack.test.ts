@@ -180,28 +180,27 @@ describe('writer permissions', () => {
 describe('monitoring', () => {
   const topicRef = () => ({ Ref: logicalId(synth.stack.alarmTopic.topic.node.defaultChild) });
 
-  it('alarms as soon as anything reaches the dead-letter queue', () => {
+  const queueAlarms = [
+    {
+      behaviour: 'alarms as soon as anything reaches the dead-letter queue',
+      metric: 'ApproximateNumberOfMessagesVisible',
+      queue: () => synth.stack.deadLetterQueue,
+      threshold: 0,
+    },
+    {
+      behaviour: 'alarms when the oldest candles message is older than 15 minutes',
+      metric: 'ApproximateAgeOfOldestMessage',
+      queue: () => synth.stack.candlesQueue,
+      threshold: 15 * 60,
+    },
+  ];
+  it.each(queueAlarms)('$behaviour', ({ metric, queue, threshold }) => {
     synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'AWS/SQS',
-      MetricName: 'ApproximateNumberOfMessagesVisible',
-      Dimensions: [
-        { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(synth.stack.deadLetterQueue.node.defaultChild), 'QueueName'] } },
-      ],
+      MetricName: metric,
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(queue().node.defaultChild), 'QueueName'] } }],
       ComparisonOperator: 'GreaterThanThreshold',
-      Threshold: 0,
-      AlarmActions: [topicRef()],
-    });
-  });
-
-  it('alarms when the oldest candles message is older than 15 minutes', () => {
-    synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      Namespace: 'AWS/SQS',
-      MetricName: 'ApproximateAgeOfOldestMessage',
-      Dimensions: [
-        { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(synth.stack.candlesQueue.node.defaultChild), 'QueueName'] } },
-      ],
-      ComparisonOperator: 'GreaterThanThreshold',
-      Threshold: 15 * 60,
+      Threshold: threshold,
       AlarmActions: [topicRef()],
     });
   });
