@@ -11,10 +11,11 @@ export const sqsEventSchema = z.object({
   ),
 });
 export type SqsEvent = z.infer<typeof sqsEventSchema>;
+const nonEmptySqsEventSchema = sqsEventSchema.extend({ Records: sqsEventSchema.shape.Records.min(1) });
 
 /** Parses an SQS event or throws, naming the consumer that got something else. */
 export function parseSqsEvent(event: unknown, consumer: string, options: { nonEmpty?: boolean } = {}): SqsEvent {
-  const parsed = (options.nonEmpty ? sqsEventSchema.extend({ Records: sqsEventSchema.shape.Records.min(1) }) : sqsEventSchema).safeParse(event);
+  const parsed = (options.nonEmpty ? nonEmptySqsEventSchema : sqsEventSchema).safeParse(event);
   if (!parsed.success) throw new Error(`${consumer} received an event that is not an SQS batch: ${parsed.error.issues[0]?.message}`);
   return parsed.data;
 }

@@ -2,7 +2,9 @@ import { SendMessageBatchCommand, type SendMessageBatchCommandOutput, type SQSCl
 import { describe, expect, it } from 'vitest';
 import { encodeCandleBatches } from '../../../functions/candles/candle-batch.ts';
 import type { Candle } from '../../../functions/candles/candle.ts';
+import { sendToDeadLetter } from '../../../functions/queue/dead-letter.ts';
 import { MAX_BATCH_BYTES, packBatches, QueueSendError, sendMessageBodies } from '../../../functions/queue/send.ts';
+import { sendWorkTokens } from '../../../functions/queue/work-tokens.ts';
 
 type Answer = (entries: { Id: string; MessageBody: string }[]) => Partial<SendMessageBatchCommandOutput> | Error;
 
@@ -81,5 +83,26 @@ describe('sending with retries', () => {
     const { client, calls } = recordingSqs([(entries) => ({ Failed: [{ Id: entries[0]!.Id, Code: 'InvalidMessageContents', SenderFault: true }] })]);
     await expect(sendMessageBodies(client, 'q', ['a'], noSleep)).rejects.toThrow(/InvalidMessageContents/);
     expect(calls).toHaveLength(1);
+  });
+});
+
+describe('work tokens and dead letters over the same batches', () => {
+  it('sends work tokens ten to a call with their delay capped at 15 minutes', async () => {
+    const seen: { DelaySeconds?: number }[][] = [];
+    const client = {
+      async send(command: SendMessageBatchCommand) {
+        seen.push((command.input.Entries ?? []) as { DelaySeconds?: number }[]);
+        return { Successful: [], Failed: [] };
+      },
+    } as unknown as SQSClient;
+    await sendWorkTokens(client, 'q', 12, { backfillId: 7 }, 3_600);
+    expect(seen.map((c) => c.length)).toEqual([10, 2]);
+    expect(new Set(seen.flat().map((e) => e.DelaySeconds))).toEqual(new Set([900]));
+  });
+
+  it('reports the messages the dead-letter queue did not take, and those of a call that threw', async () => {
+    const { client } = recordingSqs([(entries) => ({ Failed: [{ Id: entries[1]!.Id, Code: 'InternalError', SenderFault: false }] }), () => new Error('socket hang up')]);
+    const rejected = Array.from({ length: 12 }, (_, i) => ({ messageId: `m${i}`, body: `body ${i}`, reason: 'bad' }));
+    expect(await sendToDeadLetter(client, 'dlq', rejected)).toEqual(['m1', 'm10', 'm11']);
   });
 });

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { readApiConfig } from '../../functions/api/api-lambda.ts';
+import { readWorkerConfig } from '../../functions/backfill/worker-lambda.ts';
+import { ConfigError } from '../../functions/lambda-kit/env.ts';
+import { parseSqsEvent } from '../../functions/lambda-kit/sqs-event.ts';
+import { readPullConfig } from '../../functions/pull/pull-lambda.ts';
+import { readWriterConfig } from '../../functions/writer/writer-lambda.ts';
+
+describe('reading a function configuration from its environment', () => {
+  it('fails with a ConfigError naming the function and each missing variable', () => {
+    expect(() => readWriterConfig({})).toThrow(ConfigError);
+    expect(() => readWriterConfig({})).toThrow(/^candlekeep-writer configuration: DEAD_LETTER_QUEUE_URL must be the URL/);
+    expect(() => readWorkerConfig({ CANDLES_QUEUE_URL: 'https://sqs.example/q' })).toThrow(/BACKFILL_WORK_QUEUE_URL/);
+  });
+
+  it('names a malformed variable whose message does not', () => {
+    expect(() => readWorkerConfig({ CANDLES_QUEUE_URL: 'https://q', BACKFILL_WORK_QUEUE_URL: 'https://w', LEASE_MS: '-5' })).toThrow(/LEASE_MS: /);
+  });
+
+  it('applies the defaults and hands back named settings', () => {
+    expect(readApiConfig({})).toEqual({ poolMax: 2, corsOrigins: [] });
+    expect(readApiConfig({ CANDLEKEEP_DB_POOL_MAX: '8', CANDLEKEEP_CORS_ORIGINS: 'https://a.example, https://b.example' })).toEqual({
+      poolMax: 8,
+      corsOrigins: ['https://a.example', 'https://b.example'],
+    });
+    const pull = readPullConfig({
+      CANDLES_QUEUE_URL: 'https://sqs.example/candles',
+      BACKFILL_BUS_NAME: 'bus',
+      MARKETS: JSON.stringify([{ exchange: 'okx', symbol: 'BTC/USDT', intervals: ['1m'], start: '2024-01-01T00:00:00Z' }]),
+    });
+    expect(pull).toMatchObject({ candlesQueueUrl: 'https://sqs.example/candles', backfillBusName: 'bus', markets: [{ exchange: 'okx', symbol: 'BTC/USDT' }] });
+  });
+});
+
+describe('parsing an SQS event', () => {
+  it('hands back the records and refuses anything else, naming the consumer', () => {
+    const event = { Records: [{ messageId: 'm1', body: '{}', attributes: { ApproximateReceiveCount: '2' } }] };
+    expect(parseSqsEvent(event, 'writer').Records).toEqual(event.Records);
+    expect(() => parseSqsEvent({ hello: 'world' }, 'writer')).toThrow(/^writer received an event that is not an SQS batch/);
+    expect(() => parseSqsEvent({ Records: [] }, 'backfill worker', { nonEmpty: true })).toThrow(/^backfill worker received/);
+  });
+});
