@@ -3,11 +3,11 @@ import {
   DeleteQueueCommand,
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
-  SendMessageBatchCommand,
   SQSClient,
   type Message,
 } from '@aws-sdk/client-sqs';
 import { awsClientConfig } from '../../dev/localstack/index.ts';
+import { sendMessageBodies } from '../../functions/queue/send.ts';
 import { uniqueName } from './db.ts';
 
 export function testSqs(): SQSClient {
@@ -50,15 +50,7 @@ export async function createQueues(sqs: SQSClient, opts: { maxReceiveCount?: num
 }
 
 export async function sendBodies(sqs: SQSClient, queueUrl: string, bodies: readonly string[]): Promise<void> {
-  for (let i = 0; i < bodies.length; i += 10) {
-    const out = await sqs.send(
-      new SendMessageBatchCommand({
-        QueueUrl: queueUrl,
-        Entries: bodies.slice(i, i + 10).map((MessageBody, j) => ({ Id: String(j), MessageBody })),
-      }),
-    );
-    if (out.Failed?.length) throw new Error(`send failed: ${JSON.stringify(out.Failed)}`);
-  }
+  await sendMessageBodies(sqs, queueUrl, bodies);
 }
 
 /** Visible + in-flight messages: zero means everything was processed and deleted. */
