@@ -25,7 +25,7 @@ import {
 } from './template/index.ts';
 
 export interface LocalCandlekeepOptions
-  extends Pick<PipelineOptions, 'exchangeUrls' | 'onError' | 'schedules' | 'waitTimeSeconds' | 'visibilityTimeoutSeconds' | 'poolMax' | 'skip'> {
+  extends Pick<PipelineOptions, 'exchangeUrls' | 'exchangeClock' | 'onError' | 'schedules' | 'waitTimeSeconds' | 'visibilityTimeoutSeconds' | 'poolMax' | 'skip'> {
   synth: SynthesizedCandlekeep;
   /** LocalStack's endpoint. */
   endpoint: string;
@@ -81,7 +81,7 @@ export async function startLocalCandlekeep(opts: LocalCandlekeepOptions): Promis
     sqs,
     endpoint,
     log,
-    ...pick(opts, ['exchangeUrls', 'onError', 'schedules', 'waitTimeSeconds', 'visibilityTimeoutSeconds', 'poolMax', 'skip']),
+    ...pick(opts, ['exchangeUrls', 'exchangeClock', 'onError', 'schedules', 'waitTimeSeconds', 'visibilityTimeoutSeconds', 'poolMax', 'skip']),
   });
   let server: LocalServer;
   try {

@@ -43,6 +43,8 @@ export interface PipelineOptions {
   endpoint: string;
   /** Where the handlers reach each exchange (e.g. the fake exchange); the others are the real ones. */
   exchangeUrls?: Partial<Record<Exchange, string>>;
+  /** The clock the handlers judge candles by (which are closed, what is due); default the real one. A test's fake exchange may stand still. */
+  exchangeClock?: () => number;
   log?: (msg: string) => void;
   /** Every handler failure (thrown tick, failed batch), for a status line or a test. */
   onError?: (role: FunctionRole, err: unknown) => void;
@@ -89,12 +91,16 @@ interface SharedDeps {
   sqs: SQSClient;
   events: EventBridgeClient;
   exchangeEnv: Env;
+  exchangeClock: (() => number) | undefined;
 }
 
 /** Each role's handler from its factory, as its entry builds it in AWS but with this pipeline's clients. */
 function buildHandler(role: FunctionRole, env: Env, shared: SharedDeps): AnyHandler {
   const { db, sqs } = shared;
-  const access = (pool: Db) => liveExchangeAccess(pool, { ...env, ...shared.exchangeEnv });
+  const access = (pool: Db) => {
+    const live = liveExchangeAccess(pool, { ...env, ...shared.exchangeEnv });
+    return shared.exchangeClock ? { ...live, now: shared.exchangeClock } : live;
+  };
   switch (role) {
     case 'writer':
       return createWriterHandler(readWriterConfig(env), { db, sqs }) as AnyHandler;
@@ -127,6 +133,7 @@ export async function startLocalPipeline(opts: PipelineOptions): Promise<LocalPi
     sqs: opts.sqs,
     events: new EventBridgeClient(awsClientConfig(opts.endpoint)),
     exchangeEnv: Object.fromEntries(Object.entries(opts.exchangeUrls ?? {}).map(([ex, url]) => [`CANDLEKEEP_${ex.toUpperCase()}_URL`, url])),
+    exchangeClock: opts.exchangeClock,
   };
 
   const byId = new Map(functions.functions.map((f) => [f.logicalId, f]));

@@ -52,6 +52,8 @@ beforeAll(async () => {
     endpoint: process.env.AWS_ENDPOINT_URL!,
     databaseUrl: db.url,
     exchangeUrls: fake.baseUrls,
+    // The handlers judge which candles are closed by the fake's clock, as they would by an exchange's.
+    exchangeClock: () => frozenAt,
     apiKey: API_KEY,
     schedules: 'manual',
     waitTimeSeconds: 1,
