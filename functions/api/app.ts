@@ -2,10 +2,10 @@ import { negotiateFormat, type Format } from '../http/negotiate.ts';
 import { badRequest, HttpProblem } from '../http/problem.ts';
 import { issuesToProblem, parseQuery } from '../http/query.ts';
 import { proxyEventSchema, toApiRequest } from '../http/request.ts';
-import type { ApiResponse } from '../http/response.ts';
+import { csv, json, type ApiResponse } from '../http/response.ts';
 import type { Queryable } from '../store/db.ts';
 import type { Route } from './route.ts';
-import { ROUTES } from './routes.ts';
+import { ROUTES } from './routes/index.ts';
 
 export interface ApiDeps {
   /** The database handle, obtained on first use (health and openapi.json may not need it). */
@@ -52,8 +52,9 @@ export function matchRoute(method: string, path: string): { route: Route; pathPa
 
 /**
  * The API as one function of an API Gateway proxy event: find the route API Gateway matched,
- * validate path and query parameters with the route's zod schemas, negotiate JSON or CSV, and call
- * the route's handler with its dependencies.
+ * validate path and query parameters with the route's zod schemas, negotiate JSON or CSV (a route
+ * replies with its body; this is the one place that shapes it as either), and call the route's
+ * handler with its dependencies.
  */
 export function createApi(deps: ApiDeps): (event: unknown) => Promise<ApiResponse> {
   const now = deps.now ?? Date.now;
@@ -87,7 +88,12 @@ export function createApi(deps: ApiDeps): (event: unknown) => Promise<ApiRespons
       if (!p.success) throw issuesToProblem(p.error.issues, 400);
       params = p.data;
     }
-    const format: Format = negotiateFormat((query as { format?: Format }).format, req.headers.accept, route.csv === true);
-    return route.handle({ req, query, dynamic, params, format, db: deps.db, now });
+    const format: Format = negotiateFormat((query as { format?: Format }).format, req.headers.accept, route.csv !== undefined);
+    const reply = (body: unknown, headers: Record<string, string> = {}): ApiResponse => {
+      if (format !== 'csv' || !route.csv) return json(200, body, headers);
+      const table = route.csv(body);
+      return csv(table.columns, table.rows, { ...table.headers, ...headers });
+    };
+    return route.handle({ req, query, dynamic, params, format, reply, routes: ROUTES, db: deps.db, now });
   };
 }

@@ -2,8 +2,7 @@ import * as z from 'zod';
 import { backtestPageSchema, backtestSchema, comparisonSchema, createBacktestSchema } from '../backtests/record.ts';
 import { PROBLEM_CONTENT_TYPE } from '../http/problem.ts';
 import { isListSchema } from '../http/query.ts';
-import type { Route } from './route.ts';
-import { API_VERSION, ROUTES } from './routes.ts';
+import { API_VERSION, type Route } from './route.ts';
 import { problemSchema, requestRegistry, responseRegistry } from './schemas.ts';
 
 type Json = Record<string, unknown>;
@@ -80,7 +79,7 @@ function operation(route: Route): Json {
     if (doc.schema === problemSchema) content[PROBLEM_CONTENT_TYPE] = { schema: ref('Problem') };
     else if (id) content['application/json'] = { schema: ref(id) };
     else if (status !== '204') content['application/json'] = { schema: { type: 'object' } };
-    if (doc.csv) content['text/csv'] = { schema: { type: 'string', description: 'RFC 4180 CSV with a header row.' } };
+    if (route.csv && status === '200') content['text/csv'] = { schema: { type: 'string', description: 'RFC 4180 CSV with a header row.' } };
     const r: Json = { description: doc.description };
     if (Object.keys(content).length) r.content = content;
     if (doc.headers) r.headers = Object.fromEntries(Object.entries(doc.headers).map(([h, d]) => [h, { description: d, schema: { type: 'string' } }]));
@@ -102,10 +101,10 @@ function operation(route: Route): Json {
   return op;
 }
 
-/** The OpenAPI 3.1 document, generated from the routes and the zod schemas that validate them. */
-export function buildOpenApi(): Json {
+/** The OpenAPI 3.1 document of these routes, generated from them and the zod schemas that validate them. */
+export function buildOpenApi(routes: readonly Route[]): Json {
   const paths: Record<string, Json> = {};
-  for (const r of ROUTES) (paths[r.path] ??= {})[r.method.toLowerCase()] = operation(r);
+  for (const r of routes) (paths[r.path] ??= {})[r.method.toLowerCase()] = operation(r);
   return {
     openapi: '3.1.0',
     info: {

@@ -1,18 +1,27 @@
 import type { z } from 'zod';
+import type { CsvTable } from '../http/csv.ts';
 import type { Format } from '../http/negotiate.ts';
 import type { DynamicParams } from '../http/query.ts';
 import type { ApiRequest } from '../http/request.ts';
 import type { ApiResponse } from '../http/response.ts';
 import type { Queryable } from '../store/db.ts';
+import { problemSchema } from './schemas.ts';
+
+/** The API's version, in health answers and the OpenAPI document. */
+export const API_VERSION = '1.0.0';
 
 /** What a route handler gets: the parsed request, and its dependencies as arguments. */
-export interface RouteContext<Q, P = Record<string, string>> {
+export interface RouteContext<Q, P = Record<string, string>, B = unknown> {
   req: ApiRequest;
   query: Q;
   /** Query parameters of the route's dynamic families (e.g. metric.*), validated by the route. */
   dynamic: Map<string, string[]>;
   params: P;
   format: Format;
+  /** A 200 answer in the negotiated format: the body as JSON, or as the route's CSV table. */
+  reply(body: B, headers?: Record<string, string>): ApiResponse;
+  /** Every route being served (the OpenAPI route documents them). */
+  routes: readonly Route[];
   db: () => Promise<Queryable>;
   now: () => number;
 }
@@ -21,8 +30,6 @@ export interface ResponseDoc {
   description: string;
   /** JSON body schema (a registered component). */
   schema?: z.ZodType;
-  /** The route can answer text/csv too. */
-  csv?: boolean;
   headers?: Record<string, string>;
 }
 
@@ -48,20 +55,41 @@ export interface Route {
   pathParams?: z.ZodObject;
   headers?: HeaderDoc[];
   body?: z.ZodType;
-  csv?: boolean;
+  /** The 200 body as CSV: routes that have it also answer text/csv (`format=csv` or the Accept header). */
+  csv?: (body: unknown) => CsvTable;
   responses: Record<number, ResponseDoc>;
   handle(ctx: RouteContext<unknown, unknown>): Promise<ApiResponse>;
 }
 
 type Out<S> = S extends z.ZodType ? z.output<S> : Record<string, never>;
 
-/** Declares a route with its handler typed by its own query and path schemas. */
-export function defineRoute<Q extends z.ZodObject | undefined = undefined, P extends z.ZodObject | undefined = undefined>(
-  route: Omit<Route, 'handle' | 'query' | 'pathParams'> & {
+/** Declares a route with its handler typed by its own query and path schemas and its CSV body. */
+export function defineRoute<Q extends z.ZodObject | undefined = undefined, P extends z.ZodObject | undefined = undefined, B = unknown>(
+  route: Omit<Route, 'handle' | 'query' | 'pathParams' | 'csv'> & {
     query?: Q;
     pathParams?: P;
-    handle(ctx: RouteContext<Out<Q>, Out<P>>): Promise<ApiResponse>;
+    csv?: (body: B) => CsvTable;
+    handle(ctx: RouteContext<Out<Q>, Out<P>, B>): Promise<ApiResponse>;
   },
 ): Route {
   return route as unknown as Route;
 }
+
+const PROBLEM_TEXT: Record<number, string> = {
+  400: 'Invalid parameter: the problem names it.',
+  403: 'Missing or invalid API key (x-api-key header).',
+  404: 'No such series or run.',
+  406: 'The Accept header asks for a format this route does not produce.',
+  413: 'Body too large.',
+  415: 'Body is not application/json.',
+  422: 'Body is well-formed JSON but not a valid record: the problem names the field.',
+  429: 'Throttled or over quota (usage plan).',
+  503: 'Database unavailable; retry after Retry-After seconds.',
+};
+
+/** The documented problem answers of a route. */
+export const problems = (...statuses: number[]): Record<number, ResponseDoc> =>
+  Object.fromEntries(statuses.map((s) => [s, { description: PROBLEM_TEXT[s] ?? 'Error', schema: problemSchema }]));
+
+/** What any route with parameters and the API key can answer. */
+export const COMMON = [400, 403, 429, 503];

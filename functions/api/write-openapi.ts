@@ -5,9 +5,10 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { buildOpenApi } from './openapi.ts';
+import { ROUTES } from './routes/index.ts';
 
 export const OPENAPI_FILE = fileURLToPath(new URL('../../openapi.json', import.meta.url));
-export const renderOpenApi = () => `${JSON.stringify(buildOpenApi(), null, 2)}\n`;
+export const renderOpenApi = () => `${JSON.stringify(buildOpenApi(ROUTES), null, 2)}\n`;
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const text = renderOpenApi();

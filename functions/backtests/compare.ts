@@ -1,8 +1,9 @@
-import { notFound } from '../http/problem.ts';
+import { NotFound } from '../errors.ts';
+import { runsWithFingerprints } from '../store/backtests.ts';
 import type { Queryable } from '../store/db.ts';
-import { checkFingerprints, type Fingerprint } from './fingerprint.ts';
+import { checkFingerprints } from './fingerprint.ts';
 import { KNOWN_METRIC_NAMES, type Comparison } from './record.ts';
-import { canonicalJson, RUN_COLUMNS, toBacktest, type RunRow } from './store.ts';
+import { canonicalJson } from './runs.ts';
 
 /** Parameters as dotted paths to their leaf values; arrays are leaves, compared whole. */
 export function flattenParameters(value: Record<string, unknown>, prefix = '', out = new Map<string, unknown>()): Map<string, unknown> {
@@ -27,15 +28,11 @@ const metricOrder = (a: string, b: string) => {
  * they share are only named), and whether the candles each run used have changed since.
  */
 export async function compareBacktests(db: Queryable, ids: readonly string[]): Promise<Comparison> {
-  const { rows } = await db.query<RunRow & { fingerprint: Fingerprint }>(
-    `SELECT ${RUN_COLUMNS}, b.fingerprint FROM backtests b WHERE b.id = ANY($1::uuid[])`,
-    [ids],
-  );
-  const byId = new Map(rows.map((r) => [r.id, r]));
+  const byId = new Map((await runsWithFingerprints(db, ids)).map((r) => [r.run.id, r]));
   const missing = ids.find((id) => !byId.has(id));
-  if (missing) throw notFound(`no backtest run ${missing}`, 'ids');
+  if (missing) throw new NotFound(`no backtest run ${missing}`, 'ids');
   const ordered = ids.map((id) => byId.get(id)!);
-  const runs = ordered.map(toBacktest);
+  const runs = ordered.map((r) => r.run);
 
   const metricNames = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort(metricOrder);
   const metrics = metricNames.map((name) => ({ name, values: runs.map((r) => r.metrics[name] ?? null) }));

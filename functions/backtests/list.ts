@@ -1,10 +1,10 @@
 import * as z from 'zod';
+import { Invalid } from '../errors.ts';
 import { decodeCursor, encodeCursor, queryHash } from '../http/cursor.ts';
-import { badRequest } from '../http/problem.ts';
 import { cursorParamSchema, limitParam, listParam, formatParam, timeParam, type DynamicParams } from '../http/query.ts';
+import { listRuns } from '../store/backtests.ts';
 import type { Queryable } from '../store/db.ts';
 import { METRIC_NAME_RE, PARAM_KEY_RE, STRATEGY_RE, TAG_RE, type BacktestPage } from './record.ts';
-import { RUN_COLUMNS, toBacktest, type RunRow } from './store.ts';
 
 /*
  * Query syntax for GET /v1/backtests (also in the OpenAPI document):
@@ -26,7 +26,6 @@ import { RUN_COLUMNS, toBacktest, type RunRow } from './store.ts';
 
 const OPS = ['eq', 'ne', 'gt', 'gte', 'lt', 'lte'] as const;
 type Op = (typeof OPS)[number];
-const SQL_OP: Record<Op, string> = { eq: '=', ne: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' };
 
 const strategyItem = z.string().regex(STRATEGY_RE, 'is not a strategy name');
 const tagItem = z.string().regex(TAG_RE, 'is not a tag (letters, digits and _ . : -)');
@@ -85,7 +84,8 @@ export const listDynamicParams: DynamicParams[] = [
   },
 ];
 
-type Clause =
+/** One filter of a listing, as the store turns it into SQL. */
+export type Clause =
   | { kind: 'strategy' | 'version' | 'tagsAll' | 'tagsAny' | 'tagsNone'; values: string[] }
   | { kind: 'created'; op: 'gte' | 'lt'; ms: number }
   | { kind: 'metric'; name: string; op: Op; value: number }
@@ -96,12 +96,12 @@ type Clause =
 const booleanValue = (v: string, param: string): boolean => {
   if (v === 'true') return true;
   if (v === 'false') return false;
-  throw badRequest(`${param} must be true or false`, param);
+  throw new Invalid(`${param} must be true or false`, param);
 };
 
 const numberValue = (v: string, param: string): number => {
   const n = /^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(v.trim()) ? Number(v) : NaN;
-  if (!Number.isFinite(n)) throw badRequest(`${param} must be a finite number, got ${JSON.stringify(v)}`, param);
+  if (!Number.isFinite(n)) throw new Invalid(`${param} must be a finite number, got ${JSON.stringify(v)}`, param);
   return n;
 };
 
@@ -146,10 +146,10 @@ function dynamicClause(name: string, values: string[], param: string, inGroup: b
     const schema = fixedFilters[name as keyof typeof fixedFilters];
     const input = name === 'created.gte' || name === 'created.lt' ? values[0] : values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
     const parsed = schema.safeParse(input);
-    if (!parsed.success) throw badRequest(`${param} ${parsed.error.issues[0]?.message ?? 'is invalid'}`, param);
+    if (!parsed.success) throw new Invalid(`${param} ${parsed.error.issues[0]?.message ?? 'is invalid'}`, param);
     return fixedClause(name as keyof typeof fixedFilters, parsed.data)!;
   }
-  if (values.length > 1) throw badRequest(`query parameter ${param} is given ${values.length} times; give it once`, param);
+  if (values.length > 1) throw new Invalid(`query parameter ${param} is given ${values.length} times; give it once`, param);
   const value = values[0] ?? '';
   const m = METRIC_FILTER_RE.exec(name);
   if (m) {
@@ -166,18 +166,18 @@ function dynamicClause(name: string, values: string[], param: string, inGroup: b
       op = last as Op | 'exists';
       segments.pop();
     }
-    if (!segments.every((s) => PARAM_KEY_RE.test(s))) throw badRequest(`${param} names an invalid parameter path`, param);
+    if (!segments.every((s) => PARAM_KEY_RE.test(s))) throw new Invalid(`${param} names an invalid parameter path`, param);
     if (op === 'exists') return { kind: 'paramExists', path: segments, exists: booleanValue(value, param) };
     if (op === 'eq' || op === 'ne') return { kind: 'param', path: segments, op, value: scalarValue(value, param) };
     return { kind: 'param', path: segments, op, value: numberValue(value, param) };
   }
   if (name.startsWith('metric.')) {
-    throw badRequest(`${param} is not a metric filter; write metric.<name>.<op>=<number> with op eq, ne, gt, gte, lt, lte or exists`, param);
+    throw new Invalid(`${param} is not a metric filter; write metric.<name>.<op>=<number> with op eq, ne, gt, gte, lt, lte or exists`, param);
   }
   if (name.startsWith('param.')) {
-    throw badRequest(`${param} is not a parameter filter; write param.<name>=<value> or param.<path>.<op>=<value>`, param);
+    throw new Invalid(`${param} is not a parameter filter; write param.<name>=<value> or param.<path>.<op>=<value>`, param);
   }
-  throw badRequest(
+  throw new Invalid(
     `unknown filter ${JSON.stringify(param)}; filters are strategy, strategyVersion, tag, tag.any, tag.none, created.gte, created.lt, metric.<name>.<op>, param.<path>.<op>`,
     param,
   );
@@ -199,7 +199,7 @@ export function buildFilter(query: ListQuery, dynamic: Map<string, string[]>): F
     const g = GROUP_RE.exec(param);
     if (g) {
       const n = Number(g[1]);
-      if (g[2]!.startsWith('or.')) throw badRequest(`${param}: groups do not nest`, param);
+      if (g[2]!.startsWith('or.')) throw new Invalid(`${param}: groups do not nest`, param);
       const list = groups.get(n) ?? [];
       list.push(dynamicClause(g[2]!, values, param, true));
       groups.set(n, list);
@@ -208,48 +208,6 @@ export function buildFilter(query: ListQuery, dynamic: Map<string, string[]>): F
     }
   }
   return { all, any: [...groups.entries()].sort(([a], [b]) => a - b).map(([, c]) => c) };
-}
-
-class Params {
-  readonly values: unknown[] = [];
-  add(v: unknown): string {
-    this.values.push(v);
-    return `$${this.values.length}`;
-  }
-}
-
-// Metric and parameter names are inlined only after their regex allowed them: no quote can occur.
-const metricExpr = (name: string) => `(b.metrics->>'${name}')::float8`;
-const nested = (path: string[], value: unknown): unknown => path.reduceRight<unknown>((acc, key) => ({ [key]: acc }), value);
-
-function clauseSql(c: Clause, p: Params): string {
-  switch (c.kind) {
-    case 'strategy':
-      return `b.strategy = ANY(${p.add(c.values)}::text[])`;
-    case 'version':
-      return `b.strategy_version = ANY(${p.add(c.values)}::text[])`;
-    case 'tagsAll':
-      return `b.tags @> ${p.add(c.values)}::text[]`;
-    case 'tagsAny':
-      return `b.tags && ${p.add(c.values)}::text[]`;
-    case 'tagsNone':
-      return `NOT (b.tags && ${p.add(c.values)}::text[])`;
-    case 'created':
-      return `b.created_at ${c.op === 'gte' ? '>=' : '<'} ${p.add(new Date(c.ms).toISOString())}::timestamptz`;
-    case 'metric':
-      return `${metricExpr(c.name)} ${SQL_OP[c.op]} ${p.add(c.value)}::float8`;
-    case 'metricExists':
-      return `${c.exists ? '' : 'NOT '}(b.metrics ? ${p.add(c.name)})`;
-    case 'paramExists':
-      return `b.parameters #> ${p.add(c.path)}::text[] IS ${c.exists ? 'NOT ' : ''}NULL`;
-    case 'param': {
-      if (c.op === 'eq') return `b.parameters @> ${p.add(JSON.stringify(nested(c.path, c.value)))}::jsonb`;
-      if (c.op === 'ne') return `NOT (b.parameters @> ${p.add(JSON.stringify(nested(c.path, c.value)))}::jsonb)`;
-      const path = p.add(c.path);
-      // Only numeric parameters compare; a text value never matches a range instead of failing the query.
-      return `(CASE WHEN jsonb_typeof(b.parameters #> ${path}::text[]) = 'number' THEN (b.parameters #>> ${path}::text[])::float8 END) ${SQL_OP[c.op]} ${p.add(c.value)}::float8`;
-    }
-  }
 }
 
 const sortKey = z.tuple([z.union([z.number(), z.string(), z.null()]), z.uuid()]);
@@ -261,38 +219,19 @@ export async function listBacktests(db: Queryable, query: ListQuery, dynamic: Ma
   const desc = sort.startsWith('-');
   const field = desc ? sort.slice(1) : sort;
   const metric = field.startsWith('metric.') ? field.slice('metric.'.length) : undefined;
-  if (metric && !METRIC_NAME_RE.test(metric)) throw badRequest('sort names an invalid metric', 'sort');
+  if (metric && !METRIC_NAME_RE.test(metric)) throw new Invalid('sort names an invalid metric', 'sort');
   const hash = queryHash(['backtests', sort, filter]);
-
-  const p = new Params();
-  const where = filter.all.map((c) => clauseSql(c, p));
-  if (filter.any.length) where.push(`(${filter.any.map((g) => `(${g.map((c) => clauseSql(c, p)).join(' AND ')})`).join(' OR ')})`);
-
-  const dir = desc ? 'DESC' : 'ASC';
-  const cmp = desc ? '<' : '>';
-  const keyExpr = metric ? metricExpr(metric) : 'b.created_at';
+  let after: [number | string | null, string] | undefined;
   if (query.cursor) {
-    const [value, id] = decodeCursor(query.cursor, hash, sortKey);
-    if (!metric) {
-      if (typeof value !== 'string') throw badRequest('cursor does not match sort', 'cursor', 'invalid-cursor');
-      where.push(`(b.created_at, b.id) ${cmp} (${p.add(value)}::timestamptz, ${p.add(id)}::uuid)`);
-    } else if (value === null) {
-      where.push(`(${keyExpr} IS NULL AND b.id ${cmp} ${p.add(id)}::uuid)`);
-    } else {
-      const v = p.add(value);
-      where.push(`(${keyExpr} ${cmp} ${v}::float8 OR (${keyExpr} = ${v}::float8 AND b.id ${cmp} ${p.add(id)}::uuid) OR ${keyExpr} IS NULL)`);
-    }
+    after = decodeCursor(query.cursor, hash, sortKey);
+    if (!metric && typeof after[0] !== 'string') throw new Invalid('cursor does not match sort', 'cursor', 'invalid-cursor');
   }
-  const order = metric ? `${keyExpr} ${dir} NULLS LAST, b.id ${dir}` : `b.created_at ${dir}, b.id ${dir}`;
-  const sql = `SELECT ${RUN_COLUMNS}, ${metric ? `${keyExpr} AS sort_value` : `to_char(b.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS sort_value`}
-    FROM backtests b ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-    ORDER BY ${order} LIMIT ${p.add(query.limit + 1)}`;
-  const { rows } = await db.query<RunRow & { sort_value: number | string | null }>(sql, p.values);
+  const rows = await listRuns(db, { filter, metric, desc, after, limit: query.limit + 1 });
   const more = rows.length > query.limit;
   const page = more ? rows.slice(0, query.limit) : rows;
   const last = page[page.length - 1];
   return {
-    runs: page.map(toBacktest),
-    nextCursor: more && last ? encodeCursor([last.sort_value, last.id], hash) : null,
+    runs: page.map((r) => r.run),
+    nextCursor: more && last ? encodeCursor([last.sortValue, last.run.id], hash) : null,
   };
 }

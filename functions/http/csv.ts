@@ -21,3 +21,13 @@ export function toCsv(columns: readonly string[], rows: Iterable<readonly CsvVal
   }
   return out;
 }
+
+/** A CSV answer: the header row, the rows, and the response headers that carry what a JSON body would hold beside them. */
+export interface CsvTable {
+  columns: readonly string[];
+  rows: Iterable<readonly CsvValue[]>;
+  headers?: Record<string, string>;
+}
+
+/** CSV has no room for the next page's cursor: it travels in a header. */
+export const nextCursorHeader = (cursor: string | null): Record<string, string> => (cursor ? { 'X-Next-Cursor': cursor } : {});

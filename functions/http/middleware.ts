@@ -1,7 +1,8 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type middy from '@middy/core';
 import type { APIGatewayProxyResult } from 'aws-lambda';
-import { HttpProblem } from './problem.ts';
+import { DomainError } from '../errors.ts';
+import { domainProblem, HttpProblem } from './problem.ts';
 import { problem } from './response.ts';
 
 // SQLSTATE classes that mean "the database is unavailable right now", not "this request is wrong".
@@ -20,8 +21,8 @@ function requestIdOf(event: unknown, context: { awsRequestId?: string } | undefi
 }
 
 /**
- * Turns every error into a problem+json response. Expected ones (`HttpProblem`) carry their own
- * status and message; anything else is logged with its stack and answered with a generic 500 (or
+ * Turns every error into a problem+json response. Expected ones carry their own status and message
+ * (`HttpProblem`) or a kind that decides the status (`DomainError`); anything else is logged with its stack and answered with a generic 500 (or
  * 503 while the database is unreachable) that quotes the request id, never the error itself.
  */
 export function httpProblems(opts: { logger: Logger }): middy.MiddlewareObj<unknown, APIGatewayProxyResult> {
@@ -32,6 +33,10 @@ export function httpProblems(opts: { logger: Logger }): middy.MiddlewareObj<unkn
       if (err instanceof HttpProblem) {
         if (err.status >= 500) opts.logger.error('request failed', { status: err.status, detail: err.message });
         request.response = problem(err, requestId);
+        return;
+      }
+      if (err instanceof DomainError) {
+        request.response = problem(domainProblem(err), requestId);
         return;
       }
       if (isUnavailable(err)) {

@@ -1,7 +1,9 @@
+import type { DomainError } from '../errors.ts';
+
 /**
  * Errors as RFC 9457 problem details (`application/problem+json`). Every error a client can see is
- * an `HttpProblem` built here: a status, a short title, a detail a person can act on, and the
- * offending parameter when there is one. Internals (stack traces, SQL, driver messages) never reach
+ * an `HttpProblem` built here (domain errors are mapped to one by `domainProblem`): a status, a
+ * short title, a detail a person can act on, and the offending parameter when there is one. Internals (stack traces, SQL, driver messages) never reach
  * a response; the error middleware logs them instead.
  */
 
@@ -93,6 +95,12 @@ export class HttpProblem extends Error {
     return p;
   }
 }
+
+const DOMAIN_STATUS: Record<DomainError['kind'], number> = { invalid: 400, 'not-found': 404, unprocessable: 422 };
+
+/** The problem a domain error answers with: its kind decides the status, the rest is carried over. */
+export const domainProblem = (err: DomainError) =>
+  new HttpProblem(DOMAIN_STATUS[err.kind], err.message, { parameter: err.parameter, ...(err.slug ? { slug: err.slug } : {}) });
 
 export const badRequest = (detail: string, parameter?: string, slug?: string) =>
   new HttpProblem(400, detail, { parameter, ...(slug ? { slug } : {}) });

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { badRequest, HttpProblem, type ProblemIssue } from './problem.ts';
-import { parseTime } from './time.ts';
+import { iso, parseTime } from './time.ts';
 
 /** Query parameters as API Gateway's `multiValueQueryStringParameters` deliver them: name → values. */
 export type QueryValues = Record<string, string[]>;
@@ -166,4 +166,11 @@ export function parseQuery<S extends Shape>(
   const parsed = schema.safeParse(input);
   if (!parsed.success) throw issuesToProblem(parsed.error.issues, 400);
   return { values: parsed.data, dynamic: dyn };
+}
+
+/** Refuses a range that ends before it starts (a swapped pair of times) instead of answering nothing. */
+export function checkTimeRange(q: { start?: number | undefined; end?: number | undefined }): void {
+  if (q.start !== undefined && q.end !== undefined && q.end <= q.start) {
+    throw badRequest(`end (${iso(q.end)}) must be after start (${iso(q.start)})`, 'end', 'inverted-range');
+  }
 }

@@ -58,13 +58,13 @@ function parseEpoch(s: string): TimeResult {
   if (n < 1e11) {
     return {
       ok: false,
-      message: `${s} looks like epoch seconds (${isoOrNull(n * 1000)}); send milliseconds (${s}000) or an ISO 8601 time`,
+      message: `${s} looks like epoch seconds (${isoOrInvalid(n * 1000)}); send milliseconds (${s}000) or an ISO 8601 time`,
     };
   }
   if (n >= 1e14) {
     const unit = n >= 1e17 ? 'nanoseconds' : 'microseconds';
     const asMs = n >= 1e17 ? Math.floor(n / 1e6) : Math.floor(n / 1e3);
-    return { ok: false, message: `${s} looks like epoch ${unit} (${isoOrNull(asMs)}); send milliseconds or an ISO 8601 time` };
+    return { ok: false, message: `${s} looks like epoch ${unit} (${isoOrInvalid(asMs)}); send milliseconds or an ISO 8601 time` };
   }
   return inRange(n, s);
 }
@@ -76,7 +76,7 @@ function inRange(ms: number, s: string): TimeResult {
   return { ok: true, ms };
 }
 
-function isoOrNull(ms: number): string {
+function isoOrInvalid(ms: number): string {
   const d = new Date(ms);
   return Number.isNaN(d.getTime()) ? 'an invalid date' : d.toISOString();
 }
@@ -84,3 +84,4 @@ function isoOrNull(ms: number): string {
 const truncate = (s: string) => (s.length > 60 ? `${s.slice(0, 57)}...` : s);
 
 export const iso = (ms: number) => new Date(ms).toISOString();
+export const isoOrNull = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : iso(ms));

@@ -1,4 +1,6 @@
 import type { CandleBatch, CandleRow } from '../candles/candle-batch.ts';
+import type { Candle, SeriesKey } from '../candles/candle.ts';
+import { INTERVAL_MS, INTERVALS, type Interval } from '../candles/intervals.ts';
 import type { Queryable } from './db.ts';
 import { SeriesRegistry } from './series.ts';
 import { ms } from './sql.ts';
@@ -210,4 +212,237 @@ export async function readWatermark(db: Queryable, seriesId: number): Promise<nu
   );
   const t = rows[0]?.t;
   return t === undefined ? undefined : Number(t);
+}
+
+// ---- reading ----
+
+/** A candle as read back: decimals as stored text, absent optionals as null. */
+export type StoredCandle = Omit<Candle, 'quoteVolume' | 'trades'> & { quoteVolume: string | null; trades: number | null };
+
+/** The columns of a stored candle, in the order `fromColumns` reads them. */
+const candleColumns = (c: string) =>
+  `${ms(`${c}open_time`)}, ${c}open, ${c}high, ${c}low, ${c}close, ${c}volume, ${c}quote_volume, ${c}trades, ${c}closed`;
+type CandleColumns = [number, string, string, string, string, string, string | null, string | null, boolean];
+
+function fromColumns(r: CandleColumns): StoredCandle {
+  return {
+    openTime: r[0],
+    open: r[1],
+    high: r[2],
+    low: r[3],
+    close: r[4],
+    volume: r[5],
+    quoteVolume: r[6],
+    trades: r[7] === null ? null : Number(r[7]),
+    closed: r[8],
+  };
+}
+
+const iso = (t: number) => new Date(t).toISOString();
+
+/**
+ * Up to `limit` stored candles of a series with open time in [lo, hi), oldest first: one
+ * primary-key range scan, stopped by LIMIT. Rows come as arrays, not objects: this is the path
+ * every candle download takes.
+ */
+export async function candleWindow(db: Queryable, seriesId: number, lo: number, hi: number, limit?: number): Promise<StoredCandle[]> {
+  const { rows } = await db.query<CandleColumns>({
+    text: `SELECT ${candleColumns('')}
+           FROM candles WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
+           ORDER BY open_time${limit === undefined ? '' : ' LIMIT $4'}`,
+    values: limit === undefined ? [seriesId, iso(lo), iso(hi)] : [seriesId, iso(lo), iso(hi), limit],
+    rowMode: 'array',
+  });
+  return rows.map(fromColumns);
+}
+
+/** Open times of the first and last stored candle in [lo, hi), and with `prevClose` the close of the candle before lo. */
+export async function windowBounds(
+  db: Queryable,
+  seriesId: number,
+  lo: number,
+  hi: number,
+  prevClose: boolean,
+): Promise<{ first: number; last: number; prevClose: string | null } | undefined> {
+  const { rows } = await db.query<{ first: number | null; last: number | null; prev_close: string | null }>(
+    `SELECT
+       (SELECT ${ms('open_time')} FROM candles WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
+        ORDER BY open_time LIMIT 1) AS first,
+       (SELECT ${ms('open_time')} FROM candles WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
+        ORDER BY open_time DESC LIMIT 1) AS last,
+       ${prevClose ? `(SELECT close FROM candles WHERE series_id = $1 AND open_time < $2::timestamptz ORDER BY open_time DESC LIMIT 1)` : 'NULL::numeric'} AS prev_close`,
+    [seriesId, iso(lo), iso(hi)],
+  );
+  const b = rows[0];
+  return b && b.first !== null && b.last !== null ? { first: b.first, last: b.last, prevClose: b.prev_close } : undefined;
+}
+
+/**
+ * OHLCV over whole buckets of `interval` in [lo, hi), built from the stored `source` candles: first
+ * open, max high, min low, last close, summed volumes. Each bucket is aggregated by its own
+ * primary-key range scan (a LATERAL per bucket of the page): no sort or hash over the source rows,
+ * whose bucket count the planner cannot estimate. The first and last candle of a bucket are then
+ * read back by primary key for open and close. A quote volume or trade count is given only when
+ * every source candle had one (a partial sum would understate it). A bucket is closed when all its
+ * source candles are closed and its last source candle is stored. Empty buckets are left out.
+ */
+export async function resampledWindow(
+  db: Queryable,
+  seriesId: number,
+  interval: Interval,
+  source: Interval,
+  lo: number,
+  hi: number,
+): Promise<{ candle: StoredCandle; sourceCandles: number }[]> {
+  const step = INTERVAL_MS[interval];
+  const lastOffset = step - INTERVAL_MS[source];
+  const stepSql = `interval '${step} milliseconds'`;
+  const { rows } = await db.query<[...CandleColumns, number]>({
+    text: `SELECT ${ms('g.bucket')}, f.open, a.high, a.low, l.close, a.volume,
+            CASE WHEN a.nq = a.n THEN a.quote_volume END,
+            CASE WHEN a.nt = a.n THEN a.trades END,
+            a.closed AND a.last_t = g.bucket + interval '${lastOffset} milliseconds', a.n
+     FROM generate_series($2::timestamptz, $3::timestamptz - ${stepSql}, ${stepSql}) AS g(bucket)
+     CROSS JOIN LATERAL (
+       SELECT min(open_time) AS first_t, max(open_time) AS last_t, max(high) AS high, min(low) AS low,
+              sum(volume) AS volume, sum(quote_volume) AS quote_volume, count(quote_volume) AS nq,
+              sum(trades) AS trades, count(trades) AS nt, bool_and(closed) AS closed, count(*)::int AS n
+       FROM candles WHERE series_id = $1 AND open_time >= g.bucket AND open_time < g.bucket + ${stepSql}
+     ) a
+     -- LIMIT 1 keeps these primary-key probes rather than joins against the whole series.
+     CROSS JOIN LATERAL (SELECT open FROM candles WHERE series_id = $1 AND open_time = a.first_t LIMIT 1) f
+     CROSS JOIN LATERAL (SELECT close FROM candles WHERE series_id = $1 AND open_time = a.last_t LIMIT 1) l
+     WHERE a.n > 0
+     ORDER BY g.bucket`,
+    values: [seriesId, iso(lo), iso(hi)],
+    rowMode: 'array',
+  });
+  return rows.map((r) => ({ candle: fromColumns(r as unknown as CandleColumns), sourceCandles: r[9] }));
+}
+
+/** The newest closed candle of each listed series (or of every series matching the filter), null for a series with none. */
+export async function latestClosedCandles(
+  db: Queryable,
+  refs: readonly SeriesKey[] | undefined,
+  filter: Partial<SeriesKey>,
+): Promise<(SeriesKey & { candle: StoredCandle | null })[]> {
+  const where = refs
+    ? '(s.exchange, s.symbol, s.interval) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))'
+    : '($1::text IS NULL OR s.exchange = $1) AND ($2::text IS NULL OR s.symbol = $2) AND ($3::text IS NULL OR s.interval = $3)';
+  const params = refs
+    ? [refs.map((r) => r.exchange), refs.map((r) => r.symbol), refs.map((r) => r.interval)]
+    : [filter.exchange ?? null, filter.symbol ?? null, filter.interval ?? null];
+  const { rows } = await db.query<[...CandleColumns, SeriesKey['exchange'], string, Interval]>({
+    text: `SELECT ${candleColumns('c.')}, s.exchange, s.symbol, s.interval
+     FROM series s
+     LEFT JOIN LATERAL (
+       SELECT open_time, open, high, low, close, volume, quote_volume, trades, closed
+       FROM candles WHERE series_id = s.id AND closed ORDER BY open_time DESC LIMIT 1
+     ) c ON true
+     WHERE ${where}
+     ORDER BY s.exchange, s.symbol, s.interval`,
+    values: params,
+    rowMode: 'array',
+  });
+  return rows.map((r) => ({
+    exchange: r[9],
+    symbol: r[10],
+    interval: r[11],
+    candle: r[0] === null ? null : fromColumns(r as unknown as CandleColumns),
+  }));
+}
+
+// Interval lengths as a SQL lookup, so one statement can treat series of different intervals.
+const STEPS_SQL = `(VALUES ${INTERVALS.map((i) => `('${i}', ${INTERVAL_MS[i]}::bigint)`).join(', ')}) AS st(interval, ms)`;
+
+/**
+ * Every stored series matching the filter with its extent and gaps, computed from the candles
+ * themselves in one pass over each series' primary key (an index-only scan once the table is vacuumed).
+ */
+export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>) {
+  const { rows } = await db.query<{
+    exchange: SeriesKey['exchange'];
+    symbol: string;
+    interval: Interval;
+    n: string;
+    first_t: number | null;
+    last_t: number | null;
+    gap_count: string;
+    missing: string;
+    largest: string;
+  }>(
+    `SELECT s.exchange, s.symbol, s.interval, x.n, x.first_t, x.last_t, x.gap_count, x.missing, x.largest
+     FROM series s
+     JOIN ${STEPS_SQL} ON st.interval = s.interval
+     CROSS JOIN LATERAL (
+       SELECT count(*) AS n, min(t) AS first_t, max(t) AS last_t,
+              count(*) FILTER (WHERE d > st.ms) AS gap_count,
+              coalesce(sum(d / st.ms - 1) FILTER (WHERE d > st.ms), 0) AS missing,
+              coalesce(max(d / st.ms - 1) FILTER (WHERE d > st.ms), 0) AS largest
+       FROM (
+         SELECT ${ms('open_time')} AS t,
+                ((extract(epoch FROM open_time - lag(open_time) OVER (ORDER BY open_time))) * 1000)::bigint AS d
+         FROM candles WHERE series_id = s.id
+       ) c
+     ) x
+     WHERE ($1::text IS NULL OR s.exchange = $1) AND ($2::text IS NULL OR s.symbol = $2) AND ($3::text IS NULL OR s.interval = $3)
+     ORDER BY s.exchange, s.symbol, s.interval`,
+    [filter.exchange ?? null, filter.symbol ?? null, filter.interval ?? null],
+  );
+  return rows.map((r) => ({
+    exchange: r.exchange,
+    symbol: r.symbol,
+    interval: r.interval,
+    candles: Number(r.n),
+    firstOpenTime: r.first_t,
+    lastOpenTime: r.last_t,
+    gapCount: Number(r.gap_count),
+    missingCandles: Number(r.missing),
+    largestGapCandles: Number(r.largest),
+  }));
+}
+
+export interface GapWindow {
+  start?: number | undefined;
+  end?: number | undefined;
+  limit: number;
+  /** Cursor position: the open time of the stored candle that ended the previous page's last gap. */
+  from?: number | undefined;
+}
+
+/**
+ * Runs of missing candles of one stored series, oldest first. A gap is reported as
+ * [first missing open time, next stored open time). `confirmedByExchange` tells a real hole in the
+ * exchange's history (the coverage ledger shows the range was fetched) from one a backfill may fill.
+ */
+export async function storedGaps(db: Queryable, seriesId: number, interval: Interval, opts: GapWindow) {
+  const step = INTERVAL_MS[interval];
+  const lower = opts.from ?? opts.start ?? null;
+  const { rows } = await db.query<{ gap_start: number; gap_end: number; missing: string; confirmed: boolean }>(
+    `WITH lo AS (
+       -- Start from the stored candle at or before the lower bound, so a gap straddling it is seen whole.
+       SELECT coalesce(
+         (SELECT open_time FROM candles WHERE series_id = $1 AND open_time <= $2::timestamptz ORDER BY open_time DESC LIMIT 1),
+         $2::timestamptz, '-infinity') AS t
+     ), c AS (
+       SELECT open_time, lag(open_time) OVER (ORDER BY open_time) AS prev
+       FROM candles WHERE series_id = $1 AND open_time >= (SELECT t FROM lo)
+     ), g AS (
+       SELECT prev + interval '${step} milliseconds' AS gap_start, open_time AS gap_end
+       FROM c WHERE open_time - prev > interval '${step} milliseconds'
+         AND ($3::timestamptz IS NULL OR prev + interval '${step} milliseconds' < $3::timestamptz)
+       ORDER BY open_time LIMIT $4
+     )
+     SELECT ${ms('g.gap_start')} AS gap_start, ${ms('g.gap_end')} AS gap_end,
+            ((extract(epoch FROM g.gap_end - g.gap_start) * 1000)::bigint / ${step}) AS missing,
+            EXISTS (SELECT 1 FROM coverage v WHERE v.series_id = $1 AND v.range_start <= g.gap_start AND v.range_end >= g.gap_end) AS confirmed
+     FROM g ORDER BY g.gap_start`,
+    [seriesId, lower === null ? null : iso(lower), opts.end === undefined ? null : iso(opts.end), opts.limit + 1],
+  );
+  const more = rows.length > opts.limit;
+  const page = more ? rows.slice(0, opts.limit) : rows;
+  return {
+    gaps: page.map((r) => ({ start: r.gap_start, end: r.gap_end, missingCandles: Number(r.missing), confirmedByExchange: r.confirmed })),
+    next: more ? page[page.length - 1]!.gap_end : null,
+  };
 }

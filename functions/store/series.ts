@@ -1,4 +1,5 @@
-import type { SeriesKey } from '../candles/candle.ts';
+import type { Exchange, SeriesKey } from '../candles/candle.ts';
+import type { Interval } from '../candles/intervals.ts';
 import type { Queryable } from './db.ts';
 
 const seriesKey = (s: SeriesKey) => `${s.exchange}|${s.symbol}|${s.interval}`;
@@ -56,4 +57,13 @@ export async function findSeriesId(db: Queryable, s: SeriesKey): Promise<number 
     [s.exchange, s.symbol, s.interval],
   );
   return rows[0]?.id;
+}
+
+/** The stored series of a symbol on an exchange, one per interval. */
+export async function seriesOfSymbol(db: Queryable, exchange: Exchange, symbol: string): Promise<{ id: number; interval: Interval }[]> {
+  const { rows } = await db.query<{ id: number; interval: Interval }>('SELECT id, interval FROM series WHERE exchange = $1 AND symbol = $2', [
+    exchange,
+    symbol,
+  ]);
+  return rows;
 }

@@ -4,7 +4,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import * as z from 'zod';
-import { ROUTE_TABLE } from '../../functions/api/routes.ts';
+import { ROUTE_TABLE } from '../../functions/api/routes/index.ts';
 import { CandlekeepFunction } from './candlekeep-function.ts';
 
 /** API settings from CDK context `candlekeep:api`, checked at synth time. */

@@ -1,7 +1,7 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as apiHandler from '../../functions/api/handler.ts';
-import { ROUTE_TABLE } from '../../functions/api/routes.ts';
+import { ROUTE_TABLE } from '../../functions/api/routes/index.ts';
 import { CandlekeepStack } from '../../lib/candlekeep-stack.ts';
 import { createApp, synthesizeStack, type CfnResource } from './support.ts';
 

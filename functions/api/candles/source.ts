@@ -1,7 +1,8 @@
 import type { Exchange } from '../../candles/candle.ts';
-import { INTERVAL_MS, type Interval } from '../../candles/intervals.ts';
-import { notFound } from '../../http/problem.ts';
+import { INTERVAL_MS, sourceInterval, type Interval } from '../../candles/intervals.ts';
+import { NotFound } from '../../errors.ts';
 import type { Queryable } from '../../store/db.ts';
+import { seriesOfSymbol } from '../../store/series.ts';
 
 /** Where the candles of a requested (exchange, symbol, interval) come from. */
 export interface CandleSource {
@@ -27,7 +28,7 @@ async function storedSeries(db: Queryable, exchange: Exchange, symbol: string): 
   const key = `${exchange}|${symbol}`;
   const hit = remembered.get(key);
   if (hit && Date.now() - hit.at < TTL_MS) return hit.rows;
-  const { rows } = await db.query<StoredRow>('SELECT id, interval FROM series WHERE exchange = $1 AND symbol = $2', [exchange, symbol]);
+  const rows = await seriesOfSymbol(db, exchange, symbol);
   if (rows.length) {
     if (remembered.size > 10_000) remembered.clear();
     remembered.set(key, { at: Date.now(), rows });
@@ -46,19 +47,15 @@ export async function resolveSource(db: Queryable, exchange: Exchange, symbol: s
     remembered.delete(`${exchange}|${symbol}`);
     rows = await storedSeries(db, exchange, symbol);
   }
-  const native = rows.find((r) => r.interval === interval);
-  if (native) return { seriesId: native.id, interval, source: interval, resampled: false, perBucket: 1 };
-  const step = INTERVAL_MS[interval];
-  const finer = rows
-    .filter((r) => INTERVAL_MS[r.interval] < step && step % INTERVAL_MS[r.interval] === 0)
-    .sort((a, b) => INTERVAL_MS[a.interval] - INTERVAL_MS[b.interval]);
-  const best = finer[0];
+  const source = sourceInterval(interval, rows.map((r) => r.interval));
+  const best = rows.find((r) => r.interval === source);
   if (best) {
-    return { seriesId: best.id, interval, source: best.interval, resampled: true, perBucket: step / INTERVAL_MS[best.interval] };
+    const resampled = best.interval !== interval;
+    return { seriesId: best.id, interval, source: best.interval, resampled, perBucket: resampled ? INTERVAL_MS[interval] / INTERVAL_MS[best.interval] : 1 };
   }
-  if (rows.length === 0) throw notFound(`no candles are stored for ${exchange} ${symbol}; GET /v1/markets lists the stored series`, 'symbol');
+  if (rows.length === 0) throw new NotFound(`no candles are stored for ${exchange} ${symbol}; GET /v1/markets lists the stored series`, 'symbol');
   const stored = rows.map((r) => r.interval).sort((a, b) => INTERVAL_MS[a] - INTERVAL_MS[b]);
-  throw notFound(
+  throw new NotFound(
     `${exchange} ${symbol} has no ${interval} candles and no finer stored interval that divides ${interval} (stored: ${stored.join(', ')})`,
     'interval',
   );
@@ -66,12 +63,9 @@ export async function resolveSource(db: Queryable, exchange: Exchange, symbol: s
 
 /** Looks up exactly this stored series, or explains which intervals exist. */
 export async function resolveStored(db: Queryable, exchange: Exchange, symbol: string, interval: Interval): Promise<number> {
-  const { rows } = await db.query<{ id: number; interval: Interval }>(
-    'SELECT id, interval FROM series WHERE exchange = $1 AND symbol = $2',
-    [exchange, symbol],
-  );
+  const rows = await seriesOfSymbol(db, exchange, symbol);
   const hit = rows.find((r) => r.interval === interval);
   if (hit) return hit.id;
-  if (rows.length === 0) throw notFound(`no candles are stored for ${exchange} ${symbol}; GET /v1/markets lists the stored series`, 'symbol');
-  throw notFound(`${exchange} ${symbol} is not stored at ${interval} (stored: ${rows.map((r) => r.interval).join(', ')})`, 'interval');
+  if (rows.length === 0) throw new NotFound(`no candles are stored for ${exchange} ${symbol}; GET /v1/markets lists the stored series`, 'symbol');
+  throw new NotFound(`${exchange} ${symbol} is not stored at ${interval} (stored: ${rows.map((r) => r.interval).join(', ')})`, 'interval');
 }

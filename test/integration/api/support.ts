@@ -6,6 +6,7 @@ import { randomWalk, seededRandom, type WalkShape } from '../../../dev/sample-ca
 import { matchRoute } from '../../../functions/api/app.ts';
 import { createApiHandler } from '../../../functions/api/api-lambda.ts';
 import { buildOpenApi } from '../../../functions/api/openapi.ts';
+import { ROUTES } from '../../../functions/api/routes/index.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import type { CandleRow } from '../../../functions/candles/candle-batch.ts';
@@ -17,7 +18,7 @@ export const API_KEY = 'test-key-0123456789';
 
 // ---- contract: every response is checked against the generated OpenAPI document ----
 
-const doc = buildOpenApi() as { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>> };
+const doc = buildOpenApi(ROUTES) as { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>> };
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 const addFormats = ((addFormatsImport as unknown as { default?: unknown }).default ?? addFormatsImport) as (a: Ajv2020) => void;
 addFormats(ajv);

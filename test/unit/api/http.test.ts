@@ -4,7 +4,8 @@ import { MAX_JSON_DEPTH, parseJsonBody } from '../../../functions/http/body.ts';
 import { toCsv } from '../../../functions/http/csv.ts';
 import { decodeCursor, encodeCursor } from '../../../functions/http/cursor.ts';
 import { negotiateFormat } from '../../../functions/http/negotiate.ts';
-import { HttpProblem } from '../../../functions/http/problem.ts';
+import { DomainError } from '../../../functions/errors.ts';
+import { domainProblem, HttpProblem } from '../../../functions/http/problem.ts';
 import { limitParam, listParam, parseQuery, timeParam } from '../../../functions/http/query.ts';
 
 function problemOf(fn: () => unknown): HttpProblem {
@@ -12,6 +13,8 @@ function problemOf(fn: () => unknown): HttpProblem {
     fn();
   } catch (err) {
     if (err instanceof HttpProblem) return err;
+    // What the HTTP edge answers for a domain error (a cursor is decoded by domain listings too).
+    if (err instanceof DomainError) return domainProblem(err);
     throw err;
   }
   throw new Error('expected an HttpProblem, nothing was thrown');

@@ -1,0 +1,119 @@
+import * as z from 'zod';
+import { MAX_OPEN_TIME, MIN_OPEN_TIME } from '../../candles/candle.ts';
+import { isAligned } from '../../candles/intervals.ts';
+import { decodeCursor, encodeCursor, queryHash } from '../../http/cursor.ts';
+import { nextCursorHeader, type CsvValue } from '../../http/csv.ts';
+import { badRequest } from '../../http/problem.ts';
+import { checkTimeRange } from '../../http/query.ts';
+import { iso, isoOrNull } from '../../http/time.ts';
+import { latestClosed } from '../candles/catalog.ts';
+import { readCandles } from '../candles/read-candles.ts';
+import { resolveSource } from '../candles/source.ts';
+import { COMMON, defineRoute, problems } from '../route.ts';
+import { candlePageSchema, candlesQuerySchema, latestQuerySchema, latestSchema, type CandleOut, type CandlePage, type LatestCandles } from '../schemas.ts';
+
+const candleColumns = (resampled: boolean) => [
+  'time',
+  'open_time',
+  'open',
+  'high',
+  'low',
+  'close',
+  'volume',
+  'quote_volume',
+  'trades',
+  'closed',
+  'gap',
+  ...(resampled ? ['source_candles'] : []),
+];
+const candleRow = (c: CandleOut, resampled: boolean): CsvValue[] => {
+  const row: CsvValue[] = [iso(c.openTime), c.openTime, c.open, c.high, c.low, c.close, c.volume, c.quoteVolume, c.trades, c.closed, c.gap];
+  if (resampled) row.push(c.sourceCandles ?? 0);
+  return row;
+};
+
+export const candles = defineRoute({
+  method: 'GET',
+  path: '/v1/candles',
+  operationId: 'getCandles',
+  tag: 'candles',
+  apiKey: true,
+  summary: 'Candle history of one series, ordered by open time, paginated',
+  description:
+    'Candles with open time in [start, end), oldest first, as exact decimal strings. An interval that is not stored is built from the finest stored ' +
+    'interval that divides it (first open, max high, min low, last close, summed volumes) and `resampledFrom` says so. `Accept: text/csv` or ' +
+    '`format=csv` returns CSV with a header row; the next cursor is then in the `X-Next-Cursor` header.',
+  query: candlesQuerySchema,
+  csv: (page: CandlePage) => {
+    const resampled = page.resampledFrom !== null;
+    return {
+      columns: candleColumns(resampled),
+      rows: page.candles.map((c) => candleRow(c, resampled)),
+      headers: {
+        'X-Gap-Policy': page.gaps,
+        ...nextCursorHeader(page.nextCursor),
+        ...(page.resampledFrom ? { 'X-Resampled-From': page.resampledFrom } : {}),
+      },
+    };
+  },
+  responses: {
+    200: {
+      description: 'A page of candles.',
+      schema: candlePageSchema,
+      headers: {
+        'X-Next-Cursor': 'CSV only: cursor of the next page (absent on the last page).',
+        'X-Resampled-From': 'CSV only: the stored interval the candles were built from, when resampled.',
+        'X-Gap-Policy': 'CSV only: the gap policy applied.',
+      },
+    },
+    ...problems(...COMMON, 404, 406),
+  },
+  async handle({ query: q, db, reply }) {
+    checkTimeRange(q);
+    const hash = queryHash(['candles', q.exchange, q.symbol, q.interval, q.start, q.end, q.gaps]);
+    const from = q.cursor
+      ? decodeCursor(
+          q.cursor,
+          hash,
+          z.number().int().min(MIN_OPEN_TIME).max(MAX_OPEN_TIME).refine((t) => isAligned(t, q.interval)),
+        )
+      : undefined;
+    const conn = await db();
+    const src = await resolveSource(conn, q.exchange, q.symbol, q.interval);
+    const page = await readCandles(conn, src, { start: q.start, end: q.end, limit: q.limit, from, gaps: q.gaps });
+    return reply({
+      exchange: q.exchange,
+      symbol: q.symbol,
+      interval: q.interval,
+      resampledFrom: src.resampled ? src.source : null,
+      sourceCandlesPerBucket: src.resampled ? src.perBucket : null,
+      gaps: q.gaps,
+      start: isoOrNull(q.start),
+      end: isoOrNull(q.end),
+      count: page.candles.length,
+      candles: page.candles,
+      nextCursor: page.next === null ? null : encodeCursor(page.next, hash),
+    });
+  },
+});
+
+export const latest = defineRoute({
+  method: 'GET',
+  path: '/v1/candles/latest',
+  operationId: 'getLatestCandles',
+  tag: 'candles',
+  apiKey: true,
+  summary: 'The newest closed candle of one or many series',
+  query: latestQuerySchema,
+  csv: (out: LatestCandles) => ({
+    columns: ['exchange', 'symbol', 'interval', ...candleColumns(false)],
+    rows: out.series.map((s) => [s.exchange, s.symbol, s.interval, ...(s.candle ? candleRow(s.candle, false) : candleColumns(false).map(() => null))]),
+  }),
+  responses: { 200: { description: 'One entry per series.', schema: latestSchema }, ...problems(...COMMON, 404, 406) },
+  async handle({ query: q, db, reply }) {
+    if (q.series && (q.exchange || q.symbol || q.interval)) {
+      throw badRequest('give either series or exchange/symbol/interval filters, not both', 'series');
+    }
+    return reply(await latestClosed(await db(), q.series, q));
+  },
+});
