@@ -1,4 +1,4 @@
-import { CandlekeepClient } from '../../functions/client/index.ts';
+import { CandlekeepClient } from '../../client/index.ts';
 import { UsageError } from '../command.ts';
 
 /** The API client the CLI commands use: CANDLEKEEP_URL and CANDLEKEEP_API_KEY. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import type { Backtest, CreateBacktestInput } from '../../functions/client/index.ts';
+import type { Backtest, CreateBacktestInput } from '../../client/index.ts';
 import { toCsv } from '../../functions/http/csv.ts';
 import type { Command } from '../command.ts';
 import { progress, UsageError } from '../command.ts';

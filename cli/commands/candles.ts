@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { CandlesParams, Exchange, GapPolicy, Interval } from '../../functions/client/index.ts';
+import type { CandlesParams, Exchange, GapPolicy, Interval } from '../../client/index.ts';
 import type { Command } from '../command.ts';
 import { progress, UsageError } from '../command.ts';
 import { apiClient, fmtTime, outputMode, positiveInt, table } from '../api/output.ts';

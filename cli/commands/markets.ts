@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { Exchange, Interval } from '../../functions/client/index.ts';
+import type { Exchange, Interval } from '../../client/index.ts';
 import { toCsv } from '../../functions/http/csv.ts';
 import type { Command } from '../command.ts';
 import { apiClient, fmtTime, outputMode, table } from '../api/output.ts';

@@ -11,7 +11,7 @@ import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import type { CandleRow } from '../../../functions/candles/candle-batch.ts';
 import type { Interval } from '../../../functions/candles/intervals.ts';
-import { CandlekeepClient } from '../../../functions/client/index.ts';
+import { CandlekeepClient } from '../../../client/index.ts';
 import { testPool } from '../../support/db.ts';
 
 export const API_KEY = 'test-key-0123456789';

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ROUTES } from '../../../functions/api/routes/index.ts';
 import { buildOpenApi } from '../../../functions/api/openapi.ts';
 import { OPENAPI_FILE, renderOpenApi } from '../../../functions/api/write-openapi.ts';
-import { CandlekeepClient } from '../../../functions/client/index.ts';
+import { CandlekeepClient } from '../../../client/index.ts';
 import { buildFilter, listQuerySchema } from '../../../functions/backtests/list.ts';
 import { Invalid } from '../../../functions/errors.ts';
 

@@ -7,11 +7,11 @@
  *
  * It depends on nothing but `fetch`; the types come from the zod schemas the API validates with.
  */
-import type { CandleOut, CandlePage, GapPage, GapPolicy, LatestCandles, Markets } from '../api/schemas.ts';
-import type { Backtest, BacktestPage, Comparison, CreateBacktestInput } from '../backtests/record.ts';
-import type { Exchange } from '../candles/candle.ts';
-import type { Interval } from '../candles/intervals.ts';
-import type { Problem } from '../http/problem.ts';
+import type { CandleOut, CandlePage, GapPage, GapPolicy, LatestCandles, Markets } from '../functions/api/schemas.ts';
+import type { Backtest, BacktestPage, Comparison, CreateBacktestInput } from '../functions/backtests/record.ts';
+import type { Exchange } from '../functions/candles/candle.ts';
+import type { Interval } from '../functions/candles/intervals.ts';
+import type { Problem } from '../functions/http/problem.ts';
 
 export type { Backtest, BacktestPage, CandleOut as Candle, CandlePage, Comparison, CreateBacktestInput, Exchange, GapPage, GapPolicy, Interval, LatestCandles, Markets, Problem };
 
