@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import type { Backtest, CreateBacktestInput } from '../../client/index.ts';
 import { toCsv } from '../../functions/http/csv.ts';
 import type { Command } from '../command.ts';
 import { progress, UsageError } from '../command.ts';
 import { apiClient, outputMode, positiveInt, table, type Cell } from '../api/output.ts';
+import { OUTPUT_OPTIONS, PAGE_OPTIONS, parseOptions, parseWithPositionals } from '../options.ts';
 
 const USAGE = `candlekeep backtests list [--strategy S] [--tag T] [--filter metric.sharpe.gte=1 ...] [--sort -metric.sharpe] [--limit N] [--all] [--json|--csv]
        candlekeep backtests get <id> [--include equityCurve,trades] [--json]
@@ -31,19 +31,13 @@ function runsTable(runs: Backtest[]): string {
 }
 
 async function list(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      strategy: { type: 'string', multiple: true },
-      tag: { type: 'string', multiple: true },
-      filter: { type: 'string', multiple: true, short: 'f' },
-      sort: { type: 'string' },
-      limit: { type: 'string' },
-      cursor: { type: 'string' },
-      all: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      csv: { type: 'boolean', default: false },
-    },
+  const values = parseOptions(argv, {
+    strategy: { type: 'string', multiple: true },
+    tag: { type: 'string', multiple: true },
+    filter: { type: 'string', multiple: true, short: 'f' },
+    sort: { type: 'string' },
+    ...PAGE_OPTIONS,
+    ...OUTPUT_OPTIONS,
   });
   const mode = outputMode(values);
   const query: [string, string][] = [];
@@ -95,11 +89,7 @@ async function list(argv: string[]): Promise<number> {
 }
 
 async function get(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { include: { type: 'string' }, json: { type: 'boolean', default: false } },
-  });
+  const { values, positionals } = parseWithPositionals(argv, { include: { type: 'string' }, json: OUTPUT_OPTIONS.json });
   const [id] = positionals;
   if (!id || positionals.length > 1) throw new UsageError('give one run id');
   const include = (values.include?.split(',').filter(Boolean) ?? []) as ('equityCurve' | 'trades')[];
@@ -119,11 +109,7 @@ async function get(argv: string[]): Promise<number> {
 }
 
 async function compare(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { json: { type: 'boolean', default: false }, csv: { type: 'boolean', default: false } },
-  });
+  const { values, positionals } = parseWithPositionals(argv, OUTPUT_OPTIONS);
   const mode = outputMode(values);
   const ids = positionals.flatMap((p) => p.split(',')).filter(Boolean);
   if (ids.length < 2 || ids.length > 10) throw new UsageError('give 2 to 10 run ids');
@@ -145,11 +131,7 @@ async function compare(argv: string[]): Promise<number> {
 }
 
 async function put(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { 'idempotency-key': { type: 'string' }, json: { type: 'boolean', default: false } },
-  });
+  const { values, positionals } = parseWithPositionals(argv, { 'idempotency-key': { type: 'string' }, json: OUTPUT_OPTIONS.json });
   const [file] = positionals;
   if (!file || positionals.length > 1) throw new UsageError('give one JSON file (or - for stdin)');
   const text = await readInput(file);
@@ -169,7 +151,7 @@ async function put(argv: string[]): Promise<number> {
 }
 
 async function remove(argv: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args: argv, allowPositionals: true, options: {} });
+  const { positionals } = parseWithPositionals(argv, {});
   if (positionals.length !== 1) throw new UsageError('give one run id');
   await apiClient().deleteBacktest(positionals[0]!);
   progress(`deleted ${positionals[0]}`);

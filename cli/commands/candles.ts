@@ -1,30 +1,15 @@
-import { parseArgs } from 'node:util';
 import type { CandlesParams, Exchange, GapPolicy, Interval } from '../../client/index.ts';
 import type { Command } from '../command.ts';
 import { progress, UsageError } from '../command.ts';
 import { apiClient, fmtTime, outputMode, positiveInt, table } from '../api/output.ts';
+import { OUTPUT_OPTIONS, PAGE_OPTIONS, parseOptions, SERIES_OPTIONS } from '../options.ts';
 
 export const command: Command = {
   summary: 'candle history from the API (CANDLEKEEP_URL): table, --json or --csv',
   usage:
     'candlekeep candles --exchange binance --symbol BTC/USDT --interval 1h [--start 2024-01-01] [--end ...] [--limit N] [--gaps omit|null|ffill] [--all] [--json|--csv]',
   async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        exchange: { type: 'string' },
-        symbol: { type: 'string' },
-        interval: { type: 'string' },
-        start: { type: 'string' },
-        end: { type: 'string' },
-        limit: { type: 'string' },
-        gaps: { type: 'string' },
-        cursor: { type: 'string' },
-        all: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        csv: { type: 'boolean', default: false },
-      },
-    });
+    const values = parseOptions(argv, { ...SERIES_OPTIONS, start: { type: 'string' }, end: { type: 'string' }, gaps: { type: 'string' }, ...PAGE_OPTIONS, ...OUTPUT_OPTIONS });
     if (!values.exchange || !values.symbol || !values.interval) throw new UsageError('--exchange, --symbol and --interval are required');
     const mode = outputMode(values);
     const client = apiClient();

@@ -1,23 +1,14 @@
-import { parseArgs } from 'node:util';
 import type { Exchange, Interval } from '../../client/index.ts';
 import { toCsv } from '../../functions/http/csv.ts';
 import type { Command } from '../command.ts';
 import { apiClient, fmtTime, outputMode, table } from '../api/output.ts';
+import { OUTPUT_OPTIONS, parseOptions, SERIES_OPTIONS } from '../options.ts';
 
 export const command: Command = {
   summary: 'stored series with first/last candle, count and gaps (from the API)',
   usage: 'candlekeep markets [--exchange binance] [--symbol BTC/USDT] [--interval 1m] [--json|--csv]',
   async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        exchange: { type: 'string' },
-        symbol: { type: 'string' },
-        interval: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        csv: { type: 'boolean', default: false },
-      },
-    });
+    const values = parseOptions(argv, { ...SERIES_OPTIONS, ...OUTPUT_OPTIONS });
     const mode = outputMode(values);
     const { markets } = await apiClient().markets({
       ...(values.exchange ? { exchange: values.exchange as Exchange } : {}),

@@ -1,7 +1,7 @@
-import { parseArgs } from 'node:util';
 import type { Command } from '../command.ts';
 import { progress, UsageError } from '../command.ts';
 import { withLocalDatabase } from '../database.ts';
+import { parseOptions } from '../options.ts';
 import { migrate } from '../../functions/store/migrate.ts';
 import { startLocalServer, type ProxyHandler } from '../../dev/local-api.ts';
 
@@ -9,10 +9,7 @@ export const command: Command = {
   summary: 'serve the HTTP API on localhost (same handlers as API Gateway), key from CANDLEKEEP_API_KEY',
   usage: 'candlekeep serve [--port 8080] [--host 127.0.0.1]',
   async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: { port: { type: 'string', default: '8080' }, host: { type: 'string', default: '127.0.0.1' } },
-    });
+    const values = parseOptions(argv, { port: { type: 'string', default: '8080' }, host: { type: 'string', default: '127.0.0.1' } });
     const port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be a port number');
     const apiKey = process.env.CANDLEKEEP_API_KEY;
