@@ -185,12 +185,7 @@ export class CandlekeepClient {
 
   /** Every candle of the range, page after page. */
   async *iterateCandles(p: CandlesParams): AsyncGenerator<CandleOut> {
-    let cursor = p.cursor;
-    do {
-      const page = await this.candles({ ...p, ...(cursor ? { cursor } : {}) });
-      yield* page.candles;
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor);
+    yield* followPages(p.cursor, (cursor) => this.candles({ ...p, ...cursor }), (page) => page.candles);
   }
 
   async allCandles(p: CandlesParams): Promise<CandleOut[]> {
@@ -201,16 +196,12 @@ export class CandlekeepClient {
 
   /** Newest closed candle of the given series (or of every series matching the filter). */
   latest(p: { series?: SeriesRef[]; exchange?: Exchange; symbol?: string; interval?: Interval } = {}): Promise<LatestCandles> {
-    const q: [string, string][] = [];
-    if (p.series) q.push(['series', p.series.map((s) => `${s.exchange}:${s.symbol}:${s.interval}`).join(',')]);
-    if (p.exchange) q.push(['exchange', p.exchange]);
-    if (p.symbol) q.push(['symbol', p.symbol]);
-    if (p.interval) q.push(['interval', p.interval]);
-    return this.json('GET', '/v1/candles/latest', q);
+    const series = p.series?.map((s) => `${s.exchange}:${s.symbol}:${s.interval}`).join(',');
+    return this.json('GET', '/v1/candles/latest', queryOf({ series, exchange: p.exchange || undefined, symbol: p.symbol || undefined, interval: p.interval || undefined }));
   }
 
   markets(p: { exchange?: Exchange; symbol?: string; interval?: Interval } = {}): Promise<Markets> {
-    return this.json('GET', '/v1/markets', Object.entries(p).filter(([, v]) => v !== undefined) as [string, string][]);
+    return this.json('GET', '/v1/markets', queryOf(p));
   }
 
   gaps(p: SeriesRef & { start?: TimeInput; end?: TimeInput; limit?: number; cursor?: string }): Promise<GapPage> {
@@ -252,12 +243,7 @@ export class CandlekeepClient {
   }
 
   async *iterateBacktests(p: ListBacktestsParams = {}): AsyncGenerator<Backtest> {
-    let cursor = p.cursor;
-    do {
-      const page = await this.listBacktests({ ...p, ...(cursor ? { cursor } : {}) });
-      yield* page.runs;
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor);
+    yield* followPages(p.cursor, (cursor) => this.listBacktests({ ...p, ...cursor }), (page) => page.runs);
   }
 
   compareBacktests(ids: string[]): Promise<Comparison> {
@@ -265,16 +251,34 @@ export class CandlekeepClient {
   }
 }
 
+/** The items of every page from `cursor` on, following each page's nextCursor. */
+async function* followPages<P extends { nextCursor: string | null }, T>(
+  cursor: string | undefined,
+  fetchPage: (at: { cursor?: string }) => Promise<P>,
+  items: (page: P) => T[],
+): AsyncGenerator<T> {
+  let at = cursor;
+  do {
+    const page = await fetchPage(at ? { cursor: at } : {});
+    yield* items(page);
+    at = page.nextCursor ?? undefined;
+  } while (at);
+}
+
+/** Query pairs of the values that are given, in order. */
+const queryOf = (values: Record<string, string | number | undefined>): [string, string][] =>
+  Object.entries(values).flatMap(([k, v]): [string, string][] => (v === undefined ? [] : [[k, String(v)]]));
+
 /** The query of a series, a time range and a page, shared by /v1/candles and /v1/gaps. */
 function seriesPageQuery(p: SeriesRef & { start?: TimeInput; end?: TimeInput; limit?: number; cursor?: string }): [string, string][] {
-  const q: [string, string][] = [
-    ['exchange', p.exchange],
-    ['symbol', p.symbol],
-    ['interval', p.interval],
-  ];
-  if (p.start !== undefined) q.push(['start', time(p.start)]);
-  if (p.end !== undefined) q.push(['end', time(p.end)]);
-  if (p.limit !== undefined) q.push(['limit', String(p.limit)]);
-  if (p.cursor !== undefined) q.push(['cursor', p.cursor]);
-  return q;
+  const { exchange, symbol, interval, start, end, limit, cursor } = p;
+  return queryOf({
+    exchange,
+    symbol,
+    interval,
+    start: start === undefined ? undefined : time(start),
+    end: end === undefined ? undefined : time(end),
+    limit,
+    cursor,
+  });
 }

@@ -130,10 +130,11 @@ export const candleSchema = z.object({
 responseRegistry.add(candleSchema, { id: 'Candle' });
 export type CandleOut = z.infer<typeof candleSchema>;
 
+/** The series a response is about; every response that names one starts with these. */
+const seriesFields = { exchange: exchangeSchema, symbol: z.string(), interval: intervalSchema };
+
 export const candlePageSchema = z.object({
-  exchange: exchangeSchema,
-  symbol: z.string(),
-  interval: intervalSchema,
+  ...seriesFields,
   resampledFrom: intervalSchema.nullable().meta({ description: 'The stored interval the candles were built from; null when stored natively.' }),
   sourceCandlesPerBucket: z.number().int().nullable(),
   gaps: gapPolicySchema,
@@ -149,9 +150,7 @@ export type CandlePage = z.infer<typeof candlePageSchema>;
 export const latestSchema = z.object({
   series: z.array(
     z.object({
-      exchange: exchangeSchema,
-      symbol: z.string(),
-      interval: intervalSchema,
+      ...seriesFields,
       candle: candleSchema.nullable().meta({ description: 'The newest closed candle; null when the series has none yet.' }),
     }),
   ),
@@ -160,9 +159,7 @@ responseRegistry.add(latestSchema, { id: 'LatestCandles' });
 export type LatestCandles = z.infer<typeof latestSchema>;
 
 export const marketSchema = z.object({
-  exchange: exchangeSchema,
-  symbol: z.string(),
-  interval: intervalSchema,
+  ...seriesFields,
   candles: z.number().int(),
   firstOpenTime: ms('First stored candle').nullable(),
   lastOpenTime: ms('Last stored candle').nullable(),
@@ -185,9 +182,7 @@ export const gapSchema = z.object({
 });
 responseRegistry.add(gapSchema, { id: 'Gap' });
 export const gapsPageSchema = z.object({
-  exchange: exchangeSchema,
-  symbol: z.string(),
-  interval: intervalSchema,
+  ...seriesFields,
   gaps: z.array(gapSchema),
   nextCursor: z.string().nullable(),
 });

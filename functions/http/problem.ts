@@ -104,9 +104,6 @@ export const domainProblem = (err: DomainError) =>
 
 export const badRequest = (detail: string, parameter?: string, slug?: string) =>
   new HttpProblem(400, detail, { parameter, ...(slug ? { slug } : {}) });
-export const notFound = (detail: string, parameter?: string) => new HttpProblem(404, detail, { parameter });
-export const unprocessable = (detail: string, parameter?: string, errors?: ProblemIssue[]) =>
-  new HttpProblem(422, detail, { parameter, ...(errors ? { errors } : {}) });
 
 export function problemBody(status: number, detail: string, opts: { parameter?: string; slug?: string; requestId?: string } = {}): Problem {
   return new HttpProblem(status, detail, opts).toProblem(opts.requestId);

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CandleStore, type UpsertResult } from '../../functions/store/candles.ts';
+import { CandleStore, type StoredCandle, type UpsertResult } from '../../functions/store/candles.ts';
 import type { Db } from '../../functions/store/db.ts';
 import { batch, row, T0 } from '../support/candles.ts';
 import { testPool, uniqueSymbol } from '../support/db.ts';
-import { readStored, type StoredCandle } from '../support/stored-candles.ts';
+import { readStored } from '../support/stored-candles.ts';
 
 let db: Db;
 const store = new CandleStore();

@@ -1,9 +1,8 @@
 import type { Candle, SeriesKey } from '../../functions/candles/candle.ts';
+import type { StoredCandle } from '../../functions/store/candles.ts';
 import type { Queryable } from '../../functions/store/db.ts';
 
-/** A candle as the tests compare it: decimals as stored text, absent optionals as null. */
-export type StoredCandle = Omit<Candle, 'quoteVolume' | 'trades'> & { quoteVolume: string | null; trades: number | null };
-
+/** A candle as the tests compare it with what was stored: absent optionals as null. */
 export function asStored(c: Candle): StoredCandle {
   return {
     openTime: c.openTime, open: c.open, high: c.high, low: c.low, close: c.close, volume: c.volume,

@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CreateBacktestInput } from '../../../functions/backtests/record.ts';
 import { uniqueName, uniqueSymbol } from '../../support/db.ts';
-import { load, parseCsv, useApi, walk, type Bar } from './support.ts';
+import type { StoredCandle } from '../../../functions/store/candles.ts';
+import { load, parseCsv, useApi, walk } from './support.ts';
 
 const api = useApi();
 const MIN = 60_000;
 const T0 = Date.UTC(2024, 2, 1);
 let symbol: string;
-let bars: Bar[];
+let bars: StoredCandle[];
 
 beforeAll(async () => {
   symbol = uniqueSymbol();
@@ -202,22 +203,19 @@ describe('GET /v1/backtests', () => {
   });
 
   it('sorts by any metric, missing values last, and pages without repeats or gaps', async () => {
-    const seen: string[] = [];
-    let cursor: string | undefined;
-    do {
-      const r = await api.get('/v1/backtests', { strategy, sort: '-metric.sharpe', limit: 2, ...(cursor ? { cursor } : {}) });
-      seen.push(...r.body.runs.map((x: { id: string }) => x.id));
-      cursor = r.body.nextCursor ?? undefined;
-    } while (cursor);
-    expect(seen).toEqual([ids.c, ids.d, ids.b, ids.a, ids.e]);
-    const asc: string[] = [];
-    cursor = undefined;
-    do {
-      const r = await api.get('/v1/backtests', { strategy, sort: 'created', limit: 3, ...(cursor ? { cursor } : {}) });
-      asc.push(...r.body.runs.map((x: { id: string }) => x.id));
-      cursor = r.body.nextCursor ?? undefined;
-    } while (cursor);
-    expect(asc).toEqual([ids.a, ids.b, ids.c, ids.d, ids.e]);
+    /** Every run of the strategy, page after page, in the order of `sort`. */
+    const paged = async (sort: string, limit: number) => {
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const r = await api.get('/v1/backtests', { strategy, sort, limit, ...(cursor ? { cursor } : {}) });
+        seen.push(...r.body.runs.map((x: { id: string }) => x.id));
+        cursor = r.body.nextCursor ?? undefined;
+      } while (cursor);
+      return seen;
+    };
+    expect(await paged('-metric.sharpe', 2)).toEqual([ids.c, ids.d, ids.b, ids.a, ids.e]);
+    expect(await paged('created', 3)).toEqual([ids.a, ids.b, ids.c, ids.d, ids.e]);
   });
 
   it('answers CSV with metric and parameter columns', async () => {

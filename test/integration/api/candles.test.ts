@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { bucketStart, INTERVAL_MS, type Interval } from '../../../functions/candles/intervals.ts';
 import { uniqueSymbol } from '../../support/db.ts';
-import { load, parseCsv, useApi, walk, type Bar } from './support.ts';
+import type { StoredCandle } from '../../../functions/store/candles.ts';
+import { load, parseCsv, useApi, walk } from './support.ts';
 
 const api = useApi();
 const MIN = 60_000;
@@ -27,10 +28,10 @@ const decCmp = (a: string, b: string) => {
   return d < 0n ? -1 : d > 0n ? 1 : 0;
 };
 
-function reference(bars: Bar[], target: Interval, source: Interval) {
-  const groups = new Map<number, Bar[]>();
+function reference(bars: StoredCandle[], target: Interval, source: Interval) {
+  const groups = new Map<number, StoredCandle[]>();
   for (const b of bars) {
-    const k = bucketStart(b.t, target);
+    const k = bucketStart(b.openTime, target);
     groups.set(k, [...(groups.get(k) ?? []), b]);
   }
   return [...groups.entries()]
@@ -44,7 +45,7 @@ function reference(bars: Bar[], target: Interval, source: Interval) {
       volume: decSum(g.map((b) => b.volume)),
       quoteVolume: decSum(g.map((b) => b.quoteVolume!)),
       trades: g.reduce((n, b) => n + b.trades!, 0),
-      closed: g.every((b) => b.closed !== false) && g[g.length - 1]!.t === t + INTERVAL_MS[target] - INTERVAL_MS[source],
+      closed: g.every((b) => b.closed !== false) && g[g.length - 1]!.openTime === t + INTERVAL_MS[target] - INTERVAL_MS[source],
       gap: false,
       sourceCandles: g.length,
     }));
@@ -69,7 +70,7 @@ describe('GET /v1/candles (stored interval)', () => {
       pages++;
     } while (cursor);
     expect(pages).toBe(4);
-    expect(seen).toEqual(bars.map((b) => b.t));
+    expect(seen).toEqual(bars.map((b) => b.openTime));
 
     const first = await api.get('/v1/candles', { exchange: 'binance', symbol, interval: '1m', limit: 1 });
     expect(first.body.candles[0]).toEqual({

@@ -7,7 +7,7 @@ import { matchRoute } from '../../../functions/api/app.ts';
 import { createApiHandler } from '../../../functions/api/api-lambda.ts';
 import { buildOpenApi } from '../../../functions/api/openapi.ts';
 import { ROUTES } from '../../../functions/api/routes/index.ts';
-import { CandleStore } from '../../../functions/store/candles.ts';
+import { CandleStore, type StoredCandle } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import type { CandleRow } from '../../../functions/candles/candle-batch.ts';
 import type { Interval } from '../../../functions/candles/intervals.ts';
@@ -125,38 +125,16 @@ export function useApi(): Api {
 
 // ---- data ----
 
-export interface Bar {
-  t: number;
-  open: string;
-  high: string;
-  low: string;
-  close: string;
-  volume: string;
-  quoteVolume?: string | null;
-  trades?: number | null;
-  closed?: boolean;
-}
-
 const WALK_SHAPE: WalkShape = { step: 2, wick: 1, minLow: 0.01, priceDecimals: 4, volume: { max: 10, decimals: 6 }, quoteVolume: { max: 1000, decimals: 2 }, maxTrades: 100 };
 
 /** Deterministic candles with varied decimals, so aggregation mistakes show. */
-export function walk(start: number, count: number, stepMs: number, seed = 1, skip: (i: number) => boolean = () => false): Bar[] {
+export function walk(start: number, count: number, stepMs: number, seed = 1, skip: (i: number) => boolean = () => false): StoredCandle[] {
   const bars = randomWalk({ rand: seededRandom(seed), startPrice: 100 + seed, count, shape: WALK_SHAPE, skip });
-  return Array.from(bars, ({ index, ...bar }) => ({ t: start + index * stepMs, ...bar, closed: true }));
+  return Array.from(bars, ({ index, ...bar }) => ({ openTime: start + index * stepMs, ...bar, closed: true }));
 }
 
-export async function load(api: Api, symbol: string, interval: Interval, bars: Bar[], fetchedAt = Date.UTC(2025, 0, 1)): Promise<void> {
-  const rows: CandleRow[] = bars.map((b) => [
-    b.t,
-    b.open,
-    b.high,
-    b.low,
-    b.close,
-    b.volume,
-    b.quoteVolume === undefined ? null : b.quoteVolume,
-    b.trades === undefined ? null : b.trades,
-    b.closed === false ? 0 : 1,
-  ]);
+export async function load(api: Api, symbol: string, interval: Interval, bars: StoredCandle[], fetchedAt = Date.UTC(2025, 0, 1)): Promise<void> {
+  const rows: CandleRow[] = bars.map((b) => [b.openTime, b.open, b.high, b.low, b.close, b.volume, b.quoteVolume, b.trades, b.closed ? 1 : 0]);
   for (let i = 0; i < rows.length; i += 5000) {
     await api.store.upsert(api.pool, [{ v: 1, exchange: 'binance', symbol, interval, fetchedAt, rows: rows.slice(i, i + 5000) }]);
   }

@@ -15,7 +15,8 @@ import { REASON_ATTRIBUTE } from '../../../functions/queue/dead-letter.ts';
 import { configureLocalRelay, createPool, type Db, type Queryable } from '../../../functions/store/db.ts';
 import { migrate } from '../../../functions/store/migrate.ts';
 import { uniqueName } from '../../support/db.ts';
-import { asStored, readStored, type StoredCandle } from '../../support/stored-candles.ts';
+import type { StoredCandle } from '../../../functions/store/candles.ts';
+import { asStored, readStored } from '../../support/stored-candles.ts';
 
 export { asStored, type StoredCandle };
 

@@ -4,7 +4,8 @@ import type { ExchangeAccess } from '../../../functions/exchanges/access.ts';
 import type { Queryable } from '../../../functions/store/db.ts';
 import { findSeriesId } from '../../../functions/store/series.ts';
 import type { FakeExchange } from '../../../dev/fake-exchange/server.ts';
-import { asStored as asStoredCandle, readStored, type StoredCandle } from '../../support/stored-candles.ts';
+import type { StoredCandle } from '../../../functions/store/candles.ts';
+import { asStored as asStoredCandle, readStored } from '../../support/stored-candles.ts';
 
 export const MIN = 60_000;
 export const HOUR = 3_600_000;
