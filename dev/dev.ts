@@ -16,12 +16,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { EXCHANGES, type Exchange } from '../functions/candles/candle.ts';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { EXCHANGES, type Exchange, type SeriesKey } from '../functions/candles/candle.ts';
 import { parseMarkets, type Market } from '../functions/config/markets.ts';
+import { queueCounts } from '../functions/queue/counts.ts';
 import { sendWorkTokens } from '../functions/queue/work-tokens.ts';
+import { countOpenChunks, readActiveBackfills } from '../functions/store/backfills.ts';
 import { createPool, type Db } from '../functions/store/db.ts';
 import { migrate } from '../functions/store/migrate.ts';
+import { countCandlesPerSeries } from '../functions/store/series.ts';
 import { startLocalCandlekeep, type LocalCandlekeep } from './local-candlekeep.ts';
 import { openLocalDatabase, type LocalDatabase } from './local-db.ts';
 import { ensureLocalStack, type LocalStackHandle } from './localstack/index.ts';
@@ -254,8 +257,7 @@ async function resumeBackfills(databaseUrl: string, deployment: Deployment, loca
   if (queue === undefined) return;
   const pool = createPool(databaseUrl, { max: 1 });
   try {
-    const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM backfill_chunks WHERE status IN ('pending', 'claimed')");
-    const open = rows[0]?.n ?? 0;
+    const open = await countOpenChunks(pool);
     if (open === 0) return;
     await sendWorkTokens(sqs, deployment.resolve(queue), 1);
     log(`${open} backfill chunk(s) left open by an earlier run: resuming them`);
@@ -352,26 +354,12 @@ class Status {
   }
 
   async print(db: Db, sqs: SQSClient, queueUrl: string, dlqUrl: string): Promise<void> {
-    const [counts, backfills, queue, dead] = await Promise.all([
-      db.query<{ exchange: string; symbol: string; interval: string; n: number }>(
-        `SELECT s.exchange, s.symbol, s.interval, count(c.open_time)::int AS n
-         FROM series s LEFT JOIN candles c ON c.series_id = s.id
-         WHERE (s.exchange, s.symbol, s.interval) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
-         GROUP BY 1, 2, 3`,
-        this.#seriesArrays(),
-      ),
-      db.query<{ active: number; done: number; total: number }>(
-        `SELECT count(*) FILTER (WHERE b.status IN ('planned', 'running'))::int AS active,
-                (SELECT count(*) FROM backfill_chunks k JOIN backfills b2 ON b2.id = k.backfill_id
-                 WHERE b2.status IN ('planned', 'running') AND k.status = 'done')::int AS done,
-                (SELECT count(*) FROM backfill_chunks k JOIN backfills b2 ON b2.id = k.backfill_id
-                 WHERE b2.status IN ('planned', 'running'))::int AS total
-         FROM backfills b`,
-      ),
-      attributes(sqs, queueUrl),
-      attributes(sqs, dlqUrl),
+    const [now, b, queue, dead] = await Promise.all([
+      countCandlesPerSeries(db, this.#series()),
+      readActiveBackfills(db),
+      queueCounts(sqs, queueUrl),
+      queueCounts(sqs, dlqUrl),
     ]);
-    const now = new Map(counts.rows.map((r) => [`${r.exchange} ${r.symbol} ${r.interval}`, r.n]));
     this.#baseline ??= now;
     const series = this.#markets
       .flatMap((m) => m.intervals.map((i) => `${m.exchange} ${m.symbol} ${i}`))
@@ -380,31 +368,19 @@ class Status {
         const delta = n - (this.#baseline?.get(k) ?? 0);
         return `${k} ${n.toLocaleString('en-US')}${delta > 0 ? ` (+${delta.toLocaleString('en-US')})` : ''}`;
       });
-    const b = backfills.rows[0];
     const parts = [
       `stored: ${series.join(' · ')}`,
       `queue ${queue.visible}${queue.inFlight ? ` (+${queue.inFlight} in flight)` : ''}`,
       `DLQ ${dead.visible + dead.inFlight}`,
-      b && b.active > 0 ? `backfills ${b.active} running, ${b.done}/${b.total} chunks` : 'backfills idle',
+      b.active > 0 ? `backfills ${b.active} running, ${b.done}/${b.total} chunks` : 'backfills idle',
       `last error: ${this.#lastError ?? 'none'}${this.#errors > 1 ? ` (${this.#errors} errors)` : ''}`,
     ];
     process.stderr.write(`[dev ${since()}] ${parts.join(' | ')}\n`);
   }
 
-  #seriesArrays(): [string[], string[], string[]] {
-    const rows = this.#markets.flatMap((m) => m.intervals.map((i) => [m.exchange, m.symbol, i] as const));
-    return [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])];
+  #series(): SeriesKey[] {
+    return this.#markets.flatMap((m) => m.intervals.map((interval) => ({ exchange: m.exchange, symbol: m.symbol, interval })));
   }
-}
-
-async function attributes(sqs: SQSClient, queueUrl: string): Promise<{ visible: number; inFlight: number }> {
-  const out = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
-  );
-  return {
-    visible: Number(out.Attributes?.ApproximateNumberOfMessages ?? 0),
-    inFlight: Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0),
-  };
 }
 
 /** Stops in dependency order: nothing new starts, in-flight work finishes, then the services go. */

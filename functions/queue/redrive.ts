@@ -1,5 +1,6 @@
-import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { Message, MessageAttributeValue, SQSClient } from '@aws-sdk/client-sqs';
+import { queueCounts } from './counts.ts';
 import { REASON_ATTRIBUTE, REJECTION_ATTRIBUTES } from './dead-letter.ts';
 import { sendBatches } from './send.ts';
 
@@ -39,7 +40,8 @@ export interface RedriveReport {
  */
 export async function redrive(sqs: SQSClient, opts: RedriveOptions): Promise<RedriveReport> {
   const dryRun = opts.dryRun ?? false;
-  const initial = await depth(sqs, opts.dlqUrl);
+  const dlq = await queueCounts(sqs, opts.dlqUrl);
+  const initial = dlq.visible + dlq.inFlight;
   const limit = Math.min(opts.max ?? Number.POSITIVE_INFINITY, initial);
   const report: RedriveReport = { dryRun, from: opts.dlqUrl, to: opts.queueUrl, moved: 0, failed: 0, reasons: [], errors: [] };
   const reasons = new Map<string, number>();
@@ -115,13 +117,6 @@ function count(map: Map<string, number>, key: string): void {
 function forwardedAttributes(m: Message): Record<string, MessageAttributeValue> | undefined {
   const entries = Object.entries(m.MessageAttributes ?? {}).filter(([name]) => !REJECTION_ATTRIBUTES.has(name));
   return entries.length > 0 ? Object.fromEntries(entries) : undefined;
-}
-
-async function depth(sqs: SQSClient, queueUrl: string): Promise<number> {
-  const out = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
-  );
-  return Number(out.Attributes?.ApproximateNumberOfMessages ?? 0) + Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
 }
 
 /** Makes messages this run holds but did not move visible again at once. */

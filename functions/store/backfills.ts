@@ -302,3 +302,29 @@ export async function readBackfills(db: Queryable, filter: BackfillFilter = {}):
   );
   return rows.map(toRecord);
 }
+
+/** Chunks still to fetch or being fetched, across every backfill (a local run resumes them at start). */
+export async function countOpenChunks(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM backfill_chunks WHERE status IN ('pending', 'claimed')");
+  return rows[0]?.n ?? 0;
+}
+
+export interface ActiveBackfills {
+  /** Backfills planned or running. */
+  active: number;
+  /** Their chunks done, of total. */
+  done: number;
+  total: number;
+}
+
+export async function readActiveBackfills(db: Queryable): Promise<ActiveBackfills> {
+  const { rows } = await db.query<ActiveBackfills>(
+    `SELECT count(*) FILTER (WHERE b.status IN ('planned', 'running'))::int AS active,
+            (SELECT count(*) FROM backfill_chunks k JOIN backfills b2 ON b2.id = k.backfill_id
+             WHERE b2.status IN ('planned', 'running') AND k.status = 'done')::int AS done,
+            (SELECT count(*) FROM backfill_chunks k JOIN backfills b2 ON b2.id = k.backfill_id
+             WHERE b2.status IN ('planned', 'running'))::int AS total
+     FROM backfills b`,
+  );
+  return rows[0] ?? { active: 0, done: 0, total: 0 };
+}

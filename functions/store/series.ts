@@ -67,3 +67,15 @@ export async function seriesOfSymbol(db: Queryable, exchange: Exchange, symbol: 
   ]);
   return rows;
 }
+
+/** Stored candles of each series, keyed `exchange symbol interval`; a series never stored is absent. */
+export async function countCandlesPerSeries(db: Queryable, series: readonly SeriesKey[]): Promise<Map<string, number>> {
+  const { rows } = await db.query<{ exchange: string; symbol: string; interval: string; n: number }>(
+    `SELECT s.exchange, s.symbol, s.interval, count(c.open_time)::int AS n
+     FROM series s LEFT JOIN candles c ON c.series_id = s.id
+     WHERE (s.exchange, s.symbol, s.interval) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+     GROUP BY 1, 2, 3`,
+    [series.map((s) => s.exchange), series.map((s) => s.symbol), series.map((s) => s.interval)],
+  );
+  return new Map(rows.map((r) => [`${r.exchange} ${r.symbol} ${r.interval}`, r.n]));
+}

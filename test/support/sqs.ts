@@ -7,6 +7,7 @@ import {
   type Message,
 } from '@aws-sdk/client-sqs';
 import { awsClientConfig } from '../../dev/localstack/index.ts';
+import { queueCounts } from '../../functions/queue/counts.ts';
 import { sendMessageBodies } from '../../functions/queue/send.ts';
 import { uniqueName } from './db.ts';
 
@@ -55,13 +56,8 @@ export async function sendBodies(sqs: SQSClient, queueUrl: string, bodies: reado
 
 /** Visible + in-flight messages: zero means everything was processed and deleted. */
 export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
-  const out = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-    }),
-  );
-  return Number(out.Attributes?.ApproximateNumberOfMessages ?? 0) + Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
+  const { visible, inFlight } = await queueCounts(sqs, queueUrl);
+  return visible + inFlight;
 }
 
 /** Receives (without deleting) every message currently visible, with attributes. */
