@@ -1,6 +1,5 @@
-import { startRelay } from '../dev/ws-relay.ts';
-import { ensurePostgres, hostPort, withDatabase } from '../dev/postgres.ts';
-import { configureDriver, configureLocalRelay, createPool, readDatabaseConfig, resolveDatabaseUrl, type Db } from '../functions/store/db.ts';
+import { openLocalDatabase } from '../dev/local-db.ts';
+import { configureDriver, createPool, readDatabaseConfig, resolveDatabaseUrl, type Db } from '../functions/store/db.ts';
 import { progress } from './command.ts';
 
 /** The database local CLI commands use when DATABASE_URL is unset: `candlekeep` on the embedded server. */
@@ -23,23 +22,14 @@ export async function withLocalDatabase<T>(fn: (pool: Db) => Promise<T>): Promis
       await pool.end();
     }
   }
-  const server = await ensurePostgres({ log: progress });
-  const relay = await startRelay({ allow: [hostPort(server.url)] });
-  configureLocalRelay(relay.address);
-  let url = server.url;
-  if (server.mode === 'embedded') {
-    const admin = createPool(server.url, { max: 1 });
-    const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [DEFAULT_DATABASE]);
-    if (!rowCount) await admin.query(`CREATE DATABASE ${DEFAULT_DATABASE}`);
-    await admin.end();
-    url = withDatabase(server.url, DEFAULT_DATABASE);
-  }
+  const local = await openLocalDatabase({ log: progress });
+  // Created but not migrated: `candlekeep migrate` does that, and the commands say when it is due.
+  const url = local.server.mode === 'embedded' ? await local.prepare(DEFAULT_DATABASE, { migrate: false }) : local.serverUrl;
   const pool = createPool(url, { max: 4 });
   try {
     return await fn(pool);
   } finally {
     await pool.end();
-    await relay.close();
-    await server.stop();
+    await local.close();
   }
 }

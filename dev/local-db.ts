@@ -12,8 +12,8 @@ export interface LocalDatabase {
   relay: Relay;
   /** Connection string of the server's maintenance database. */
   serverUrl: string;
-  /** Creates (if needed) and migrates a database, returning its URL. */
-  prepare(name: string, opts?: { fresh?: boolean }): Promise<string>;
+  /** Creates (if needed) and migrates a database (unless `migrate: false`), returning its URL. */
+  prepare(name: string, opts?: { fresh?: boolean; migrate?: boolean }): Promise<string>;
   drop(name: string): Promise<void>;
   pool(url: string, max?: number): Db;
   close(): Promise<void>;
@@ -31,12 +31,13 @@ export async function openLocalDatabase(opts: { log?: (msg: string) => void } = 
     server,
     relay,
     serverUrl: server.url,
-    async prepare(name, { fresh = false } = {}) {
+    async prepare(name, { fresh = false, migrate: migrated = true } = {}) {
       if (!NAME_RE.test(name)) throw new Error(`database name ${name} must be lower_snake_case`);
       if (fresh) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
       if (!rowCount) await admin.query(`CREATE DATABASE ${name}`);
       const url = withDatabase(server.url, name);
+      if (!migrated) return url;
       const pool = createPool(url, { max: 1 });
       try {
         await migrate(pool, { log: opts.log });
