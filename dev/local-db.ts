@@ -1,6 +1,7 @@
 import { startRelay, type Relay } from './ws-relay.ts';
 import { ensurePostgres, hostPort, withDatabase, type LocalPostgres } from './postgres.ts';
 import { configureLocalRelay, createPool, type Db } from '../functions/store/db.ts';
+import { dropDatabase, ensureDatabase } from '../functions/store/databases.ts';
 import { migrate } from '../functions/store/migrate.ts';
 
 /**
@@ -19,8 +20,6 @@ export interface LocalDatabase {
   close(): Promise<void>;
 }
 
-const NAME_RE = /^[a-z_][a-z0-9_]{0,62}$/;
-
 export async function openLocalDatabase(opts: { log?: (msg: string) => void } = {}): Promise<LocalDatabase> {
   const server = await ensurePostgres(opts);
   const relay = await startRelay({ allow: [hostPort(server.url)] });
@@ -32,10 +31,7 @@ export async function openLocalDatabase(opts: { log?: (msg: string) => void } = 
     relay,
     serverUrl: server.url,
     async prepare(name, { fresh = false, migrate: migrated = true } = {}) {
-      if (!NAME_RE.test(name)) throw new Error(`database name ${name} must be lower_snake_case`);
-      if (fresh) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-      if (!rowCount) await admin.query(`CREATE DATABASE ${name}`);
+      await ensureDatabase(admin, name, { fresh });
       const url = withDatabase(server.url, name);
       if (!migrated) return url;
       const pool = createPool(url, { max: 1 });
@@ -47,8 +43,7 @@ export async function openLocalDatabase(opts: { log?: (msg: string) => void } = 
       return url;
     },
     async drop(name) {
-      if (!NAME_RE.test(name)) throw new Error(`database name ${name} must be lower_snake_case`);
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await dropDatabase(admin, name);
     },
     pool(url, max = 2) {
       const p = createPool(url, { max });

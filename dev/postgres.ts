@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { otherClientSessions } from '../functions/store/databases.ts';
 import { STATE_DIR } from './paths.ts';
 
 /**
@@ -78,10 +79,7 @@ export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDi
       let others = 0;
       try {
         await client.connect();
-        const { rows } = await client.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
-        );
-        others = rows[0]?.n ?? 0;
+        others = await otherClientSessions(client);
       } finally {
         await client.end().catch(() => {});
       }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { onTestFinished } from 'vitest';
 import { withDatabase } from '../../dev/postgres.ts';
+import { dropDatabase, ensureDatabase } from '../../functions/store/databases.ts';
 import { configureLocalRelay, createPool, type Db } from '../../functions/store/db.ts';
 
 function relayFromEnv(): void {
@@ -26,9 +27,9 @@ export async function emptyDatabase(): Promise<{ url: string; name: string }> {
   if (!server) throw new Error('CANDLEKEEP_TEST_SERVER_URL is not set');
   const name = uniqueName('ck_scratch');
   const admin = createPool(server, { max: 1 });
-  await admin.query(`CREATE DATABASE ${name}`);
+  await ensureDatabase(admin, name);
   onTestFinished(async () => {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await dropDatabase(admin, name);
     await admin.end();
   });
   return { url: withDatabase(server, name), name };

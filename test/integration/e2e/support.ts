@@ -12,6 +12,7 @@ import type { Candle, SeriesKey } from '../../../functions/candles/candle.ts';
 import type { CandleSink, SinkResult } from '../../../functions/ingest/candle-sink.ts';
 import { sendMessageBodies } from '../../../functions/queue/send.ts';
 import { REASON_ATTRIBUTE } from '../../../functions/queue/dead-letter.ts';
+import { dropDatabase, ensureDatabase } from '../../../functions/store/databases.ts';
 import { configureLocalRelay, createPool, type Db, type Queryable } from '../../../functions/store/db.ts';
 import { migrate } from '../../../functions/store/migrate.ts';
 import { uniqueName } from '../../support/db.ts';
@@ -34,7 +35,7 @@ export async function scratchDatabase(prefix = 'ck_e2e'): Promise<ScratchDatabas
   configureLocalRelay(relay);
   const name = uniqueName(prefix);
   const admin = createPool(server, { max: 1 });
-  await admin.query(`CREATE DATABASE ${name}`);
+  await ensureDatabase(admin, name);
   const url = withDatabase(server, name);
   const pool = createPool(url, { max: 1 });
   try {
@@ -46,7 +47,7 @@ export async function scratchDatabase(prefix = 'ck_e2e'): Promise<ScratchDatabas
     url,
     name,
     async drop() {
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await dropDatabase(admin, name);
       await admin.end();
     },
   };
