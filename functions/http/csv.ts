@@ -1,11 +1,20 @@
-/** RFC 4180 CSV with a header row: what `pandas.read_csv(url)` and spreadsheets read without options. */
+/**
+ * RFC 4180 CSV with a header row: what `pandas.read_csv(url)` and spreadsheets read without options.
+ * Text cells a spreadsheet would evaluate as a formula get a leading `'`.
+ */
 export type CsvValue = string | number | boolean | null | undefined;
 
 const NEEDS_QUOTES = /[",\r\n]/;
+// A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...) in a
+// strategy version would become a live link), so OWASP's advice is to prefix it with a quote.
+const FORMULA_START = /^[=+\-@\t\r]/;
+// Numbers and decimal text (-0.5, +1e-3) start with a sign too, but they are data, not formulas.
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 function field(v: CsvValue): string {
   if (v === null || v === undefined) return '';
-  const s = typeof v === 'string' ? v : String(v);
+  let s = typeof v === 'string' ? v : String(v);
+  if (typeof v === 'string' && FORMULA_START.test(s) && !NUMBER.test(s)) s = `'${s}`;
   return NEEDS_QUOTES.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 

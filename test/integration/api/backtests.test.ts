@@ -226,6 +226,25 @@ describe('GET /v1/backtests', () => {
     expect(rows[4]!['metric.sharpe']).toBe('');
   });
 
+  it('neutralises spreadsheet formulas in CSV cells but keeps numbers as they are', async () => {
+    const formula = '=HYPERLINK("http://x","y")';
+    const strategy = uniqueName('csv_formula');
+    const a = await post(run({ strategy, strategyVersion: formula, parameters: { note: '@cmd', offset: -0.5, price: '-12.50' } }));
+    const b = await post(run({ strategy, strategyVersion: '-1+2', parameters: { note: 'plain', offset: 1, price: '3.25' } }));
+    expect([a.status, b.status]).toEqual([201, 201]);
+    expect(a.body.strategyVersion).toBe(formula); // stored and served as JSON unchanged
+
+    const list = await api.get('/v1/backtests', { strategy, sort: 'created', format: 'csv' });
+    expect(list.text).toContain(`"'=HYPERLINK(""http://x"",""y"")"`);
+    const rows = parseCsv(list.text);
+    expect(rows.map((r) => r.strategy_version)).toEqual([`'${formula}`, "'-1+2"]);
+    expect(rows[0]).toMatchObject({ 'param.note': "'@cmd", 'param.offset': '-0.5', 'param.price': '-12.50', 'metric.custom_score': '-3.5' });
+
+    const cmp = parseCsv((await api.get('/v1/backtests/compare', { ids: `${a.body.id},${b.body.id}`, format: 'csv' })).text);
+    expect(cmp.find((r) => r.name === 'strategy_version')).toEqual({ kind: 'run', name: 'strategy_version', [a.body.id]: `'${formula}`, [b.body.id]: "'-1+2" });
+    expect(cmp.find((r) => r.name === 'offset')).toEqual({ kind: 'param', name: 'offset', [a.body.id]: '-0.5', [b.body.id]: '1' });
+  });
+
   it.each([
     ['an unknown filter', { foo: 1 }, 'foo', /unknown query parameter/],
     ['an unknown metric op', { 'metric.sharpe.gtx': 1 }, 'metric.sharpe.gtx', /not a metric filter/],

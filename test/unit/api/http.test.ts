@@ -94,4 +94,11 @@ describe('cursors and CSV', () => {
   it('quotes fields that need it and writes nulls as empty', () => {
     expect(toCsv(['a', 'b'], [['x,y', null], ['say "hi"', 1.5], [true, 'line\nbreak']])).toBe('a,b\n"x,y",\n"say ""hi""",1.5\ntrue,"line\nbreak"\n');
   });
+
+  it('prefixes text a spreadsheet would run as a formula with a quote, and leaves numbers as they are', () => {
+    const cells = ['=1+1', '+cmd', '-2+3', '@SUM(A1)', '\tx', '-0.5', '+1e-3', '68123.45000000', 'a=b'];
+    expect(toCsv(['c'], [...cells.map((c) => [c]), ['\rx'], [-0.5]])).toBe(
+      "c\n'=1+1\n'+cmd\n'-2+3\n'@SUM(A1)\n'\tx\n-0.5\n+1e-3\n68123.45000000\na=b\n\"'\rx\"\n-0.5\n",
+    );
+  });
 });
