@@ -64,18 +64,16 @@ export function toProxyEvent(
   resource: string,
   pathParameters: Record<string, string>,
 ): APIGatewayProxyEvent {
-  const multiQuery: Record<string, string[]> = {};
-  for (const [k, v] of req.url.searchParams) (multiQuery[k] ??= []).push(v);
-  const query = Object.fromEntries(Object.entries(multiQuery).map(([k, v]) => [k, v[v.length - 1]!]));
-  const headers: Record<string, string> = {};
-  const multiHeaders: Record<string, string[]> = {};
-  for (const [k, v] of Object.entries(req.headers)) {
-    if (v === undefined) continue;
-    const list = Array.isArray(v) ? v : [v];
-    headers[k] = list.join(', ');
-    multiHeaders[k] = list;
-  }
-  const hasQuery = Object.keys(query).length > 0;
+  // Names are the client's: grouped in a Map and written with fromEntries (own properties), so
+  // `__proto__` or `constructor` arrive as parameters like any other, as API Gateway sends them.
+  const grouped = new Map<string, string[]>();
+  for (const [k, v] of req.url.searchParams) grouped.set(k, [...(grouped.get(k) ?? []), v]);
+  const multiQuery = Object.fromEntries(grouped);
+  const query = Object.fromEntries([...grouped].map(([k, v]) => [k, v[v.length - 1]!]));
+  const headerLists = Object.entries(req.headers).flatMap(([k, v]) => (v === undefined ? [] : [[k, Array.isArray(v) ? v : [v]] as const]));
+  const headers = Object.fromEntries(headerLists.map(([k, list]) => [k, list.join(', ')]));
+  const multiHeaders = Object.fromEntries(headerLists);
+  const hasQuery = grouped.size > 0;
   return {
     resource,
     path: req.url.pathname,
@@ -118,7 +116,7 @@ function lambdaContext(requestId: string): Context {
 }
 
 /**
- * Serves the API handler over HTTP the way API Gateway fronts it in AWS: unknown routes are 404,
+ * Serves the API handler over HTTP the way API Gateway fronts it in AWS: unknown paths are 404,
  * routes other than health need the API key (403 otherwise), bodies above the gateway's limit are
  * refused, and everything else becomes a proxy event for the very same middy handler.
  */
@@ -128,12 +126,14 @@ export async function startLocalServer(opts: LocalServerOptions): Promise<LocalS
       const url = new URL(req.url ?? '/', 'http://localhost');
       const method = (req.method ?? 'GET').toUpperCase();
       const match = matchRoute(method, url.pathname);
-      if (!match || !('route' in match)) {
+      if (!match) {
         sendProblem(res, 404, `no route ${method} ${url.pathname}; GET /v1/openapi.json lists the routes`);
         return;
       }
+      // Another method on a known path goes to the handler, as the stack's ANY methods send it, for its 405.
+      const [resource, needsKey] = 'route' in match ? [match.route.path, match.route.apiKey] : [match.resource, match.apiKey];
       const sentKey = req.headers['x-api-key'];
-      if (match.route.apiKey && !keyMatches(Array.isArray(sentKey) ? sentKey[0] : sentKey, opts.apiKey)) {
+      if (needsKey && !keyMatches(Array.isArray(sentKey) ? sentKey[0] : sentKey, opts.apiKey)) {
         sendProblem(res, 403, 'missing or invalid API key: send it in the x-api-key header', 'x-api-key');
         return;
       }
@@ -143,7 +143,7 @@ export async function startLocalServer(opts: LocalServerOptions): Promise<LocalS
         req.resume();
         return;
       }
-      const event = toProxyEvent({ method, url, headers: req.headers, body }, match.route.path, match.pathParameters);
+      const event = toProxyEvent({ method, url, headers: req.headers, body }, resource, match.pathParameters);
       const result = await opts.handler(event, lambdaContext(event.requestContext.requestId));
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(result.headers ?? {})) headers[k] = String(v);

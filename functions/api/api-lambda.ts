@@ -1,11 +1,12 @@
 import middy from '@middy/core';
 import * as z from 'zod';
-import { configReader, type Env } from '../lambda-kit/env.ts';
+import { configReader, once, type Env } from '../lambda-kit/env.ts';
 import { createLogger, SERVICES, withPowertools, type Observability } from '../lambda-kit/powertools.ts';
+import { cursorCodec, derivedCursorKey, MIN_CURSOR_KEY_BYTES, processCursorKey, type CursorCodec } from '../http/cursor.ts';
 import { cors, httpProblems } from '../http/middleware.ts';
 import { HttpProblem } from '../http/problem.ts';
 import { problem } from '../http/response.ts';
-import { lazyPool } from '../store/db.ts';
+import { lazyDatabaseUrl, lazyPool } from '../store/db.ts';
 import { createApi, type ApiDeps } from './app.ts';
 
 const configSchema = z
@@ -17,21 +18,47 @@ const configSchema = z
       .max(50, 'CANDLEKEEP_DB_POOL_MAX must be at most 50')
       .default(2)
       .meta({ description: 'Connections per container: a Lambda serves one request at a time; the local server more.' }),
+    CANDLEKEEP_CURSOR_KEY: z
+      .string()
+      .refine((k) => Buffer.byteLength(k) >= MIN_CURSOR_KEY_BYTES, `CANDLEKEEP_CURSOR_KEY must be at least ${MIN_CURSOR_KEY_BYTES} bytes`)
+      .optional()
+      .meta({
+        description:
+          'Key that signs pagination cursors (HMAC-SHA256); every instance of the API must share it. ' +
+          'Unset: derived from the database URL in AWS, random per process locally.',
+      }),
     CANDLEKEEP_CORS_ORIGINS: z
       .string()
       .optional()
       .transform((s) => (s ? s.split(',').map((o) => o.trim()).filter(Boolean) : []))
       .meta({ description: 'Comma-separated origins allowed to read responses in a browser; empty: none.' }),
   })
-  .transform((e) => ({ poolMax: e.CANDLEKEEP_DB_POOL_MAX, corsOrigins: e.CANDLEKEEP_CORS_ORIGINS }));
+  .transform((e) => ({
+    poolMax: e.CANDLEKEEP_DB_POOL_MAX,
+    corsOrigins: e.CANDLEKEEP_CORS_ORIGINS,
+    cursorKey: e.CANDLEKEEP_CURSOR_KEY === undefined ? undefined : Buffer.from(e.CANDLEKEEP_CURSOR_KEY),
+  }));
 export const readApiConfig = configReader(configSchema, SERVICES.api);
-export type ApiConfig = ReturnType<typeof readApiConfig>;
+export type ApiConfig = Omit<ReturnType<typeof readApiConfig>, 'cursorKey'> & { cursorKey?: Uint8Array | undefined };
 
-export interface ApiHandlerDeps extends ApiDeps, Pick<Observability, 'logger'> {}
+export interface ApiHandlerDeps extends Omit<ApiDeps, 'cursors'>, Pick<Observability, 'logger'> {
+  /** Where the cursor key comes from when the config has none; default: a random key for this process. */
+  cursorKey?: () => Promise<Uint8Array>;
+}
 
-/** A Lambda container's: the pool, sized by the config, on first use. */
+/**
+ * A Lambda container's: the pool, sized by the config, on first use; without a configured cursor
+ * key, one derived from the database URL, which every container of the deployment reads alike.
+ */
 export function liveApiDeps(config: ApiConfig, env: Env): ApiHandlerDeps {
-  return { db: lazyPool(env, { max: config.poolMax }) };
+  const url = lazyDatabaseUrl(env);
+  return { db: lazyPool(env, { max: config.poolMax }, url), cursorKey: async () => derivedCursorKey(await url()) };
+}
+
+function cursorSource(config: ApiConfig, deps: ApiHandlerDeps): () => Promise<CursorCodec> {
+  const configured = config.cursorKey;
+  const key = configured ? async () => configured : (deps.cursorKey ?? (async () => processCursorKey()));
+  return once(async () => cursorCodec(await key()));
 }
 
 /**
@@ -41,7 +68,7 @@ export function liveApiDeps(config: ApiConfig, env: Env): ApiHandlerDeps {
  */
 export function createApiHandler(config: ApiConfig, deps: ApiHandlerDeps) {
   const logger = deps.logger ?? createLogger(SERVICES.api);
-  const chain = middy(createApi(deps), {
+  const chain = middy(createApi({ ...deps, cursors: cursorSource(config, deps) }), {
     timeoutEarlyInMillis: 250,
     timeoutEarlyResponse: () => problem(new HttpProblem(503, 'the request took too long; narrow the range or lower limit, then retry')),
   });

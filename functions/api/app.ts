@@ -1,8 +1,10 @@
 import { negotiateFormat, type Format } from '../http/negotiate.ts';
 import { badRequest, HttpProblem } from '../http/problem.ts';
 import { issuesToProblem, parseQuery } from '../http/query.ts';
-import { proxyEventSchema, toApiRequest } from '../http/request.ts';
+import { proxyEventSchema, toApiRequest, type ApiRequest } from '../http/request.ts';
 import { csv, json, type ApiResponse } from '../http/response.ts';
+import { unstorableText } from '../http/text.ts';
+import type { CursorCodec } from '../http/cursor.ts';
 import type { Queryable } from '../store/db.ts';
 import type { Route } from './route.ts';
 import { ROUTES } from './routes/index.ts';
@@ -10,16 +12,27 @@ import { ROUTES } from './routes/index.ts';
 export interface ApiDeps {
   /** The database handle, obtained on first use (health and openapi.json may not need it). */
   db: () => Promise<Queryable>;
+  /** Signs and checks pagination cursors, with the key obtained on first use. */
+  cursors: () => Promise<CursorCodec>;
   now?: () => number;
 }
 
 const byKey = new Map(ROUTES.map((r) => [`${r.method} ${r.path}`, r]));
 
+/** A path that names a route template but not with this method: API Gateway forwards it too (the `ANY` method), for a 405. */
+export interface MethodMismatch {
+  resource: string;
+  pathParameters: Record<string, string>;
+  allowed: string[];
+  /** Whether any route of the template needs the API key (then asking with another method needs it too). */
+  apiKey: boolean;
+}
+
 /**
  * Resolves a concrete path to its route template, as API Gateway does before invoking the Lambda:
  * literal segments win over `{param}` ones. Used by the local server to build proxy events.
  */
-export function matchRoute(method: string, path: string): { route: Route; pathParameters: Record<string, string> } | { allowed: string[] } | undefined {
+export function matchRoute(method: string, path: string): { route: Route; pathParameters: Record<string, string> } | MethodMismatch | undefined {
   const segments = path.split('/').filter(Boolean);
   const candidates: { route: Route; params: Record<string, string>; literals: number }[] = [];
   for (const route of ROUTES) {
@@ -47,7 +60,19 @@ export function matchRoute(method: string, path: string): { route: Route; pathPa
   const top = candidates.filter((c) => c.literals === best);
   const hit = top.find((c) => c.route.method === method.toUpperCase());
   if (hit) return { route: hit.route, pathParameters: hit.params };
-  return { allowed: top.map((c) => c.route.method) };
+  return { resource: top[0]!.route.path, pathParameters: top[0]!.params, allowed: top.map((c) => c.route.method), apiKey: top.some((c) => c.route.apiKey) };
+}
+
+/** The first query parameter or path parameter whose name or value PostgreSQL could not store as text. */
+function refuseUnstorable(req: ApiRequest): void {
+  for (const [name, values] of req.query) {
+    const bad = unstorableText(name) ?? values.map(unstorableText).find(Boolean);
+    if (bad) throw badRequest(`query parameter ${JSON.stringify(name)} ${bad}; such text cannot be stored or matched`, name, 'invalid-text');
+  }
+  for (const [name, value] of Object.entries(req.pathParams)) {
+    const bad = unstorableText(value);
+    if (bad) throw badRequest(`path parameter ${name} ${bad}`, name, 'invalid-text');
+  }
 }
 
 /**
@@ -72,6 +97,7 @@ export function createApi(deps: ApiDeps): (event: unknown) => Promise<ApiRespons
       }
       throw new HttpProblem(404, `no route ${req.method} ${req.path}; GET /v1/openapi.json lists the routes`);
     }
+    refuseUnstorable(req);
     let query: unknown = {};
     let dynamic = new Map<string, string[]>();
     if (route.query) {
@@ -79,7 +105,7 @@ export function createApi(deps: ApiDeps): (event: unknown) => Promise<ApiRespons
       query = q.values;
       dynamic = q.dynamic;
     } else {
-      const unknown = Object.keys(req.query)[0];
+      const unknown = req.query.keys().next().value;
       if (unknown !== undefined) throw badRequest(`unknown query parameter ${JSON.stringify(unknown)}; this endpoint accepts no query parameters`, unknown, 'unknown-parameter');
     }
     let params: unknown = req.pathParams;
@@ -94,6 +120,6 @@ export function createApi(deps: ApiDeps): (event: unknown) => Promise<ApiRespons
       const table = route.csv(body);
       return csv(table.columns, table.rows, { ...table.headers, ...headers });
     };
-    return route.handle({ req, query, dynamic, params, format, reply, routes: ROUTES, db: deps.db, now });
+    return route.handle({ req, query, dynamic, params, format, reply, routes: ROUTES, db: deps.db, cursors: deps.cursors, now });
   };
 }

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { CsvTable } from '../http/csv.ts';
+import type { CursorCodec } from '../http/cursor.ts';
 import type { Format } from '../http/negotiate.ts';
 import type { DynamicParams } from '../http/query.ts';
 import type { ApiRequest } from '../http/request.ts';
@@ -23,6 +24,7 @@ export interface RouteContext<Q, P = Record<string, string>, B = unknown> {
   /** Every route being served (the OpenAPI route documents them). */
   routes: readonly Route[];
   db: () => Promise<Queryable>;
+  cursors: () => Promise<CursorCodec>;
   now: () => number;
 }
 
@@ -91,5 +93,5 @@ const PROBLEM_TEXT: Record<number, string> = {
 export const problems = (...statuses: number[]): Record<number, ResponseDoc> =>
   Object.fromEntries(statuses.map((s) => [s, { description: PROBLEM_TEXT[s] ?? 'Error', schema: problemSchema }]));
 
-/** What any route with parameters and the API key can answer. */
-export const COMMON = [400, 403, 429, 503];
+/** What any route with parameters and the API key can answer (406: every route answers JSON, which an Accept header can rule out). */
+export const COMMON = [400, 403, 406, 429, 503];

@@ -35,7 +35,7 @@ export async function compareBacktests(db: Queryable, ids: readonly string[]): P
   const runs = ordered.map((r) => r.run);
 
   const metricNames = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort(metricOrder);
-  const metrics = metricNames.map((name) => ({ name, values: runs.map((r) => r.metrics[name] ?? null) }));
+  const metrics = metricNames.map((name) => ({ name, values: runs.map((r) => (Object.hasOwn(r.metrics, name) ? r.metrics[name]! : null)) }));
 
   const flat = runs.map((r) => flattenParameters(r.parameters));
   const names = [...new Set(flat.flatMap((f) => [...f.keys()]))].sort();

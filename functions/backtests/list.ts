@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { Invalid } from '../errors.ts';
-import { decodeCursor, encodeCursor, queryHash } from '../http/cursor.ts';
+import { queryHash, type CursorCodec } from '../http/cursor.ts';
 import { cursorParamSchema, limitParam, listParam, formatParam, timeParam, type DynamicParams } from '../http/query.ts';
 import { listRuns } from '../store/backtests.ts';
 import type { Queryable } from '../store/db.ts';
@@ -142,7 +142,7 @@ function fixedClause(name: keyof typeof fixedFilters, value: unknown): Clause | 
 
 /** One dynamic filter (metric.*, param.*) or, inside a group, any filter. */
 function dynamicClause(name: string, values: string[], param: string, inGroup: boolean): Clause {
-  if (inGroup && name in fixedFilters) {
+  if (inGroup && Object.hasOwn(fixedFilters, name)) {
     const schema = fixedFilters[name as keyof typeof fixedFilters];
     const input = name === 'created.gte' || name === 'created.lt' ? values[0] : values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
     const parsed = schema.safeParse(input);
@@ -188,7 +188,7 @@ export interface Filter {
   any: Clause[][];
 }
 
-export function buildFilter(query: ListQuery, dynamic: Map<string, string[]>): Filter {
+export function buildFilter(query: ListQuery, dynamic: ReadonlyMap<string, string[]>): Filter {
   const all: Clause[] = [];
   for (const name of Object.keys(fixedFilters) as (keyof typeof fixedFilters)[]) {
     const c = fixedClause(name, query[name]);
@@ -210,10 +210,20 @@ export function buildFilter(query: ListQuery, dynamic: Map<string, string[]>): F
   return { all, any: [...groups.entries()].sort(([a], [b]) => a - b).map(([, c]) => c) };
 }
 
-const sortKey = z.tuple([z.union([z.number(), z.string(), z.null()]), z.uuid()]);
+/** The creation time as the listing writes it into a cursor (microseconds, UTC), a real instant. */
+const createdText = z.string().refine((t) => {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.\d{6}Z$/.exec(t);
+  if (!m) return false;
+  const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  const back = new Date(Date.UTC(y, mo - 1, d, h, mi, s));
+  return y >= 2000 && y < 2100 && back.getUTCMonth() === mo - 1 && back.getUTCDate() === d && back.getUTCHours() === h && back.getUTCMinutes() === mi && back.getUTCSeconds() === s;
+});
+// Every value of a cursor reaches SQL, so each is checked for the sort it belongs to.
+const createdKey = z.tuple([createdText, z.uuid()]);
+const metricKey = z.tuple([z.number().nullable(), z.uuid()]);
 
 /** Lists runs newest first (or by a metric) with keyset pagination. */
-export async function listBacktests(db: Queryable, query: ListQuery, dynamic: Map<string, string[]>): Promise<BacktestPage> {
+export async function listBacktests(db: Queryable, cursors: CursorCodec, query: ListQuery, dynamic: ReadonlyMap<string, string[]>): Promise<BacktestPage> {
   const filter = buildFilter(query, dynamic);
   const sort = query.sort ?? '-created';
   const desc = sort.startsWith('-');
@@ -222,16 +232,13 @@ export async function listBacktests(db: Queryable, query: ListQuery, dynamic: Ma
   if (metric && !METRIC_NAME_RE.test(metric)) throw new Invalid('sort names an invalid metric', 'sort');
   const hash = queryHash(['backtests', sort, filter]);
   let after: [number | string | null, string] | undefined;
-  if (query.cursor) {
-    after = decodeCursor(query.cursor, hash, sortKey);
-    if (!metric && typeof after[0] !== 'string') throw new Invalid('cursor does not match sort', 'cursor', 'invalid-cursor');
-  }
+  if (query.cursor) after = metric ? cursors.decode(query.cursor, hash, metricKey) : cursors.decode(query.cursor, hash, createdKey);
   const rows = await listRuns(db, { filter, metric, desc, after, limit: query.limit + 1 });
   const more = rows.length > query.limit;
   const page = more ? rows.slice(0, query.limit) : rows;
   const last = page[page.length - 1];
   return {
     runs: page.map((r) => r.run),
-    nextCursor: more && last ? encodeCursor([last.sortValue, last.run.id], hash) : null,
+    nextCursor: more && last ? cursors.encode([last.sortValue, last.run.id], hash) : null,
   };
 }

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { HttpProblem } from './problem.ts';
 import { issuesToProblem } from './query.ts';
+import { unstorableText } from './text.ts';
 
 /** Bodies above this are refused before parsing (Lambda's own payload limit is 6 MB). */
 export const MAX_BODY_BYTES = 5 * 1024 * 1024;
@@ -18,30 +19,31 @@ export const nonFiniteName = (v: unknown): string | undefined =>
 
 interface Scan {
   tooDeep: boolean;
-  nul: boolean;
+  /** A `\u0000` or surrogate escape occurs: strings need checking after parsing. */
+  suspectText: boolean;
   /** The text with NaN/Infinity tokens replaced, when there were any. */
   replaced: string | undefined;
 }
 
-/** One pass over the text: nesting depth outside strings, `\u0000` escapes, bare NaN/Infinity tokens. */
+/** One pass over the text: nesting depth outside strings, `\u0000` and surrogate escapes, bare NaN/Infinity tokens. */
 function scan(text: string): Scan {
   let depth = 0;
   let inString = false;
   let out: string[] | undefined;
   let last = 0;
+  let suspectText = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
       if (c === 92) {
-        // PostgreSQL text cannot hold NUL, so it is refused here rather than failing the insert.
-        if (text.startsWith('u0000', i + 1)) return { tooDeep: false, nul: true, replaced: undefined };
+        if (text.charCodeAt(i + 1) === 117 && (text.startsWith('0000', i + 2) || /^[dD][89a-fA-F]/.test(text.slice(i + 2, i + 4)))) suspectText = true;
         i++; // skip the escaped character
       } else if (c === 34) inString = false;
       continue;
     }
     if (c === 34) inString = true;
     else if (c === 123 || c === 91) {
-      if (++depth > MAX_JSON_DEPTH) return { tooDeep: true, nul: false, replaced: undefined };
+      if (++depth > MAX_JSON_DEPTH) return { tooDeep: true, suspectText, replaced: undefined };
     } else if (c === 125 || c === 93) depth--;
     else if (c === 78 || c === 73 || c === 45) {
       for (const token of ['-Infinity', 'Infinity', 'NaN'] as const) {
@@ -55,9 +57,38 @@ function scan(text: string): Scan {
       }
     }
   }
-  if (!out) return { tooDeep: false, nul: false, replaced: undefined };
+  if (!out) return { tooDeep: false, suspectText, replaced: undefined };
   out.push(text.slice(last));
-  return { tooDeep: false, nul: false, replaced: out.join('') };
+  return { tooDeep: false, suspectText, replaced: out.join('') };
+}
+
+const join = (path: string, key: string) => (path ? `${path}.${key}` : key);
+
+/**
+ * The first field that cannot be stored as sent: a `__proto__` name (JavaScript objects, zod among
+ * them, drop it, so the run would silently lose it) or, when `text` is set, a string or name
+ * PostgreSQL cannot hold. Marker strings of NaN/Infinity are not text the client sent.
+ */
+function findUnstorable(value: unknown, path: string, text: boolean, markers: boolean): { path: string; proto: boolean; reason: string } | undefined {
+  if (typeof value === 'string') {
+    const reason = text && !(markers && nonFiniteName(value)) ? unstorableText(value) : undefined;
+    return reason ? { path: path || '(body)', proto: false, reason } : undefined;
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const hit = findUnstorable(value[i], `${path}[${i}]`, text, markers);
+      if (hit) return hit;
+    }
+  } else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === '__proto__') return { path: join(path, k), proto: true, reason: '' };
+      const reason = text ? unstorableText(k) : undefined;
+      if (reason) return { path: join(path, k), proto: false, reason: `name ${reason}` };
+      const hit = findUnstorable(v, join(path, k), text, markers);
+      if (hit) return hit;
+    }
+  }
+  return undefined;
 }
 
 /** The dotted path of the first NaN/Infinity marker in a parsed value. */
@@ -71,7 +102,7 @@ function findNonFinite(value: unknown, path: string): { path: string; name: stri
     }
   } else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) {
-      const hit = findNonFinite(v, path ? `${path}.${k}` : k);
+      const hit = findNonFinite(v, join(path, k));
       if (hit) return hit;
     }
   }
@@ -96,9 +127,6 @@ export function parseJsonBody<T>(body: string | undefined, contentType: string |
   if (scanned.tooDeep) {
     throw new HttpProblem(400, `JSON is nested deeper than ${MAX_JSON_DEPTH} levels`, { parameter: '(body)', slug: 'invalid-json' });
   }
-  if (scanned.nul) {
-    throw new HttpProblem(400, 'strings must not contain the NUL character (\\u0000)', { parameter: '(body)', slug: 'invalid-json' });
-  }
   let value: unknown;
   try {
     value = JSON.parse(scanned.replaced ?? body);
@@ -116,6 +144,14 @@ export function parseJsonBody<T>(body: string | undefined, contentType: string |
       );
     }
   }
+  const bad = findUnstorable(value, '', scanned.suspectText, scanned.replaced !== undefined);
+  if (bad?.proto) {
+    throw new HttpProblem(422, `${bad.path} is not accepted as a field name: it cannot be stored and read back reliably; rename it`, {
+      parameter: bad.path,
+      slug: 'invalid-body',
+    });
+  }
+  if (bad) throw new HttpProblem(400, `${bad.path} ${bad.reason}, which cannot be stored`, { parameter: bad.path, slug: 'invalid-text' });
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw issuesToProblem(parsed.error.issues, 422);
   return parsed.data;

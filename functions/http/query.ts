@@ -3,7 +3,7 @@ import { badRequest, HttpProblem, type ProblemIssue } from './problem.ts';
 import { iso, parseTime } from './time.ts';
 
 /** Query parameters as API Gateway's `multiValueQueryStringParameters` deliver them: name → values. */
-export type QueryValues = Record<string, string[]>;
+export type QueryValues = ReadonlyMap<string, string[]>;
 
 /** A family of parameters whose names follow a pattern (e.g. `metric.sharpe.gte`), validated by the route itself. */
 export interface DynamicParams {
@@ -142,8 +142,8 @@ export function parseQuery<S extends Shape>(
   const shape = schema.shape;
   const input: Record<string, unknown> = {};
   const dyn = new Map<string, string[]>();
-  for (const [name, values] of Object.entries(query)) {
-    const field = shape[name] as z.core.$ZodType | undefined;
+  for (const [name, values] of query) {
+    const field = Object.hasOwn(shape, name) ? (shape[name] as z.core.$ZodType) : undefined;
     if (!field) {
       if (dynamic.some((d) => d.pattern.test(name))) {
         dyn.set(name, values);

@@ -5,15 +5,29 @@ import type { QueryValues } from './query.ts';
  * The part of an API Gateway REST (v1) Lambda proxy event the API relies on, checked rather than
  * assumed. The local server (`candlekeep serve`) builds exactly these events.
  */
+/**
+ * A map from names to values, checked without being rebuilt: zod's records copy into a plain object
+ * and drop a `__proto__` name, and names here come from the client, so they must survive as data.
+ */
+const nameMap = <T extends z.ZodType>(value: T) =>
+  z.custom<Record<string, z.output<T> | null | undefined>>(
+    (v) =>
+      v !== null &&
+      typeof v === 'object' &&
+      !Array.isArray(v) &&
+      Object.values(v).every((x) => x === null || x === undefined || value.safeParse(x).success),
+    { error: 'must be an object of names to values' },
+  );
+
 export const proxyEventSchema = z.object({
   resource: z.string(),
   path: z.string(),
   httpMethod: z.string(),
-  headers: z.record(z.string(), z.string().nullable().optional()).nullish(),
-  multiValueHeaders: z.record(z.string(), z.array(z.string()).nullable().optional()).nullish(),
-  queryStringParameters: z.record(z.string(), z.string().nullable().optional()).nullish(),
-  multiValueQueryStringParameters: z.record(z.string(), z.array(z.string()).nullable().optional()).nullish(),
-  pathParameters: z.record(z.string(), z.string().nullable().optional()).nullish(),
+  headers: nameMap(z.string()).nullish(),
+  multiValueHeaders: nameMap(z.array(z.string())).nullish(),
+  queryStringParameters: nameMap(z.string()).nullish(),
+  multiValueQueryStringParameters: nameMap(z.array(z.string())).nullish(),
+  pathParameters: nameMap(z.string()).nullish(),
   body: z.string().nullish(),
   isBase64Encoded: z.boolean().nullish(),
   requestContext: z
@@ -32,26 +46,29 @@ export interface ApiRequest {
   /** The route template API Gateway matched, e.g. `/v1/backtests/{id}`. */
   resource: string;
   path: string;
+  /** Client-chosen names, so a Map: `constructor` or `__proto__` are names like any other. */
   query: QueryValues;
-  /** Header names in lower case. */
-  headers: Record<string, string>;
-  pathParams: Record<string, string>;
+  /** Header names in lower case (no prototype: a header name is never an inherited property). */
+  headers: Readonly<Record<string, string>>;
+  pathParams: Readonly<Record<string, string>>;
   body: string | undefined;
   requestId: string | undefined;
   /** The API key's id behind API Gateway (not the key itself); scopes idempotency keys per caller. */
   apiKeyId: string | undefined;
 }
 
+const table = (): Record<string, string> => Object.create(null) as Record<string, string>;
+
 export function toApiRequest(event: ProxyEvent): ApiRequest {
-  const query: QueryValues = {};
+  const query = new Map<string, string[]>();
   if (event.multiValueQueryStringParameters) {
-    for (const [k, v] of Object.entries(event.multiValueQueryStringParameters)) if (v) query[k] = v;
+    for (const [k, v] of Object.entries(event.multiValueQueryStringParameters)) if (v) query.set(k, v);
   } else if (event.queryStringParameters) {
-    for (const [k, v] of Object.entries(event.queryStringParameters)) if (v !== null && v !== undefined) query[k] = [v];
+    for (const [k, v] of Object.entries(event.queryStringParameters)) if (v !== null && v !== undefined) query.set(k, [v]);
   }
-  const headers: Record<string, string> = {};
+  const headers = table();
   for (const [k, v] of Object.entries(event.headers ?? {})) if (typeof v === 'string') headers[k.toLowerCase()] = v;
-  const pathParams: Record<string, string> = {};
+  const pathParams = table();
   for (const [k, v] of Object.entries(event.pathParameters ?? {})) if (typeof v === 'string') pathParams[k] = v;
   let body = event.body ?? undefined;
   if (body !== undefined && event.isBase64Encoded) body = Buffer.from(body, 'base64').toString('utf8');

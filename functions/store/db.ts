@@ -2,6 +2,7 @@ import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { neonConfig, Pool, type PoolClient } from '@neondatabase/serverless';
 import ws from 'ws';
 import * as z from 'zod';
+import { once } from '../lambda-kit/env.ts';
 
 /**
  * One place that configures the Neon serverless driver.
@@ -140,20 +141,18 @@ export async function resolveDatabaseUrl(config: DatabaseConfig, secrets?: Secre
 }
 
 /**
- * A pool created on first use and reused after (a Lambda container's, across warm invocations):
- * the environment is read, the driver configured and the secret read then, not at import.
+ * The database URL, read on first use and kept (a Lambda container's): the environment is read, the
+ * driver configured and the secret read then, not at import. A failed read is retried on the next call.
  */
-export function lazyPool(env: Readonly<Record<string, string | undefined>>, opts?: PoolOptions): () => Promise<Db> {
-  let pool: Promise<Db> | undefined;
-  return () => {
-    pool ??= (async () => {
-      const config = readDatabaseConfig(env);
-      configureDriver(config);
-      return createPool(await resolveDatabaseUrl(config), opts);
-    })().catch((err: unknown) => {
-      pool = undefined; // a failed secret read must not poison the container forever
-      throw err;
-    });
-    return pool;
-  };
+export function lazyDatabaseUrl(env: Readonly<Record<string, string | undefined>>): () => Promise<string> {
+  return once(async () => {
+    const config = readDatabaseConfig(env);
+    configureDriver(config);
+    return resolveDatabaseUrl(config);
+  });
+}
+
+/** A pool created on first use and reused after (a Lambda container's, across warm invocations). */
+export function lazyPool(env: Readonly<Record<string, string | undefined>>, opts?: PoolOptions, url = lazyDatabaseUrl(env)): () => Promise<Db> {
+  return once(async () => createPool(await url(), opts));
 }

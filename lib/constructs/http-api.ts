@@ -160,6 +160,12 @@ export class CandlekeepHttpApi extends Construct {
       });
     }
 
+    // Another method on a route's path reaches the function too, which answers 405 with an Allow
+    // header; the gateway alone would answer 404 (missing authentication token) for it.
+    const keyByPath = new Map<string, boolean>();
+    for (const route of ROUTE_TABLE) keyByPath.set(route.path, (keyByPath.get(route.path) ?? false) || route.apiKey);
+    for (const [path, apiKey] of keyByPath) this.api.root.resourceForPath(path).addMethod('ANY', integration, { apiKeyRequired: apiKey });
+
     const responses: [string, apigw.ResponseType, number, Record<string, string>][] = [
       ['InvalidApiKey', apigw.ResponseType.INVALID_API_KEY, 403, problem(403, 'forbidden', 'Forbidden', 'missing or invalid API key: send it in the x-api-key header', 'x-api-key')],
       ['AccessDenied', apigw.ResponseType.ACCESS_DENIED, 403, problem(403, 'forbidden', 'Forbidden', 'missing or invalid API key: send it in the x-api-key header', 'x-api-key')],

@@ -62,6 +62,8 @@ export const createRun = defineRoute({
 
 const sortedKeys = (objects: readonly object[]) => [...new Set(objects.flatMap((o) => Object.keys(o)))].sort();
 const paramText = (v: unknown): CsvValue => (v === undefined ? null : v === null || typeof v !== 'object' ? (v as CsvValue) : JSON.stringify(v));
+/** A run's own value under a client-chosen name (`constructor` is a name, not Object's constructor). */
+const own = <T>(o: Record<string, T>, name: string): T | undefined => (Object.hasOwn(o, name) ? o[name] : undefined);
 
 export const listRuns = defineRoute({
   method: 'GET',
@@ -89,19 +91,22 @@ export const listRuns = defineRoute({
         r.end,
         r.tags.join(';'),
         r.fingerprint.value,
-        ...metricNames.map((m) => r.metrics[m] ?? null),
-        ...paramNames.map((p) => paramText(r.parameters[p])),
+        ...metricNames.map((m) => own(r.metrics, m) ?? null),
+        ...paramNames.map((p) => paramText(own(r.parameters, p))),
       ]),
       headers: nextCursorHeader(page.nextCursor),
     };
   },
-  responses: { 200: { description: 'A page of runs (without equity curves and trades).', schema: backtestPageSchema }, ...problems(...COMMON, 406) },
-  async handle({ query, dynamic, db, reply }) {
-    return reply(await listBacktests(await db(), query, dynamic));
+  responses: { 200: { description: 'A page of runs (without equity curves and trades).', schema: backtestPageSchema }, ...problems(...COMMON) },
+  async handle({ query, dynamic, db, cursors, reply }) {
+    return reply(await listBacktests(await db(), await cursors(), query, dynamic));
   },
 });
 
-const uuid = z.uuid({ error: 'is not a backtest run id (a UUID)' });
+// PostgreSQL reads a UUID in any case and answers in lower case: ids are compared in that form.
+const uuid = z
+  .uuid({ error: 'is not a backtest run id (a UUID)' })
+  .transform((id) => id.toLowerCase());
 const idParams = z.object({ id: uuid.meta({ description: 'Run id.' }) });
 
 export const compareRuns = defineRoute({
@@ -125,7 +130,7 @@ export const compareRuns = defineRoute({
       ['data', 'changed', ...cmp.data.map((d) => d.changed)],
     ],
   }),
-  responses: { 200: { description: 'The comparison.', schema: comparisonSchema }, ...problems(...COMMON, 404, 406) },
+  responses: { 200: { description: 'The comparison.', schema: comparisonSchema }, ...problems(...COMMON, 404) },
   async handle({ query, db, reply }) {
     return reply(await compareBacktests(await db(), query.ids));
   },

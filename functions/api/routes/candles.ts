@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { MAX_OPEN_TIME, MIN_OPEN_TIME } from '../../candles/candle.ts';
 import { isAligned } from '../../candles/intervals.ts';
-import { decodeCursor, encodeCursor, queryHash } from '../../http/cursor.ts';
+import { queryHash } from '../../http/cursor.ts';
 import { nextCursorHeader, type CsvValue } from '../../http/csv.ts';
 import { badRequest } from '../../http/problem.ts';
 import { checkTimeRange } from '../../http/query.ts';
@@ -66,13 +66,14 @@ export const candles = defineRoute({
         'X-Gap-Policy': 'CSV only: the gap policy applied.',
       },
     },
-    ...problems(...COMMON, 404, 406),
+    ...problems(...COMMON, 404),
   },
-  async handle({ query: q, db, reply }) {
+  async handle({ query: q, db, cursors, reply }) {
     checkTimeRange(q);
+    const codec = await cursors();
     const hash = queryHash(['candles', q.exchange, q.symbol, q.interval, q.start, q.end, q.gaps]);
     const from = q.cursor
-      ? decodeCursor(
+      ? codec.decode(
           q.cursor,
           hash,
           z.number().int().min(MIN_OPEN_TIME).max(MAX_OPEN_TIME).refine((t) => isAligned(t, q.interval)),
@@ -92,7 +93,7 @@ export const candles = defineRoute({
       end: isoOrNull(q.end),
       count: page.candles.length,
       candles: page.candles,
-      nextCursor: page.next === null ? null : encodeCursor(page.next, hash),
+      nextCursor: page.next === null ? null : codec.encode(page.next, hash),
     });
   },
 });
@@ -109,7 +110,7 @@ export const latest = defineRoute({
     columns: ['exchange', 'symbol', 'interval', ...candleColumns(false)],
     rows: out.series.map((s) => [s.exchange, s.symbol, s.interval, ...(s.candle ? candleRow(s.candle, false) : candleColumns(false).map(() => null))]),
   }),
-  responses: { 200: { description: 'One entry per series.', schema: latestSchema }, ...problems(...COMMON, 404, 406) },
+  responses: { 200: { description: 'One entry per series.', schema: latestSchema }, ...problems(...COMMON, 404) },
   async handle({ query: q, db, reply }) {
     if (q.series && (q.exchange || q.symbol || q.interval)) {
       throw badRequest('give either series or exchange/symbol/interval filters, not both', 'series');

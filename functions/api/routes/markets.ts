@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { MAX_OPEN_TIME, MIN_OPEN_TIME } from '../../candles/candle.ts';
-import { decodeCursor, encodeCursor, queryHash } from '../../http/cursor.ts';
+import { queryHash } from '../../http/cursor.ts';
 import { nextCursorHeader } from '../../http/csv.ts';
 import { checkTimeRange } from '../../http/query.ts';
 import { iso, isoOrNull } from '../../http/time.ts';
@@ -31,7 +31,7 @@ export const markets = defineRoute({
       m.largestGapCandles,
     ]),
   }),
-  responses: { 200: { description: 'Every matching series.', schema: marketsSchema }, ...problems(...COMMON, 406) },
+  responses: { 200: { description: 'Every matching series.', schema: marketsSchema }, ...problems(...COMMON) },
   async handle({ query: q, db, reply }) {
     return reply({ markets: await seriesExtents(await db(), q) });
   },
@@ -50,15 +50,16 @@ export const gaps = defineRoute({
     rows: page.gaps.map((g) => [iso(g.start), iso(g.end), g.missingCandles, g.confirmedByExchange]),
     headers: nextCursorHeader(page.nextCursor),
   }),
-  responses: { 200: { description: 'A page of gaps, oldest first.', schema: gapsPageSchema }, ...problems(...COMMON, 404, 406) },
-  async handle({ query: q, db, reply }) {
+  responses: { 200: { description: 'A page of gaps, oldest first.', schema: gapsPageSchema }, ...problems(...COMMON, 404) },
+  async handle({ query: q, db, cursors, reply }) {
     checkTimeRange(q);
+    const codec = await cursors();
     const hash = queryHash(['gaps', q.exchange, q.symbol, q.interval, q.start, q.end]);
-    const from = q.cursor ? decodeCursor(q.cursor, hash, z.number().int().min(MIN_OPEN_TIME).max(MAX_OPEN_TIME)) : undefined;
+    const from = q.cursor ? codec.decode(q.cursor, hash, z.number().int().min(MIN_OPEN_TIME).max(MAX_OPEN_TIME)) : undefined;
     const conn = await db();
     const seriesId = await resolveStored(conn, q.exchange, q.symbol, q.interval);
     const page = await storedGaps(conn, seriesId, q.interval, { start: q.start, end: q.end, limit: q.limit, from });
-    const nextCursor = page.next === null ? null : encodeCursor(page.next, hash);
+    const nextCursor = page.next === null ? null : codec.encode(page.next, hash);
     return reply({ exchange: q.exchange, symbol: q.symbol, interval: q.interval, gaps: page.gaps, nextCursor });
   },
 });

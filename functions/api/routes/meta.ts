@@ -10,7 +10,7 @@ export const health = defineRoute({
   tag: 'meta',
   apiKey: false,
   summary: 'Liveness and database reachability (no API key needed)',
-  responses: { 200: { description: 'Up, and the database answers.', schema: healthSchema }, ...problems(400, 503) },
+  responses: { 200: { description: 'Up, and the database answers.', schema: healthSchema }, ...problems(400, 406, 503) },
   async handle({ db }) {
     await ping(await db());
     return json(200, { status: 'ok', database: 'ok', version: API_VERSION }, { 'Cache-Control': 'no-store' });
@@ -25,7 +25,7 @@ export const openapi = defineRoute({
   tag: 'meta',
   apiKey: true,
   summary: 'This OpenAPI 3.1 document',
-  responses: { 200: { description: 'The OpenAPI document.' }, ...problems(403) },
+  responses: { 200: { description: 'The OpenAPI document.' }, ...problems(400, 403, 406) },
   async handle({ routes }) {
     // Imported on demand: building the document is only needed by this route.
     const { buildOpenApi } = await import('../openapi.ts');

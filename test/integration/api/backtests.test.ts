@@ -109,7 +109,7 @@ describe('POST /v1/backtests', () => {
     ['a duplicate tag', () => run({ tags: ['a', 'a'] }), 422, 'tags', /twice/],
     ['malformed JSON', () => '{"strategy": "x",', 400, '(body)', /not valid JSON/],
     ['JSON that is not an object', () => '[1,2,3]', 422, '(body)', /expected object/],
-    ['a NUL character', () => JSON.stringify(run({ notes: 'a\u0000b' })), 400, '(body)', /NUL/],
+    ['a NUL character', () => JSON.stringify(run({ notes: 'a\u0000b' })), 400, 'notes', /NUL/],
     ['deeply nested JSON', () => `{"parameters":${'['.repeat(100_000)}${']'.repeat(100_000)}}`, 400, '(body)', /nested deeper than 32/],
   ];
   it.each(invalid)('rejects %s with a message naming the field', async (_name, body, status, parameter, detail) => {
@@ -253,7 +253,7 @@ describe('GET /v1/backtests', () => {
     ['nested groups', { 'or.1.or.2.tag': 'x' }, 'or.1.or.2.tag', /do not nest/],
     ['a bad sort', { sort: 'sharpe' }, 'sort', /created/],
     ['a limit above 1000', { limit: 5000 }, 'limit', /at most 1000/],
-    ['a cursor of another query', { cursor: 'eyJwIjpbbnVsbCwiMDE5MGI2YTAtMDAwMC03MDAwLTgwMDAtMDAwMDAwMDAwMDAwIl0sInEiOiJ4In0' }, 'cursor', /different query/],
+    ['an unsigned cursor', { cursor: 'eyJwIjpbbnVsbCwiMDE5MGI2YTAtMDAwMC03MDAwLTgwMDAtMDAwMDAwMDAwMDAwIl0sInEiOiJ4In0' }, 'cursor', /invalid cursor/],
   ])('rejects %s', async (_n, query, parameter, detail) => {
     const r = await api.get('/v1/backtests', query);
     expect(r.body).toMatchObject({ status: 400, parameter });

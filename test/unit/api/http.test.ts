@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { describe, expect, it } from 'vitest';
 import { MAX_JSON_DEPTH, parseJsonBody } from '../../../functions/http/body.ts';
 import { toCsv } from '../../../functions/http/csv.ts';
-import { decodeCursor, encodeCursor } from '../../../functions/http/cursor.ts';
+import { cursorCodec, processCursorKey } from '../../../functions/http/cursor.ts';
 import { negotiateFormat } from '../../../functions/http/negotiate.ts';
 import { DomainError } from '../../../functions/errors.ts';
 import { domainProblem, HttpProblem } from '../../../functions/http/problem.ts';
@@ -51,6 +51,8 @@ describe('parseJsonBody', () => {
   });
 });
 
+const q = (o: Record<string, string[]>) => new Map(Object.entries(o));
+
 describe('parseQuery', () => {
   const schema = z.object({
     start: timeParam('Start.').optional(),
@@ -59,15 +61,15 @@ describe('parseQuery', () => {
   });
 
   it('applies defaults, splits lists, converts times', () => {
-    expect(parseQuery({ start: ['2024-03-01'], ids: ['a,b', 'c'] }, schema).values).toEqual({ start: Date.UTC(2024, 2, 1), limit: 1000, ids: ['a', 'b', 'c'] });
+    expect(parseQuery(q({ start: ['2024-03-01'], ids: ['a,b', 'c'] }), schema).values).toEqual({ start: Date.UTC(2024, 2, 1), limit: 1000, ids: ['a', 'b', 'c'] });
   });
 
   it('rejects unknown and repeated parameters and names the offending one', () => {
-    expect(problemOf(() => parseQuery({ limt: ['5'] }, schema))).toMatchObject({ status: 400, parameter: 'limt' });
-    expect(problemOf(() => parseQuery({ limit: ['5', '6'] }, schema))).toMatchObject({ parameter: 'limit' });
-    const huge = problemOf(() => parseQuery({ limit: ['50000'] }, schema));
+    expect(problemOf(() => parseQuery(q({ limt: ['5'] }), schema))).toMatchObject({ status: 400, parameter: 'limt' });
+    expect(problemOf(() => parseQuery(q({ limit: ['5', '6'] }), schema))).toMatchObject({ parameter: 'limit' });
+    const huge = problemOf(() => parseQuery(q({ limit: ['50000'] }), schema));
     expect(huge.message).toBe('limit must be at most 10000; request pages of up to 10000 and follow nextCursor for the rest');
-    expect(problemOf(() => parseQuery({ ids: ['a,b,c,d'] }, schema)).message).toMatch(/at most 3/);
+    expect(problemOf(() => parseQuery(q({ ids: ['a,b,c,d'] }), schema)).message).toMatch(/at most 3/);
   });
 });
 
@@ -84,11 +86,19 @@ describe('negotiateFormat', () => {
 });
 
 describe('cursors and CSV', () => {
-  it('round-trips a cursor only for the query it came from', () => {
-    const c = encodeCursor(42, 'q1');
-    expect(decodeCursor(c, 'q1', z.number())).toBe(42);
-    expect(problemOf(() => decodeCursor(c, 'q2', z.number())).message).toMatch(/different query/);
-    expect(problemOf(() => decodeCursor('%%%', 'q1', z.number())).parameter).toBe('cursor');
+  it('round-trips a cursor only for the query it came from, and only under the key that signed it', () => {
+    const codec = cursorCodec(processCursorKey());
+    const c = codec.encode(42, 'q1');
+    expect(codec.decode(c, 'q1', z.number())).toBe(42);
+    expect(problemOf(() => codec.decode(c, 'q2', z.number())).message).toMatch(/different query/);
+    expect(problemOf(() => codec.decode('%%%', 'q1', z.number())).parameter).toBe('cursor');
+    // The same position signed under another key, unsigned, or with its payload changed: not issued here.
+    const [payload] = c.split('.');
+    const forged = Buffer.from(JSON.stringify({ p: 43, q: 'q1' })).toString('base64url');
+    for (const bad of [cursorCodec(processCursorKey()).encode(42, 'q1'), payload!, `${forged}.${c.split('.')[1]}`]) {
+      expect(problemOf(() => codec.decode(bad, 'q1', z.number())).message).toMatch(/^invalid cursor/);
+    }
+    expect(() => cursorCodec(Buffer.from('short'))).toThrow(/at least 32 bytes/);
   });
 
   it('quotes fields that need it and writes nulls as empty', () => {
