@@ -14,6 +14,12 @@ import {
 } from './candle.ts';
 import { intervalSchema, type Interval } from './intervals.ts';
 
+/** A half-open span [start, end) of epoch ms: the buckets a message accounts for. */
+export interface BatchRange {
+  start: number;
+  end: number;
+}
+
 /**
  * CandleBatch v1: one series per message, candles as compact positional rows.
  *
@@ -22,6 +28,12 @@ import { intervalSchema, type Interval } from './intervals.ts';
  *
  * `fetchedAt` (ms) is when the exchange was asked; it orders versions of a still-open candle so a
  * late-delivered older version never replaces a newer one.
+ *
+ * An optional `"range": [startMs, endMs]` is the half-open span of buckets the exchange was asked
+ * for that this message accounts for: the writer records it in the coverage ledger in the same
+ * transaction as the candles, so only a stored message ever claims a range. With a range, `rows`
+ * may be empty (the exchange confirmed the span empty) and every row must open inside it. Messages
+ * without one (older senders) stay valid and claim nothing.
  */
 export const CANDLE_BATCH_VERSION = 1;
 /** SQS's limit for one message body (and for one SendMessageBatch call). */
@@ -92,10 +104,17 @@ export const candleBatchSchema = z
     symbol: symbolSchema,
     interval: intervalSchema,
     fetchedAt: z.number().int().positive(),
-    rows: z.array(z.unknown()).min(1, 'rows must hold at least one candle'),
+    rows: z.array(z.unknown()),
+    range: z
+      .tuple([z.number().int().min(MIN_OPEN_TIME), z.number().int().max(MAX_OPEN_TIME)])
+      .refine(([start, end]) => end > start, 'range must be [startMs, endMs] with endMs after startMs')
+      .optional(),
   })
   .strict()
   .superRefine((batch, ctx) => {
+    if (batch.rows.length === 0 && !batch.range) {
+      ctx.addIssue({ code: 'custom', path: ['rows'], message: 'rows must hold at least one candle (or the message must carry the range the exchange confirmed empty)' });
+    }
     const seen = new Set<number>();
     let problems = 0;
     for (let i = 0; i < batch.rows.length && problems < 5; i++) {
@@ -106,6 +125,11 @@ export const candleBatchSchema = z
         continue;
       }
       const t = (batch.rows[i] as CandleRow)[0];
+      if (batch.range && (t < batch.range[0] || t >= batch.range[1])) {
+        problems++;
+        ctx.addIssue({ code: 'custom', path: ['rows', i, 0], message: `openTime ${t} is outside the message's range [${batch.range[0]}, ${batch.range[1]})` });
+        continue;
+      }
       if (seen.has(t)) {
         problems++;
         ctx.addIssue({ code: 'custom', path: ['rows', i, 0], message: `duplicate openTime ${t} in one message` });
@@ -166,32 +190,59 @@ export function fromRow(row: CandleRow): Candle {
 /**
  * Encodes candles of one series as CandleBatch v1 bodies, each at most `maxBytes` (default: SQS's
  * limit less headroom for attributes). Candles are sorted by openTime and de-duplicated (last wins).
+ *
+ * With `range`, the messages split it between them: their ranges are contiguous and disjoint and
+ * together cover it (each ends where the next begins), so the ledger claims exactly the parts whose
+ * message was stored. A range without candles still yields one message, the exchange's "none here".
+ * Candles outside the range (the still-forming candle past a ledger range's end) travel in
+ * messages without a range of their own.
  */
 export function encodeCandleBatches(
   series: SeriesKey,
   candles: readonly Candle[],
   fetchedAt: number,
+  range?: BatchRange,
   maxBytes = SQS_MAX_BYTES - 6 * 1024,
 ): string[] {
   const byTime = new Map<number, Candle>();
   for (const c of candles) byTime.set(c.openTime, c);
   const sorted = [...byTime.values()].sort((a, b) => a.openTime - b.openTime);
-  const head = `{"v":${CANDLE_BATCH_VERSION},"exchange":${JSON.stringify(series.exchange)},"symbol":${JSON.stringify(series.symbol)},"interval":${JSON.stringify(series.interval)},"fetchedAt":${fetchedAt},"rows":[`;
-  const tail = ']}';
-  const bodies: string[] = [];
+  const head = `{"v":${CANDLE_BATCH_VERSION},"exchange":${JSON.stringify(series.exchange)},"symbol":${JSON.stringify(series.symbol)},"interval":${JSON.stringify(series.interval)},"fetchedAt":${fetchedAt},`;
+  if (!range || range.end <= range.start) return packRows(sorted, head, undefined, maxBytes);
+  const inside = sorted.filter((c) => c.openTime >= range.start && c.openTime < range.end);
+  const outside = sorted.filter((c) => c.openTime < range.start || c.openTime >= range.end);
+  return [...packRows(inside, head, range, maxBytes), ...packRows(outside, head, undefined, maxBytes)];
+}
+
+/** Room kept for the longest `"range":[…,…],` a message can carry. */
+const RANGE_BYTES = 40;
+
+function packRows(sorted: readonly Candle[], head: string, range: BatchRange | undefined, maxBytes: number): string[] {
+  const groups: string[][] = [];
   let rows: string[] = [];
-  let size = Buffer.byteLength(head) + tail.length;
+  const empty = Buffer.byteLength(head) + '"rows":[]}'.length + (range ? RANGE_BYTES : 0);
+  let size = empty;
+  const starts: number[] = [];
   for (const c of sorted) {
     const row = JSON.stringify(toRow(c));
     const rowBytes = Buffer.byteLength(row) + 1;
     if (rows.length > 0 && size + rowBytes > maxBytes) {
-      bodies.push(head + rows.join(',') + tail);
+      groups.push(rows);
       rows = [];
-      size = Buffer.byteLength(head) + tail.length;
+      size = empty;
     }
+    if (rows.length === 0) starts.push(c.openTime);
     rows.push(row);
     size += rowBytes;
   }
-  if (rows.length > 0) bodies.push(head + rows.join(',') + tail);
-  return bodies;
+  if (rows.length > 0) groups.push(rows);
+  if (!range) return groups.map((g) => `${head}"rows":[${g.join(',')}]}`);
+  if (groups.length === 0) return [`${head}"range":[${range.start},${range.end}],"rows":[]}`];
+  // Each message's range runs from its first candle to the next message's first candle, stretched
+  // to the range's edges at both ends, so no bucket between two messages goes unclaimed.
+  return groups.map((g, i) => {
+    const start = i === 0 ? range.start : starts[i]!;
+    const end = i === groups.length - 1 ? range.end : starts[i + 1]!;
+    return `${head}"range":[${start},${end}],"rows":[${g.join(',')}]}`;
+  });
 }

@@ -119,6 +119,8 @@ export async function planBackfill(req: BackfillRequest & { requestId?: string |
     const before: Range = { start: first.start, end: found.first ?? lastWanted.end };
     if (before.end > before.start) {
       // Recorded per wanted range, so a range some other fetch already covers is not claimed twice.
+      // Recorded here, not by the writer: the listing search's answer is no batch of candles that
+      // could be lost on the way, and it is known only once the search has run.
       if (found.exact) {
         for (const r of wanted) {
           const empty = { start: r.start, end: Math.min(r.end, before.end) };

@@ -9,7 +9,6 @@ import {
   releaseChunk,
   type BackfillChunk,
 } from '../store/backfills.ts';
-import { recordCoverage } from '../store/coverage.ts';
 import type { Queryable } from '../store/db.ts';
 import type { CandleSink } from './candle-sink.ts';
 import { pageDeps, type ExchangeAccess } from '../exchanges/access.ts';
@@ -92,12 +91,12 @@ async function processChunk(chunk: BackfillChunk, deps: WorkerDeps): Promise<Out
           )
         : { candles: [], pages: 0, weight: 0 };
     const candles = fetched.candles.filter((c) => c.closed);
-    await deps.sink.write(chunk.series, candles, now);
+    // The range asked travels with the candles and the writer records it in the ledger when it
+    // stores them: a message lost before that leaves the range missing, so a later backfill or
+    // `gaps --backfill` fetches it again instead of reading it as confirmed empty.
+    const coverageStart = Math.min(end, Math.max(chunk.start, servableFrom(adapter, chunk.series.interval, now)));
+    await deps.sink.write(chunk.series, candles, now, { start: coverageStart, end });
     deps.signal?.throwIfAborted();
-    // Coverage before `done`: a crash in between refetches the chunk (idempotent) instead of leaving
-    // a finished chunk whose confirmed-empty buckets the ledger never heard of.
-    const coverageStart = Math.max(chunk.start, servableFrom(adapter, chunk.series.interval, now));
-    await recordCoverage(deps.db, chunk.seriesId, { start: coverageStart, end }, candles.map((c) => c.openTime));
     // Only while the claim is still ours; if the lease ran out and another worker took the chunk, it
     // finishes it (the rows written here are identical, so nothing is lost either way).
     await completeChunk(deps.db, chunk, deps.workerId, candles.length);

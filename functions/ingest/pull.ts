@@ -3,7 +3,6 @@ import { bucketStart, INTERVAL_MS, type Interval } from '../candles/intervals.ts
 import type { Market } from '../config/markets.ts';
 import { fetchRange } from '../exchanges/index.ts';
 import { readWatermark } from '../store/candles.ts';
-import { recordCoverage } from '../store/coverage.ts';
 import type { Queryable } from '../store/db.ts';
 import { SeriesRegistry } from '../store/series.ts';
 import type { BackfillRequest } from './backfill-request.ts';
@@ -101,12 +100,12 @@ export async function pullLatest(series: SeriesKey, opts: { start?: number | und
 
 /**
  * Fetches [range.start, range.end) window by window (maxPages pages each), writing each window to
- * the sink before fetching the next, and records what was asked in the coverage ledger.
+ * the sink before fetching the next. The closed part of each window travels with its candles as
+ * the range asked for; the writer records it in the coverage ledger when it stores them.
  */
 export async function pullRange(series: SeriesKey, range: Range, deps: PullDeps): Promise<PullResult> {
   const adapter = adapterFor(series);
   const step = INTERVAL_MS[series.interval];
-  const seriesId = await seriesIdOf(series, deps);
   const windowSpan = (deps.maxPages ?? DEFAULT_PULL_MAX_PAGES) * adapter.maxPageSize * step;
   const start = bucketAtOrAfter(range.start, series.interval);
   const end = Math.min(bucketAtOrAfter(range.end, series.interval), bucketStart(deps.access.now(), series.interval) + step);
@@ -124,15 +123,12 @@ export async function pullRange(series: SeriesKey, range: Range, deps: PullDeps)
       // Slack for pages an exchange cuts short; a cursor that never ends still stops.
       { maxPages: windowPages + 3 },
     );
-    const written = await deps.sink.write(series, fetched.candles, now);
+    // The forming bucket stays out of the range: it may still gain trades, so "no candle" there
+    // is no confirmation that it is empty.
     const closedEnd = Math.min(window.end, bucketStart(now, series.interval));
     const coverageStart = Math.max(window.start, servableFrom(adapter, series.interval, now));
-    await recordCoverage(
-      deps.db,
-      seriesId,
-      { start: coverageStart, end: closedEnd },
-      fetched.candles.filter((c) => c.closed).map((c) => c.openTime),
-    );
+    const asked = coverageStart < closedEnd ? { start: coverageStart, end: closedEnd } : undefined;
+    const written = await deps.sink.write(series, fetched.candles, now, asked);
     accumulate(result, fetched.candles, fetched.pages, fetched.weight, written.messages, written.written);
     deps.onProgress?.({ series, range: result.range, through: Math.min(window.end, to + 1), candles: result.candles });
   }

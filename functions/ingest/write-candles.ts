@@ -1,6 +1,6 @@
 import { parseCandleBatch, type CandleBatch } from '../candles/candle-batch.ts';
 import type { CandleStore, UpsertResult } from '../store/candles.ts';
-import type { Queryable } from '../store/db.ts';
+import type { Db } from '../store/db.ts';
 import type { Rejected } from '../queue/dead-letter.ts';
 
 export interface QueueRecord {
@@ -10,7 +10,7 @@ export interface QueueRecord {
 }
 
 export interface WriteDeps {
-  db: Queryable;
+  db: Db;
   store: CandleStore;
   /** Sends rejected messages to the dead-letter queue; returns the ids it could not send. */
   deadLetter: (rejected: readonly Rejected[]) => Promise<string[]>;
@@ -25,7 +25,9 @@ export interface WriteOutcome extends UpsertResult {
 
 /**
  * The writer's domain step for one SQS batch: validate every message, write all valid candles with
- * one upsert, and send invalid messages to the dead-letter queue with their reason.
+ * one upsert and record the ranges they account for in the coverage ledger (one transaction, so a
+ * range is claimed only once its candles are stored), and send invalid messages to the dead-letter
+ * queue with their reason.
  *
  * A database error is thrown, not swallowed: the handler lets it fail the whole batch so SQS
  * redelivers every message (an upsert of the same rows again is a no-op, so that is safe).
@@ -38,7 +40,7 @@ export async function writeCandleMessages(records: readonly QueueRecord[], deps:
     if (parsed.ok) valid.push(parsed.batch);
     else rejected.push({ messageId: r.messageId, body: r.body, reason: parsed.reason, receiveCount: r.receiveCount });
   }
-  const result = await deps.store.upsert(deps.db, valid);
+  const result = await deps.store.write(deps.db, valid);
   // Only after the candles are safely written: a poison message sent to the DLQ before a failed
   // write would come back with the redelivered batch and be dead-lettered twice.
   const failedMessageIds = rejected.length > 0 ? await deps.deadLetter(rejected) : [];

@@ -1,7 +1,8 @@
 import type { CandleBatch, CandleRow } from '../candles/candle-batch.ts';
 import type { Candle, SeriesKey } from '../candles/candle.ts';
 import { INTERVAL_MS, INTERVALS, type Interval } from '../candles/intervals.ts';
-import type { Queryable } from './db.ts';
+import { recordClaims, type CoverageClaim } from './coverage.ts';
+import { inTransaction, type Db, type Queryable } from './db.ts';
 import { SeriesRegistry } from './series.ts';
 import { ms } from './sql.ts';
 
@@ -129,6 +130,13 @@ function toArrays(versions: readonly Version[]): string[] {
 const UNIQUE_VIOLATION = '23505';
 
 /**
+ * How rows with no stored version are written: a plain insert that falls back to the guarded upsert
+ * on a unique violation (outside a transaction), a plain insert whose violation is the caller's to
+ * handle (inside one), or the guarded upsert straight away.
+ */
+type FreshRows = 'insert-or-guard' | 'insert' | 'guarded';
+
+/**
  * A numeric map key for (series, open time). Open times are whole minutes (every interval is) and
  * fewer than 2^27 of them pass before 2100, so series ids up to 2^26 stay below 2^53. Numbers hash
  * far cheaper than template strings, and a batch builds two maps of tens of thousands of keys.
@@ -143,6 +151,34 @@ export class CandleStore {
   }
 
   /**
+   * Stores what a batch of CandleBatch messages says: its candles, and the ranges the messages
+   * account for in the coverage ledger, in one transaction, so a range is claimed exactly when its
+   * candles are stored. Messages without a range (older senders, the benchmark) take the plain
+   * upsert with no transaction around it.
+   */
+  async write(db: Db, batches: readonly CandleBatch[]): Promise<UpsertResult> {
+    if (!batches.some((b) => b.range)) return this.upsert(db, batches);
+    const ids = await this.registry.resolve(db, batches);
+    const claims: CoverageClaim[] = batches.flatMap((b) =>
+      b.range ? [{ seriesId: ids.get(SeriesRegistry.key(b))!, range: { start: b.range[0], end: b.range[1] }, openTimes: b.rows.map((r) => r[0]) }] : [],
+    );
+    const attempt = (fresh: FreshRows) =>
+      inTransaction(db, async (tx) => {
+        const result = await this.#apply(tx, batches, ids, fresh);
+        await recordClaims(tx, claims);
+        return result;
+      });
+    try {
+      return await attempt('insert');
+    } catch (err) {
+      // Another writer stored one of these candles after the probe; the failed insert aborted the
+      // transaction, so it is run again with every row through the guarded upsert.
+      if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
+      return attempt('guarded');
+    }
+  }
+
+  /**
    * Writes the candles of many CandleBatch messages. Versions of the same candle within the input
    * are first reduced to the one the finality rules pick; then one probe reads what is stored in
    * the batch's span, and one write statement per kind (new rows; rows to replace) applies the rest.
@@ -150,10 +186,14 @@ export class CandleStore {
    */
   async upsert(db: Queryable, batches: readonly CandleBatch[]): Promise<UpsertResult> {
     if (batches.length === 0) return { received: 0, written: 0, unchanged: 0 };
-    const ids = await this.registry.resolve(db, batches);
+    return this.#apply(db, batches, await this.registry.resolve(db, batches), 'insert-or-guard');
+  }
+
+  async #apply(db: Queryable, batches: readonly CandleBatch[], ids: Map<string, number>, freshRows: FreshRows): Promise<UpsertResult> {
     const versions = new Map<number, Version>();
     const spans = new Map<number, { lo: number; hi: number }>();
     for (const b of batches) {
+      if (b.rows.length === 0) continue;
       const seriesId = ids.get(SeriesRegistry.key(b))!;
       const span = spans.get(seriesId) ?? { lo: Infinity, hi: -Infinity };
       for (const row of b.rows) {
@@ -166,6 +206,7 @@ export class CandleStore {
       }
       spans.set(seriesId, span);
     }
+    if (versions.size === 0) return { received: 0, written: 0, unchanged: 0 };
 
     const probe = await db.query<{ series_id: number; t: number; f: number; sig: string }>(PROBE_SQL, [
       arrayLiteral([...spans.keys()]),
@@ -185,12 +226,14 @@ export class CandleStore {
     }
 
     let written = 0;
+    if (freshRows === 'guarded') replace.push(...fresh.splice(0));
     if (fresh.length > 0) {
       try {
         written += (await db.query(INSERT_SQL, toArrays(fresh))).rowCount ?? 0;
       } catch (err) {
         // Another writer stored one of these candles after the probe: let the guard decide them all.
-        if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
+        // Inside a transaction the failed statement aborted it: the caller must start over.
+        if ((err as { code?: string }).code !== UNIQUE_VIOLATION || freshRows === 'insert') throw err;
         replace.push(...fresh);
       }
     }

@@ -1,4 +1,4 @@
-import type { Range } from '../ingest/ranges.ts';
+import { mergeRanges, type Range } from '../ingest/ranges.ts';
 import type { Queryable } from './db.ts';
 import { bigintArray, ms, ts } from './sql.ts';
 
@@ -31,6 +31,29 @@ export async function recordCoverage(db: Queryable, seriesId: number, range: Ran
        AND NOT EXISTS (SELECT 1 FROM coverage WHERE series_id = $1 AND range_start <= ${ts('$2')} AND range_end >= ${ts('$3')})`,
     [seriesId, range.start, range.end, bigintArray(inside)],
   );
+}
+
+/** A range a stored message accounts for, and the open times of the candles it carried. */
+export interface CoverageClaim {
+  seriesId: number;
+  range: Range;
+  openTimes: readonly number[];
+}
+
+/**
+ * Records the ranges of the messages one write stored. Ranges of a series that touch or overlap
+ * (the consecutive messages of one fetch) are joined first, so a batch costs one statement per
+ * series, not one per message; a candle carried twice (a message delivered twice) counts once.
+ */
+export async function recordClaims(db: Queryable, claims: readonly CoverageClaim[]): Promise<void> {
+  const bySeries = new Map<number, CoverageClaim[]>();
+  for (const c of claims) bySeries.set(c.seriesId, [...(bySeries.get(c.seriesId) ?? []), c]);
+  for (const [seriesId, own] of bySeries) {
+    const times = [...new Set(own.flatMap((c) => c.openTimes))];
+    for (const range of mergeRanges(own.map((c) => c.range))) {
+      await recordCoverage(db, seriesId, range, times);
+    }
+  }
 }
 
 export interface CoverageRow extends Range {

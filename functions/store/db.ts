@@ -85,6 +85,28 @@ export function asDatabaseError(err: unknown): Error {
   return new Error(`database connection failed: ${message}`, { cause: err });
 }
 
+/**
+ * Runs `work` on one connection inside BEGIN … COMMIT; any error rolls it back and is rethrown.
+ * A connection whose rollback also failed is discarded rather than returned to the pool.
+ */
+export async function inTransaction<T>(db: Pick<Db, 'connect'>, work: (tx: DbClient) => Promise<T>): Promise<T> {
+  const client = await db.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const out = await work(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+      broken = asDatabaseError(rollbackError);
+    });
+    throw asDatabaseError(err);
+  } finally {
+    client.release(broken);
+  }
+}
+
 export function createPool(url: string, opts: PoolOptions = {}): Db {
   const pool = new Pool({
     connectionString: url,

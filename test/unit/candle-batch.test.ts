@@ -45,9 +45,26 @@ describe('CandleBatch v1 parsing', () => {
     ['an unknown exchange', message({ exchange: 'mtgox' }), /exchange: unknown exchange "mtgox"/],
     ['a native symbol', message({ symbol: 'BTCUSDT' }), /symbol: expected a unified symbol/],
     ['an unexpected field', message({ extra: 1 }), /Unrecognized key/i],
-    ['no rows', message({ rows: [] }), /rows must hold at least one candle/],
+    ['no rows and no range', message({ rows: [] }), /rows must hold at least one candle/],
+    ['a row before its range', message({ range: [T0 + 60_000, T0 + 600_000] }), /rows\[0\]\[0\]: openTime \d+ is outside the message's range/],
+    ['a row at its range\'s end', message({ range: [T0, T0 + 60_000] }), /rows\[1\]\[0\]: openTime \d+ is outside the message's range/],
+    ['an inverted range', message({ range: [T0 + 600_000, T0] }), /range: range must be \[startMs, endMs\] with endMs after startMs/],
+    ['a range in seconds', message({ range: [T0 / 1000, T0 / 1000 + 600] }), /^invalid CandleBatch: range/],
+    ['a range of three numbers', message({ range: [T0, T0 + 60_000, T0 + 120_000] }), /^invalid CandleBatch: range/],
   ])('rejects %s with a reason', (_, body, reason) => {
     expect(reasonOf(body)).toMatch(reason);
+  });
+
+  it('accepts a range whose candles lie inside it, and a range with no rows (confirmed empty)', () => {
+    const ranged = parseCandleBatch(message({ range: [T0, T0 + 120_000] }));
+    expect(ranged.ok && ranged.batch.range).toEqual([T0, T0 + 120_000]);
+    const empty = parseCandleBatch(message({ range: [T0, T0 + 600_000], rows: [] }));
+    expect(empty.ok && empty.batch.rows).toEqual([]);
+  });
+
+  it('keeps messages without a range valid (older senders)', () => {
+    const r = parseCandleBatch(message());
+    expect(r.ok && r.batch.range).toBeUndefined();
   });
 
   it('reports at most five problems of a bad message', () => {
@@ -109,6 +126,59 @@ describe('encoding', () => {
     ], T0);
     const r = parseCandleBatch(b!);
     expect(r.ok && r.batch.rows.map((x) => [x[0], x[8]])).toEqual([[T0, 1], [T0 + 120_000, 1]]);
+  });
+});
+
+describe('encoding a fetched range', () => {
+  const series = { exchange: 'binance', symbol: 'BTC/USDT', interval: '1m' } as const;
+  const parsed = (bodies: string[]) =>
+    bodies.map((b) => {
+      const r = parseCandleBatch(b);
+      if (!r.ok) throw new Error(r.reason);
+      return r.batch;
+    });
+
+  it('splits the range across the messages: contiguous, disjoint, from its start to its end', () => {
+    // Candles start 5 buckets into the range and stop 7 before its end, with holes in between.
+    const times = Array.from({ length: 6_000 }, (_, i) => 5 + i + Math.floor(i / 1000));
+    const candles = times.map((i) => fromRow(row(i, { volume: `${i}.123456789` })));
+    const range = { start: T0, end: T0 + (times.at(-1)! + 8) * 60_000 };
+    const batches = parsed(encodeCandleBatches(series, candles, T0, range, 64 * 1024));
+
+    expect(batches.length).toBeGreaterThan(2);
+    expect(batches[0]!.range![0]).toBe(range.start);
+    expect(batches.at(-1)!.range![1]).toBe(range.end);
+    for (let i = 1; i < batches.length; i++) expect(batches[i]!.range![0]).toBe(batches[i - 1]!.range![1]);
+    for (const b of batches) {
+      expect(b.rows.length).toBeGreaterThan(0);
+      for (const r of b.rows) expect(r[0] >= b.range![0] && r[0] < b.range![1]).toBe(true);
+    }
+    expect(batches.flatMap((b) => b.rows.map(fromRow))).toEqual(candles);
+  });
+
+  it('stays under the size limit with the range in every body', () => {
+    const candles = Array.from({ length: 20_000 }, (_, i) => fromRow(row(i, { volume: `${i}.123456789` })));
+    const bodies = encodeCandleBatches(series, candles, T0, { start: T0, end: T0 + 20_000 * 60_000 });
+    for (const b of bodies) expect(Buffer.byteLength(b)).toBeLessThanOrEqual(SQS_MAX_BYTES - 6 * 1024);
+  });
+
+  it('sends a range without candles as one message with no rows', () => {
+    const batches = parsed(encodeCandleBatches(series, [], T0, { start: T0, end: T0 + 3_600_000 }));
+    expect(batches.map((b) => [b.range, b.rows])).toEqual([[[T0, T0 + 3_600_000], []]]);
+  });
+
+  it('puts candles outside the range (the forming one) in a message without a range', () => {
+    const candles = [fromRow(row(0)), fromRow(row(1)), fromRow(row(2, { closed: false }))];
+    const batches = parsed(encodeCandleBatches(series, candles, T0, { start: T0, end: T0 + 120_000 }));
+    expect(batches.map((b) => [b.range, b.rows.map((r) => r[0])])).toEqual([
+      [[T0, T0 + 120_000], [T0, T0 + 60_000]],
+      [undefined, [T0 + 120_000]],
+    ]);
+  });
+
+  it('writes the same bodies as before when no range is given', () => {
+    const [body] = encodeCandleBatches(series, [fromRow(row(0))], T0);
+    expect(body).toBe(`{"v":1,"exchange":"binance","symbol":"BTC/USDT","interval":"1m","fetchedAt":${T0},"rows":[${JSON.stringify(row(0))}]}`);
   });
 });
 

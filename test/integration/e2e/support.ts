@@ -7,7 +7,7 @@
 import { ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import { expect } from 'vitest';
 import { withDatabase } from '../../../dev/postgres.ts';
-import { encodeCandleBatches, parseCandleBatch } from '../../../functions/candles/candle-batch.ts';
+import { encodeCandleBatches, parseCandleBatch, type BatchRange } from '../../../functions/candles/candle-batch.ts';
 import type { Candle, SeriesKey } from '../../../functions/candles/candle.ts';
 import type { CandleSink, SinkResult } from '../../../functions/ingest/candle-sink.ts';
 import { sendMessageBodies } from '../../../functions/queue/send.ts';
@@ -67,9 +67,9 @@ export class RecordingSink implements CandleSink {
     this.#maxBytes = opts.maxBytes;
   }
 
-  async write(series: SeriesKey, candles: readonly Candle[], fetchedAt: number): Promise<SinkResult> {
-    if (candles.length === 0) return { candles: 0, messages: 0 };
-    const bodies = encodeCandleBatches(series, candles, fetchedAt, ...(this.#maxBytes ? [this.#maxBytes] : []));
+  async write(series: SeriesKey, candles: readonly Candle[], fetchedAt: number, range?: BatchRange): Promise<SinkResult> {
+    if (candles.length === 0 && !range) return { candles: 0, messages: 0 };
+    const bodies = encodeCandleBatches(series, candles, fetchedAt, range, this.#maxBytes);
     await sendMessageBodies(this.#sqs, this.#queueUrl, bodies);
     this.bodies.push(...bodies);
     return { candles: candles.length, messages: bodies.length };

@@ -4,7 +4,7 @@ import type { Candle, SeriesKey } from '../../../functions/candles/candle.ts';
 import { Governor, MemoryBudgetStore, type GovernorOptions } from '../../../functions/exchanges/governor.ts';
 import type { CandleSink, SinkResult } from '../../../functions/ingest/candle-sink.ts';
 import type { ExchangeAccess } from '../../../functions/exchanges/access.ts';
-import { encodeCandleBatches } from '../../../functions/candles/candle-batch.ts';
+import { encodeCandleBatches, type BatchRange } from '../../../functions/candles/candle-batch.ts';
 import { afterAll, beforeAll, onTestFinished } from 'vitest';
 import { createPool, type Db } from '../../../functions/store/db.ts';
 import { startFakeExchange, type FakeExchange, type FakeExchangeOptions } from '../../../dev/fake-exchange/server.ts';
@@ -63,8 +63,8 @@ export class CaptureSink implements CandleSink {
   constructor(maxBytes: number) {
     this.#maxBytes = maxBytes;
   }
-  async write(series: SeriesKey, candles: readonly Candle[], fetchedAt: number): Promise<SinkResult> {
-    const bodies = candles.length ? encodeCandleBatches(series, candles, fetchedAt, this.#maxBytes) : [];
+  async write(series: SeriesKey, candles: readonly Candle[], fetchedAt: number, range?: BatchRange): Promise<SinkResult> {
+    const bodies = candles.length || range ? encodeCandleBatches(series, candles, fetchedAt, range, this.#maxBytes) : [];
     this.bodies.push(...bodies);
     return { candles: candles.length, messages: bodies.length };
   }
