@@ -11,7 +11,7 @@ const USAGE =
   'candlekeep gaps --exchange <id> --symbol <BASE/QUOTE> --interval <1m..1w> [--from <ISO|ms>] [--to <ISO|ms>] [--json]\n' +
   '                [--backfill [--local [--workers <n>]] [--bus <name|arn>]]';
 
-function table(report: GapReport): string {
+export function table(report: GapReport): string {
   const head = `${report.series.exchange} ${report.series.symbol} ${report.series.interval} ${iso(report.range.start)} .. ${iso(report.range.end)}: ` +
     `${report.stored} stored, ${report.missingCandles} missing, ${report.emptyCandles} confirmed empty by the exchange`;
   if (report.holes.length === 0) return `${head}\nno holes`;
