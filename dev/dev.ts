@@ -11,8 +11,9 @@
  *   API          the API handler on http://127.0.0.1:<port>, behind an API key
  *   exchanges    the real ones; with --offline, the project's fake exchange
  *
- * A status line goes to stderr every few seconds; Ctrl-C stops everything and loses nothing
- * (whatever is not written yet stays in SQS for the next run).
+ * A status line goes to stderr every few seconds; Ctrl-C stops everything in order. What is queued
+ * but not yet written survives in a LocalStack this process reused, not in one it started (that
+ * one keeps no state); either way the ledger never claimed it, so `gaps` shows it missing.
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -213,7 +214,7 @@ async function main(): Promise<void> {
     running.candlekeep = candlekeep;
     const { deployment, sqs } = candlekeep;
     await resumeBackfills(databaseUrl, deployment, candlekeep.functions, sqs);
-    printSummary(candlekeep.server.url, apiKey, deployment, synth, markets, candlekeep.functions.schedules.map((s) => s.expression));
+    printSummary(candlekeep.server.url, apiKey, deployment, synth, markets, candlekeep.functions.schedules.map((s) => s.expression), aws.mode === 'external');
 
     running.statusPool = createPool(databaseUrl, { max: 1 });
     const candlesQueue = deployment.ref(synth.ids.candlesQueue);
@@ -302,6 +303,7 @@ function printSummary(
   synth: SynthesizedCandlekeep,
   markets: readonly Market[],
   schedules: readonly string[],
+  queuesOutliveUs: boolean,
 ): void {
   const key = apiKey.value;
   const generated = apiKey.generated;
@@ -331,7 +333,10 @@ function printSummary(
     `    npx candlekeep backfill --exchange ${first?.exchange ?? 'binance'} --symbol ${first?.symbol ?? 'BTC/USDT'} --interval ${firstInterval} --from 2024-01-01 --to 2024-02-01`,
     `    npx candlekeep redrive --stack ${synth.stackName} --dry-run`,
     '',
-    '  Ctrl-C stops everything; queued messages stay in SQS for the next run.',
+    queuesOutliveUs
+      ? '  Ctrl-C stops everything; queued messages stay in this LocalStack for the next run.'
+      : '  Ctrl-C stops everything, LocalStack too: it keeps no state, so candles still queued then are lost.\n' +
+        '  They read as missing in `npx candlekeep gaps`, and `gaps ... --backfill --local` fetches them again.',
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
