@@ -21,15 +21,14 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import { EXCHANGES, type Exchange, type SeriesKey } from '../functions/candles/candle.ts';
 import { parseMarkets, type Market } from '../functions/config/markets.ts';
 import { queueCounts } from '../functions/queue/counts.ts';
-import { sendWorkTokens } from '../functions/queue/work-tokens.ts';
-import { countOpenChunks, readActiveBackfills } from '../functions/store/backfills.ts';
+import { readActiveBackfills } from '../functions/store/backfills.ts';
 import { createPool, type Db } from '../functions/store/db.ts';
 import { migrate } from '../functions/store/migrate.ts';
 import { countCandlesPerSeries } from '../functions/store/series.ts';
-import { startLocalCandlekeep, type LocalCandlekeep } from './local-candlekeep.ts';
+import { resumeOpenBackfills, startLocalCandlekeep, type LocalCandlekeep } from './local-candlekeep.ts';
 import { openLocalDatabase, type LocalDatabase } from './local-db.ts';
 import { ensureLocalStack, type LocalStackHandle } from './localstack/index.ts';
-import { synthesizeCandlekeep, type Deployment, type LocalFunctions, type SynthesizedCandlekeep } from './template/index.ts';
+import { synthesizeCandlekeep, type Deployment, type SynthesizedCandlekeep } from './template/index.ts';
 
 /** The embedded server's database for local runs; the CLI (`npx candlekeep candles`) reads the same one. */
 const DEV_DATABASE = 'candlekeep';
@@ -213,7 +212,8 @@ async function main(): Promise<void> {
     });
     running.candlekeep = candlekeep;
     const { deployment, sqs } = candlekeep;
-    await resumeBackfills(databaseUrl, deployment, candlekeep.functions, sqs);
+    const open = await resumeOpenBackfills(candlekeep, databaseUrl);
+    if (open > 0) log(`${open} backfill chunk(s) left open by an earlier run: resuming them`);
     printSummary(candlekeep.server.url, apiKey, deployment, synth, markets, candlekeep.functions.schedules.map((s) => s.expression), aws.mode === 'external');
 
     running.statusPool = createPool(databaseUrl, { max: 1 });
@@ -245,26 +245,6 @@ async function prepareDatabase(db: LocalDatabase): Promise<string> {
     await pool.end();
   }
   return db.serverUrl;
-}
-
-/**
- * Backfills an earlier run left open (stopped with a second Ctrl-C, or killed) resume when their
- * work token reappears, which takes the work queue's visibility timeout (30 min, as in AWS). One
- * extra token starts them now; a token with nothing to claim costs one empty claim.
- */
-async function resumeBackfills(databaseUrl: string, deployment: Deployment, local: LocalFunctions, sqs: SQSClient): Promise<void> {
-  const worker = local.functions.find((f) => f.role === 'worker');
-  const queue = worker?.environment.BACKFILL_WORK_QUEUE_URL;
-  if (queue === undefined) return;
-  const pool = createPool(databaseUrl, { max: 1 });
-  try {
-    const open = await countOpenChunks(pool);
-    if (open === 0) return;
-    await sendWorkTokens(sqs, deployment.resolve(queue), 1);
-    log(`${open} backfill chunk(s) left open by an earlier run: resuming them`);
-  } finally {
-    await pool.end();
-  }
 }
 
 function describeLocalStack(aws: LocalStackHandle): string {

@@ -11,6 +11,9 @@
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { sendWorkTokens } from '../functions/queue/work-tokens.ts';
+import { countOpenChunks } from '../functions/store/backfills.ts';
+import { createPool } from '../functions/store/db.ts';
 import { startLocalServer, type LocalServer, type ProxyHandler } from './local-api.ts';
 import { startLocalPipeline, type LocalPipeline, type PipelineOptions } from './local-pipeline.ts';
 import { awsClientConfig, localStackServices } from './localstack/index.ts';
@@ -112,6 +115,26 @@ export async function startLocalCandlekeep(opts: LocalCandlekeepOptions): Promis
       return stopped;
     },
   };
+}
+
+/**
+ * Backfills an earlier run left open (stopped with a second Ctrl-C, or killed) resume when their
+ * work token reappears, which takes the work queue's visibility timeout (30 min, as in AWS), or
+ * never when the LocalStack that held it is gone. One extra token starts them now; a token with
+ * nothing to claim costs one empty claim. Returns the open chunks found.
+ */
+export async function resumeOpenBackfills(candlekeep: Pick<LocalCandlekeep, 'deployment' | 'functions' | 'sqs'>, databaseUrl: string): Promise<number> {
+  const worker = candlekeep.functions.functions.find((f) => f.role === 'worker');
+  const queue = worker?.environment.BACKFILL_WORK_QUEUE_URL;
+  if (queue === undefined) return 0;
+  const pool = createPool(databaseUrl, { max: 1 });
+  try {
+    const open = await countOpenChunks(pool);
+    if (open > 0) await sendWorkTokens(candlekeep.sqs, candlekeep.deployment.resolve(queue), 1);
+    return open;
+  } finally {
+    await pool.end();
+  }
 }
 
 /** The options that are set, so an unset one keeps the callee's default. */
