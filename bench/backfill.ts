@@ -134,12 +134,12 @@ try {
   const direct = new DirectSink(pool, new CandleStore());
   const sink: CandleSink = {
     kind: 'direct',
-    write: (series, candles: readonly Candle[], fetchedAt) => {
+    write: (series, candles: readonly Candle[], fetchedAt, range) => {
       for (const c of candles) {
         const i = (c.openTime - FROM) / MIN;
         if (i >= 0 && i < EXPECTED) deliveries[i] = Math.min(255, (deliveries[i] ?? 0) + 1);
       }
-      return direct.write(series, candles, fetchedAt);
+      return direct.write(series, candles, fetchedAt, range);
     },
   };
 
