@@ -5,7 +5,9 @@ import { bigintArray, ms, ts } from './sql.ts';
 /**
  * Records that the exchange was asked for every bucket of `range` and answered with the candles
  * opening at `openTimes`: a bucket of the range without a stored candle is then one the exchange
- * confirmed empty. A range that continues a recorded one (a live pull after the previous tick)
+ * confirmed empty. So it is called only where those candles are stored in the same transaction
+ * (the writer, through `recordClaims`) or where there are none to store (the planner's "nothing
+ * before the listing date"). A range that continues a recorded one (a live pull after the previous tick)
  * extends that row instead of adding one, so the ledger stays a few rows per series; its count
  * grows only by the candles past the old end, so re-fetched candles are not counted twice.
  */
@@ -47,8 +49,13 @@ export interface CoverageClaim {
  */
 export async function recordClaims(db: Queryable, claims: readonly CoverageClaim[]): Promise<void> {
   const bySeries = new Map<number, CoverageClaim[]>();
-  for (const c of claims) bySeries.set(c.seriesId, [...(bySeries.get(c.seriesId) ?? []), c]);
-  for (const [seriesId, own] of bySeries) {
+  for (const c of claims) {
+    const own = bySeries.get(c.seriesId);
+    if (own) own.push(c);
+    else bySeries.set(c.seriesId, [c]);
+  }
+  // In series order, so two writers extending the same rows lock them in the same order.
+  for (const [seriesId, own] of [...bySeries].sort(([a], [b]) => a - b)) {
     const times = [...new Set(own.flatMap((c) => c.openTimes))];
     for (const range of mergeRanges(own.map((c) => c.range))) {
       await recordCoverage(db, seriesId, range, times);
