@@ -2,6 +2,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type middy from '@middy/core';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import { DomainError } from '../errors.ts';
+import { redactError, redactSecrets } from '../lambda-kit/redact.ts';
 import { domainProblem, HttpProblem } from './problem.ts';
 import { problem } from './response.ts';
 
@@ -23,7 +24,8 @@ function requestIdOf(event: unknown, context: { awsRequestId?: string } | undefi
 /**
  * Turns every error into a problem+json response. Expected ones carry their own status and message
  * (`HttpProblem`) or a kind that decides the status (`DomainError`); anything else is logged with its stack and answered with a generic 500 (or
- * 503 while the database is unreachable) that quotes the request id, never the error itself.
+ * 503 while the database is unreachable) that quotes the request id, never the error itself. What is
+ * logged is redacted here, whatever logger the caller passed: an error can quote a connection string.
  */
 export function httpProblems(opts: { logger: Logger }): middy.MiddlewareObj<unknown, APIGatewayProxyResult> {
   return {
@@ -31,7 +33,7 @@ export function httpProblems(opts: { logger: Logger }): middy.MiddlewareObj<unkn
       const err = request.error;
       const requestId = requestIdOf(request.event, request.context as { awsRequestId?: string });
       if (err instanceof HttpProblem) {
-        if (err.status >= 500) opts.logger.error('request failed', { status: err.status, detail: err.message });
+        if (err.status >= 500) opts.logger.error('request failed', { status: err.status, detail: redactSecrets(err.message) });
         request.response = problem(err, requestId);
         return;
       }
@@ -40,7 +42,7 @@ export function httpProblems(opts: { logger: Logger }): middy.MiddlewareObj<unkn
         return;
       }
       if (isUnavailable(err)) {
-        opts.logger.error('database unavailable', { error: err as Error });
+        opts.logger.error('database unavailable', { error: redactError(err) });
         request.response = problem(
           new HttpProblem(503, `the database is unavailable; retry shortly${requestId ? ` (request ${requestId})` : ''}`, {
             headers: { 'Retry-After': '5' },
@@ -49,7 +51,7 @@ export function httpProblems(opts: { logger: Logger }): middy.MiddlewareObj<unkn
         );
         return;
       }
-      opts.logger.error('unhandled error', { error: err as Error });
+      opts.logger.error('unhandled error', { error: redactError(err) });
       request.response = problem(
         new HttpProblem(500, `internal error${requestId ? `; quote request id ${requestId} when reporting it` : ''}`),
         requestId,

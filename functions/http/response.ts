@@ -1,4 +1,5 @@
 import type { APIGatewayProxyResult } from 'aws-lambda';
+import { redactingReplacer } from '../lambda-kit/redact.ts';
 import { toCsv, type CsvValue } from './csv.ts';
 import { PROBLEM_CONTENT_TYPE, type HttpProblem } from './problem.ts';
 
@@ -24,6 +25,7 @@ export function problem(p: HttpProblem, requestId?: string): ApiResponse {
   return {
     statusCode: p.status,
     headers: { 'Content-Type': PROBLEM_CONTENT_TYPE, ...p.headers },
-    body: JSON.stringify(p.toProblem(requestId)),
+    // A detail may quote an error message; whatever secret it carries stays out of the answer.
+    body: JSON.stringify(p.toProblem(requestId), redactingReplacer),
   };
 }

@@ -4,6 +4,7 @@ import type { LogLevel } from '@aws-lambda-powertools/logger/types';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { MiddyfiedHandler } from '@middy/core';
+import { redactingReplacer } from './redact.ts';
 
 /** CloudWatch namespace of every candlekeep metric; the stack's alarms and dashboards read it. */
 export const METRICS_NAMESPACE = 'candlekeep';
@@ -18,8 +19,13 @@ export const SERVICES = {
 } as const;
 export type Service = (typeof SERVICES)[keyof typeof SERVICES];
 
+/**
+ * Every line goes through the redacting replacer: Powertools serialises each own property of a
+ * logged error, so an error that quotes a connection string (a URL parser's `input`) would
+ * otherwise print the password.
+ */
 export function createLogger(serviceName: Service, options: { logLevel?: LogLevel } = {}): Logger {
-  return new Logger({ serviceName, ...(options.logLevel ? { logLevel: options.logLevel } : {}) });
+  return new Logger({ serviceName, jsonReplacerFn: redactingReplacer, ...(options.logLevel ? { logLevel: options.logLevel } : {}) });
 }
 
 export function createMetrics(serviceName: Service): Metrics {

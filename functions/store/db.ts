@@ -3,6 +3,7 @@ import { neonConfig, Pool, type PoolClient } from '@neondatabase/serverless';
 import ws from 'ws';
 import * as z from 'zod';
 import { once } from '../lambda-kit/env.ts';
+import { rememberSecret } from '../lambda-kit/redact.ts';
 
 /**
  * One place that configures the Neon serverless driver.
@@ -46,9 +47,61 @@ export interface DatabaseConfig {
 
 /** Reads DATABASE_URL / DATABASE_SECRET_ARN / CANDLEKEEP_WS_PROXY; throws a message naming what is missing or malformed. */
 export function readDatabaseConfig(env: Readonly<Record<string, string | undefined>>): DatabaseConfig {
+  rememberUrlSecret(env.DATABASE_URL);
   const parsed = databaseEnvSchema.safeParse(env);
   if (!parsed.success) throw new Error(`database configuration: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  if (parsed.data.DATABASE_URL) checkDatabaseUrl(parsed.data.DATABASE_URL, 'DATABASE_URL');
   return { url: parsed.data.DATABASE_URL, secretArn: parsed.data.DATABASE_SECRET_ARN, wsProxy: parsed.data.CANDLEKEEP_WS_PROXY };
+}
+
+/**
+ * The password of a connection string, remembered for redaction before anything can fail on it.
+ * It is found by hand, not with a URL parser: the URLs that matter most here are the ones a parser
+ * rejects (an unencoded `#` or `@` in the password).
+ */
+function rememberUrlSecret(url: string | undefined): void {
+  if (!url) return;
+  const rest = url.slice(url.indexOf('://') + 3);
+  const at = rest.lastIndexOf('@');
+  if (at < 0) return;
+  const userinfo = rest.slice(0, at);
+  const colon = userinfo.indexOf(':');
+  if (colon >= 0) rememberSecret(userinfo.slice(colon + 1));
+}
+
+/**
+ * Throws an error naming what is wrong with a connection string, and never quoting it: the URL
+ * parser's own error carries the whole URL, password included, in its `input` property.
+ */
+export function checkDatabaseUrl(url: string, source: string): void {
+  rememberUrlSecret(url);
+  // Split by hand at the last '@' before the query: a URL parser would either reject an unencoded
+  // '#', '/' or '@' in the password or, worse, accept it and connect to a host made of its pieces.
+  const rest = url.slice(url.indexOf('://') + 3);
+  const beforeQuery = rest.split('?')[0] ?? '';
+  const at = beforeQuery.lastIndexOf('@');
+  const userinfo = at >= 0 ? beforeQuery.slice(0, at) : '';
+  const reserved = [...new Set(userinfo.match(/[#/?@[\]]/g) ?? [])];
+  if (reserved.length > 0) {
+    const encoded = reserved.map((c) => `${c} as ${encodeURIComponent(c)}`).join(', ');
+    throw new Error(`${source} is not a valid URL: its user name or password contains ${reserved.join(' ')}; percent-encode it (${encoded})`);
+  }
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+  }
+  if (parsed) {
+    if (!/^postgres(ql)?:$/.test(parsed.protocol)) throw new Error(`${source} must be a postgres:// URL`);
+    return;
+  }
+  const hostPart = (at >= 0 ? beforeQuery.slice(at + 1) : beforeQuery).split(/[/#]/)[0] ?? '';
+  const port = /:([^:\]]*)$/.exec(hostPart)?.[1];
+  if (port !== undefined && !(/^\d+$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
+    throw new Error(`${source} is not a valid URL: its port is not a number from 1 to 65535`);
+  }
+  throw new Error(`${source} is not a valid URL; expected postgres://user:password@host:port/database with special characters percent-encoded`);
 }
 
 /**
@@ -108,6 +161,7 @@ export async function inTransaction<T>(db: Pick<Db, 'connect'>, work: (tx: DbCli
 }
 
 export function createPool(url: string, opts: PoolOptions = {}): Db {
+  checkDatabaseUrl(url, 'the database URL');
   const pool = new Pool({
     connectionString: url,
     max: opts.max ?? 2,
@@ -152,6 +206,7 @@ async function readSecretUrl(secretArn: string, secrets?: SecretsManagerClient):
   if (!parsed.success) {
     throw new Error(`database secret ${secretArn} holds no postgres:// URL; store {"url":"postgres://..."} or the bare URL`);
   }
+  checkDatabaseUrl(parsed.data, `the URL in database secret ${secretArn}`);
   return parsed.data;
 }
 
