@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { INTERVALS } from '../candles/intervals.ts';
 import { defineExchange } from './define.ts';
-import { BannedError, ExchangeHttpError, MalformedResponseError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
+import { BadRequestError, BannedError, ExchangeHttpError, MalformedResponseError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
 import { countInt, decimalText, errorMessage, excerpt, msTime, parseShape, retryAfterOf, tryParseJson } from './normalise.ts';
 import { newerPage } from './paging.ts';
 import type { ExchangeAdapter } from './types.ts';
@@ -65,11 +65,17 @@ export const binance: ExchangeAdapter = defineExchange({
     if (raw.status === 429 || parsed.data?.code === -1003) {
       return new RateLimitedError('binance', retryAfterMs ?? binance.bans.rateLimitedMs, msg);
     }
+    // 403: the web application firewall blocks this IP; its page states no end.
+    if (raw.status === 403) return new BannedError('binance', req.now + (retryAfterMs ?? binance.bans.defaultMs), `HTTP 403: ${msg}`);
     if (parsed.success) {
-      if (parsed.data.code === -1121) return new UnknownSymbolError('binance', req.symbol, msg);
-      if (parsed.data.code === -1120) return new UnsupportedIntervalError('binance', req.interval, msg);
-      return new ExchangeHttpError('binance', raw.status, String(parsed.data.code), msg);
+      const { code } = parsed.data;
+      if (code === -1121) return new UnknownSymbolError('binance', req.symbol, msg);
+      if (code === -1120) return new UnsupportedIntervalError('binance', req.interval, msg);
+      // -11xx are "request issues" (a bad or missing parameter): the same request fails again.
+      if (code <= -1100 && code > -1200) return new BadRequestError('binance', raw.status, String(code), msg);
+      return new ExchangeHttpError('binance', raw.status, String(code), msg);
     }
+    if (raw.status === 400) return new BadRequestError('binance', raw.status, undefined, msg);
     return new ExchangeHttpError('binance', raw.status, undefined, msg);
   },
 });

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { defineExchange } from './define.ts';
-import { BannedError, ExchangeHttpError, MalformedResponseError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
+import { BadRequestError, BannedError, ExchangeHttpError, MalformedResponseError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
 import { decimalText, errorMessage, excerpt, msTimeText, parseShape, retryAfterOf, tryParseJson } from './normalise.ts';
 import { olderPage, oldestOpenTime } from './paging.ts';
 import type { ExchangeAdapter } from './types.ts';
@@ -72,6 +72,8 @@ export const bybit: ExchangeAdapter = defineExchange({
     }
     if (retCode === 10001 && /symbol/i.test(msg)) return new UnknownSymbolError('bybit', req.symbol, msg);
     if (retCode === 10001 && /interval|period/i.test(msg)) return new UnsupportedIntervalError('bybit', req.interval, msg);
+    // 10001 "params error" about anything else: the same request fails again.
+    if (retCode === 10001) return new BadRequestError('bybit', raw.status, String(retCode), msg);
     return new ExchangeHttpError('bybit', raw.status, String(retCode), msg);
   },
 });

@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { bucketStart } from '../candles/intervals.ts';
 import { defineExchange } from './define.ts';
-import { ExchangeHttpError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
+import { BadRequestError, ExchangeHttpError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
 import { decimalText, errorMessage, parseShape, retryAfterOf, secondsTimeText, tryParseJson } from './normalise.ts';
 import { olderPage } from './paging.ts';
 import type { ExchangeAdapter } from './types.ts';
@@ -59,6 +59,8 @@ export const coinbase: ExchangeAdapter = defineExchange({
     if (raw.status === 400 && /granularity/i.test(msg) && !/range|exceeds/i.test(msg)) {
       return new UnsupportedIntervalError('coinbase', req.interval, msg);
     }
+    // Any other 400 ("granularity too small for the requested time range", a bad time): not worth retrying.
+    if (raw.status === 400) return new BadRequestError('coinbase', raw.status, undefined, msg);
     return new ExchangeHttpError('coinbase', raw.status, undefined, msg);
   },
 });

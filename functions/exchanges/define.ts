@@ -78,7 +78,7 @@ export function defineExchange<N extends string | number>(spec: ExchangeSpec<N>)
       const call = spec.request(page);
       if (!call) return nothing();
       const url = withQuery(deps.baseUrl, call.path, call.query);
-      const raw = await readResponse(await deps.fetch(url));
+      const raw = await readResponse(spec.id, await deps.fetch(url));
       if (raw.status !== 200) throw spec.error(raw, req);
       const body = parseJson(spec.id, raw, { numbersAsText: spec.numbersAsText ?? false });
       if (spec.failed?.(body)) throw spec.error(raw, req);

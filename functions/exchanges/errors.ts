@@ -73,3 +73,28 @@ export class ExchangeNetworkError extends ExchangeError {
     super(exchange, `network failure: ${detail}`, options);
   }
 }
+
+/**
+ * The exchange refused the request's arguments (Kraken `EGeneral:Invalid arguments`, OKX 51000,
+ * Bybit 10001, Binance -11xx, Coinbase 400): the same request fails the same way, so it is never retried.
+ */
+export class BadRequestError extends ExchangeError {
+  readonly status: number;
+  readonly code: string | undefined;
+  readonly exchangeMessage: string;
+  constructor(exchange: Exchange, status: number, code: string | undefined, exchangeMessage: string) {
+    super(exchange, `request refused as invalid (HTTP ${status}${code !== undefined ? ` code ${code}` : ''}): ${exchangeMessage}`);
+    this.status = status;
+    this.code = code;
+    this.exchangeMessage = exchangeMessage;
+  }
+}
+
+/** A body larger than the limit: reading stopped there and the connection was dropped. */
+export class BodyTooLargeError extends ExchangeError {
+  readonly limitBytes: number;
+  constructor(exchange: Exchange, limitBytes: number, detail: string) {
+    super(exchange, `response body exceeds the ${limitBytes}-byte limit (${detail}); reading stopped`);
+    this.limitBytes = limitBytes;
+  }
+}

@@ -1,7 +1,7 @@
 import { EXCHANGES, type Exchange } from '../candles/candle.ts';
 import { BannedError, ExchangeNetworkError, RateLimitedError } from './errors.ts';
 import { adapters } from './index.ts';
-import { parseRetryAfter } from './normalise.ts';
+import { describeErrorBody, parseRetryAfter, readBody, statedError } from './normalise.ts';
 import type { ExchangeLimits, PublishedLimit, RateRule } from './types.ts';
 
 /**
@@ -252,16 +252,20 @@ export class Governor {
 
       const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), now);
       if (policy.banStatuses.includes(response.status)) {
-        const untilMs = now + (retryAfterMs ?? policy.defaultBanMs);
+        const said = await statedError(response);
+        // A ban message that names its end ("IP banned until 1732147200000") is more exact than Retry-After.
+        const stated = /banned until (\d{13})/.exec(said)?.[1];
+        const untilMs = stated ? Number(stated) : now + (retryAfterMs ?? policy.defaultBanMs);
         await this.store.ban(exchange, untilMs, 'banned');
-        await response.body?.cancel();
-        throw new BannedError(exchange, untilMs, `HTTP ${response.status}`);
+        throw new BannedError(exchange, untilMs, `HTTP ${response.status}: ${said}`);
       }
 
       let rateLimited = response.status === 429;
+      let said: string | undefined;
       if (!rateLimited && policy.bodyRateLimited && response.status === 200) {
-        const text = await response.text();
+        const text = await readBody(exchange, response);
         rateLimited = policy.bodyRateLimited(text);
+        if (rateLimited) said = describeErrorBody({ status: response.status, headers: response.headers, text });
         response = new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
       }
       if (rateLimited) {
@@ -269,8 +273,8 @@ export class Governor {
         const pauseMs = retryAfterMs ?? rule.windowMs;
         await this.store.ban(exchange, now + pauseMs, 'rate-limited');
         if (attempt >= this.#maxAttempts || pauseMs > this.#maxWaitMs) {
-          await response.body?.cancel();
-          throw new RateLimitedError(exchange, pauseMs, `HTTP ${response.status} after ${attempt} attempts`);
+          said ??= await statedError(response);
+          throw new RateLimitedError(exchange, pauseMs, `HTTP ${response.status} after ${attempt} attempts: ${said}`);
         }
         await response.body?.cancel();
         continue; // #waitForBlock sleeps out the pause

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { defineExchange } from './define.ts';
-import { ExchangeHttpError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
+import { BadRequestError, ExchangeHttpError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
 import { countInt, decimalText, errorMessage, parseShape, secondsTime, tryParseJson } from './normalise.ts';
 import type { ExchangeAdapter } from './types.ts';
 
@@ -78,9 +78,9 @@ export const kraken: ExchangeAdapter = defineExchange({
       return new RateLimitedError('kraken', kraken.bans.rateLimitedMs, msg);
     }
     if (errors.some((e) => e.startsWith('EQuery:Unknown asset pair'))) return new UnknownSymbolError('kraken', req.symbol, msg);
-    if (errors.some((e) => e.startsWith('EGeneral:Invalid arguments') && /interval/i.test(e))) {
-      return new UnsupportedIntervalError('kraken', req.interval, msg);
-    }
+    const invalid = errors.find((e) => e.startsWith('EGeneral:Invalid arguments') || e.startsWith('EGeneral:Unknown method'));
+    if (invalid && /interval/i.test(invalid)) return new UnsupportedIntervalError('kraken', req.interval, msg);
+    if (invalid) return new BadRequestError('kraken', raw.status, invalid.split(':').slice(0, 2).join(':'), msg);
     return new ExchangeHttpError('kraken', raw.status, errors[0]?.split(':').slice(0, 2).join(':'), msg);
   },
 });

@@ -12,7 +12,7 @@ import {
 import { describeIssues } from '../candles/candle-batch.ts';
 import type { Interval } from '../candles/intervals.ts';
 import { toPlainDecimal } from './decimal.ts';
-import { MalformedResponseError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
+import { BodyTooLargeError, MalformedResponseError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
 import type { PageRequest } from './types.ts';
 
 /** A response body read once, so error mapping and parsing can both look at it. */
@@ -22,8 +22,73 @@ export interface RawResponse {
   text: string;
 }
 
-export async function readResponse(res: Response): Promise<RawResponse> {
-  return { status: res.status, headers: res.headers, text: await res.text() };
+/**
+ * The most an exchange answer may hold. The largest page any adapter asks for (Binance, 1000 rows of
+ * about 200 bytes) is near 200 KB; 4 MiB leaves twenty times that for verbose error pages, while a
+ * runaway body (a broken proxy, a hostile mirror) cannot fill a 512 MB function even with several
+ * pages in flight at once.
+ */
+export const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+/** Reads at most `limit` bytes of a body, then drops the rest of it unread. */
+async function readUpTo(res: Response, limit: number): Promise<{ text: string; overflow: boolean }> {
+  if (!res.body) return { text: '', overflow: false };
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  let overflow = false;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    total += value.byteLength;
+    if (total > limit) {
+      overflow = true;
+      // Cancelling the stream aborts the transfer: nothing more is downloaded or buffered.
+      await reader.cancel().catch(() => {});
+      break;
+    }
+  }
+  return { text: new TextDecoder().decode(Buffer.concat(chunks)), overflow };
+}
+
+/** The whole body as text, streamed and refused past `limit` bytes (a declared Content-Length over it is refused unread). */
+export async function readBody(exchange: Exchange, res: Response, limit = MAX_BODY_BYTES): Promise<string> {
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (Number.isFinite(declared) && declared > limit) {
+    await res.body?.cancel().catch(() => {});
+    throw new BodyTooLargeError(exchange, limit, `Content-Length ${declared}`);
+  }
+  const { text, overflow } = await readUpTo(res, limit);
+  if (overflow) throw new BodyTooLargeError(exchange, limit, `more than ${limit} bytes sent`);
+  return text;
+}
+
+export async function readResponse(exchange: Exchange, res: Response): Promise<RawResponse> {
+  return { status: res.status, headers: res.headers, text: await readBody(exchange, res) };
+}
+
+// Enough of an error body for its message; the rest is never read.
+const ERROR_BODY_BYTES = 16 * 1024;
+
+/** What an error answer says, read from at most its first 16 KB of body; the rest is never read. */
+export async function statedError(res: Response): Promise<string> {
+  const { text } = await readUpTo(res, ERROR_BODY_BYTES);
+  return describeErrorBody({ status: res.status, headers: res.headers, text });
+}
+
+/** The message and code of whichever documented error envelope a body uses (`msg`, `retMsg`, `message`, `error: [...]`), else an excerpt. */
+export function describeErrorBody(raw: RawResponse): string {
+  const b = tryParseJson(raw);
+  if (b && typeof b === 'object' && !Array.isArray(b)) {
+    const body = b as Record<string, unknown>;
+    const listed = Array.isArray(body.error) && body.error.length > 0 ? body.error.join('; ') : undefined;
+    const message = [body.msg, body.retMsg, body.message, listed].find((m): m is string => typeof m === 'string' && m !== '');
+    const code = body.code ?? body.retCode;
+    if (message) return code !== undefined && code !== '' ? `${message} (code ${String(code)})` : message;
+  }
+  if (raw.text.trim() === '') return 'empty body';
+  return errorMessage(raw, undefined);
 }
 
 export function excerpt(text: string, max = 120): string {

@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { bucketStart } from '../candles/intervals.ts';
 import { defineExchange } from './define.ts';
-import { ExchangeHttpError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
+import { BadRequestError, ExchangeHttpError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
 import { decimalText, errorMessage, msTimeText, parseShape, retryAfterOf, tryParseJson } from './normalise.ts';
 import { olderPage, oldestOpenTime } from './paging.ts';
 import type { ExchangeAdapter } from './types.ts';
@@ -72,7 +72,8 @@ export const okx: ExchangeAdapter = defineExchange({
     const msg = errorMessage(raw, parsed.data?.msg);
     if (raw.status === 429 || code === '50011') return new RateLimitedError('okx', retryAfterOf(raw, req.now) ?? okx.bans.rateLimitedMs, msg);
     if (code === '51001') return new UnknownSymbolError('okx', req.symbol, msg);
-    if (code === '51000' && /bar/i.test(msg)) return new UnsupportedIntervalError('okx', req.interval, msg);
+    // 51000 "Parameter {name} error": an interval OKX lacks, or another argument it refuses.
+    if (code === '51000') return /bar/i.test(msg) ? new UnsupportedIntervalError('okx', req.interval, msg) : new BadRequestError('okx', raw.status, code, msg);
     return new ExchangeHttpError('okx', raw.status, code, msg);
   },
 });

@@ -1,5 +1,5 @@
 import { bucketStart, INTERVAL_MS } from '../candles/intervals.ts';
-import { BannedError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from '../exchanges/errors.ts';
+import { BadRequestError, BannedError, BodyTooLargeError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from '../exchanges/errors.ts';
 import { fetchRange } from '../exchanges/index.ts';
 import {
   claimChunk,
@@ -119,7 +119,9 @@ async function processChunk(chunk: BackfillChunk, deps: WorkerDeps): Promise<Out
       retryInMs = Math.max(retryInMs, error.retryAfterMs);
       refund = 1;
     }
-    const failed = fatal || (refund === 0 && chunk.attempts >= maxAttempts);
+    // Arguments the exchange refuses, or an answer past the size limit, come back the same on a retry.
+    const hopeless = error instanceof BadRequestError || error instanceof BodyTooLargeError;
+    const failed = fatal || hopeless || (refund === 0 && chunk.attempts >= maxAttempts);
     await releaseChunk(deps.db, chunk, deps.workerId, { failed, retryInMs, refund, error: error.message });
     // Every chunk would fail the same way (unknown symbol, interval not offered): stop the lot.
     if (fatal) await failOpenChunks(deps.db, chunk.backfillId, error.message);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { binance } from '../../../functions/exchanges/binance.ts';
 import {
+  BadRequestError,
   BannedError,
   ExchangeHttpError,
   MalformedResponseError,
@@ -107,7 +108,7 @@ describe('binance adapter', () => {
     await expect(call('{"code":-1003,"msg":"Way too much request weight used; IP banned until 1499644999999."}', 418, { 'Retry-After': '60' }))
       .rejects.toMatchObject({ constructor: BannedError, untilMs: 1499644999999 });
     await expect(call('{"code":-1104,"msg":"Not all sent parameters were read."}', 400)).rejects.toMatchObject({
-      constructor: ExchangeHttpError, status: 400, code: '-1104', exchangeMessage: 'Not all sent parameters were read.',
+      constructor: BadRequestError, status: 400, code: '-1104', exchangeMessage: 'Not all sent parameters were read.',
     });
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { COINBASE_MAX_BUCKETS, coinbase } from '../../../functions/exchanges/coinbase.ts';
-import { ExchangeHttpError, MalformedResponseError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from '../../../functions/exchanges/errors.ts';
+import { BadRequestError, ExchangeHttpError, MalformedResponseError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from '../../../functions/exchanges/errors.ts';
 import { answer, fixture } from './canned.ts';
 
 const BASE = 'https://api.exchange.coinbase.com';
@@ -58,7 +58,7 @@ describe('coinbase adapter', () => {
       constructor: RateLimitedError, retryAfterMs: 2000,
     });
     await expect(call('{"message":"granularity too small for the requested time range. Count of aggregations requested exceeds 300"}', 400))
-      .rejects.toThrow(ExchangeHttpError);
+      .rejects.toThrow(BadRequestError);
     await expect(call(`[[${T},0.32,4.2,0.35,4.2,12.3]]`, 200)).rejects.toThrow(MalformedResponseError);
     await expect(call(`[[${T},0.32,4.2,0.35,4.2,12.3]]`, 200)).rejects.toThrow(/in seconds .*milliseconds/);
   });
