@@ -127,7 +127,34 @@ export async function startFakeExchange(options: FakeExchangeOptions = {}): Prom
         const answer = normal();
         return { ...answer, status: 200, body: answer.body.slice(0, Math.max(1, Math.floor(answer.body.length / 2))), outcome: 'faults' };
       }
+      case 'huge':
+        throw new Error('a huge body is streamed by the server, not built as an answer');
     }
+  }
+
+  /**
+   * A JSON array of kline-like rows that goes on for `bytes`, generated as the client reads it
+   * (backpressure respected) so the fake itself never holds it; sending stops when the client hangs up.
+   */
+  function streamHuge(res: ServerResponse, o: FaultOptions): void {
+    const total = o.bytes ?? 400_000_000;
+    const row = Buffer.from('[1704067200000,"42000.10","42010.20","41990.30","42005.40","12.345",1704067259999,"518000.1",321,"6.1","256000.2","0"],');
+    const block = Buffer.concat(Array.from({ length: Math.ceil(65_536 / row.length) }, () => row));
+    res.writeHead(200, { 'Content-Type': 'application/json;charset=UTF-8', ...(o.declareLength ? { 'Content-Length': String(total) } : {}) });
+    let sent = 0;
+    const pump = () => {
+      while (sent < total && !res.destroyed) {
+        const piece = sent === 0 ? Buffer.concat([Buffer.from('['), block]) : block;
+        const chunk = piece.subarray(0, Math.min(piece.length, total - sent));
+        sent += chunk.length;
+        if (!res.write(chunk)) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      if (!res.destroyed) res.end();
+    };
+    pump();
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -150,6 +177,12 @@ export async function startFakeExchange(options: FakeExchangeOptions = {}): Prom
     if (next) {
       next.options.count = (next.options.count ?? 1) - 1;
       if (next.options.count <= 0) queue.shift();
+      if (next.kind === 'huge') {
+        s.faults += 1;
+        (logs.get(ex) ?? logs.set(ex, []).get(ex))?.push({ path, query: Object.fromEntries(url.searchParams), status: 200, at: now });
+        streamHuge(res, next.options);
+        return;
+      }
       answer = fault(venues[ex], next.kind, next.options, normal, now);
       if (next.kind === '429') s.rateLimited += 1;
       if (next.kind === '418') s.banned += 1;

@@ -2,7 +2,7 @@ import type { Candle } from '../../functions/candles/candle.ts';
 import type { Interval } from '../../functions/candles/intervals.ts';
 import type { FakeMarket, SeriesGenerator } from './series.ts';
 
-export type FaultKind = '429' | '418' | '500' | 'html' | 'truncated';
+export type FaultKind = '429' | '418' | '500' | 'html' | 'truncated' | 'huge';
 export interface FaultOptions {
   /** How many of the next responses get the fault (default 1). */
   count?: number;
@@ -10,6 +10,10 @@ export interface FaultOptions {
   retryAfterSec?: number;
   /** Status for 'html' (default 502, a Cloudflare error page; 200 makes it an HTML page where JSON was due). */
   status?: number;
+  /** Size of a 'huge' body (default 400 MB), generated while it is sent, never held whole. */
+  bytes?: number;
+  /** Send a 'huge' body with its Content-Length (default: chunked, so only reading reveals its size). */
+  declareLength?: boolean;
 }
 
 export interface ExchangeStats {

@@ -12,14 +12,14 @@ import { HOUR, fakeAccess, seeded, sleep, startWriter, writerHandler, faultEnvir
 // The exchanges' published limits are enforced on top of the injected faults.
 const env = faultEnvironment({ database: 'ck_fault_exchange', fake: {}, poolSize: 6, queues: { maxReceiveCount: 5, visibilityTimeout: 10 } });
 
-const FAULTS: readonly FaultKind[] = ['429', '418', '500', 'html', 'truncated'];
+const FAULTS = ['429', '418', '500', 'html', 'truncated'] as const satisfies readonly FaultKind[];
 /** Share of exchange requests that get a fault. */
 const FAULT_RATE = 0.2;
 
 describe('fault: the exchange answers 429, 418, 500, HTML and truncated JSON at random', () => {
   it('backfills every series completely and exactly, however the exchange misbehaves', { timeout: 150_000 }, async () => {
     const random = seeded(42);
-    const injected: Record<FaultKind, number> = { '429': 0, '418': 0, '500': 0, html: 0, truncated: 0 };
+    const injected: Record<(typeof FAULTS)[number], number> = { '429': 0, '418': 0, '500': 0, html: 0, truncated: 0 };
     let total = 0;
     let chunkRetries = 0;
     // A fault is queued on the env.fake just before a request goes out, so that request (or a concurrent
