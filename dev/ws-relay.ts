@@ -5,7 +5,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 /**
  * A WebSocket-to-TCP relay so the Neon serverless driver (which speaks the Postgres wire protocol
  * inside WebSocket frames) can reach a plain local PostgreSQL. It forwards only to the `host:port`
- * addresses it is told to allow: anything else is refused before a TCP connection is made.
+ * addresses it is told to allow: anything else is refused before a TCP connection is made. It
+ * refuses browsers (any request with an Origin header) with HTTP 403, whatever address they ask for.
  */
 export interface RelayOptions {
   /** Addresses the relay may connect to, as `host:port`. */
@@ -29,7 +30,19 @@ export interface Relay {
 export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const allowed = new Set(opts.allow.map((a) => a.toLowerCase()));
   const sockets = new Set<{ ws: WebSocket; tcp: net.Socket }>();
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: opts.port ?? 0, path: '/v1' });
+  const wss = new WebSocketServer({
+    host: '127.0.0.1',
+    port: opts.port ?? 0,
+    path: '/v1',
+    // Browsers send Origin on every WebSocket upgrade and let any page open one to 127.0.0.1, so a
+    // web page could otherwise reach the local PostgreSQL through the relay. The Neon driver in
+    // Node sends none: any Origin means a browser, refused before a TCP connection is made.
+    verifyClient: (info: { origin?: string }, done: (ok: boolean, code?: number, message?: string) => void) => {
+      if (info.origin === undefined || info.origin === '') return done(true);
+      opts.log?.(`relay: refused a browser connection from origin ${info.origin}`);
+      done(false, 403, 'browser-originated connections are refused: this relay serves local tools only');
+    },
+  });
 
   wss.on('connection', (ws, req) => {
     const address = new URL(req.url ?? '/', 'http://relay').searchParams.get('address') ?? '';
