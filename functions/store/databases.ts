@@ -35,3 +35,9 @@ export async function otherClientSessions(admin: AdminConnection): Promise<numbe
   );
   return Number((rows[0] as { n?: number } | undefined)?.n ?? 0);
 }
+
+/** Sets a role's password; ALTER ROLE takes no bind parameters, so the value is quoted as a literal here. */
+export async function setRolePassword(admin: AdminConnection, role: string, password: string): Promise<void> {
+  if (!NAME_RE.test(role)) throw new Error(`role name ${role} must be lower_snake_case`);
+  await admin.query(`ALTER ROLE ${role} PASSWORD '${password.replace(/'/g, "''")}'`);
+}
