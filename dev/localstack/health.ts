@@ -8,6 +8,8 @@ export interface LocalStackHandle {
   mode: LocalStackMode;
   /** Stops what this call started; a no-op for an instance we only reused. */
   stop(): Promise<void>;
+  /** The LocalStack process this call started on the host, if it did. */
+  pid?: number | undefined;
 }
 
 export const HEALTH_PATH = '/_localstack/health';

@@ -9,40 +9,80 @@ import { join } from 'node:path';
 import { errorText } from './errors.ts';
 import { externalHandle, fetchHealth, reuse, waitUntilReady, type LocalStackHandle } from './health.ts';
 import { releaseLock, tryLock, waitForOtherStarter } from './lock.ts';
-import { DEFAULT_ENDPOINT, LOCALSTACK_SERVICES, LOCALSTACK_VERSION } from './pinned.ts';
+import { DEFAULT_PORT, LOCALSTACK_SERVICES, LOCALSTACK_VERSION } from './pinned.ts';
 import { ensureVenv } from './venv.ts';
 
-export async function startHost(opts: {
+export interface HostOptions {
   log: (m: string) => void;
+  /** The project's state folder: the venv, and this instance's state, log and start lock. */
   stateDir: string;
   readyTimeoutMs: number;
-}): Promise<LocalStackHandle> {
+  /** Port on 127.0.0.1; default 4566. Another port gets its own state folder, log and lock. */
+  port?: number;
+}
+
+/** Where an instance on `port` keeps its files: the default port's are the historical names. */
+function instanceFiles(stateDir: string, port: number) {
+  const suffix = port === DEFAULT_PORT ? '' : `-${port}`;
+  return {
+    lock: join(stateDir, `localstack${suffix}.lock`),
+    fsRoot: join(stateDir, `localstack${suffix}-state`),
+    log: join(stateDir, `localstack${suffix}.log`),
+  };
+}
+
+/**
+ * The environment LocalStack runs with on the host. It binds 127.0.0.1 only: 4.14.0's default
+ * twisted gateway ignores the host part of GATEWAY_LISTEN and listens on every interface, which
+ * would let anyone on the network read the dev secret and write candles; hypercorn honours it.
+ */
+export function hostEnvironment(port: number, fsRoot: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return {
+    ...base,
+    OVERRIDE_IN_DOCKER: '0',
+    GATEWAY_SERVER: 'hypercorn',
+    GATEWAY_LISTEN: `127.0.0.1:${port}`,
+    LOCALSTACK_HOST: `127.0.0.1:${port}`,
+    SQS_ENDPOINT_STRATEGY: 'path',
+    DNS_ADDRESS: '0',
+    SKIP_SSL_CERT_DOWNLOAD: '1',
+    DISABLE_EVENTS: '1',
+    SERVICES: LOCALSTACK_SERVICES.join(','),
+    FILESYSTEM_ROOT: fsRoot,
+    // So the log file shows a failure's last words.
+    PYTHONUNBUFFERED: '1',
+  };
+}
+
+export async function startHost(opts: HostOptions): Promise<LocalStackHandle> {
   const { log, stateDir } = opts;
+  const port = opts.port ?? DEFAULT_PORT;
+  const endpoint = `http://127.0.0.1:${port}`;
   await mkdir(stateDir, { recursive: true });
-  const lockPath = join(stateDir, 'localstack.lock');
+  const files = instanceFiles(stateDir, port);
 
   for (;;) {
-    if (await tryLock(lockPath)) break;
+    if (await tryLock(files.lock)) break;
     log('LocalStack: another process is installing/starting LocalStack; waiting for it');
-    if ((await waitForOtherStarter(lockPath)) === 'ready') return reuse(DEFAULT_ENDPOINT, opts.readyTimeoutMs);
+    if ((await waitForOtherStarter(files.lock)) === 'ready') return reuse(endpoint, opts.readyTimeoutMs);
   }
 
   try {
     const python = await ensureVenv(stateDir, log);
-    return await spawnHost(python, opts);
+    return await spawnHost(python, { ...opts, endpoint, port, files });
   } finally {
-    await releaseLock(lockPath);
+    await releaseLock(files.lock);
   }
 }
 
 async function spawnHost(
   python: string,
-  opts: { log: (m: string) => void; stateDir: string; readyTimeoutMs: number },
+  opts: HostOptions & { endpoint: string; port: number; files: ReturnType<typeof instanceFiles> },
 ): Promise<LocalStackHandle> {
-  const { log, stateDir } = opts;
-  const fsRoot = join(stateDir, 'localstack-state');
+  const { log, endpoint, files } = opts;
+  const fsRoot = files.fsRoot;
   await mkdir(fsRoot, { recursive: true });
-  const logPath = join(stateDir, 'localstack.log');
+  const logPath = files.log;
   const logFd = openSync(logPath, 'a');
   writeSync(logFd, `\n=== ${new Date().toISOString()} candlekeep: starting LocalStack ${LOCALSTACK_VERSION} (host mode) ===\n`);
 
@@ -50,21 +90,8 @@ async function spawnHost(
   let child: ChildProcess;
   try {
     child = spawn(python, ['-m', 'localstack.runtime.main'], {
-      cwd: stateDir,
-      env: {
-        ...process.env,
-        OVERRIDE_IN_DOCKER: '0',
-        GATEWAY_LISTEN: '127.0.0.1:4566',
-        LOCALSTACK_HOST: '127.0.0.1:4566',
-        SQS_ENDPOINT_STRATEGY: 'path',
-        DNS_ADDRESS: '0',
-        SKIP_SSL_CERT_DOWNLOAD: '1',
-        DISABLE_EVENTS: '1',
-        SERVICES: LOCALSTACK_SERVICES.join(','),
-        FILESYSTEM_ROOT: fsRoot,
-        // So the log file shows a failure's last words.
-        PYTHONUNBUFFERED: '1',
-      },
+      cwd: opts.stateDir,
+      env: hostEnvironment(opts.port, fsRoot),
       // Own process group: LocalStack may fork helpers, and stop() signals the whole group.
       detached: true,
       stdio: ['ignore', logFd, logFd],
@@ -120,7 +147,7 @@ async function spawnHost(
   };
 
   try {
-    await waitUntilReady(DEFAULT_ENDPOINT, {
+    await waitUntilReady(endpoint, {
       services: LOCALSTACK_SERVICES,
       deadline: Date.now() + opts.readyTimeoutMs,
       aborted: () =>
@@ -129,7 +156,7 @@ async function spawnHost(
   } catch (err) {
     await stop();
     // Lost a race for the port to an instance started elsewhere: use that one.
-    if (exited && (await fetchHealth(DEFAULT_ENDPOINT))) return externalHandle(DEFAULT_ENDPOINT);
+    if (exited && (await fetchHealth(endpoint))) return externalHandle(endpoint);
     const tail = (await readFile(logPath, 'utf8').catch(() => '')).split('\n').slice(-25).join('\n');
     throw new Error(`${errorText(err)}\n--- tail of ${logPath} ---\n${tail}`);
   }
@@ -137,5 +164,5 @@ async function spawnHost(
     `LocalStack: ${LOCALSTACK_VERSION} ready in host mode in ${((Date.now() - started) / 1000).toFixed(1)} s ` +
       `(pid ${pid}, log ${logPath})`,
   );
-  return { endpoint: DEFAULT_ENDPOINT, mode: 'host', stop };
+  return { endpoint, mode: 'host', stop, pid };
 }

@@ -6,7 +6,8 @@
  */
 export const LOCALSTACK_VERSION = '4.14.0';
 export const LOCALSTACK_DOCKER_IMAGE = `localstack/localstack:${LOCALSTACK_VERSION}`;
-export const DEFAULT_ENDPOINT = 'http://127.0.0.1:4566';
+export const DEFAULT_PORT = 4566;
+export const DEFAULT_ENDPOINT = `http://127.0.0.1:${DEFAULT_PORT}`;
 
 /** Everything the project talks to; the host-mode readiness check waits for each of these. */
 export const LOCALSTACK_SERVICES = [
