@@ -92,7 +92,12 @@ async function migrateLegacyPassword(port: number, file: string, log: (msg: stri
   await writePassword(pendingFile, password);
   const client = adminClient(port, LEGACY_PASSWORD);
   try {
-    await client.connect();
+    await client.connect().catch((err: unknown) => {
+      throw new Error(
+        `embedded PostgreSQL: the data folder takes neither the password in ${file} nor the old fixed one ` +
+          `(${err instanceof Error ? err.message : String(err)}); if that file was lost, move the data folder aside and start again`,
+      );
+    });
     await setRolePassword(client, SUPERUSER, password);
   } finally {
     await client.end().catch(() => {});
