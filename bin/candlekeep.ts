@@ -1,5 +1,6 @@
 import type { Command } from '../cli/command.ts';
 import { UsageError } from '../cli/command.ts';
+import { redactSecrets } from '../functions/lambda-kit/redact.ts';
 
 /** Subcommands, loaded on demand so `candlekeep --help` stays instant. */
 const commands: Record<string, () => Promise<{ command: Command }>> = {
@@ -40,7 +41,8 @@ async function main(argv: string[]): Promise<number> {
       console.error(`candlekeep ${name}: ${(err as Error).message}\nusage: ${command.usage}`);
       return 2;
     }
-    console.error(`candlekeep ${name}: ${(err as Error).message}`);
+    // A driver's message can quote the connection string it was given.
+    console.error(`candlekeep ${name}: ${redactSecrets((err as Error).message)}`);
     return 1;
   }
 }

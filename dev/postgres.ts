@@ -6,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { otherClientSessions, setRolePassword } from '../functions/store/databases.ts';
+import { checkDatabaseUrl } from '../functions/store/db.ts';
 import { STATE_DIR } from './paths.ts';
 
 /**
@@ -110,7 +111,11 @@ async function migrateLegacyPassword(port: number, file: string, log: (msg: stri
 export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDir?: string; port?: number } = {}): Promise<LocalPostgres> {
   const log = opts.log ?? (() => {});
   const external = process.env.DATABASE_URL;
-  if (external) return { url: external, mode: 'external', stop: async () => {} };
+  if (external) {
+    // Checked before anything parses it, so a malformed URL is named, not quoted (its password included).
+    checkDatabaseUrl(external, 'DATABASE_URL');
+    return { url: external, mode: 'external', stop: async () => {} };
+  }
 
   const port = opts.port ?? EMBEDDED_PORT;
   const dataDir = opts.dataDir ?? path.join(STATE_DIR, 'postgres');

@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { projectPath } from '../../../lib/constructs/candlekeep-function.ts';
 import { createApiHandler, liveApiDeps, readApiConfig } from '../../../functions/api/api-lambda.ts';
 import { createLogger, SERVICES } from '../../../functions/lambda-kit/powertools.ts';
 
@@ -70,5 +73,20 @@ describe('the database password never reaches a log line or a response', () => {
     const log = written.join('');
     expect(log).toContain('postgres://appuser:[redacted]@db.example:5432/app');
     expectNoSecret(log, 'An0ther', 'Secret@', 'Hunter2222');
+  });
+});
+
+describe('the CLI with a malformed DATABASE_URL', () => {
+  it('names the problem and prints no part of the password', async () => {
+    const url = `postgres://appuser:${PASSWORD}@127.0.0.1:5432/postgres`;
+    const out = await promisify(execFile)(process.execPath, [projectPath('bin/candlekeep.js'), 'migrate'], {
+      cwd: projectPath(''),
+      env: { ...process.env, DATABASE_URL: url },
+      timeout: 60_000,
+    }).catch((err: { code?: number; stdout?: string; stderr?: string }) => err);
+    expect(out).toMatchObject({ code: 1 });
+    const text = `${out.stdout ?? ''}${out.stderr ?? ''}`;
+    expect(text).toMatch(/DATABASE_URL is not a valid URL: its user name or password contains #/);
+    expectNoSecret(text, 'S3cr3t', 'Pa55');
   });
 });
