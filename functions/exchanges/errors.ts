@@ -50,8 +50,8 @@ export class ExchangeHttpError extends ExchangeError {
   readonly status: number;
   readonly code: string | undefined;
   readonly exchangeMessage: string;
-  constructor(exchange: Exchange, status: number, code: string | undefined, exchangeMessage: string) {
-    super(exchange, `HTTP ${status}${code !== undefined ? ` code ${code}` : ''}: ${exchangeMessage}`);
+  constructor(exchange: Exchange, status: number, code: string | undefined, exchangeMessage: string, what = '') {
+    super(exchange, `${what}HTTP ${status}${code !== undefined ? ` code ${code}` : ''}: ${exchangeMessage}`);
     this.status = status;
     this.code = code;
     this.exchangeMessage = exchangeMessage;
@@ -78,15 +78,9 @@ export class ExchangeNetworkError extends ExchangeError {
  * The exchange refused the request's arguments (Kraken `EGeneral:Invalid arguments`, OKX 51000,
  * Bybit 10001, Binance -11xx, Coinbase 400): the same request fails the same way, so it is never retried.
  */
-export class BadRequestError extends ExchangeError {
-  readonly status: number;
-  readonly code: string | undefined;
-  readonly exchangeMessage: string;
+export class BadRequestError extends ExchangeHttpError {
   constructor(exchange: Exchange, status: number, code: string | undefined, exchangeMessage: string) {
-    super(exchange, `request refused as invalid (HTTP ${status}${code !== undefined ? ` code ${code}` : ''}): ${exchangeMessage}`);
-    this.status = status;
-    this.code = code;
-    this.exchangeMessage = exchangeMessage;
+    super(exchange, status, code, exchangeMessage, 'request refused as invalid, ');
   }
 }
 
