@@ -21,6 +21,8 @@ const SECRET_KEYS = /^(password|passwd|pwd|secret|token|authorization|x-api-key|
 const MIN_FRAGMENT = 4;
 
 const remembered = new Set<string>();
+// Longest first, so a fragment never leaves part of its whole behind.
+let longestFirst: string[] = [];
 
 /** Redacts `value` (and, if it is a URL-ish password, the pieces a parser could cut it into) from now on. */
 export function rememberSecret(value: string | undefined): void {
@@ -33,12 +35,12 @@ export function rememberSecret(value: string | undefined): void {
   } catch {
     // not percent-encoded text: the raw value is already remembered
   }
+  longestFirst = [...remembered].sort((a, b) => b.length - a.length);
 }
 
 export function redactSecrets(text: string): string {
   let out = text.replace(URL_CREDENTIALS, `$1${REDACTED}@`).replace(PASSWORD_PAIRS, `$1=${REDACTED}`);
-  // Longest first, so a fragment never leaves part of its whole behind.
-  for (const secret of [...remembered].sort((a, b) => b.length - a.length)) {
+  for (const secret of longestFirst) {
     if (out.includes(secret)) out = out.split(secret).join(REDACTED);
   }
   return out;
