@@ -20,6 +20,7 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createApiHandler, readApiConfig } from '../functions/api/api-lambda.ts';
 import { createPlannerHandler, readPlannerConfig } from '../functions/backfill/planner-lambda.ts';
+import { createDeadLetterScanHandler, readDeadLetterScanConfig } from '../functions/dead-letters/scan-lambda.ts';
 import { createWorkerHandler, readWorkerConfig } from '../functions/backfill/worker-lambda.ts';
 import type { Exchange } from '../functions/candles/candle.ts';
 import { liveExchangeAccess } from '../functions/exchanges/access.ts';
@@ -112,6 +113,8 @@ function buildHandler(role: FunctionRole, env: Env, shared: SharedDeps): AnyHand
       return createWorkerHandler(readWorkerConfig(env), { db, sqs, access }) as AnyHandler;
     case 'api':
       return createApiHandler(readApiConfig(env), { db }) as unknown as AnyHandler;
+    case 'deadLetterScan':
+      return createDeadLetterScanHandler(readDeadLetterScanConfig(env), { db, sqs }) as AnyHandler;
   }
 }
 

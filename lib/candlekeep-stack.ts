@@ -7,6 +7,7 @@ import { readConfig, type Stage } from './config.ts';
 import { ConsumerQueue } from './constructs/consumer-queue.ts';
 import { CandlekeepHttpApi, readApiConfig } from './constructs/http-api.ts';
 import { Backfill } from './constructs/backfill.ts';
+import { DeadLetterLedger } from './constructs/dead-letter-ledger.ts';
 import { Ingestion } from './constructs/ingestion.ts';
 import { AlarmTopic, IngestMonitoring } from './constructs/ingest-monitoring.ts';
 import { StorageWriter, WRITER_BATCHING_WINDOW, WRITER_TIMEOUT } from './constructs/storage-writer.ts';
@@ -24,6 +25,7 @@ export class CandlekeepStack extends Stack {
   public readonly candlesQueue: sqs.Queue;
   public readonly deadLetterQueue: sqs.Queue;
   public readonly writer: StorageWriter;
+  public readonly deadLetters: DeadLetterLedger;
   public readonly alarmTopic: AlarmTopic;
   public readonly ingestion: Ingestion;
   public readonly backfill: Backfill;
@@ -67,6 +69,14 @@ export class CandlekeepStack extends Stack {
     // ── Writer ────────────────────────────────────────────────────────────────
     this.writer = new StorageWriter(this, 'Writer', {
       ingest,
+      databaseSecret: this.databaseSecret,
+      logRemovalPolicy: keepOrDestroy,
+    });
+
+    // What waits in the dead-letter queue, per series and range, recorded where gaps and the
+    // markets list read it, so a hole a redrive would fill is not mistaken for one to backfill.
+    this.deadLetters = new DeadLetterLedger(this, 'DeadLetters', {
+      deadLetterQueue: this.deadLetterQueue,
       databaseSecret: this.databaseSecret,
       logRemovalPolicy: keepOrDestroy,
     });

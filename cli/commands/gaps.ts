@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { backfillRequestsForGaps, findGaps, UnknownSeriesError, type GapReport } from '../../functions/ingest/gaps.ts';
+import { backfillRequestsForGaps, findGaps, HOLE_FIX, UnknownSeriesError, type GapReport, type Hole } from '../../functions/ingest/gaps.ts';
 import { iso } from '../../functions/ingest/ranges.ts';
 import type { Command } from '../command.ts';
 import { UsageError } from '../command.ts';
@@ -11,16 +11,23 @@ const USAGE =
   'candlekeep gaps --exchange <id> --symbol <BASE/QUOTE> --interval <1m..1w> [--from <ISO|ms>] [--to <ISO|ms>] [--json]\n' +
   '                [--backfill [--local [--workers <n>]] [--bus <name|arn>]]';
 
+function kindText(h: Hole): string {
+  if (h.kind === 'missing') return 'missing';
+  if (h.kind === 'empty') return 'empty (exchange has none)';
+  return `dead-lettered (${h.messages ?? 0} message(s) in the DLQ: run candlekeep redrive, not a backfill)`;
+}
+
 export function table(report: GapReport): string {
   const head = `${report.series.exchange} ${report.series.symbol} ${report.series.interval} ${iso(report.range.start)} .. ${iso(report.range.end)}: ` +
-    `${report.stored} stored, ${report.missingCandles} missing, ${report.emptyCandles} confirmed empty by the exchange`;
+    `${report.stored} stored, ${report.missingCandles} missing, ${report.emptyCandles} confirmed empty by the exchange` +
+    (report.deadLetteredCandles > 0 ? `, ${report.deadLetteredCandles} waiting in the dead-letter queue` : '');
   if (report.holes.length === 0) return `${head}\nno holes`;
-  const rows = report.holes.map((h) => `  ${iso(h.start)}  ${iso(h.end)}  ${String(h.candles).padStart(9)}  ${h.kind === 'missing' ? 'missing' : 'empty (exchange has none)'}`);
+  const rows = report.holes.map((h) => `  ${iso(h.start)}  ${iso(h.end)}  ${String(h.candles).padStart(9)}  ${kindText(h)}`);
   return [head, `  ${'from'.padEnd(24)}  ${'to (exclusive)'.padEnd(24)}  ${'candles'.padStart(9)}  kind`, ...rows].join('\n');
 }
 
 export const command: Command = {
-  summary: 'list the holes of one series (missing, or confirmed empty by the exchange); --backfill requests backfills for the missing ones',
+  summary: 'list the holes of one series (missing, confirmed empty by the exchange, or waiting in the dead-letter queue); --backfill requests backfills for the missing ones',
   usage: USAGE,
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: { ...SERIES_OPTIONS, ...AWS_OPTIONS, backfill: { type: 'boolean', default: false } } });
@@ -41,7 +48,7 @@ export const command: Command = {
     const serialisable = {
       ...report,
       range: { start: iso(report.range.start), end: iso(report.range.end) },
-      holes: report.holes.map((h) => ({ start: iso(h.start), end: iso(h.end), candles: h.candles, kind: h.kind })),
+      holes: report.holes.map((h) => ({ start: iso(h.start), end: iso(h.end), candles: h.candles, kind: h.kind, ...(h.messages !== undefined ? { messages: h.messages } : {}), fix: HOLE_FIX[h.kind] })),
       plan: requests.map((r) => ({ ...r, from: iso(r.from), to: iso(r.to) })),
     };
     if (!values.backfill) {

@@ -5,7 +5,7 @@ import { apiClient, fmtTime, outputMode, table } from '../api/output.ts';
 import { OUTPUT_OPTIONS, parseOptions, SERIES_OPTIONS } from '../options.ts';
 
 export const command: Command = {
-  summary: 'stored series with first/last candle, count and gaps (from the API)',
+  summary: 'stored series with first/last candle, count, gaps and dead-lettered messages (from the API)',
   usage: 'candlekeep markets [--exchange binance] [--symbol BTC/USDT] [--interval 1m] [--json|--csv]',
   async run(argv) {
     const values = parseOptions(argv, { ...SERIES_OPTIONS, ...OUTPUT_OPTIONS });
@@ -15,8 +15,19 @@ export const command: Command = {
       ...(values.symbol ? { symbol: values.symbol } : {}),
       ...(values.interval ? { interval: values.interval as Interval } : {}),
     });
-    const columns = ['exchange', 'symbol', 'interval', 'candles', 'first', 'last', 'gaps', 'missing'];
-    const rows = markets.map((m) => [m.exchange, m.symbol, m.interval, m.candles, fmtTime(m.firstOpenTime), fmtTime(m.lastOpenTime), m.gapCount, m.missingCandles]);
+    const columns = ['exchange', 'symbol', 'interval', 'candles', 'first', 'last', 'gaps', 'missing', 'dead-lettered'];
+    const rows = markets.map((m) => [
+      m.exchange,
+      m.symbol,
+      m.interval,
+      m.candles,
+      fmtTime(m.firstOpenTime),
+      fmtTime(m.lastOpenTime),
+      m.gapCount,
+      m.missingCandles,
+      // Messages (candles) waiting in the dead-letter queue: a redrive, not a backfill, stores them.
+      m.deadLetteredMessages ? `${m.deadLetteredMessages} (${m.deadLetteredCandles})` : 0,
+    ]);
     if (mode === 'json') console.log(JSON.stringify({ markets }));
     else if (mode === 'csv') process.stdout.write(toCsv(columns, rows));
     else console.log(markets.length ? table(columns, rows) : 'no series stored yet');

@@ -13,6 +13,7 @@ export const FUNCTION_ENTRIES = {
   planner: 'functions/backfill/planner-handler.ts',
   worker: 'functions/backfill/worker-handler.ts',
   api: 'functions/api/handler.ts',
+  deadLetterScan: 'functions/dead-letters/handler.ts',
 } as const;
 export type FunctionRole = keyof typeof FUNCTION_ENTRIES;
 
@@ -63,6 +64,7 @@ export async function synthesizeCandlekeep(opts: SynthesizeOptions = {}): Promis
       planner: id(stack.backfill.planner),
       worker: id(stack.backfill.worker),
       api: id(stack.api.handler),
+      deadLetterScan: id(stack.deadLetters.scan),
     };
     // A function added to the stack without an entry here would silently not run locally.
     const known = new Set(Object.values(functions));

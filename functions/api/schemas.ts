@@ -166,6 +166,11 @@ export const marketSchema = z.object({
   gapCount: z.number().int().meta({ description: 'Runs of missing candles between the first and last stored candle.' }),
   missingCandles: z.number().int().meta({ description: 'Candles missing in those runs.' }),
   largestGapCandles: z.number().int(),
+  deadLetteredMessages: z
+    .number()
+    .int()
+    .meta({ description: 'Messages of this series waiting in the dead-letter queue, as of the last dead-letter scan: `candlekeep redrive` writes them.' }),
+  deadLetteredCandles: z.number().int().meta({ description: 'Candles those messages carry.' }),
 });
 responseRegistry.add(marketSchema, { id: 'Market' });
 export const marketsSchema = z.object({ markets: z.array(marketSchema) });
@@ -176,9 +181,15 @@ export const gapSchema = z.object({
   start: ms('First missing open time'),
   end: ms('Open time of the next stored candle (exclusive end)'),
   missingCandles: z.number().int(),
+  kind: z.enum(['missing', 'empty', 'dead-lettered']).meta({
+    description:
+      '`missing`: a backfill fills it. `empty`: the exchange was asked and had nothing. `dead-lettered`: messages with candles for it wait in the ' +
+      'dead-letter queue; `candlekeep redrive` fills it, not a backfill.',
+  }),
   confirmedByExchange: z
     .boolean()
     .meta({ description: 'True when the coverage ledger shows the exchange was asked for this range and had nothing: a backfill will not fill it.' }),
+  deadLetteredMessages: z.number().int().meta({ description: 'Dead-lettered messages whose candles fall in this gap.' }),
 });
 responseRegistry.add(gapSchema, { id: 'Gap' });
 export const gapsPageSchema = z.object({

@@ -1,7 +1,8 @@
 import type { SeriesKey } from '../candles/candle.ts';
-import { bucketStart, INTERVAL_MS } from '../candles/intervals.ts';
+import { bucketStart, INTERVAL_MS, type Interval } from '../candles/intervals.ts';
 import { loadCoverage } from '../store/coverage.ts';
 import type { Queryable } from '../store/db.ts';
+import { loadDeadLetteredRanges } from '../store/dead-letters.ts';
 import { earliestKnownTime, scanStoredSpan } from '../store/gaps.ts';
 import { findSeriesId } from '../store/series.ts';
 import type { BackfillRequest } from './backfill-request.ts';
@@ -10,12 +11,24 @@ import { bucketAtOrAfter, bucketsIn, intersectRanges, mergeRanges, subtractRange
 /**
  * A run of buckets without a stored candle. `missing`: nobody asked the exchange for it yet (a
  * backfill can fill it); `empty`: the coverage ledger shows the exchange was asked and had nothing
- * (a quiet market, or before its listing), so a backfill would find nothing either.
+ * (a quiet market, or before its listing), so a backfill would find nothing either;
+ * `dead-lettered`: messages with candles for it wait in the dead-letter queue, so `candlekeep
+ * redrive` (after fixing what made the writer fail) fills it, not a backfill.
  */
 export interface Hole extends Range {
-  kind: 'missing' | 'empty';
+  kind: 'missing' | 'empty' | 'dead-lettered';
+  /** Buckets in the hole. */
   candles: number;
+  /** For `dead-lettered`: the dead-lettered messages whose span overlaps the hole. */
+  messages?: number;
 }
+
+/** What the user does about a hole of this kind. */
+export const HOLE_FIX: Record<Hole['kind'], string> = {
+  missing: 'backfill',
+  empty: 'none: the exchange has no candles there',
+  'dead-lettered': 'candlekeep redrive (candles wait in the dead-letter queue)',
+};
 
 export interface GapReport {
   series: SeriesKey;
@@ -26,6 +39,7 @@ export interface GapReport {
   holes: Hole[];
   missingCandles: number;
   emptyCandles: number;
+  deadLetteredCandles: number;
 }
 
 export class UnknownSeriesError extends Error {
@@ -51,7 +65,7 @@ export async function findGaps(db: Queryable, series: SeriesKey, opts: { from?: 
     start = earliest === undefined ? end : bucketAtOrAfter(earliest, series.interval);
   }
   const range = { start, end: Math.max(start, end) };
-  if (range.end <= range.start) return { series, range, stored: 0, holes: [], missingCandles: 0, emptyCandles: 0 };
+  if (range.end <= range.start) return { series, range, stored: 0, holes: [], missingCandles: 0, emptyCandles: 0, deadLetteredCandles: 0 };
 
   const { stored, first, last, jumps } = await scanStoredSpan(db, seriesId, range, step);
   const raw: Range[] = [];
@@ -63,28 +77,48 @@ export async function findGaps(db: Queryable, series: SeriesKey, opts: { from?: 
     if (last + step < range.end) raw.push({ start: last + step, end: range.end });
   }
 
-  const coverage = await loadCoverage(db, seriesId, range);
-  const holes: Hole[] = [];
-  for (const hole of mergeRanges(raw)) {
-    const parts: Hole[] = [
-      ...intersectRanges(hole, coverage).map((r) => ({ ...r, kind: 'empty' as const, candles: 0 })),
-      ...subtractRanges(hole, coverage).map((r) => ({ ...r, kind: 'missing' as const, candles: 0 })),
-    ];
-    for (const p of parts) p.candles = bucketsIn(p, series.interval);
-    holes.push(...parts.sort((a, b) => a.start - b.start));
-  }
+  const [coverage, deadLettered] = await Promise.all([loadCoverage(db, seriesId, range), loadDeadLetteredRanges(db, seriesId, range)]);
+  const holes = classifyHoles(mergeRanges(raw), coverage, deadLettered, series.interval);
+  const total = (kind: Hole['kind']) => holes.filter((h) => h.kind === kind).reduce((n, h) => n + h.candles, 0);
   return {
     series,
     range,
     stored,
     holes,
-    missingCandles: holes.filter((h) => h.kind === 'missing').reduce((n, h) => n + h.candles, 0),
-    emptyCandles: holes.filter((h) => h.kind === 'empty').reduce((n, h) => n + h.candles, 0),
+    missingCandles: total('missing'),
+    emptyCandles: total('empty'),
+    deadLetteredCandles: total('dead-lettered'),
   };
 }
 
 /**
- * Backfill requests for the missing holes (confirmed-empty ones would fetch nothing). Holes closer
+ * Splits each hole by what explains it. A dead-lettered span wins over the coverage ledger: the
+ * message carried candles for it, so whatever the ledger says, the exchange had them.
+ */
+export function classifyHoles(holes: readonly Range[], coverage: readonly Range[], deadLettered: readonly Range[], interval: Interval): Hole[] {
+  const out: Hole[] = [];
+  for (const hole of holes) {
+    const parts: Hole[] = intersectRanges(hole, deadLettered).map((r) => ({
+      ...r,
+      kind: 'dead-lettered' as const,
+      candles: 0,
+      messages: deadLettered.filter((d) => d.start < r.end && d.end > r.start).length,
+    }));
+    for (const rest of subtractRanges(hole, deadLettered)) {
+      parts.push(
+        ...intersectRanges(rest, coverage).map((r) => ({ ...r, kind: 'empty' as const, candles: 0 })),
+        ...subtractRanges(rest, coverage).map((r) => ({ ...r, kind: 'missing' as const, candles: 0 })),
+      );
+    }
+    for (const p of parts) p.candles = bucketsIn(p, interval);
+    out.push(...parts.sort((a, b) => a.start - b.start));
+  }
+  return out;
+}
+
+/**
+ * Backfill requests for the missing holes (confirmed-empty ones would fetch nothing, dead-lettered
+ * ones are filled by a redrive). Holes closer
  * than `joinWithin` are asked for together: a request per tiny hole would cost more in planning and
  * probes than the few candles between them.
  */

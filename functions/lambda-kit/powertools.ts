@@ -16,6 +16,7 @@ export const SERVICES = {
   planner: 'candlekeep-backfill-planner',
   worker: 'candlekeep-backfill-worker',
   api: 'candlekeep-api',
+  deadLetterScan: 'candlekeep-dead-letter-scan',
 } as const;
 export type Service = (typeof SERVICES)[keyof typeof SERVICES];
 

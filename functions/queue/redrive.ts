@@ -101,7 +101,7 @@ export async function redrive(sqs: SQSClient, opts: RedriveOptions): Promise<Red
     opts.log?.(`redrive: ${report.moved} moved${report.failed ? `, ${report.failed} failed` : ''}`);
   }
 
-  await release(sqs, opts.dlqUrl, held);
+  await releaseMessages(sqs, opts.dlqUrl, held);
   report.reasons = [...reasons].map(([reason, n]) => ({ reason, count: n })).sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason));
   return report;
 }
@@ -119,8 +119,8 @@ function forwardedAttributes(m: Message): Record<string, MessageAttributeValue> 
   return entries.length > 0 ? Object.fromEntries(entries) : undefined;
 }
 
-/** Makes messages this run holds but did not move visible again at once. */
-async function release(sqs: SQSClient, queueUrl: string, messages: readonly Message[]): Promise<void> {
+/** Makes received messages visible again at once (a dry run's, or those a run held but did not move). */
+export async function releaseMessages(sqs: SQSClient, queueUrl: string, messages: readonly Message[]): Promise<void> {
   for (let i = 0; i < messages.length; i += 10) {
     const chunk = messages.slice(i, i + 10);
     await sqs
@@ -130,7 +130,7 @@ async function release(sqs: SQSClient, queueUrl: string, messages: readonly Mess
           Entries: chunk.map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0 })),
         }),
       )
-      // Not fatal: they become visible anyway when the 60 s visibility timeout ends.
+      // Not fatal: they become visible anyway when their visibility timeout ends.
       .catch(() => {});
   }
 }

@@ -415,8 +415,11 @@ export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>) {
     gap_count: string;
     missing: string;
     largest: string;
+    dl_messages: string;
+    dl_candles: string;
   }>(
-    `SELECT s.exchange, s.symbol, s.interval, x.n, x.first_t, x.last_t, x.gap_count, x.missing, x.largest
+    `SELECT s.exchange, s.symbol, s.interval, x.n, x.first_t, x.last_t, x.gap_count, x.missing, x.largest,
+            d.messages AS dl_messages, d.candles AS dl_candles
      FROM series s
      JOIN ${STEPS_SQL} ON st.interval = s.interval
      CROSS JOIN LATERAL (
@@ -430,6 +433,9 @@ export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>) {
          FROM candles WHERE series_id = s.id
        ) c
      ) x
+     CROSS JOIN LATERAL (
+       SELECT count(*) AS messages, coalesce(sum(candles), 0) AS candles FROM dead_letters WHERE series_id = s.id
+     ) d
      WHERE ($1::text IS NULL OR s.exchange = $1) AND ($2::text IS NULL OR s.symbol = $2) AND ($3::text IS NULL OR s.interval = $3)
      ORDER BY s.exchange, s.symbol, s.interval`,
     [filter.exchange ?? null, filter.symbol ?? null, filter.interval ?? null],
@@ -444,6 +450,8 @@ export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>) {
     gapCount: Number(r.gap_count),
     missingCandles: Number(r.missing),
     largestGapCandles: Number(r.largest),
+    deadLetteredMessages: Number(r.dl_messages),
+    deadLetteredCandles: Number(r.dl_candles),
   }));
 }
 
@@ -463,7 +471,7 @@ export interface GapWindow {
 export async function storedGaps(db: Queryable, seriesId: number, interval: Interval, opts: GapWindow) {
   const step = INTERVAL_MS[interval];
   const lower = opts.from ?? opts.start ?? null;
-  const { rows } = await db.query<{ gap_start: number; gap_end: number; missing: string; confirmed: boolean }>(
+  const { rows } = await db.query<{ gap_start: number; gap_end: number; missing: string; confirmed: boolean; dead_lettered: number }>(
     `WITH lo AS (
        -- Start from the stored candle at or before the lower bound, so a gap straddling it is seen whole.
        SELECT coalesce(
@@ -480,14 +488,23 @@ export async function storedGaps(db: Queryable, seriesId: number, interval: Inte
      )
      SELECT ${ms('g.gap_start')} AS gap_start, ${ms('g.gap_end')} AS gap_end,
             ((extract(epoch FROM g.gap_end - g.gap_start) * 1000)::bigint / ${step}) AS missing,
-            EXISTS (SELECT 1 FROM coverage v WHERE v.series_id = $1 AND v.range_start <= g.gap_start AND v.range_end >= g.gap_end) AS confirmed
+            EXISTS (SELECT 1 FROM coverage v WHERE v.series_id = $1 AND v.range_start <= g.gap_start AND v.range_end >= g.gap_end) AS confirmed,
+            (SELECT count(*)::int FROM dead_letters d WHERE d.series_id = $1 AND d.range_start < g.gap_end AND d.range_end > g.gap_start) AS dead_lettered
      FROM g ORDER BY g.gap_start`,
     [seriesId, lower === null ? null : iso(lower), opts.end === undefined ? null : iso(opts.end), opts.limit + 1],
   );
   const more = rows.length > opts.limit;
   const page = more ? rows.slice(0, opts.limit) : rows;
   return {
-    gaps: page.map((r) => ({ start: r.gap_start, end: r.gap_end, missingCandles: Number(r.missing), confirmedByExchange: r.confirmed })),
+    gaps: page.map((r) => ({
+      start: r.gap_start,
+      end: r.gap_end,
+      missingCandles: Number(r.missing),
+      // A dead-lettered message carried candles for the gap: whatever the ledger says, the exchange had them.
+      kind: r.dead_lettered > 0 ? ('dead-lettered' as const) : r.confirmed ? ('empty' as const) : ('missing' as const),
+      confirmedByExchange: r.confirmed && r.dead_lettered === 0,
+      deadLetteredMessages: r.dead_lettered,
+    })),
     next: more ? page[page.length - 1]!.gap_end : null,
   };
 }

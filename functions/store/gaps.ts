@@ -2,11 +2,12 @@ import type { Range } from '../ingest/ranges.ts';
 import type { Queryable } from './db.ts';
 import { ms, ts } from './sql.ts';
 
-/** Open time of the earliest bucket a series knows of: its first stored candle or its first recorded coverage, whichever is older. */
+/** Open time of the earliest bucket a series knows of: its first stored candle, recorded coverage or dead-lettered message, whichever is oldest. */
 export async function earliestKnownTime(db: Queryable, seriesId: number): Promise<number | undefined> {
   const { rows } = await db.query<{ t: number | null }>(
     `SELECT least((SELECT ${ms('min(open_time)')} FROM candles WHERE series_id = $1),
-                  (SELECT ${ms('min(range_start)')} FROM coverage WHERE series_id = $1)) AS t`,
+                  (SELECT ${ms('min(range_start)')} FROM coverage WHERE series_id = $1),
+                  (SELECT ${ms('min(range_start)')} FROM dead_letters WHERE series_id = $1)) AS t`,
     [seriesId],
   );
   const t = rows[0]?.t;

@@ -139,7 +139,7 @@ export function allowSend(fn: lambda.Function, queue: sqs.IQueue): void {
 }
 
 /** CandlekeepFunction has no reserved-concurrency prop; set it on the resource. */
-function reserveConcurrency(fn: lambda.Function, n: number): void {
+export function reserveConcurrency(fn: lambda.Function, n: number): void {
   const cfn = fn.node.defaultChild as lambda.CfnFunction;
   cfn.reservedConcurrentExecutions = n;
 }
