@@ -1,5 +1,6 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { peekDeadLetters, type DeadLetter, type PeekOptions } from '../queue/dead-letter-scan.ts';
+import type { DeadLettered } from '../queue/dead-letter.ts';
+import { describeDeadLetter, peekDeadLetters, type DeadLetter, type PeekOptions } from '../queue/dead-letter-scan.ts';
 import type { Queryable } from '../store/db.ts';
 import { databaseNow, forgetDeadLettersNotSeenSince, recordDeadLetters, type DeadLetterRow } from '../store/dead-letters.ts';
 import { SeriesRegistry } from '../store/series.ts';
@@ -50,4 +51,13 @@ export async function refreshDeadLetterLedger(deps: LedgerDeps, deadLetterQueueU
     complete: peek.complete,
     forgotten,
   };
+}
+
+/**
+ * Records messages the writer itself just sent to the dead-letter queue, so gaps show them before
+ * the next scan does. The scan would find them anyway: a caller may treat a failure here as harmless.
+ */
+export async function recordRejections(db: Queryable, registry: SeriesRegistry, sent: readonly DeadLettered[]): Promise<void> {
+  const letters = sent.map((s) => describeDeadLetter(s.deadLetterId, s.rejected.body, s.rejected.reason));
+  await recordDeadLetters(db, await deadLetterRows(db, registry, letters));
 }

@@ -16,21 +16,42 @@ const REJECTED_AT_ATTRIBUTE = 'candlekeep-rejected-at';
 export const REJECTION_ATTRIBUTES: ReadonlySet<string> = new Set([REASON_ATTRIBUTE, SOURCE_MESSAGE_ATTRIBUTE, REJECTED_AT_ATTRIBUTE]);
 const MAX_REASON = 1000;
 
+/** A rejected message now in the dead-letter queue, under the id the queue gave it. */
+export interface DeadLettered {
+  rejected: Rejected;
+  deadLetterId: string;
+}
+
 /**
  * Sends rejected messages to the dead-letter queue with their reason as a message attribute.
- * Returns the ids that could not be sent: the caller must report those as batch item failures, so
- * SQS keeps them (and its redrive policy still gets them to the DLQ) — nothing is dropped.
+ * `failed` are the ids that could not be sent: the caller must report those as batch item failures,
+ * so SQS keeps them (and its redrive policy still gets them to the DLQ) — nothing is dropped.
  */
-export async function sendToDeadLetter(sqs: SQSClient, queueUrl: string, rejected: readonly Rejected[]): Promise<string[]> {
+export async function sendRejections(
+  sqs: SQSClient,
+  queueUrl: string,
+  rejected: readonly Rejected[],
+): Promise<{ failed: string[]; sent: DeadLettered[] }> {
   const attributes = (r: Rejected): Record<string, MessageAttributeValue> => ({
     [REASON_ATTRIBUTE]: { DataType: 'String', StringValue: r.reason.slice(0, MAX_REASON) },
     [SOURCE_MESSAGE_ATTRIBUTE]: { DataType: 'String', StringValue: r.messageId },
     [REJECTED_AT_ATTRIBUTE]: { DataType: 'String', StringValue: new Date().toISOString() },
   });
-  const { failed } = await sendBatches(
+  const { failed, sent } = await sendBatches(
     sqs,
     queueUrl,
     rejected.map((r, i) => ({ id: String(i), body: r.body, attributes: attributes(r) })),
   );
-  return failed.flatMap((f) => rejected[Number(f.message.id)]?.messageId ?? []);
+  return {
+    failed: failed.flatMap((f) => rejected[Number(f.message.id)]?.messageId ?? []),
+    sent: sent.flatMap((s) => {
+      const r = rejected[Number(s.message.id)];
+      return r ? [{ rejected: r, deadLetterId: s.messageId }] : [];
+    }),
+  };
+}
+
+/** As sendRejections, returning only the ids that could not be sent. */
+export async function sendToDeadLetter(sqs: SQSClient, queueUrl: string, rejected: readonly Rejected[]): Promise<string[]> {
+  return (await sendRejections(sqs, queueUrl, rejected)).failed;
 }

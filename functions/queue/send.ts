@@ -29,6 +29,8 @@ export interface BatchesResult {
   /** SendMessageBatch calls made. */
   calls: number;
   failed: FailedMessage[];
+  /** Accepted messages with the id SQS gave each. */
+  sent: { message: OutgoingMessage; messageId: string }[];
 }
 
 /** Groups entries into calls of at most 10 entries and 256 KiB, keeping their order. */
@@ -57,6 +59,7 @@ export function packBatches<T extends { bytes: number }>(entries: readonly T[], 
  */
 export async function sendBatches(sqs: SQSClient, queueUrl: string, messages: readonly OutgoingMessage[]): Promise<BatchesResult> {
   const failed: FailedMessage[] = [];
+  const sent: BatchesResult['sent'] = [];
   const groups = packBatches(messages.map((message) => ({ message, bytes: Buffer.byteLength(message.body) })));
   for (const group of groups) {
     try {
@@ -71,6 +74,10 @@ export async function sendBatches(sqs: SQSClient, queueUrl: string, messages: re
           })),
         }),
       );
+      for (const ok of out.Successful ?? []) {
+        const entry = group.find((e) => e.message.id === ok.Id);
+        if (entry && ok.MessageId) sent.push({ message: entry.message, messageId: ok.MessageId });
+      }
       for (const f of out.Failed ?? []) {
         const entry = group.find((e) => e.message.id === f.Id);
         if (entry) failed.push({ message: entry.message, reason: `${f.Code ?? 'failed'}: ${f.Message ?? ''}`.trim(), senderFault: f.SenderFault ?? false });
@@ -80,7 +87,7 @@ export async function sendBatches(sqs: SQSClient, queueUrl: string, messages: re
       failed.push(...group.map(({ message }) => ({ message, reason, senderFault: false })));
     }
   }
-  return { calls: groups.length, failed };
+  return { calls: groups.length, failed, sent };
 }
 
 export interface SendOptions {

@@ -7,8 +7,10 @@ import type { QueueDeps } from '../lambda-kit/container.ts';
 import { configReader } from '../lambda-kit/env.ts';
 import { powertoolsFor, SERVICES, withPowertools } from '../lambda-kit/powertools.ts';
 import { parseSqsEvent } from '../lambda-kit/sqs-event.ts';
-import { sendToDeadLetter } from '../queue/dead-letter.ts';
+import { recordRejections } from '../ingest/dead-letter-ledger.ts';
+import { sendRejections, type Rejected } from '../queue/dead-letter.ts';
 import { CandleStore } from '../store/candles.ts';
+import { SeriesRegistry } from '../store/series.ts';
 
 const configSchema = z
   .object({
@@ -23,20 +25,30 @@ export type WriterDeps = QueueDeps & { store?: CandleStore };
 
 /**
  * The writer Lambda: an SQS batch of CandleBatch messages → one upsert; invalid messages go to the
- * dead-letter queue with their reason, and only messages that could not be handled are reported
- * as batch item failures.
+ * dead-letter queue with their reason (and into the dead-letter ledger), and only messages that
+ * could not be handled are reported as batch item failures.
  */
 export function createWriterHandler(config: WriterConfig, deps: WriterDeps) {
   const { logger, metrics } = powertoolsFor(SERVICES.writer, deps);
   const store = deps.store ?? new CandleStore();
+  const registry = new SeriesRegistry();
 
   async function writeBatch(event: unknown): Promise<SQSBatchResponse> {
     const batch = parseSqsEvent(event, 'writer');
     const started = performance.now();
     const db = await deps.db();
+    const deadLetter = async (rejected: readonly Rejected[]): Promise<string[]> => {
+      const { failed, sent } = await sendRejections(deps.sqs, config.deadLetterQueueUrl, rejected);
+      // The messages are safely in the dead-letter queue; recording them is a courtesy the next scan
+      // repeats, so a failure here must not fail the batch (a redelivery would dead-letter them twice).
+      await recordRejections(db, registry, sent).catch((err: unknown) =>
+        logger.warn('could not record dead-lettered messages; the next dead-letter scan will', { error: (err as Error).message }),
+      );
+      return failed;
+    };
     const outcome = await writeCandleMessages(
       batch.Records.map((r) => ({ messageId: r.messageId, body: r.body, receiveCount: r.attributes?.ApproximateReceiveCount })),
-      { db, store, deadLetter: (rejected) => sendToDeadLetter(deps.sqs, config.deadLetterQueueUrl, rejected) },
+      { db, store, deadLetter },
     );
     for (const r of outcome.rejected) {
       logger.warn('message rejected to the dead-letter queue', { messageId: r.messageId, reason: r.reason });

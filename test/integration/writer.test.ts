@@ -72,6 +72,19 @@ describe('writer Lambda on a real SQS queue', () => {
     }
     // Poison messages were dead-lettered at once, not after maxReceiveCount retries.
     expect(runner.stats.handlerErrors).toBe(0);
+
+    // And recorded in the dead-letter ledger under their dead-letter queue ids, without waiting for
+    // a scan; the ones whose body names a series are placed in it.
+    const { rows } = await db.query<{ message_id: string; reason: string; symbol: string | null }>(
+      `SELECT d.message_id, d.reason, s.symbol FROM dead_letters d LEFT JOIN series s ON s.id = d.series_id WHERE d.message_id = ANY($1)`,
+      [dead.map((m) => m.MessageId!)],
+    );
+    expect(rows).toHaveLength(5);
+    for (const m of dead) {
+      const r = rows.find((x) => x.message_id === m.MessageId)!;
+      expect(r.reason).toBe(m.MessageAttributes?.[REASON_ATTRIBUTE]?.StringValue);
+      expect(r.symbol === null, `placed ${m.Body?.slice(0, 60)}`).toBe(m.Body === '{"v":1,"exchange":');
+    }
   });
 
   it('keeps the batch when the database is unreachable and lands every candle exactly once after it returns', async () => {
