@@ -45,6 +45,14 @@ function exportedNames(fn: IConstruct): string[] {
   return [...bundle.matchAll(/export\s*\{([^}]*)\}/g)].flatMap((m) => (m[1] ?? '').split(',').map((part) => part.trim().split(/\s+as\s+/).pop() ?? ''));
 }
 
+/** The schedules that invoke the pull function (the stack has others). */
+function pullSchedules(of: SynthesizedStack): CfnResource[] {
+  const pullId = of.stack.getLogicalId(of.stack.ingestion.pull.node.defaultChild as CfnElement);
+  return (Object.values(of.template.findResources('AWS::Scheduler::Schedule')) as (CfnResource & { DependsOn?: unknown })[]).filter(
+    (s) => JSON.stringify((s.Properties?.Target as { Arn?: unknown } | undefined)?.Arn) === JSON.stringify({ 'Fn::GetAtt': [pullId, 'Arn'] }),
+  );
+}
+
 describe('pull function and its schedules', () => {
   it('runs the bundled `handler` export with the queue, bus, markets and secret it reads at start-up', () => {
     const pull = synth.stack.ingestion.pull;
@@ -60,7 +68,7 @@ describe('pull function and its schedules', () => {
 
   it('has one schedule per cadence the followed intervals need, targeting the pull with those intervals', () => {
     // cdk.json follows 1m and 1h markets: every minute and every 5 minutes.
-    const schedules = Object.values(synth.template.findResources('AWS::Scheduler::Schedule')) as CfnResource[];
+    const schedules = pullSchedules(synth);
     const byRate = Object.fromEntries(schedules.map((s) => [s.Properties?.ScheduleExpression as string, s.Properties]));
     expect(Object.keys(byRate).sort()).toEqual(['rate(1 minute)', 'rate(5 minutes)']);
     const pullArn = { 'Fn::GetAtt': [logicalId(synth.stack.ingestion.pull), 'Arn'] };
@@ -83,8 +91,8 @@ describe('pull function and its schedules', () => {
       { exchange: 'binance', symbol: 'BTC/USDT', intervals: ['1m', '5m', '4h', '1d', '1w'], start: '2024-01-01' },
       { exchange: 'okx', symbol: 'ETH/USDT', intervals: ['15m'], start: '2024-01-01' },
     ];
-    const { template } = synthesizeStack({ 'candlekeep:markets': markets });
-    const inputs = (Object.values(template.findResources('AWS::Scheduler::Schedule')) as CfnResource[]).map((s) => [
+    const other = synthesizeStack({ 'candlekeep:markets': markets });
+    const inputs = pullSchedules(other).map((s) => [
       s.Properties?.ScheduleExpression,
       JSON.parse((s.Properties?.Target as { Input: string }).Input).intervals,
     ]);
@@ -105,7 +113,7 @@ describe('pull function and its schedules', () => {
 
   it('creates the schedule group before the schedules that name it', () => {
     const groupId = logicalId(synth.stack.ingestion.scheduleGroup);
-    const schedules = Object.values(synth.template.findResources('AWS::Scheduler::Schedule'));
+    const schedules = pullSchedules(synth) as { DependsOn?: string | string[] }[];
     expect(schedules.length).toBeGreaterThan(0);
     for (const schedule of schedules) expect(asArray(schedule.DependsOn as string | string[] | undefined)).toContain(groupId);
   });
@@ -209,5 +217,43 @@ describe('backfill path', () => {
   it('publishes what `candlekeep backfill` needs as stack outputs', () => {
     const outputs = synth.template.toJSON().Outputs as Record<string, unknown>;
     for (const name of ['BackfillBusName', 'BackfillBusArn', 'BackfillScheduleGroup', 'BackfillSchedulerRoleArn']) expect(outputs).toHaveProperty(name);
+  });
+});
+
+describe('dead-letter scan', () => {
+  it('runs the bundled `handler` export with the dead-letter queue and secret it reads at start-up, one at a time', () => {
+    const scan = synth.stack.deadLetters.scan;
+    expect(exportedNames(scan)).toContain('handler');
+    const fn = resource(scan);
+    expect(fn.Properties).toMatchObject({ Handler: 'index.handler', Runtime: 'nodejs24.x', Timeout: 90, ReservedConcurrentExecutions: 1 });
+    const vars = (fn.Properties?.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(vars).toMatchObject({
+      DEAD_LETTER_QUEUE_URL: { Ref: logicalId(synth.stack.deadLetterQueue) },
+      DEAD_LETTER_SCAN_VISIBILITY: '120',
+      DATABASE_SECRET_ARN: { Ref: logicalId(synth.stack.databaseSecret) },
+    });
+  });
+
+  it('may read the dead-letter queue and hand messages back, never delete, send or purge', () => {
+    const statements = roleStatements(synth.stack.deadLetters.scan);
+    const dlq = { 'Fn::GetAtt': [logicalId(synth.stack.deadLetterQueue), 'Arn'] };
+    expect(actionsOn(statements, dlq).sort()).toEqual(['sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage']);
+    const sqsActions = statements.flatMap((s) => asArray(s.Action)).filter((a) => a.startsWith('sqs:'));
+    expect(sqsActions.sort()).toEqual(['sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage']);
+    expect(actionsOn(statements, { Ref: logicalId(synth.stack.databaseSecret) })).toEqual(['secretsmanager:GetSecretValue']);
+  });
+
+  it('is invoked every 5 minutes by a schedule whose role may invoke it and nothing else, without retries', () => {
+    const scanArn = { 'Fn::GetAtt': [logicalId(synth.stack.deadLetters.scan), 'Arn'] };
+    const schedule = synth.template.toJSON().Resources[synth.stack.getLogicalId(synth.stack.deadLetters.schedule)] as CfnResource;
+    expect(schedule.Properties).toMatchObject({
+      ScheduleExpression: 'rate(5 minutes)',
+      State: 'ENABLED',
+      Target: { Arn: scanArn, RoleArn: { 'Fn::GetAtt': [logicalId(synth.stack.deadLetters.schedulerRole), 'Arn'] }, Input: '{}', RetryPolicy: { MaximumRetryAttempts: 0 } },
+    });
+    synth.template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: logicalId(synth.stack.deadLetters.schedulerRole) }],
+      PolicyDocument: { Statement: [{ Effect: 'Allow', Action: 'lambda:InvokeFunction', Resource: scanArn }] },
+    });
   });
 });
