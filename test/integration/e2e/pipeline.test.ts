@@ -7,16 +7,18 @@ import { synthesizeCandlekeep, type SynthesizedCandlekeep } from '../../../dev/t
 import type { Exchange } from '../../../functions/candles/candle.ts';
 import { bucketStart, type Interval } from '../../../functions/candles/intervals.ts';
 import { putBackfillRequests } from '../../../functions/ingest/backfill-events.ts';
+import { encodeCandleBatches } from '../../../functions/candles/candle-batch.ts';
+import { redrive } from '../../../functions/queue/redrive.ts';
 import { createPool, type Db } from '../../../functions/store/db.ts';
 import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { pollUntil } from '../../support/poll.ts';
-import { queueDepth } from '../../support/sqs.ts';
+import { queueDepth, sendBodies } from '../../support/sqs.ts';
 import { asStored, readAll, scratchDatabase, type ScratchDatabase, type StoredCandle } from './support.ts';
 
 /**
  * The whole pipeline as `npm run dev` runs it: the synthesized stack's queues, DLQ, secret, bus and
  * rule deployed to LocalStack through CloudFormation; the stack's own handlers (pull, writer,
- * backfill planner and worker, API) run in this process with the template's environment and batch
+ * backfill planner and worker, dead-letter scan, API) run in this process with the template's environment and batch
  * settings; the fake exchange behind the adapters. What goes in at the exchange must come out of
  * the HTTP API unchanged.
  */
@@ -135,6 +137,41 @@ describe('the local pipeline end to end (LocalStack + PostgreSQL + fake exchange
 
     // Nothing was dead-lettered on the way, and the rule's event was consumed.
     expect(await readAll(local.sqs, local.deployment.ref(synth.ids.deadLetterQueue))).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+
+  it('the scheduled dead-letter scan puts what waits in the dead-letter queue into /v1/gaps and /v1/markets, and a redrive clears both', async () => {
+    // Hours the backfill above stored, lost from the table and waiting in the stack's DLQ instead.
+    const from = Date.UTC(2025, 0, 5, 10);
+    const to = from + 3 * HOUR;
+    await pool.query(
+      `DELETE FROM candles WHERE series_id = (SELECT id FROM series WHERE exchange = 'okx' AND symbol = 'ETH/USDT' AND interval = '1h')
+         AND open_time >= to_timestamp($1::float8 / 1000) AND open_time < to_timestamp($2::float8 / 1000)`,
+      [from, to],
+    );
+    const dlqUrl = local.deployment.ref(synth.ids.deadLetterQueue);
+    await sendBodies(local.sqs, dlqUrl, encodeCandleBatches({ exchange: 'okx', symbol: 'ETH/USDT', interval: '1h' }, fake.expected('okx', 'ETH/USDT', '1h', from, to - 1), frozenAt));
+
+    const api = async <T>(path: string): Promise<T> => {
+      const res = await fetch(`${local.server.url}${path}`, { headers: { 'x-api-key': API_KEY } });
+      expect(res.status, await res.clone().text()).toBe(200);
+      return (await res.json()) as T;
+    };
+    const market = async () =>
+      (await api<{ markets: { deadLetteredMessages: number; deadLetteredCandles: number }[] }>('/v1/markets?exchange=okx&symbol=ETH/USDT&interval=1h')).markets[0];
+    const gaps = async () => (await api<{ gaps: unknown[] }>('/v1/gaps?exchange=okx&symbol=ETH/USDT&interval=1h')).gaps;
+
+    // Every schedule of the template fires, the scan's among them.
+    await local.pipeline.tick();
+    expect(await market()).toMatchObject({ deadLetteredMessages: 1, deadLetteredCandles: 3 });
+    expect(await gaps()).toEqual([
+      { start: from, end: to, missingCandles: 3, kind: 'dead-lettered', confirmedByExchange: false, deadLetteredMessages: 1 },
+    ]);
+
+    expect(await redrive(local.sqs, { queueUrl: local.deployment.ref(synth.ids.candlesQueue), dlqUrl })).toMatchObject({ moved: 1, failed: 0 });
+    await pollUntil(async () => (await drained()) && (await gaps()).length === 0, { timeoutMs: 45_000, intervalMs: 500, description: 'the redriven hours to be stored' });
+    await local.pipeline.tick();
+    expect(await market()).toMatchObject({ deadLetteredMessages: 0, deadLetteredCandles: 0 });
     expect(errors).toEqual([]);
   });
 });
