@@ -328,15 +328,16 @@ describe('latest, markets, gaps', () => {
     await load(api, symbol, '1m', walk(T0, 20, MIN, 4, (i) => i === 3 || i === 4 || (i >= 10 && i < 16)));
     const m = await api.get('/v1/markets', { symbol });
     expect(m.body.markets).toEqual([
-      { exchange: 'binance', symbol, interval: '1m', candles: 12, firstOpenTime: T0, lastOpenTime: T0 + 19 * MIN, gapCount: 2, missingCandles: 8, largestGapCandles: 6 },
+      { exchange: 'binance', symbol, interval: '1m', candles: 12, firstOpenTime: T0, lastOpenTime: T0 + 19 * MIN, gapCount: 2, missingCandles: 8, largestGapCandles: 6,
+        deadLetteredMessages: 0, deadLetteredCandles: 0 },
     ]);
     const csv = parseCsv((await api.get('/v1/markets', { symbol, format: 'csv' })).text);
     expect(csv[0]).toMatchObject({ candles: '12', gap_count: '2', first_open_time: '2024-03-01T00:00:00.000Z' });
 
     const p1 = await api.get('/v1/gaps', { exchange: 'binance', symbol, interval: '1m', limit: 1 });
-    expect(p1.body.gaps).toEqual([{ start: T0 + 3 * MIN, end: T0 + 5 * MIN, missingCandles: 2, confirmedByExchange: false }]);
+    expect(p1.body.gaps).toEqual([{ start: T0 + 3 * MIN, end: T0 + 5 * MIN, missingCandles: 2, kind: 'missing', confirmedByExchange: false, deadLetteredMessages: 0 }]);
     const p2 = await api.get('/v1/gaps', { exchange: 'binance', symbol, interval: '1m', limit: 1, cursor: p1.body.nextCursor });
-    expect(p2.body.gaps).toEqual([{ start: T0 + 10 * MIN, end: T0 + 16 * MIN, missingCandles: 6, confirmedByExchange: false }]);
+    expect(p2.body.gaps).toEqual([{ start: T0 + 10 * MIN, end: T0 + 16 * MIN, missingCandles: 6, kind: 'missing', confirmedByExchange: false, deadLetteredMessages: 0 }]);
     expect(p2.body.nextCursor).toBeNull();
     const later = await api.get('/v1/gaps', { exchange: 'binance', symbol, interval: '1m', start: T0 + 12 * MIN });
     expect(later.body.gaps.map((g: { start: number }) => g.start)).toEqual([T0 + 10 * MIN]);
