@@ -7,6 +7,7 @@ export const sqsEventSchema = z.object({
       messageId: z.string().min(1),
       body: z.string(),
       attributes: z.object({ ApproximateReceiveCount: z.string().optional() }).partial().optional(),
+      messageAttributes: z.record(z.string(), z.object({ stringValue: z.string().optional() })).optional(),
     }),
   ),
 });

@@ -12,6 +12,11 @@ export interface Rejected {
 export const REASON_ATTRIBUTE = 'candlekeep-reason';
 const SOURCE_MESSAGE_ATTRIBUTE = 'candlekeep-source-message-id';
 const REJECTED_AT_ATTRIBUTE = 'candlekeep-rejected-at';
+/**
+ * Set by a redrive: the id the message had in the dead-letter queue, so the writer that stores it
+ * can drop its dead-letter record at once instead of at the next scan.
+ */
+export const DEAD_LETTER_ID_ATTRIBUTE = 'candlekeep-dead-letter-id';
 /** Attributes added when a message is rejected; a redriven message starts without them. */
 export const REJECTION_ATTRIBUTES: ReadonlySet<string> = new Set([REASON_ATTRIBUTE, SOURCE_MESSAGE_ATTRIBUTE, REJECTED_AT_ATTRIBUTE]);
 const MAX_REASON = 1000;

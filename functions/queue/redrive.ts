@@ -1,7 +1,7 @@
 import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { Message, MessageAttributeValue, SQSClient } from '@aws-sdk/client-sqs';
 import { queueCounts } from './counts.ts';
-import { REASON_ATTRIBUTE, REJECTION_ATTRIBUTES } from './dead-letter.ts';
+import { DEAD_LETTER_ID_ATTRIBUTE, REASON_ATTRIBUTE, REJECTION_ATTRIBUTES } from './dead-letter.ts';
 import { sendBatches } from './send.ts';
 
 /** What a message moved by SQS itself (after maxReceiveCount failed receives) shows as its reason. */
@@ -114,9 +114,9 @@ function count(map: Map<string, number>, key: string): void {
   map.set(key, (map.get(key) ?? 0) + 1);
 }
 
-function forwardedAttributes(m: Message): Record<string, MessageAttributeValue> | undefined {
+function forwardedAttributes(m: Message): Record<string, MessageAttributeValue> {
   const entries = Object.entries(m.MessageAttributes ?? {}).filter(([name]) => !REJECTION_ATTRIBUTES.has(name));
-  return entries.length > 0 ? Object.fromEntries(entries) : undefined;
+  return { ...Object.fromEntries(entries), [DEAD_LETTER_ID_ATTRIBUTE]: { DataType: 'String', StringValue: m.MessageId ?? '' } };
 }
 
 /** Makes received messages visible again at once (a dry run's, or those a run held but did not move). */

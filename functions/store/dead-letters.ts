@@ -48,6 +48,11 @@ export async function forgetDeadLettersNotSeenSince(db: Queryable, since: number
   return rowCount ?? 0;
 }
 
+/** Drops the records of messages known to have left the dead-letter queue. */
+export async function forgetDeadLetters(db: Queryable, messageIds: readonly string[]): Promise<void> {
+  await db.query('DELETE FROM dead_letters WHERE message_id = ANY($1::text[])', [messageIds]);
+}
+
 export interface DeadLetteredRange extends Range {
   /** Dead-lettered messages whose span overlaps this one. */
   messages: number;

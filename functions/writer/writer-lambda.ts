@@ -8,8 +8,9 @@ import { configReader } from '../lambda-kit/env.ts';
 import { powertoolsFor, SERVICES, withPowertools } from '../lambda-kit/powertools.ts';
 import { parseSqsEvent } from '../lambda-kit/sqs-event.ts';
 import { recordRejections } from '../ingest/dead-letter-ledger.ts';
-import { sendRejections, type Rejected } from '../queue/dead-letter.ts';
+import { DEAD_LETTER_ID_ATTRIBUTE, sendRejections, type Rejected } from '../queue/dead-letter.ts';
 import { CandleStore } from '../store/candles.ts';
+import { forgetDeadLetters } from '../store/dead-letters.ts';
 import { SeriesRegistry } from '../store/series.ts';
 
 const configSchema = z
@@ -50,6 +51,14 @@ export function createWriterHandler(config: WriterConfig, deps: WriterDeps) {
       batch.Records.map((r) => ({ messageId: r.messageId, body: r.body, receiveCount: r.attributes?.ApproximateReceiveCount })),
       { db, store, deadLetter },
     );
+    // Redriven messages have left the dead-letter queue for good (stored now, or rejected again
+    // under a new id): their old records go at once, so the counts do not wait for the next scan.
+    const redriven = batch.Records.flatMap((r) => r.messageAttributes?.[DEAD_LETTER_ID_ATTRIBUTE]?.stringValue ?? []).filter(Boolean);
+    if (redriven.length > 0) {
+      await forgetDeadLetters(db, redriven).catch((err: unknown) =>
+        logger.warn('could not clear the dead-letter records of redriven messages; the next dead-letter scan will', { error: (err as Error).message }),
+      );
+    }
     for (const r of outcome.rejected) {
       logger.warn('message rejected to the dead-letter queue', { messageId: r.messageId, reason: r.reason });
     }

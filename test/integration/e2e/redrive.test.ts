@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { GetQueueAttributesCommand, SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_REASON, redrive, type RedriveReport } from '../../../functions/queue/redrive.ts';
-import { REASON_ATTRIBUTE, sendToDeadLetter } from '../../../functions/queue/dead-letter.ts';
+import { DEAD_LETTER_ID_ATTRIBUTE, REASON_ATTRIBUTE, sendToDeadLetter } from '../../../functions/queue/dead-letter.ts';
 import { createQueues, queueDepth, testSqs, type TestQueues } from '../../support/sqs.ts';
 import { readAll } from './support.ts';
 
@@ -79,8 +79,10 @@ describe('candlekeep redrive on LocalStack', () => {
     const moved = await readAll(sqs, queues.queueUrl);
     expect(moved.map((m) => m.Body).sort()).toEqual([...bodies].sort());
     for (const m of moved) {
-      // The writer's verdict stays behind; other attributes travel with the message.
+      // The writer's verdict stays behind; other attributes travel with the message, plus the id it
+      // had in the dead-letter queue (the writer clears its dead-letter record by it).
       expect(m.MessageAttributes?.[REASON_ATTRIBUTE]).toBeUndefined();
+      expect(m.MessageAttributes?.[DEAD_LETTER_ID_ATTRIBUTE]?.StringValue).toMatch(/\S/);
       if (m.Body?.includes('"timed"')) expect(m.MessageAttributes?.trace?.StringValue).toBe('t0');
     }
   });

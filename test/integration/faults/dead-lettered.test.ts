@@ -119,10 +119,11 @@ describe('fault: PostgreSQL away longer than the redelivery budget', () => {
       await drained(queues.queueUrl, 'the redriven hour to be written');
       expect(await queueDepth(sqs, queues.dlqUrl)).toBe(0);
 
-      // The hole is closed at once; the record follows with the next scan.
+      // The hole is closed, and the writer that stored the redriven messages dropped their records:
+      // the counts do not wait for the next scan, which then finds nothing left to forget.
       expect((await findGaps(pool, series, { now })).holes).toEqual([]);
-      expect(await scan()).toMatchObject({ messages: 0, complete: true, forgotten: 3 });
       expect(await seriesExtents(pool, series)).toMatchObject([{ candles: 180, deadLetteredMessages: 0, deadLetteredCandles: 0 }]);
+      expect(await scan()).toMatchObject({ messages: 0, complete: true, forgotten: 0 });
       const afterRedrive = await candlekeep(gapsArgs);
       expect(afterRedrive).toMatch(/180 stored, 0 missing/);
       expect(afterRedrive).toMatch(/no holes/);
