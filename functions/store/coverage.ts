@@ -68,9 +68,14 @@ export interface CoverageRow extends Range {
 }
 
 /** Recorded ranges of a series that overlap `within`, ascending. */
-export async function loadCoverage(db: Queryable, seriesId: number, within: Range): Promise<CoverageRow[]> {
+export function loadCoverage(db: Queryable, seriesId: number, within: Range): Promise<CoverageRow[]> {
+  return rangesOverlapping(db, 'coverage', seriesId, within);
+}
+
+/** Rows of a per-series range ledger (coverage, dead letters) that overlap `within`, ascending. */
+export async function rangesOverlapping(db: Queryable, ledger: 'coverage' | 'dead_letters', seriesId: number, within: Range): Promise<CoverageRow[]> {
   const { rows } = await db.query<{ s: number; e: number; candles: number }>(
-    `SELECT ${ms('range_start')} AS s, ${ms('range_end')} AS e, candles FROM coverage
+    `SELECT ${ms('range_start')} AS s, ${ms('range_end')} AS e, candles FROM ${ledger}
      WHERE series_id = $1 AND range_start < ${ts('$3')} AND range_end > ${ts('$2')}
      ORDER BY range_start`,
     [seriesId, within.start, within.end],

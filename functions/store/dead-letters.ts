@@ -1,4 +1,5 @@
 import type { Range } from '../ingest/ranges.ts';
+import { rangesOverlapping, type CoverageRow } from './coverage.ts';
 import type { Queryable } from './db.ts';
 import { ms, ts } from './sql.ts';
 
@@ -53,19 +54,7 @@ export async function forgetDeadLetters(db: Queryable, messageIds: readonly stri
   await db.query('DELETE FROM dead_letters WHERE message_id = ANY($1::text[])', [messageIds]);
 }
 
-export interface DeadLetteredRange extends Range {
-  /** Dead-lettered messages whose span overlaps this one. */
-  messages: number;
-  candles: number;
-}
-
-/** Spans of a series' dead-lettered messages that overlap `within`, ascending. */
-export async function loadDeadLetteredRanges(db: Queryable, seriesId: number, within: Range): Promise<DeadLetteredRange[]> {
-  const { rows } = await db.query<{ s: number; e: number; candles: number }>(
-    `SELECT ${ms('range_start')} AS s, ${ms('range_end')} AS e, candles FROM dead_letters
-     WHERE series_id = $1 AND range_start < ${ts('$3')} AND range_end > ${ts('$2')}
-     ORDER BY range_start`,
-    [seriesId, within.start, within.end],
-  );
-  return rows.map((r) => ({ start: Number(r.s), end: Number(r.e), messages: 1, candles: Number(r.candles) }));
+/** Spans of a series' dead-lettered messages (one per message) that overlap `within`, ascending, with their candle counts. */
+export function loadDeadLetteredRanges(db: Queryable, seriesId: number, within: Range): Promise<CoverageRow[]> {
+  return rangesOverlapping(db, 'dead_letters', seriesId, within);
 }

@@ -1,55 +1,26 @@
-import type { SQSClient } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostPort } from '../../../dev/postgres.ts';
-import { startRelay, type Relay } from '../../../dev/ws-relay.ts';
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
 import { planBackfill } from '../../../functions/ingest/backfill-planner.ts';
 import { getBackfillProgress } from '../../../functions/ingest/backfill-progress.ts';
 import { runBackfillLocally } from '../../../functions/ingest/backfill-runner.ts';
-import { configureLocalRelay, createPool, type Db } from '../../../functions/store/db.ts';
-import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
+import { describe, expect, it } from 'vitest';
 import { pollUntil } from '../../support/poll.ts';
-import { createQueues, queueDepth, testSqs, type TestQueues } from '../../support/sqs.ts';
-import { RecordingSink, reconcile, scratchDatabase, type ScratchDatabase } from '../e2e/support.ts';
-import { HOUR, fakeAccess, sleep, startWriter, writerHandler } from './support.ts';
+import { queueDepth } from '../../support/sqs.ts';
+import { RecordingSink, reconcile } from '../e2e/support.ts';
+import { HOUR, fakeAccess, faultEnvironment, sleep, startWriter, writerHandler } from './support.ts';
 
 /**
- * The issue's figure: PostgreSQL unreachable for 30 s. A test cannot stop the shared server, so
- * the outage is this file's own relay (the only way its driver reaches PostgreSQL) closed and later
- * reopened on the same port: new connections are refused and open ones are cut, exactly what the
- * writer and the backfill workers see when the database goes away.
+ * PostgreSQL unreachable for 30 s (faultEnvironment's outages): new connections are refused and
+ * open ones are cut, exactly what the writer and the backfill workers see when the database goes away.
  */
 const OUTAGE_MS = 30_000;
 
-let fake: FakeExchange;
-let db: ScratchDatabase;
-let relay: Relay;
-let pool: Db;
-let sqs: SQSClient;
-let queues: TestQueues;
-
-beforeAll(async () => {
-  fake = await startFakeExchange({ enforceLimits: false });
-  db = await scratchDatabase('ck_fault_outage');
-  relay = await startRelay({ allow: [hostPort(db.url)] });
-  configureLocalRelay(relay.address);
-  pool = createPool(db.url, { max: 4 });
-  sqs = testSqs();
-  // The stack's ratio, compressed: the visibility timeout times maxReceiveCount (10 s x 6) outlasts
-  // the outage, as 365 s x 5 does in AWS, so no valid message is dead-lettered while it lasts.
-  queues = await createQueues(sqs, { maxReceiveCount: 6, visibilityTimeout: 10 });
-});
-
-afterAll(async () => {
-  await pool?.end();
-  await db?.drop();
-  await relay?.close();
-  await queues?.delete();
-  await fake?.close();
-});
+// The stack's ratio, compressed: the visibility timeout times maxReceiveCount (10 s x 6) outlasts
+// the outage, as 365 s x 5 does in AWS, so no valid message is dead-lettered while it lasts.
+const env = faultEnvironment({ database: 'ck_fault_outage', poolSize: 4, queues: { maxReceiveCount: 6, visibilityTimeout: 10 }, outages: true });
 
 describe('fault: PostgreSQL unreachable for 30 s in the middle of a backfill', () => {
   it('resumes the backfill and writes every candle exactly once after the database returns', { timeout: 150_000 }, async () => {
+    const { fake, db, pool, sqs, queues } = env;
     const series: SeriesKey = { exchange: 'binance', symbol: 'BTC/USDT', interval: '1m' };
     const from = Date.UTC(2025, 2, 1);
     const to = from + 20 * 24 * HOUR;
@@ -89,12 +60,11 @@ describe('fault: PostgreSQL unreachable for 30 s in the middle of a backfill', (
         intervalMs: 200,
         description: 'the backfill to be under way',
       });
-      const port = relay.port;
       const errorsBefore = runner.stats.handlerErrors;
-      await relay.close();
+      await env.cutDatabase();
       cutAt = Date.now();
       await sleep(OUTAGE_MS);
-      relay = await startRelay({ port, allow: [hostPort(db.url)] });
+      await env.restoreDatabase();
       restoredAt = Date.now();
       // The outage was felt on both sides.
       expect(runner.stats.handlerErrors).toBeGreaterThan(errorsBefore);

@@ -1,11 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostPort } from '../../../dev/postgres.ts';
-import { startRelay, type Relay } from '../../../dev/ws-relay.ts';
-import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
+import { describe, expect, it } from 'vitest';
 import { projectPath } from '../../../lib/constructs/candlekeep-function.ts';
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
 import { createDeadLetterScanHandler } from '../../../functions/dead-letters/scan-lambda.ts';
@@ -14,52 +10,31 @@ import { findGaps } from '../../../functions/ingest/gaps.ts';
 import { createLogger, SERVICES } from '../../../functions/lambda-kit/powertools.ts';
 import type { RedriveReport } from '../../../functions/queue/redrive.ts';
 import { seriesExtents } from '../../../functions/store/candles.ts';
-import { configureLocalRelay, createPool, type Db } from '../../../functions/store/db.ts';
 import { pollUntil } from '../../support/poll.ts';
-import { createQueues, queueDepth, sendBodies, testSqs, type TestQueues } from '../../support/sqs.ts';
-import { reconcile, scratchDatabase, type ScratchDatabase } from '../e2e/support.ts';
-import { HOUR, messagesOf, startWriter, writerHandler } from './support.ts';
+import { queueDepth, sendBodies } from '../../support/sqs.ts';
+import { reconcile } from '../e2e/support.ts';
+import { faultEnvironment, HOUR, messagesOf, startWriter, writerHandler } from './support.ts';
 
 const run = promisify(execFile);
 
 /**
  * A database outage longer than the redelivery budget: the stack's 365 s x 5 receives compressed to
- * 2 s x 2, so valid batches sent while PostgreSQL is away end in the dead-letter queue. As in
- * db-outage.test.ts, the outage is this file's own relay closed and reopened on the same port.
+ * 2 s x 2, so valid batches sent while PostgreSQL is away end in the dead-letter queue.
  */
 const MAX_RECEIVE_COUNT = 2;
 const VISIBILITY_SECONDS = 2;
 
-let fake: FakeExchange;
-let db: ScratchDatabase;
-let relay: Relay;
-let pool: Db;
-let sqs: SQSClient;
-let queues: TestQueues;
-
-beforeAll(async () => {
-  fake = await startFakeExchange({ enforceLimits: false });
-  db = await scratchDatabase('ck_fault_dead_lettered');
-  relay = await startRelay({ allow: [hostPort(db.url)] });
-  configureLocalRelay(relay.address);
-  pool = createPool(db.url, { max: 2 });
-  sqs = testSqs();
-  queues = await createQueues(sqs, { maxReceiveCount: MAX_RECEIVE_COUNT, visibilityTimeout: VISIBILITY_SECONDS });
-});
-
-afterAll(async () => {
-  await pool?.end();
-  await db?.drop();
-  await relay?.close();
-  await queues?.delete();
-  await fake?.close();
+const env = faultEnvironment({
+  database: 'ck_fault_dead_lettered',
+  queues: { maxReceiveCount: MAX_RECEIVE_COUNT, visibilityTimeout: VISIBILITY_SECONDS },
+  outages: true,
 });
 
 /** `candlekeep <args>` as a user runs it, on this file's database and queues. */
 async function candlekeep(args: string[]): Promise<string> {
   const out = await run(process.execPath, [projectPath('bin/candlekeep.js'), ...args], {
     cwd: projectPath(''),
-    env: { ...process.env, DATABASE_URL: db.url, CANDLEKEEP_QUEUE_URL: queues.queueUrl, CANDLEKEEP_DLQ_URL: queues.dlqUrl },
+    env: { ...process.env, DATABASE_URL: env.db.url, CANDLEKEEP_QUEUE_URL: env.queues.queueUrl, CANDLEKEEP_DLQ_URL: env.queues.dlqUrl },
     timeout: 60_000,
   });
   return out.stdout;
@@ -67,6 +42,7 @@ async function candlekeep(args: string[]): Promise<string> {
 
 describe('fault: PostgreSQL away longer than the redelivery budget', () => {
   it('shows the dead-lettered batches as such in gaps and markets, and a redrive stores each candle once and clears the record', { timeout: 120_000 }, async () => {
+    const { fake, db, pool, sqs, queues } = env;
     const series: SeriesKey = { exchange: 'binance', symbol: 'BTC/USDT', interval: '1m' };
     const from = Date.UTC(2025, 3, 1);
     const to = from + 3 * HOUR;
@@ -87,8 +63,7 @@ describe('fault: PostgreSQL away longer than the redelivery budget', () => {
       await sendBodies(sqs, queues.queueUrl, before);
       await drained(queues.queueUrl, 'the first hour to be written');
 
-      const port = relay.port;
-      await relay.close();
+      await env.cutDatabase();
       await sendBodies(sqs, queues.queueUrl, during);
       await pollUntil(async () => (await queueDepth(sqs, queues.dlqUrl)) === during.length, {
         timeoutMs: 45_000,
@@ -96,7 +71,7 @@ describe('fault: PostgreSQL away longer than the redelivery budget', () => {
         description: 'the second hour to be dead-lettered',
       });
       expect(runner.stats.handlerErrors).toBeGreaterThanOrEqual(MAX_RECEIVE_COUNT);
-      relay = await startRelay({ port, allow: [hostPort(db.url)] });
+      await env.restoreDatabase();
 
       await sendBodies(sqs, queues.queueUrl, after);
       await drained(queues.queueUrl, 'the third hour to be written');

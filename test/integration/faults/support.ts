@@ -6,7 +6,9 @@ import type { CandleSink, SinkResult } from '../../../functions/ingest/candle-si
 import type { ExchangeAccess } from '../../../functions/exchanges/access.ts';
 import { encodeCandleBatches, type BatchRange } from '../../../functions/candles/candle-batch.ts';
 import { afterAll, beforeAll, onTestFinished } from 'vitest';
-import { createPool, type Db } from '../../../functions/store/db.ts';
+import { configureLocalRelay, createPool, type Db } from '../../../functions/store/db.ts';
+import { hostPort } from '../../../dev/postgres.ts';
+import { startRelay, type Relay } from '../../../dev/ws-relay.ts';
 import { startFakeExchange, type FakeExchange, type FakeExchangeOptions } from '../../../dev/fake-exchange/server.ts';
 import { testWriter, type SqsHandler } from '../../support/handlers.ts';
 import { createQueues, testSqs, type TestQueues } from '../../support/sqs.ts';
@@ -103,6 +105,12 @@ export interface FaultEnvironment {
   pool: Db;
   sqs: SQSClient;
   queues: TestQueues;
+  /**
+   * With `outages`: the database goes away for every pool of this file (new connections refused,
+   * open ones cut), as when PostgreSQL is down, until restoreDatabase().
+   */
+  cutDatabase(): Promise<void>;
+  restoreDatabase(): Promise<void>;
 }
 
 /**
@@ -115,11 +123,33 @@ export function faultEnvironment(opts: {
   fake?: FakeExchangeOptions;
   poolSize?: number;
   queues: { maxReceiveCount: number; visibilityTimeout: number };
+  /**
+   * The file's driver reaches PostgreSQL only through a relay of its own, so a test can take the
+   * database away (a test cannot stop the shared server): the relay closed and later reopened on
+   * the same port.
+   */
+  outages?: boolean;
 }): FaultEnvironment {
   const env = {} as FaultEnvironment;
+  let relay: Relay | undefined;
+  let port: number | undefined;
+  env.cutDatabase = async () => {
+    if (!relay) throw new Error('the fault environment was set up without outages');
+    port = relay.port;
+    await relay.close();
+    relay = undefined;
+  };
+  env.restoreDatabase = async () => {
+    if (port === undefined) throw new Error('the database was not cut');
+    relay = await startRelay({ port, allow: [hostPort(env.db.url)] });
+  };
   beforeAll(async () => {
     env.fake = await startFakeExchange(opts.fake ?? { enforceLimits: false });
     env.db = await scratchDatabase(opts.database);
+    if (opts.outages) {
+      relay = await startRelay({ allow: [hostPort(env.db.url)] });
+      configureLocalRelay(relay.address);
+    }
     env.pool = createPool(env.db.url, { max: opts.poolSize ?? 2 });
     env.sqs = testSqs();
     env.queues = await createQueues(env.sqs, opts.queues);
@@ -127,6 +157,7 @@ export function faultEnvironment(opts: {
   afterAll(async () => {
     await env.pool?.end();
     await env.db?.drop();
+    await relay?.close();
     await env.queues?.delete();
     await env.fake?.close();
   });
