@@ -18,7 +18,7 @@ export const readDeadLetterScanConfig = configReader(configSchema, SERVICES.dead
 export type DeadLetterScanConfig = ReturnType<typeof readDeadLetterScanConfig>;
 
 /** The schedule passes `{}`; anything else means it was wired to the wrong target. */
-const scheduleEventSchema = z.object({}).passthrough();
+const scheduleEventSchema = z.looseObject({});
 
 /**
  * Scheduled: reads the candles dead-letter queue without consuming it and records, per series and

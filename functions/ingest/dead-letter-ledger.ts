@@ -15,7 +15,7 @@ export interface LedgerDeps {
 export interface LedgerRefresh {
   /** Messages in the dead-letter queue, as seen by this scan. */
   messages: number;
-  /** Of those, messages whose body names no series (counted, but placed in no range). */
+  /** Of those, messages whose body names no series or span (counted, but placed in no range). */
   unplaced: number;
   candles: number;
   /** The scan saw the whole queue, so records of messages no longer in it were removed. */
