@@ -20,7 +20,7 @@ function kindText(h: Hole): string {
 export function table(report: GapReport): string {
   const head = `${report.series.exchange} ${report.series.symbol} ${report.series.interval} ${iso(report.range.start)} .. ${iso(report.range.end)}: ` +
     `${report.stored} stored, ${report.missingCandles} missing, ${report.emptyCandles} confirmed empty by the exchange` +
-    (report.deadLetteredCandles > 0 ? `, ${report.deadLetteredCandles} waiting in the dead-letter queue` : '');
+    (report.deadLetteredCandles > 0 ? `, ${report.deadLetteredCandles} in ranges waiting in the dead-letter queue` : '');
   if (report.holes.length === 0) return `${head}\nno holes`;
   const rows = report.holes.map((h) => `  ${iso(h.start)}  ${iso(h.end)}  ${String(h.candles).padStart(9)}  ${kindText(h)}`);
   return [head, `  ${'from'.padEnd(24)}  ${'to (exclusive)'.padEnd(24)}  ${'candles'.padStart(9)}  kind`, ...rows].join('\n');
