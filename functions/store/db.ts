@@ -145,6 +145,12 @@ export function asDatabaseError(err: unknown): Error {
 export async function inTransaction<T>(db: Pick<Db, 'connect'>, work: (tx: DbClient) => Promise<T>): Promise<T> {
   const client = await db.connect();
   let broken: Error | undefined;
+  // A checked-out client has no pool listener: a socket lost between two statements would
+  // otherwise be an uncaught 'error' event. The failed statement reports it; the client is discarded.
+  const onError = (err: Error): void => {
+    broken = asDatabaseError(err);
+  };
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     const out = await work(client);
@@ -156,6 +162,7 @@ export async function inTransaction<T>(db: Pick<Db, 'connect'>, work: (tx: DbCli
     });
     throw asDatabaseError(err);
   } finally {
+    client.off('error', onError);
     client.release(broken);
   }
 }

@@ -221,11 +221,12 @@ describe('backfill path', () => {
 });
 
 describe('dead-letter scan', () => {
-  it('runs the bundled `handler` export with the dead-letter queue and secret it reads at start-up, one at a time', () => {
+  it('runs the bundled `handler` export with the dead-letter queue and secret it reads at start-up, with no reserved concurrency', () => {
     const scan = synth.stack.deadLetters.scan;
     expect(exportedNames(scan)).toContain('handler');
     const fn = resource(scan);
-    expect(fn.Properties).toMatchObject({ Handler: 'index.handler', Runtime: 'nodejs24.x', Timeout: 90, ReservedConcurrentExecutions: 1 });
+    expect(fn.Properties).toMatchObject({ Handler: 'index.handler', Runtime: 'nodejs24.x', Timeout: 90 });
+    expect(fn.Properties).not.toHaveProperty('ReservedConcurrentExecutions');
     const vars = (fn.Properties?.Environment as { Variables: Record<string, unknown> }).Variables;
     expect(vars).toMatchObject({
       DEAD_LETTER_QUEUE_URL: { Ref: logicalId(synth.stack.deadLetterQueue) },
