@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { Command } from '../cli/command.ts';
 import { UsageError } from '../cli/command.ts';
 import { redactSecrets } from '../functions/lambda-kit/redact.ts';
@@ -17,11 +18,16 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V') {
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    console.log(`candlekeep ${pkg.version} (Node.js ${process.versions.node})`);
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     const lines = await Promise.all(
       Object.entries(commands).map(async ([n, load]) => `  ${n.padEnd(12)} ${(await load()).command.summary}`),
     );
-    console.log(`usage: candlekeep <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun candlekeep <command> --help for a command's options.`);
+    console.log(`usage: candlekeep <command> [options]   (candlekeep --version)\n\ncommands:\n${lines.join('\n')}\n\nRun candlekeep <command> --help for a command's options.`);
     return name ? 0 : 2;
   }
   const load = commands[name];
