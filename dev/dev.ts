@@ -132,7 +132,11 @@ async function main(): Promise<void> {
     log(`${why}: stopping (Ctrl-C again to force)`);
     shuttingDown = stopAll(running).then(
       () => {
-        log('stopped cleanly; queued messages stay in SQS for the next run');
+        log(
+          running.aws?.mode === 'external'
+            ? 'stopped cleanly; queued messages stay in this LocalStack for the next run'
+            : 'stopped cleanly; LocalStack stopped too and kept no queued message: the ledger never claimed them, so `npx candlekeep gaps` shows them missing and `gaps ... --backfill --local` fetches them again',
+        );
         process.exit(0);
       },
       (err: unknown) => {
