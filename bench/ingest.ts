@@ -29,6 +29,9 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     repeat: { type: 'string', default: '3' },
+    // Pulls and backfill workers send the range they fetched, and the writer records it in the
+    // ledger in the same transaction; --no-range measures the bare upsert of older senders.
+    'no-range': { type: 'boolean', default: false },
   },
 });
 const ROWS = positiveInt('rows', args.rows);
@@ -50,7 +53,12 @@ const candlesBySeries: Candle[][] = seriesKeys.map((_, s) => {
   return Array.from(bars, ({ index, ...bar }) => ({ openTime: START + index * 60_000, ...bar, closed: true }));
 });
 // Messages from all series interleave on the queue, as they would from concurrent pulls.
-const bodiesBySeries = seriesKeys.map((k, s) => encodeCandleBatches(k, candlesBySeries[s]!, fetchedAt));
+const RANGED = !args['no-range'];
+const bodiesBySeries = seriesKeys.map((k, s) => {
+  const candles = candlesBySeries[s]!;
+  const range = RANGED && candles.length > 0 ? { start: candles[0]!.openTime, end: candles.at(-1)!.openTime + 60_000 } : undefined;
+  return encodeCandleBatches(k, candles, fetchedAt, range);
+});
 const messages: QueueRecord[] = [];
 for (let round = 0; messages.length < bodiesBySeries.reduce((n, b) => n + b.length, 0); round++) {
   bodiesBySeries.forEach((bodies) => {
@@ -191,6 +199,8 @@ const result = {
   messages: messages.length,
   batches: batches.length,
   messages_per_batch: BATCH_MESSAGES,
+  // Messages carry their fetched range, so the writer also records coverage (as in AWS).
+  ranged: RANGED,
   writer_concurrency: CONCURRENCY,
   postgres: local.server.mode,
   server_version: serverVersion,
