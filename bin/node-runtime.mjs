@@ -73,3 +73,13 @@ export function run(command, args, { minimum = MINIMUM } = {}) {
 }
 
 const signalNumbers = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15, SIGKILL: 9 };
+
+/** `run`, as a program's last step: its exit code becomes this process's, a failure to start one line on stderr. */
+export async function runAsMain(command, args) {
+  try {
+    process.exitCode = await run(command, args, { minimum: process.env.CANDLEKEEP_NODE_MINIMUM });
+  } catch (err) {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}
