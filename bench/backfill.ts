@@ -17,6 +17,7 @@
  * exchange's minute lasts two) keeps that budget below what this process can write on a loaded
  * two-core machine, so the run is bound by the exchange's limit, which is what the figure measures.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { openLocalDatabase } from '../dev/local-db.ts';
@@ -114,7 +115,6 @@ const pool = db.pool(url, WORKERS + 3);
 // same seed answers `expected()` for the value check here.
 const fake = await startFakeExchangeThread({ timeScale: TIME_SCALE });
 const reference = await startFakeExchange({ timeScale: TIME_SCALE });
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 try {
   const store: BudgetStore = args.budget === 'postgres' ? new PostgresBudgetStore(pool) : new MemoryBudgetStore();

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { exchangeSchema, symbolSchema, type SeriesKey } from '../../functions/candles/candle.ts';
 import { INTERVALS, intervalSchema } from '../../functions/candles/intervals.ts';
@@ -60,7 +61,6 @@ export function parseTime(text: string | undefined, name: string): number | unde
   return parsed.data;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** One process, one in-memory budget per exchange; base URLs from --base-url or CANDLEKEEP_<EXCHANGE>_URL. */
 export function cliAccess(series: Pick<SeriesKey, 'exchange'>, baseUrl: string | undefined): ExchangeAccess {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as z from 'zod';
 import { EXCHANGES, type Exchange } from '../candles/candle.ts';
 import type { Db } from '../store/db.ts';
@@ -47,7 +48,6 @@ export function baseUrlsFromEnv(env: NodeJS.ProcessEnv = process.env, overrides:
   return resolveBaseUrls({ ...fromEnv, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) });
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Exchange access as deployed: the governor keeps its budget in PostgreSQL, so every concurrent

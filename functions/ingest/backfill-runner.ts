@@ -1,3 +1,4 @@
+import { setTimeout as defaultSleep } from 'node:timers/promises';
 import { finalizeBackfill, nextClaimableIn } from '../store/backfills.ts';
 import { getBackfillProgress, type BackfillProgress } from './backfill-progress.ts';
 import { runBackfillWorker, type ChunkEvent, type WorkerDeps } from './backfill-worker.ts';
@@ -23,7 +24,7 @@ export async function runBackfillLocally(
   deps: Omit<WorkerDeps, 'workerId' | 'backfillId' | 'onChunk'> & { workerId?: string },
   options: LocalRunOptions = {},
 ): Promise<BackfillProgress> {
-  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const sleep = options.sleep ?? defaultSleep;
   const base = deps.workerId ?? `local-${process.pid}`;
   let lastReport = 0;
   const report = async (force = false) => {

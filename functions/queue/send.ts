@@ -1,3 +1,4 @@
+import { setTimeout as defaultSleep } from 'node:timers/promises';
 import { SendMessageBatchCommand, type MessageAttributeValue, type SQSClient } from '@aws-sdk/client-sqs';
 import { SQS_MAX_BYTES } from '../candles/candle-batch.ts';
 
@@ -105,7 +106,6 @@ export interface SendResult {
   retried: number;
 }
 
-const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Sends message bodies with SendMessageBatch, packed under both batch limits. Entries SQS reports
