@@ -3,6 +3,7 @@ import type { Candle, SeriesKey } from '../candles/candle.ts';
 import { INTERVAL_MS, INTERVALS, type Interval } from '../candles/intervals.ts';
 import { recordClaims, type CoverageClaim } from './coverage.ts';
 import { inTransaction, type Db, type Queryable } from './db.ts';
+import { CandlePartitions, yearsOf } from './partitions.ts';
 import { SeriesRegistry } from './series.ts';
 import { ms } from './sql.ts';
 
@@ -143,11 +144,31 @@ type FreshRows = 'insert-or-guard' | 'insert' | 'guarded';
  */
 const candleKey = (seriesId: number, openTimeMs: number) => seriesId * 134_217_728 + openTimeMs / 60_000;
 
+/** The UTC years a batch's candles fall in: per message from its first and last candle, row by row only when those differ. */
+function batchYears(batches: readonly CandleBatch[]): Set<number> {
+  const years = new Set<number>();
+  for (const b of batches) {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const row of b.rows) {
+      if (row[0] < lo) lo = row[0];
+      if (row[0] > hi) hi = row[0];
+    }
+    if (lo > hi) continue;
+    const [first, last] = [new Date(lo).getUTCFullYear(), new Date(hi).getUTCFullYear()];
+    if (first === last) years.add(first);
+    else for (const y of yearsOf(b.rows.map((r) => r[0]))) years.add(y);
+  }
+  return years;
+}
+
 export class CandleStore {
   private readonly registry: SeriesRegistry;
+  private readonly partitions: CandlePartitions;
 
-  constructor(registry = new SeriesRegistry()) {
+  constructor(registry = new SeriesRegistry(), partitions = new CandlePartitions()) {
     this.registry = registry;
+    this.partitions = partitions;
   }
 
   /**
@@ -158,6 +179,8 @@ export class CandleStore {
    */
   async write(db: Db, batches: readonly CandleBatch[]): Promise<UpsertResult> {
     if (!batches.some((b) => b.range)) return this.upsert(db, batches);
+    // Partitions are added before the transaction: adding one inside it could deadlock two writers.
+    await this.partitions.ensure(db, batchYears(batches));
     const ids = await this.registry.resolve(db, batches);
     const claims: CoverageClaim[] = batches.flatMap((b) =>
       b.range ? [{ seriesId: ids.get(SeriesRegistry.key(b))!, range: { start: b.range[0], end: b.range[1] }, openTimes: b.rows.map((r) => r[0]) }] : [],
@@ -184,8 +207,9 @@ export class CandleStore {
    * the batch's span, and one write statement per kind (new rows; rows to replace) applies the rest.
    * A fully redelivered batch therefore reads and writes nothing, not even a row lock.
    */
-  async upsert(db: Queryable, batches: readonly CandleBatch[]): Promise<UpsertResult> {
+  async upsert(db: Db, batches: readonly CandleBatch[]): Promise<UpsertResult> {
     if (batches.length === 0) return { received: 0, written: 0, unchanged: 0 };
+    await this.partitions.ensure(db, batchYears(batches));
     return this.#apply(db, batches, await this.registry.resolve(db, batches), 'insert-or-guard');
   }
 
@@ -329,6 +353,12 @@ export async function windowBounds(
  * every source candle had one (a partial sum would understate it). A bucket is closed when all its
  * source candles are closed and its last source candle is stored. Empty buckets are left out.
  */
+/**
+ * The page's own bounds, repeated beside the per-bucket ones: the planner cannot see where a
+ * LATERAL's bucket lies, but it can prune to the partitions these constants name at plan time.
+ */
+const PAGE_BOUNDS = 'open_time >= $2::timestamptz AND open_time < $3::timestamptz';
+
 export async function resampledWindow(
   db: Queryable,
   seriesId: number,
@@ -353,10 +383,11 @@ export async function resampledWindow(
               sum(volume) AS volume, sum(quote_volume) AS quote_volume, count(quote_volume) AS nq,
               sum(trades) AS trades, count(trades) AS nt, bool_and(closed) AS closed, count(*)::int AS n
        FROM candles WHERE series_id = $1 AND open_time >= g.bucket AND open_time < g.bucket + ${stepSql}
+         AND ${PAGE_BOUNDS}
      ) a
      -- LIMIT 1 keeps these primary-key probes rather than joins against the whole series.
-     CROSS JOIN LATERAL (SELECT open FROM candles WHERE series_id = $1 AND open_time = a.first_t LIMIT 1) f
-     CROSS JOIN LATERAL (SELECT close FROM candles WHERE series_id = $1 AND open_time = a.last_t LIMIT 1) l
+     CROSS JOIN LATERAL (SELECT open FROM candles WHERE series_id = $1 AND open_time = a.first_t AND ${PAGE_BOUNDS} LIMIT 1) f
+     CROSS JOIN LATERAL (SELECT close FROM candles WHERE series_id = $1 AND open_time = a.last_t AND ${PAGE_BOUNDS} LIMIT 1) l
      WHERE a.n > 0
      ORDER BY g.bucket`,
     values: [seriesId, iso(lo), iso(hi), Math.ceil((hi - lo) / step)],
