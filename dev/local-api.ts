@@ -6,7 +6,7 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { matchRoute } from '../functions/api/app.ts';
+import { matchRoute, type ApiContext } from '../functions/api/app.ts';
 import { PROBLEM_CONTENT_TYPE, problemBody } from '../functions/http/problem.ts';
 
 /** What API Gateway accepts before Lambda's own 6 MB invoke limit applies. */
@@ -97,9 +97,11 @@ export function toProxyEvent(
   };
 }
 
-function lambdaContext(requestId: string): Context {
+/** A Lambda context for one request, plus the signal of the client's connection (see ApiContext). */
+function lambdaContext(requestId: string, clientGone: AbortSignal): Context & ApiContext {
   const deadline = Date.now() + 29_000;
   return {
+    clientGone,
     callbackWaitsForEmptyEventLoop: false,
     functionName: 'candlekeep-api-local',
     functionVersion: '$LATEST',
@@ -144,7 +146,12 @@ export async function startLocalServer(opts: LocalServerOptions): Promise<LocalS
         return;
       }
       const event = toProxyEvent({ method, url, headers: req.headers, body }, resource, match.pathParameters);
-      const result = await opts.handler(event, lambdaContext(event.requestContext.requestId));
+      // A client that hangs up before its answer is written: its statements are cancelled.
+      const gone = new AbortController();
+      res.once('close', () => {
+        if (!res.writableFinished) gone.abort();
+      });
+      const result = await opts.handler(event, lambdaContext(event.requestContext.requestId, gone.signal));
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(result.headers ?? {})) headers[k] = String(v);
       for (const [k, v] of Object.entries(result.multiValueHeaders ?? {})) headers[k] = v.map(String);

@@ -9,6 +9,8 @@ import { problem } from '../http/response.ts';
 import { lazyDatabaseUrl, lazyPool } from '../store/db.ts';
 import { createApi, type ApiDeps } from './app.ts';
 
+const DEFAULT_STATEMENT_TIMEOUT_MS = 20_000;
+
 const configSchema = z
   .object({
     CANDLEKEEP_DB_POOL_MAX: z.coerce
@@ -18,6 +20,20 @@ const configSchema = z
       .max(50, 'CANDLEKEEP_DB_POOL_MAX must be at most 50')
       .default(2)
       .meta({ description: 'Connections per container: a Lambda serves one request at a time; the local server more.' }),
+    CANDLEKEEP_API_STATEMENT_TIMEOUT_MS: z.coerce
+      .number()
+      .int()
+      .min(1, 'CANDLEKEEP_API_STATEMENT_TIMEOUT_MS must be at least 1')
+      .max(25_000, 'CANDLEKEEP_API_STATEMENT_TIMEOUT_MS must stay below the gateway limit: at most 25000')
+      .default(DEFAULT_STATEMENT_TIMEOUT_MS)
+      .meta({ description: 'Longest a single API statement may run, ms; each also stops 1 s before the request deadline.' }),
+    CANDLEKEEP_API_DB_SESSIONS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(1_000)
+      .default(0)
+      .meta({ description: 'Database sessions the API may use at once across all its containers (advisory-lock slots); 0: no bound.' }),
     CANDLEKEEP_CURSOR_KEY: z
       .string()
       .refine((k) => Buffer.byteLength(k) >= MIN_CURSOR_KEY_BYTES, `CANDLEKEEP_CURSOR_KEY must be at least ${MIN_CURSOR_KEY_BYTES} bytes`)
@@ -35,13 +51,20 @@ const configSchema = z
   })
   .transform((e) => ({
     poolMax: e.CANDLEKEEP_DB_POOL_MAX,
+    statementTimeoutMs: e.CANDLEKEEP_API_STATEMENT_TIMEOUT_MS,
+    dbSessions: e.CANDLEKEEP_API_DB_SESSIONS || undefined,
     corsOrigins: e.CANDLEKEEP_CORS_ORIGINS,
     cursorKey: e.CANDLEKEEP_CURSOR_KEY === undefined ? undefined : Buffer.from(e.CANDLEKEEP_CURSOR_KEY),
   }));
 export const readApiConfig = configReader(configSchema, SERVICES.api);
-export type ApiConfig = Omit<ReturnType<typeof readApiConfig>, 'cursorKey'> & { cursorKey?: Uint8Array | undefined };
+export type ApiConfig = Omit<ReturnType<typeof readApiConfig>, 'cursorKey' | 'statementTimeoutMs' | 'dbSessions'> & {
+  cursorKey?: Uint8Array | undefined;
+  /** Default 20 s. */
+  statementTimeoutMs?: number | undefined;
+  dbSessions?: number | undefined;
+};
 
-export interface ApiHandlerDeps extends Omit<ApiDeps, 'cursors'>, Pick<Observability, 'logger'> {
+export interface ApiHandlerDeps extends Omit<ApiDeps, 'cursors' | 'statementTimeoutMs' | 'dbSessions'>, Pick<Observability, 'logger'> {
   /** Where the cursor key comes from when the config has none; default: a random key for this process. */
   cursorKey?: () => Promise<Uint8Array>;
 }
@@ -68,7 +91,13 @@ function cursorSource(config: ApiConfig, deps: ApiHandlerDeps): () => Promise<Cu
  */
 export function createApiHandler(config: ApiConfig, deps: ApiHandlerDeps) {
   const logger = deps.logger ?? createLogger(SERVICES.api);
-  const chain = middy(createApi({ ...deps, cursors: cursorSource(config, deps) }), {
+  const api = createApi({
+    ...deps,
+    statementTimeoutMs: config.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
+    dbSessions: config.dbSessions,
+    cursors: cursorSource(config, deps),
+  });
+  const chain = middy(api, {
     timeoutEarlyInMillis: 250,
     timeoutEarlyResponse: () => problem(new HttpProblem(503, 'the request took too long; narrow the range or lower limit, then retry')),
   });

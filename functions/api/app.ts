@@ -5,13 +5,17 @@ import { proxyEventSchema, toApiRequest, type ApiRequest } from '../http/request
 import { csv, json, type ApiResponse } from '../http/response.ts';
 import { unstorableText } from '../http/text.ts';
 import type { CursorCodec } from '../http/cursor.ts';
-import type { Queryable } from '../store/db.ts';
+import { boundedQueryable, type Db } from '../store/db.ts';
 import type { Route } from './route.ts';
 import { ROUTES } from './routes/index.ts';
 
 export interface ApiDeps {
-  /** The database handle, obtained on first use (health and openapi.json may not need it). */
-  db: () => Promise<Queryable>;
+  /** The container's pool, obtained on first use (health and openapi.json may not need it). */
+  db: () => Promise<Db>;
+  /** Statement timeout cap, ms; each statement also stops before the request's deadline. */
+  statementTimeoutMs: number;
+  /** Database sessions the API may hold at once across all its containers; unset: no bound. */
+  dbSessions?: number | undefined;
   /** Signs and checks pagination cursors, with the key obtained on first use. */
   cursors: () => Promise<CursorCodec>;
   now?: () => number;
@@ -81,9 +85,29 @@ function refuseUnstorable(req: ApiRequest): void {
  * replies with its body; this is the one place that shapes it as either), and call the route's
  * handler with its dependencies.
  */
-export function createApi(deps: ApiDeps): (event: unknown) => Promise<ApiResponse> {
+/** The Lambda context as far as the API reads it; the local server adds the signal of the client's connection. */
+export interface ApiContext {
+  getRemainingTimeInMillis?: () => number;
+  /** Aborted when the client closed its connection (the local server; API Gateway gives a Lambda no such signal). */
+  clientGone?: AbortSignal;
+}
+
+export function createApi(deps: ApiDeps): (event: unknown, context?: ApiContext, opts?: { signal?: AbortSignal }) => Promise<ApiResponse> {
   const now = deps.now ?? Date.now;
-  return async (event) => {
+  return async (event, context, opts) => {
+    // The deadline is the Lambda's own; the signal fires when middy gives up on the handler just
+    // before it, or when the client went away: either way the running statement is cancelled.
+    const remaining = context?.getRemainingTimeInMillis?.();
+    const deadline = remaining === undefined ? undefined : now() + remaining;
+    const signals = [opts?.signal, context?.clientGone].filter((s): s is AbortSignal => s !== undefined);
+    const bounds = {
+      timeoutMs: deps.statementTimeoutMs,
+      deadline: deadline === undefined ? undefined : () => deadline,
+      signal: signals.length ? AbortSignal.any(signals) : undefined,
+      sessions: deps.dbSessions,
+      now,
+    };
+    const db = async () => boundedQueryable(await deps.db(), bounds);
     const parsed = proxyEventSchema.safeParse(event);
     if (!parsed.success) throw new Error(`the API received an event that is not an API Gateway proxy event: ${parsed.error.issues[0]?.message}`);
     const req = toApiRequest(parsed.data);
@@ -120,6 +144,6 @@ export function createApi(deps: ApiDeps): (event: unknown) => Promise<ApiRespons
       const table = route.csv(body);
       return csv(table.columns, table.rows, { ...table.headers, ...headers });
     };
-    return route.handle({ req, query, dynamic, params, format, reply, routes: ROUTES, db: deps.db, cursors: deps.cursors, now });
+    return route.handle({ req, query, dynamic, params, format, reply, routes: ROUTES, db, cursors: deps.cursors, now });
   };
 }

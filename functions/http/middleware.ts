@@ -41,6 +41,29 @@ export function httpProblems(opts: { logger: Logger }): middy.MiddlewareObj<unkn
         request.response = problem(domainProblem(err), requestId);
         return;
       }
+      const code = (err as { code?: unknown } | null)?.code;
+      if (code === '57014') {
+        // A statement timeout or a cancel: the request asked for more work than its time allows.
+        opts.logger.warn('statement cancelled', { error: redactError(err) });
+        request.response = problem(
+          new HttpProblem(503, 'the request took too long and was cancelled; narrow the range or lower limit, then retry', {
+            slug: 'timeout',
+            headers: { 'Retry-After': '1' },
+          }),
+          requestId,
+        );
+        return;
+      }
+      if (code === '53300') {
+        request.response = problem(
+          new HttpProblem(503, `the API is busy: every database session it may use is taken; retry shortly${requestId ? ` (request ${requestId})` : ''}`, {
+            slug: 'busy',
+            headers: { 'Retry-After': '1' },
+          }),
+          requestId,
+        );
+        return;
+      }
       if (isUnavailable(err)) {
         opts.logger.error('database unavailable', { error: redactError(err) });
         request.response = problem(

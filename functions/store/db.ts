@@ -176,6 +176,107 @@ export async function inTransaction<T>(db: Pick<Db, 'connect'>, work: (tx: DbCli
  */
 export const SESSION_SETTINGS = 'SET jit = off';
 
+/** How long one API statement may run, and what else ends it early. */
+export interface StatementBounds {
+  /** Statement timeout cap, milliseconds. */
+  timeoutMs: number;
+  /** Epoch ms by which the answer must be sent; each statement gets at most what is left, less a margin. */
+  deadline?: () => number;
+  /** Aborted when the client went away or the handler gave up: the running statement is cancelled on the server. */
+  signal?: AbortSignal | undefined;
+  /**
+   * Sessions the API may hold across all its containers: each statement's transaction takes one of
+   * this many transaction-scoped advisory locks or is refused (53300) without running. Unset: no bound.
+   */
+  sessions?: number | undefined;
+  now?: () => number;
+}
+
+/** Time kept back from a statement so the answer still leaves before the deadline. */
+const DEADLINE_MARGIN_MS = 1_000;
+/** Advisory lock class (first key) of the API's session slots; the migration runner uses a one-key lock. */
+const API_SLOT_CLASS = 0x636b; // 'ck'
+
+/** A statement ended by its time limit or its caller, as PostgreSQL reports a cancelled one (57014). */
+export class StatementCancelled extends Error {
+  override name = 'StatementCancelled';
+  readonly code = '57014';
+}
+
+/** Every API session slot is taken (53300, too_many_connections): the caller answers 503 and the client retries. */
+export class SessionsExhausted extends Error {
+  override name = 'SessionsExhausted';
+  readonly code = '53300';
+}
+
+/**
+ * A Queryable whose every statement runs in its own short transaction with `SET LOCAL
+ * statement_timeout` (a per-transaction setting: startup parameters are refused by Neon's pooler,
+ * and a session SET would leak to other clients of a transaction-mode pooler). The timeout is the
+ * smaller of the cap and what is left before the deadline. When `signal` aborts, the statement is
+ * cancelled on the server with pg_cancel_backend from another connection, so nothing keeps running
+ * for a client that is gone.
+ */
+export function boundedQueryable(pool: Pick<Db, 'connect' | 'query'>, bounds: StatementBounds): Queryable {
+  const now = bounds.now ?? Date.now;
+  const run = async (args: unknown[]): Promise<unknown> => {
+    if (bounds.signal?.aborted) throw new StatementCancelled('the request was abandoned before its statement ran');
+    const left = bounds.deadline ? bounds.deadline() - now() - DEADLINE_MARGIN_MS : Infinity;
+    const timeout = Math.floor(Math.min(bounds.timeoutMs, left));
+    if (timeout < 1) throw new StatementCancelled('no time left before the request deadline to run a statement');
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    const onError = (err: Error): void => {
+      broken = asDatabaseError(err);
+    };
+    client.on('error', onError);
+    // The backend is ours only while our transaction is open (a transaction-mode pooler hands it
+    // to another client after COMMIT), so a cancel is sent only while the statement runs, and the
+    // transaction ends only once the cancel was delivered.
+    let pid: number | undefined;
+    let cancelled: Promise<unknown> | undefined;
+    const cancel = (): void => {
+      if (pid !== undefined) cancelled ??= pool.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => {});
+    };
+    try {
+      const slot = bounds.sessions
+        ? `, (SELECT k FROM generate_series(1, ${bounds.sessions}) k WHERE pg_try_advisory_xact_lock(${API_SLOT_CLASS}, k) LIMIT 1) AS slot`
+        : ', 0 AS slot';
+      const setup = (await client.query(`BEGIN; SET LOCAL statement_timeout = ${timeout}; SELECT pg_backend_pid() AS pid${slot}`)) as unknown as {
+        rows: { pid: number; slot: number | null }[];
+      }[];
+      const row = setup[2]!.rows[0]!;
+      if (row.slot === null) throw new SessionsExhausted(`all ${bounds.sessions} API database sessions are busy; retry shortly`);
+      pid = row.pid;
+      bounds.signal?.addEventListener('abort', cancel, { once: true });
+      if (bounds.signal?.aborted) cancel();
+      let out: unknown;
+      try {
+        out = await (client.query as (...a: unknown[]) => Promise<unknown>)(...args);
+      } finally {
+        pid = undefined;
+        bounds.signal?.removeEventListener('abort', cancel);
+        await cancelled;
+      }
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+        broken = asDatabaseError(rollbackError);
+      });
+      if ((err as { code?: string }).code === '57014') {
+        throw new StatementCancelled(bounds.signal?.aborted ? 'the statement was cancelled: the request was abandoned' : `the statement ran past its ${timeout} ms limit`, { cause: err });
+      }
+      throw asDatabaseError(err);
+    } finally {
+      bounds.signal?.removeEventListener('abort', cancel);
+      client.off('error', onError);
+      client.release(broken);
+    }
+  };
+  return { query: ((...args: unknown[]) => run(args)) as Queryable['query'] };
+}
+
 export function createPool(url: string, opts: PoolOptions = {}): Db {
   checkDatabaseUrl(url, 'the database URL');
   const pool = new Pool({

@@ -5,10 +5,10 @@ import { matchRoute } from '../../../functions/api/app.ts';
 import { createApiHandler } from '../../../functions/api/api-lambda.ts';
 import { cors } from '../../../functions/http/middleware.ts';
 import { createLogger, SERVICES } from '../../../functions/lambda-kit/powertools.ts';
-import type { Queryable } from '../../../functions/store/db.ts';
+import type { Db } from '../../../functions/store/db.ts';
 
 /** A handler whose logger stays silent: it logs the errors these tests provoke; the output is kept for real failures. */
-const silentHandler = (db: () => Promise<Queryable>) =>
+const silentHandler = (db: () => Promise<Db>) =>
   createApiHandler({ poolMax: 2, corsOrigins: [] }, { db, logger: createLogger(SERVICES.api, { logLevel: 'SILENT' }) }) as unknown as ProxyHandler;
 
 const context = { awsRequestId: 'req-1', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
@@ -20,12 +20,11 @@ function eventFor(method: string, path: string, headers: Record<string, string> 
   return toProxyEvent({ method, url, headers, body: undefined }, m.route.path, m.pathParameters);
 }
 
-function failingDb(err: Error & { code?: string }): () => Promise<Queryable> {
-  return async () => ({
-    query: async () => {
-      throw err;
-    },
-  }) as unknown as Queryable;
+function failingDb(err: Error & { code?: string }): () => Promise<Db> {
+  const fail = async () => {
+    throw err;
+  };
+  return async () => ({ query: fail, connect: fail }) as unknown as Db;
 }
 
 describe('API handler errors', () => {
