@@ -49,6 +49,8 @@ export interface Fingerprint {
 }
 
 const MAX_GAPS = 1000;
+/** Source candles one fingerprint may hash (19 years of 1m candles): about as many as a statement hashes within the API's time limit. */
+export const MAX_FINGERPRINT_CANDLES = 10_000_000;
 const MAX_OPEN = 100;
 
 async function sourceFor(db: Queryable, inst: Instrument): Promise<{ seriesId: number; source: Interval } | undefined> {
@@ -66,7 +68,8 @@ export async function computeFingerprint(
   now: number,
 ): Promise<Fingerprint> {
   const mark = await restatementMark(db);
-  const prints: InstrumentPrint[] = [];
+  const sources: { seriesId: number; source: Interval }[] = [];
+  let buckets = 0;
   for (const [i, inst] of instruments.entries()) {
     const src = await sourceFor(db, inst);
     if (!src) {
@@ -76,8 +79,21 @@ export async function computeFingerprint(
         'unknown-series',
       );
     }
-    prints.push(await printInstrument(db, inst, src, start, end, mark));
+    sources.push(src);
+    buckets += Math.ceil((end - start) / INTERVAL_MS[src.source]);
   }
+  // The hash reads every source candle in range: past this many it could not finish within an
+  // API request, so the run is refused before anything is read.
+  if (buckets > MAX_FINGERPRINT_CANDLES) {
+    throw new Unprocessable(
+      `the run's instruments and range span ${buckets.toLocaleString('en-US')} source candles, more than ${MAX_FINGERPRINT_CANDLES.toLocaleString('en-US')} a fingerprint may hash; ` +
+        'record the run in shorter ranges or with fewer instruments',
+      'end',
+      'range-too-long',
+    );
+  }
+  const prints: InstrumentPrint[] = [];
+  for (const [i, inst] of instruments.entries()) prints.push(await printInstrument(db, inst, sources[i]!, start, end, mark));
   const candles = prints.reduce((n, p) => n + p.candles, 0);
   return { v: 1, value: fingerprintValue(prints), computedAt: new Date(now).toISOString(), candles, instruments: prints };
 }
