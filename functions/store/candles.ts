@@ -1,6 +1,6 @@
 import type { CandleBatch, CandleRow } from '../candles/candle-batch.ts';
 import type { Candle, SeriesKey } from '../candles/candle.ts';
-import { INTERVAL_MS, INTERVALS, type Interval } from '../candles/intervals.ts';
+import { INTERVAL_MS, type Interval } from '../candles/intervals.ts';
 import { recordClaims, type CoverageClaim } from './coverage.ts';
 import { inTransaction, type Db, type Queryable } from './db.ts';
 import { CandlePartitions, yearsOf } from './partitions.ts';
@@ -428,12 +428,10 @@ export async function latestClosedCandles(
   }));
 }
 
-// Interval lengths as a SQL lookup, so one statement can treat series of different intervals.
-const STEPS_SQL = `(VALUES ${INTERVALS.map((i) => `('${i}', ${INTERVAL_MS[i]}::bigint)`).join(', ')}) AS st(interval, ms)`;
-
 /**
- * Every stored series matching the filter with its extent and gaps, computed from the candles
- * themselves in one pass over each series' primary key (an index-only scan once the table is vacuumed).
+ * Every stored series matching the filter with its extent and gaps, read from the per-series
+ * summary the writes keep (migration 0008): one row per series and one index probe for its largest
+ * gap, whatever the number of candles.
  */
 export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>) {
   const { rows } = await db.query<{
@@ -449,21 +447,12 @@ export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>) {
     dl_messages: string;
     dl_candles: string;
   }>(
-    `SELECT s.exchange, s.symbol, s.interval, x.n, x.first_t, x.last_t, x.gap_count, x.missing, x.largest,
+    `SELECT s.exchange, s.symbol, s.interval, coalesce(x.candles, 0) AS n, ${ms('x.first_open')} AS first_t, ${ms('x.last_open')} AS last_t,
+            coalesce(x.gap_count, 0) AS gap_count, coalesce(x.missing, 0) AS missing,
+            coalesce((SELECT g.missing FROM candle_gaps g WHERE g.series_id = s.id ORDER BY g.missing DESC LIMIT 1), 0) AS largest,
             d.messages AS dl_messages, d.candles AS dl_candles
      FROM series s
-     JOIN ${STEPS_SQL} ON st.interval = s.interval
-     CROSS JOIN LATERAL (
-       SELECT count(*) AS n, min(t) AS first_t, max(t) AS last_t,
-              count(*) FILTER (WHERE d > st.ms) AS gap_count,
-              coalesce(sum(d / st.ms - 1) FILTER (WHERE d > st.ms), 0) AS missing,
-              coalesce(max(d / st.ms - 1) FILTER (WHERE d > st.ms), 0) AS largest
-       FROM (
-         SELECT ${ms('open_time')} AS t,
-                ((extract(epoch FROM open_time - lag(open_time) OVER (ORDER BY open_time))) * 1000)::bigint AS d
-         FROM candles WHERE series_id = s.id
-       ) c
-     ) x
+     LEFT JOIN series_stats x ON x.series_id = s.id
      CROSS JOIN LATERAL (
        SELECT count(*) AS messages, coalesce(sum(candles), 0) AS candles FROM dead_letters WHERE series_id = s.id
      ) d
