@@ -7,6 +7,8 @@ import * as z from 'zod';
 import { ROUTE_TABLE } from '../../functions/api/routes/index.ts';
 import { CandlekeepFunction } from './candlekeep-function.ts';
 
+const DEFAULT_DATABASE_SESSIONS = 20;
+
 /** API settings from CDK context `candlekeep:api`, checked at synth time. */
 export const apiConfigSchema = z
   .strictObject({
@@ -19,8 +21,18 @@ export const apiConfigSchema = z
     quota: z
       .strictObject({ limit: z.number().int().positive(), period: z.enum(['DAY', 'WEEK', 'MONTH']) })
       .default({ limit: 1_000_000, period: 'DAY' }),
+    /**
+     * Database sessions the API may use at once across all its containers, whatever API Gateway
+     * lets through: a statement beyond them answers 503 at once, so the writer keeps its connections.
+     */
+    databaseSessions: z.number().int().min(1).max(1_000).default(DEFAULT_DATABASE_SESSIONS),
   })
-  .default({ corsOrigins: [], throttle: { rateLimit: 50, burstLimit: 100 }, quota: { limit: 1_000_000, period: 'DAY' } });
+  .default({
+    corsOrigins: [],
+    throttle: { rateLimit: 50, burstLimit: 100 },
+    quota: { limit: 1_000_000, period: 'DAY' },
+    databaseSessions: DEFAULT_DATABASE_SESSIONS,
+  });
 export type ApiConfig = z.output<typeof apiConfigSchema>;
 
 export function readApiConfig(scope: Construct): ApiConfig {
@@ -34,6 +46,8 @@ export function readApiConfig(scope: Construct): ApiConfig {
 
 /** API Gateway's integration limit is 29 s; the function answers (or times out with a 503) before it. */
 export const API_TIMEOUT = Duration.seconds(28);
+/** The longest one API statement may run; each also ends a second before the function's own deadline. */
+export const API_STATEMENT_TIMEOUT = Duration.seconds(20);
 
 export interface CandlekeepHttpApiProps {
   databaseSecret: secretsmanager.ISecret;
@@ -81,7 +95,10 @@ export class CandlekeepHttpApi extends Construct {
       environment: {
         POWERTOOLS_SERVICE_NAME: 'candlekeep-api',
         POWERTOOLS_LOG_LEVEL: 'INFO',
+        // One connection for the request, one to cancel its statement when the handler gives up.
         CANDLEKEEP_DB_POOL_MAX: '2',
+        CANDLEKEEP_API_STATEMENT_TIMEOUT_MS: String(API_STATEMENT_TIMEOUT.toMilliseconds()),
+        CANDLEKEEP_API_DB_SESSIONS: String(config.databaseSessions),
         CANDLEKEEP_CORS_ORIGINS: config.corsOrigins.join(','),
       },
     });

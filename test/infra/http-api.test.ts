@@ -71,6 +71,34 @@ describe('HTTP API', () => {
     expect(JSON.stringify(apiPolicy)).toContain('secretsmanager:GetSecretValue');
   });
 
+  it('bounds its database use without reserved concurrency: stage throttling, 2 connections per container, 20 sessions in all, 20 s statements', () => {
+    const fns = Object.values(template.findResources('AWS::Lambda::Function') as Record<string, CfnResource>);
+    const api = fns.find((f) => /HTTP API/.test(String((f.Properties as Json).Description)))!;
+    const props = api.Properties as Json;
+    // Accounts with a concurrency quota of 10 refuse any reservation: the bound lives elsewhere.
+    expect(props).not.toHaveProperty('ReservedConcurrentExecutions');
+    const env = (props.Environment as { Variables: Record<string, string> }).Variables;
+    expect(env).toMatchObject({ CANDLEKEEP_DB_POOL_MAX: '2', CANDLEKEEP_API_DB_SESSIONS: '20', CANDLEKEEP_API_STATEMENT_TIMEOUT_MS: '20000' });
+    // Every statement ends before the function does, and the function before the gateway's 29 s.
+    expect(Number(env.CANDLEKEEP_API_STATEMENT_TIMEOUT_MS)).toBeLessThan((props.Timeout as number) * 1000);
+    expect(props.Timeout).toBeLessThan(29);
+    template.hasResourceProperties('AWS::ApiGateway::Stage', {
+      MethodSettings: [Match.objectLike({ HttpMethod: '*', ResourcePath: '/*', ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 })],
+    });
+  });
+
+  it(
+    'takes its database session bound from cdk.json',
+    () => {
+      const app = createApp({ 'candlekeep:api': { databaseSessions: 8 } });
+      Template.fromStack(new CandlekeepStack(app, 'Candlekeep-sessions')).hasResourceProperties('AWS::Lambda::Function', {
+        Environment: { Variables: Match.objectLike({ CANDLEKEEP_API_DB_SESSIONS: '8' }) },
+      });
+      expect(() => new CandlekeepStack(createApp({ 'candlekeep:api': { databaseSessions: 0 } }), 'Candlekeep-nosessions')).toThrow(/databaseSessions/);
+    },
+    SYNTH_TIMEOUT,
+  );
+
   it('has a usage plan with throttling and a quota, and an API key in it', () => {
     template.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
       Throttle: { RateLimit: 50, BurstLimit: 100 },
