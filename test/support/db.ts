@@ -3,6 +3,7 @@ import { onTestFinished } from 'vitest';
 import { withDatabase } from '../../dev/postgres.ts';
 import { dropDatabase, ensureDatabase } from '../../functions/store/databases.ts';
 import { configureLocalRelay, createPool, type Db } from '../../functions/store/db.ts';
+import { migrate } from '../../functions/store/migrate.ts';
 
 function relayFromEnv(): void {
   const relay = process.env.CANDLEKEEP_WS_PROXY;
@@ -20,22 +21,50 @@ export function testPool(max = 2): Db {
 
 export const uniqueName = (prefix: string) => `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
 
-/** An empty database (not migrated) that is dropped when the current test finishes. */
-export async function emptyDatabase(): Promise<{ url: string; name: string }> {
+/** A new empty database on the test server, and `drop` to remove it. */
+async function newDatabase(prefix: string): Promise<{ url: string; name: string; drop(): Promise<void> }> {
   relayFromEnv();
   const server = process.env.CANDLEKEEP_TEST_SERVER_URL;
   if (!server) throw new Error('CANDLEKEEP_TEST_SERVER_URL is not set');
-  const name = uniqueName('ck_scratch');
+  const name = uniqueName(prefix);
   const admin = createPool(server, { max: 1 });
   await ensureDatabase(admin, name);
-  onTestFinished(async () => {
-    await dropDatabase(admin, name);
-    await admin.end();
-  });
-  return { url: withDatabase(server, name), name };
+  return {
+    url: withDatabase(server, name),
+    name,
+    async drop() {
+      await dropDatabase(admin, name);
+      await admin.end();
+    },
+  };
+}
+
+/** An empty database (not migrated) that is dropped when the current test finishes. */
+export async function emptyDatabase(): Promise<{ url: string; name: string }> {
+  const db = await newDatabase('ck_scratch');
+  onTestFinished(db.drop);
+  return { url: db.url, name: db.name };
 }
 
 /** A symbol no other test uses, so tests can share the run's database. */
 export function uniqueSymbol(): string {
   return `T${randomBytes(4).toString('hex').toUpperCase()}/USDT`;
+}
+
+/**
+ * A migrated database of the test file's own, for tests that lock whole tables (which would stall
+ * other files sharing the run's database): a pool on it, and `drop` for afterAll.
+ */
+export async function isolatedDatabase(max = 4): Promise<{ url: string; pool: Db; drop(): Promise<void> }> {
+  const db = await newDatabase('ck_isolated');
+  const pool = createPool(db.url, { max });
+  await migrate(pool);
+  return {
+    url: db.url,
+    pool,
+    async drop() {
+      await pool.end();
+      await db.drop();
+    },
+  };
 }

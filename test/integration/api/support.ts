@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../dev/local-api.ts';
 import { randomWalk, seededRandom, type WalkShape } from '../../../dev/sample-candles.ts';
 import { matchRoute } from '../../../functions/api/app.ts';
-import { createApiHandler } from '../../../functions/api/api-lambda.ts';
+import { createApiHandler, type ApiConfig } from '../../../functions/api/api-lambda.ts';
 import { buildOpenApi } from '../../../functions/api/openapi.ts';
 import { ROUTES } from '../../../functions/api/routes/index.ts';
 import { CandleStore, type StoredCandle } from '../../../functions/store/candles.ts';
@@ -12,7 +12,7 @@ import type { Db } from '../../../functions/store/db.ts';
 import type { CandleRow } from '../../../functions/candles/candle-batch.ts';
 import type { Interval } from '../../../functions/candles/intervals.ts';
 import { CandlekeepClient } from '../../../client/index.ts';
-import { testPool } from '../../support/db.ts';
+import { isolatedDatabase, testPool } from '../../support/db.ts';
 
 export const API_KEY = 'test-key-0123456789';
 
@@ -84,15 +84,27 @@ export interface CallOptions {
   key?: string | null;
 }
 
+export interface ApiOptions {
+  /** Settings beyond the defaults (a lowered statement timeout, a session bound). */
+  config?: Partial<ApiConfig>;
+  /** A migrated database of the file's own instead of the run's shared one (for tests that lock tables). */
+  isolated?: boolean;
+}
+
 /** Starts the local server (API Gateway stand-in) over the API handler for the test file. */
-export function useApi(): Api {
+export function useApi(opts: ApiOptions = {}): Api {
   const api = {} as Api;
   let server: LocalServer;
+  let drop: (() => Promise<void>) | undefined;
   beforeAll(async () => {
-    api.pool = testPool(4);
+    if (opts.isolated) {
+      const isolated = await isolatedDatabase(6);
+      api.pool = isolated.pool;
+      drop = isolated.drop;
+    } else api.pool = testPool(4);
     api.store = new CandleStore();
     const pool = api.pool;
-    api.handler = createApiHandler({ poolMax: 4, corsOrigins: [] }, { db: async () => pool }) as unknown as ProxyHandler;
+    api.handler = createApiHandler({ poolMax: 4, corsOrigins: [], ...opts.config }, { db: async () => pool }) as unknown as ProxyHandler;
     server = await startLocalServer({ handler: api.handler, apiKey: API_KEY, port: 0 });
     api.url = server.url;
     api.client = new CandlekeepClient({ baseUrl: server.url, apiKey: API_KEY });
@@ -118,7 +130,8 @@ export function useApi(): Api {
   });
   afterAll(async () => {
     await server?.close();
-    await api.pool?.end();
+    if (drop) await drop();
+    else await api.pool?.end();
   });
   return api;
 }
