@@ -169,6 +169,6 @@ describe('HTTP API', () => {
     expect(() => new CandlekeepStack(app, 'Candlekeep-bad')).toThrow(/candlekeep:api\.throttle\.rateLimit/);
     const typo = createApp({ 'candlekeep:api': { corsOrigin: ['https://x.example'] } });
     expect(() => new CandlekeepStack(typo, 'Candlekeep-typo')).toThrow(/candlekeep:api/);
-  });
+  }, SYNTH_TIMEOUT);
 });
 

@@ -18,11 +18,16 @@ describe('reading a function configuration from its environment', () => {
   });
 
   it('applies the defaults and hands back named settings', () => {
-    expect(readApiConfig({})).toEqual({ poolMax: 2, corsOrigins: [] });
-    expect(readApiConfig({ CANDLEKEEP_DB_POOL_MAX: '8', CANDLEKEEP_CORS_ORIGINS: 'https://a.example, https://b.example' })).toEqual({
-      poolMax: 8,
-      corsOrigins: ['https://a.example', 'https://b.example'],
-    });
+    expect(readApiConfig({})).toEqual({ poolMax: 2, corsOrigins: [], statementTimeoutMs: 20_000, dbSessions: undefined, cursorKey: undefined });
+    expect(
+      readApiConfig({
+        CANDLEKEEP_DB_POOL_MAX: '8',
+        CANDLEKEEP_CORS_ORIGINS: 'https://a.example, https://b.example',
+        CANDLEKEEP_API_STATEMENT_TIMEOUT_MS: '5000',
+        CANDLEKEEP_API_DB_SESSIONS: '12',
+      }),
+    ).toMatchObject({ poolMax: 8, corsOrigins: ['https://a.example', 'https://b.example'], statementTimeoutMs: 5000, dbSessions: 12 });
+    expect(() => readApiConfig({ CANDLEKEEP_API_STATEMENT_TIMEOUT_MS: '30000' })).toThrow(/below the gateway limit/);
     const pull = readPullConfig({
       CANDLES_QUEUE_URL: 'https://sqs.example/candles',
       BACKFILL_BUS_NAME: 'bus',
