@@ -1,9 +1,14 @@
+import net from 'node:net';
 import { openLocalDatabase } from '../dev/local-db.ts';
-import { configureDriver, createPool, readDatabaseConfig, resolveDatabaseUrl, type Db } from '../functions/store/db.ts';
+import { EMBEDDED_PORT } from '../dev/postgres.ts';
+import { checkDatabaseUrl, configureDriver, createPool, readDatabaseConfig, resolveDatabaseUrl, type Db } from '../functions/store/db.ts';
 import { progress } from './command.ts';
 
 /** The database local CLI commands use when DATABASE_URL is unset: `candlekeep` on the embedded server. */
 export const DEFAULT_DATABASE = 'candlekeep';
+
+/** Where local commands go without DATABASE_URL, in words. */
+export const describeTarget = () => `127.0.0.1:${EMBEDDED_PORT}, database ${DEFAULT_DATABASE}`;
 
 /**
  * Runs `fn` with a pool on the configured database: DATABASE_URL (through the relay when it is a
@@ -22,6 +27,12 @@ export async function withLocalDatabase<T>(fn: (pool: Db) => Promise<T>): Promis
       await pool.end();
     }
   }
+  // The driver behind the relay only says "Connection terminated unexpectedly": ask the server
+  // ourselves first, so a wrong host or a stopped server is named with the reason.
+  if (process.env.DATABASE_URL) {
+    checkDatabaseUrl(process.env.DATABASE_URL, 'DATABASE_URL');
+    await reachable(process.env.DATABASE_URL);
+  }
   const local = await openLocalDatabase({ log: progress });
   // Created but not migrated: `candlekeep migrate` does that, and the commands say when it is due.
   const url = local.server.mode === 'embedded' ? await local.prepare(DEFAULT_DATABASE, { migrate: false }) : local.serverUrl;
@@ -32,4 +43,37 @@ export async function withLocalDatabase<T>(fn: (pool: Db) => Promise<T>): Promis
     await pool.end();
     await local.close();
   }
+}
+
+const SOCKET_REASONS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused (is PostgreSQL running there? check DATABASE_URL)',
+  ENOTFOUND: 'host not found (check DATABASE_URL)',
+  EAI_AGAIN: 'host name lookup failed (DNS)',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ETIMEDOUT: 'connection timed out',
+};
+
+/** `postgres://user@host:port/db`: the endpoint of a connection string, never its password or options. */
+export function databaseEndpoint(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.username ? `${decodeURIComponent(u.username)}@` : ''}${u.hostname}:${u.port || '5432'}${u.pathname}`;
+}
+
+/** Resolves when a TCP connection to the database server opens; otherwise names the endpoint and why. */
+async function reachable(url: string, timeoutMs = 10_000): Promise<void> {
+  const u = new URL(url);
+  await new Promise<void>((resolve, reject) => {
+    const socket = net.connect({ host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 5432) });
+    const fail = (reason: string) => {
+      socket.destroy();
+      reject(new Error(`could not reach ${databaseEndpoint(url)}: ${reason}`));
+    };
+    socket.setTimeout(timeoutMs, () => fail(`no answer within ${timeoutMs / 1000} s`));
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => fail(SOCKET_REASONS[err.code ?? ''] ?? err.code ?? err.message));
+  });
 }

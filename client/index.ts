@@ -40,6 +40,45 @@ export class CandlekeepError extends Error {
   }
 }
 
+/**
+ * The API could not be reached at all (refused, unknown host, timeout, TLS): the message names the
+ * endpoint, without credentials or query, and why, e.g.
+ * `could not reach http://127.0.0.1:8080/v1/candles: connection refused`.
+ */
+export class CandlekeepConnectionError extends Error {
+  override name = 'CandlekeepConnectionError';
+  /** Origin and path of the request. */
+  readonly endpoint: string;
+  constructor(endpoint: string, reason: string, options?: { cause?: unknown }) {
+    super(`could not reach ${endpoint}: ${reason}`, options);
+    this.endpoint = endpoint;
+  }
+}
+
+const NETWORK_REASONS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused (is the API running there? check CANDLEKEEP_URL)',
+  ENOTFOUND: 'host not found (check CANDLEKEEP_URL)',
+  EAI_AGAIN: 'host name lookup failed (DNS)',
+  ECONNRESET: 'connection reset',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ETIMEDOUT: 'connection timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+  UND_ERR_SOCKET: 'connection closed by the server',
+};
+
+/** Why a fetch failed, in words: the system error's code when there is one, not undici's bare "fetch failed". */
+function networkReason(err: unknown, timeoutMs: number): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string; cause?: unknown } };
+  if (e.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
+  if (e.name === 'AbortError') return 'aborted';
+  for (let c: typeof e.cause = e.cause, depth = 0; c && depth < 4; c = c.cause as typeof e.cause, depth++) {
+    if (c.code && NETWORK_REASONS[c.code]) return NETWORK_REASONS[c.code]!;
+    if (c.code) return `${c.code}${c.message ? ` (${c.message})` : ''}`;
+  }
+  return e.cause?.message ?? e.message ?? String(err);
+}
+
 export interface CandlesParams {
   exchange: Exchange;
   symbol: string;
@@ -141,7 +180,12 @@ export class CandlekeepClient {
       headers['Content-Type'] = 'application/json';
       body = JSON.stringify(opts.body);
     }
-    const res = await this.fetchFn(url, { method, headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
+    let res: Response;
+    try {
+      res = await this.fetchFn(url, { method, headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (err) {
+      throw new CandlekeepConnectionError(`${url.origin}${url.pathname}`, networkReason(err, this.timeoutMs), { cause: err });
+    }
     if (res.ok) return res;
     const text = await res.text();
     let problem: Problem;

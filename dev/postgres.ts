@@ -22,7 +22,7 @@ export interface LocalPostgres {
   stop(): Promise<void>;
 }
 
-const EMBEDDED_PORT = Number(process.env.CANDLEKEEP_EMBEDDED_PG_PORT ?? 54329);
+export const EMBEDDED_PORT = Number(process.env.CANDLEKEEP_EMBEDDED_PG_PORT ?? 54329);
 const SUPERUSER = 'postgres';
 /** What every data folder was initialised with before each got its own password; still accepted once, to migrate it. */
 export const LEGACY_PASSWORD = 'candlekeep';

@@ -9,6 +9,9 @@ export function apiClient(): CandlekeepClient {
   return new CandlekeepClient();
 }
 
+/** What --help says about the commands that call the API. */
+export const API_NOTES = ['Environment: CANDLEKEEP_URL (e.g. http://127.0.0.1:8080 for candlekeep serve, or the deployed ApiUrl) and CANDLEKEEP_API_KEY.'];
+
 export type Cell = string | number | boolean | null | undefined;
 
 const text = (v: Cell) => (v === null || v === undefined ? '' : String(v));

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { exchangeSchema, symbolSchema } from '../../functions/candles/candle.ts';
 import { intervalSchema } from '../../functions/candles/intervals.ts';
 import { planBackfill, type PlanResult } from '../../functions/ingest/backfill-planner.ts';
@@ -8,17 +7,10 @@ import { runBackfillLocally } from '../../functions/ingest/backfill-runner.ts';
 import { DirectSink } from '../../functions/ingest/candle-sink.ts';
 import { CandleStore } from '../../functions/store/candles.ts';
 import type { Db } from '../../functions/store/db.ts';
-import type { Command } from '../command.ts';
-import { progress, UsageError } from '../command.ts';
+import { defineCommand, defineGroup, progress, UsageError } from '../command.ts';
 import { withLocalDatabase } from '../database.ts';
-import { asUsageError, cliAccess, endProgress, parseSeries, parseTime, progressBar, requireSchema, SERIES_OPTIONS } from './pull.ts';
-
-const USAGE = [
-  'candlekeep backfill --exchange <id> --symbol <BASE/QUOTE> --interval <1m..1w> --from <ISO|ms> --to <ISO|ms>',
-  '                    [--at <ISO>] [--bus <name|arn>] [--local [--workers <n>] [--base-url <url>]] [--json]',
-  '       candlekeep backfill status <id> [--json]',
-  '       candlekeep backfill list [--exchange <id>] [--symbol <BASE/QUOTE>] [--interval <i>] [--limit <n>] [--json]',
-].join('\n');
+import { JSON_OPTION, PAGE_OPTIONS, SERIES_OPTIONS, WORKERS_OPTION } from '../options.ts';
+import { asUsageError, BASE_URL_OPTION, cliAccess, endProgress, parseSeries, parseTime, progressBar, requireSchema, SERIES_RANGE_OPTIONS } from './pull.ts';
 
 export interface AwsTarget {
   /** Bus name or ARN for PutEvents. */
@@ -37,14 +29,15 @@ export function awsTarget(values: { bus?: string | undefined; 'schedule-group'?:
   };
 }
 
+/** Where a backfill runs: EventBridge (now or --at) or --local in this process. */
 export const AWS_OPTIONS = {
-  bus: { type: 'string' },
-  'schedule-group': { type: 'string' },
-  'scheduler-role-arn': { type: 'string' },
-  at: { type: 'string' },
-  local: { type: 'boolean', default: false },
-  workers: { type: 'string' },
-  'base-url': { type: 'string' },
+  bus: { type: 'string', value: '<name|arn>', description: 'backfill bus (default: CANDLEKEEP_BACKFILL_BUS, stack output BackfillBusName)' },
+  'schedule-group': { type: 'string', value: '<name>', description: 'schedule group for --at (default: CANDLEKEEP_BACKFILL_SCHEDULE_GROUP)' },
+  'scheduler-role-arn': { type: 'string', value: '<arn>', description: 'role the --at schedule assumes (default: CANDLEKEEP_BACKFILL_SCHEDULER_ROLE_ARN)' },
+  at: { type: 'string', value: '<ISO>', description: 'run at this time (UTC) through a one-time EventBridge Scheduler schedule' },
+  local: { type: 'boolean', default: false, description: 'run the planner and workers in this process, against the database, with a progress bar' },
+  workers: WORKERS_OPTION,
+  'base-url': BASE_URL_OPTION,
 } as const;
 
 export type Submitted =
@@ -148,48 +141,51 @@ function describeProgress(p: BackfillProgress): string {
   );
 }
 
-async function status(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
-  const id = Number(positionals[0]);
-  if (!Number.isSafeInteger(id) || id <= 0) throw new UsageError('backfill status needs a backfill id, e.g. `candlekeep backfill status 12`');
-  return withLocalDatabase(async (pool) => {
-    await requireSchema(pool);
-    const p = await getBackfillProgress(pool, id);
-    if (!p) throw new UsageError(`no backfill ${id}; \`candlekeep backfill list\` shows the recent ones`);
-    console.log(values.json ? JSON.stringify(p) : describeProgress(p));
-    return 0;
-  });
-}
+const status = defineCommand({
+  summary: 'progress of one backfill: chunks done/total, candles written, ETA',
+  args: '<id>',
+  options: { json: JSON_OPTION },
+  async run({ values, positionals }) {
+    if (positionals.length > 1) throw new UsageError('give one backfill id');
+    const id = Number(positionals[0]);
+    if (!Number.isSafeInteger(id) || id <= 0) throw new UsageError('backfill status needs a backfill id, e.g. `candlekeep backfill status 12`');
+    return withLocalDatabase(async (pool) => {
+      await requireSchema(pool);
+      const p = await getBackfillProgress(pool, id);
+      if (!p) throw new UsageError(`no backfill ${id}; \`candlekeep backfill list\` shows the recent ones`);
+      console.log(values.json ? JSON.stringify(p) : describeProgress(p));
+      return 0;
+    });
+  },
+});
 
-async function list(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { exchange: { type: 'string' }, symbol: { type: 'string' }, interval: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean', default: false } },
-  });
-  const exchange = values.exchange === undefined ? undefined : exchangeSchema.safeParse(values.exchange);
-  if (exchange && !exchange.success) throw new UsageError(exchange.error.issues[0]?.message ?? 'bad --exchange');
-  const symbol = values.symbol === undefined ? undefined : symbolSchema.safeParse(values.symbol.toUpperCase());
-  if (symbol && !symbol.success) throw new UsageError(symbol.error.issues[0]?.message ?? 'bad --symbol');
-  const interval = values.interval === undefined ? undefined : intervalSchema.safeParse(values.interval);
-  if (interval && !interval.success) throw new UsageError(interval.error.issues[0]?.message ?? 'bad --interval');
-  const limit = values.limit === undefined ? 20 : Number(values.limit);
-  if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive integer');
-  return withLocalDatabase(async (pool) => {
-    await requireSchema(pool);
-    const rows = await listBackfills(pool, { exchange: exchange?.data, symbol: symbol?.data, interval: interval?.data, limit });
-    if (values.json) console.log(JSON.stringify(rows));
-    else console.log(rows.length ? rows.map(describeProgress).join('\n') : 'no backfills');
-    return 0;
-  });
-}
+const list = defineCommand({
+  summary: 'the most recent backfills, optionally of one exchange, symbol or interval',
+  options: { ...SERIES_OPTIONS, limit: { ...PAGE_OPTIONS.limit, description: 'how many (default 20)' }, json: JSON_OPTION },
+  async run({ values }) {
+    const exchange = values.exchange === undefined ? undefined : exchangeSchema.safeParse(values.exchange);
+    if (exchange && !exchange.success) throw new UsageError(exchange.error.issues[0]?.message ?? 'bad --exchange');
+    const symbol = values.symbol === undefined ? undefined : symbolSchema.safeParse(values.symbol.toUpperCase());
+    if (symbol && !symbol.success) throw new UsageError(symbol.error.issues[0]?.message ?? 'bad --symbol');
+    const interval = values.interval === undefined ? undefined : intervalSchema.safeParse(values.interval);
+    if (interval && !interval.success) throw new UsageError(interval.error.issues[0]?.message ?? 'bad --interval');
+    const limit = values.limit === undefined ? 20 : Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive integer');
+    return withLocalDatabase(async (pool) => {
+      await requireSchema(pool);
+      const rows = await listBackfills(pool, { exchange: exchange?.data, symbol: symbol?.data, interval: interval?.data, limit });
+      if (values.json) console.log(JSON.stringify(rows));
+      else console.log(rows.length ? rows.map(describeProgress).join('\n') : 'no backfills');
+      return 0;
+    });
+  },
+});
 
-export const command: Command = {
-  summary: 'backfill a range of one series: through EventBridge (now or --at), or --local in this process; `status <id>`, `list`',
-  usage: USAGE,
-  async run(argv) {
-    if (argv[0] === 'status') return status(argv.slice(1));
-    if (argv[0] === 'list') return list(argv.slice(1));
-    const { values } = parseArgs({ args: argv, options: { ...SERIES_OPTIONS, ...AWS_OPTIONS } });
+const request = defineCommand({
+  summary: 'backfill a range of one series: through EventBridge (now or --at), or --local in this process',
+  options: { ...SERIES_RANGE_OPTIONS, from: { ...SERIES_RANGE_OPTIONS.from, required: true }, to: { ...SERIES_RANGE_OPTIONS.to, required: true }, ...AWS_OPTIONS },
+  notes: ['Local runs (--local, status, list) use DATABASE_URL, or the embedded PostgreSQL.'],
+  async run({ values }) {
     const series = parseSeries(values);
     const from = parseTime(values.from, 'from');
     const to = parseTime(values.to, 'to');
@@ -217,4 +213,10 @@ export const command: Command = {
     if (out.mode === 'local' && out.backfills.some((b) => b.status === 'failed')) return 1;
     return 0;
   },
-};
+});
+
+export const command = defineGroup({
+  summary: 'backfill a range of one series: through EventBridge (now or --at), or --local in this process; `status <id>`, `list`',
+  subcommands: { status, list },
+  default: request,
+});

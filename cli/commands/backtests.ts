@@ -2,16 +2,9 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Backtest, CreateBacktestInput } from '../../client/index.ts';
 import { toCsv } from '../../functions/http/csv.ts';
-import type { Command } from '../command.ts';
-import { progress, UsageError } from '../command.ts';
-import { apiClient, outputMode, positiveInt, table, type Cell } from '../api/output.ts';
-import { OUTPUT_OPTIONS, PAGE_OPTIONS, parseOptions, parseWithPositionals } from '../options.ts';
-
-const USAGE = `candlekeep backtests list [--strategy S] [--tag T] [--filter metric.sharpe.gte=1 ...] [--sort -metric.sharpe] [--limit N] [--all] [--json|--csv]
-       candlekeep backtests get <id> [--include equityCurve,trades] [--json]
-       candlekeep backtests compare <id> <id> [...up to 10] [--json|--csv]
-       candlekeep backtests put <run.json|-> [--idempotency-key K] [--json]
-       candlekeep backtests delete <id>`;
+import { defineCommand, defineGroup, progress, UsageError } from '../command.ts';
+import { apiClient, API_NOTES, outputMode, positiveInt, table, type Cell } from '../api/output.ts';
+import { JSON_OPTION, OUTPUT_OPTIONS, PAGE_OPTIONS } from '../options.ts';
 
 const SHOWN_METRICS = ['totalReturn', 'cagr', 'sharpe', 'maxDrawdown', 'winRate', 'tradeCount'];
 const num = (v: number | null | undefined): Cell => (v === null || v === undefined ? '' : Number.isInteger(v) ? v : Number(v.toPrecision(6)));
@@ -30,144 +23,166 @@ function runsTable(runs: Backtest[]): string {
   );
 }
 
-async function list(argv: string[]): Promise<number> {
-  const values = parseOptions(argv, {
-    strategy: { type: 'string', multiple: true },
-    tag: { type: 'string', multiple: true },
-    filter: { type: 'string', multiple: true, short: 'f' },
-    sort: { type: 'string' },
+const list = defineCommand({
+  summary: 'list runs, newest first, filtered and sorted by the API',
+  options: {
+    strategy: { type: 'string', multiple: true, value: '<name>', description: 'only runs of this strategy' },
+    tag: { type: 'string', multiple: true, value: '<tag>', description: 'only runs with every tag given' },
+    filter: { type: 'string', multiple: true, value: '<name=value>', description: 'an API filter, e.g. metric.sharpe.gte=1, param.fast=10, or.1.tag=prod' },
+    sort: { type: 'string', value: '<key>', description: '-created (default), created, -metric.<name> or metric.<name>' },
     ...PAGE_OPTIONS,
     ...OUTPUT_OPTIONS,
-  });
-  const mode = outputMode(values);
-  const query: [string, string][] = [];
-  for (const s of values.strategy ?? []) query.push(['strategy', s]);
-  if (values.tag?.length) query.push(['tag', values.tag.join(',')]);
-  for (const f of values.filter ?? []) {
-    const eq = f.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--filter ${f}: write name=value, e.g. metric.sharpe.gte=1 or param.fast=10 or or.1.tag=prod`);
-    query.push([f.slice(0, eq), f.slice(eq + 1)]);
-  }
-  if (values.sort) query.push(['sort', values.sort]);
-  const limit = positiveInt('limit', values.limit);
-  if (limit !== undefined) query.push(['limit', String(limit)]);
-  const client = apiClient();
-  const runs: Backtest[] = [];
-  let cursor = values.cursor;
-  let next: string | null = null;
-  do {
-    const res = await client.request('GET', '/v1/backtests', { query: [...query, ...(cursor ? ([['cursor', cursor]] as [string, string][]) : [])] });
-    const page = (await res.json()) as { runs: Backtest[]; nextCursor: string | null };
-    runs.push(...page.runs);
-    next = page.nextCursor;
-    cursor = next ?? undefined;
-  } while (cursor && values.all);
-  if (mode === 'json') console.log(JSON.stringify({ runs, nextCursor: next }));
-  else if (mode === 'csv') {
-    const metrics = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort();
-    const params = [...new Set(runs.flatMap((r) => Object.keys(r.parameters)))].sort();
-    process.stdout.write(
-      toCsv(
-        ['id', 'created_at', 'strategy', 'strategy_version', 'tags', ...metrics.map((m) => `metric.${m}`), ...params.map((p) => `param.${p}`)],
-        runs.map((r) => [
-          r.id,
-          r.createdAt,
-          r.strategy,
-          r.strategyVersion,
-          r.tags.join(';'),
-          ...metrics.map((m) => r.metrics[m] ?? null),
-          ...params.map((p) => {
-            const v = r.parameters[p];
-            return v === undefined || v === null ? null : typeof v === 'object' ? JSON.stringify(v) : (v as Cell);
-          }),
-        ]),
-      ),
-    );
-  } else console.log(runs.length ? runsTable(runs) : 'no runs match');
-  if (next && !values.all) progress(`more runs: --cursor ${next} (or --all)`);
-  return 0;
-}
-
-async function get(argv: string[]): Promise<number> {
-  const { values, positionals } = parseWithPositionals(argv, { include: { type: 'string' }, json: OUTPUT_OPTIONS.json });
-  const [id] = positionals;
-  if (!id || positionals.length > 1) throw new UsageError('give one run id');
-  const include = (values.include?.split(',').filter(Boolean) ?? []) as ('equityCurve' | 'trades')[];
-  const run = await apiClient().getBacktest(id, { include });
-  if (values.json) {
-    console.log(JSON.stringify(run));
-    return 0;
-  }
-  console.log(`${run.strategy} ${run.strategyVersion}  (${run.id})`);
-  console.log(`created ${run.createdAt}, range ${run.start} .. ${run.end}`);
-  console.log(`instruments ${run.instruments.map((i) => `${i.exchange}:${i.symbol}:${i.interval}`).join(', ')}`);
-  console.log(`tags ${run.tags.join(', ') || '-'}; fingerprint ${run.fingerprint.value} (${run.fingerprint.candles} candles)`);
-  console.log(`parameters ${JSON.stringify(run.parameters)}`);
-  console.log(table(['metric', 'value'], Object.entries(run.metrics).map(([k, v]) => [k, num(v)])));
-  if (run.notes) console.log(`notes: ${run.notes}`);
-  return 0;
-}
-
-async function compare(argv: string[]): Promise<number> {
-  const { values, positionals } = parseWithPositionals(argv, OUTPUT_OPTIONS);
-  const mode = outputMode(values);
-  const ids = positionals.flatMap((p) => p.split(',')).filter(Boolean);
-  if (ids.length < 2 || ids.length > 10) throw new UsageError('give 2 to 10 run ids');
-  const cmp = await apiClient().compareBacktests(ids);
-  const short = cmp.runs.map((r) => r.id.slice(-8));
-  const rows: Cell[][] = [
-    ['strategy', ...cmp.runs.map((r) => `${r.strategy} ${r.strategyVersion}`)],
-    ...cmp.metrics.map((m) => [m.name, ...m.values.map(num)]),
-    ...cmp.parameters.differing.map((p) => [`param ${p.name}`, ...p.values.map((v) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : (v as Cell)))]),
-    ['data changed', ...cmp.data.map((d) => (d.changed ? `yes (${d.restatedCandles} restated, ${d.addedCandles} added, ${d.changedOpenCandles} open)` : 'no'))],
-  ];
-  if (mode === 'json') console.log(JSON.stringify(cmp));
-  else if (mode === 'csv') process.stdout.write(toCsv(['name', ...cmp.runs.map((r) => r.id)], rows));
-  else {
-    console.log(table(['', ...short], rows));
-    if (cmp.parameters.identical.length) progress(`identical parameters: ${cmp.parameters.identical.join(', ')}`);
-  }
-  return 0;
-}
-
-async function put(argv: string[]): Promise<number> {
-  const { values, positionals } = parseWithPositionals(argv, { 'idempotency-key': { type: 'string' }, json: OUTPUT_OPTIONS.json });
-  const [file] = positionals;
-  if (!file || positionals.length > 1) throw new UsageError('give one JSON file (or - for stdin)');
-  const text = await readInput(file);
-  let body: CreateBacktestInput;
-  try {
-    body = JSON.parse(text) as CreateBacktestInput;
-  } catch (err) {
-    throw new UsageError(`${file} is not valid JSON: ${(err as Error).message}`);
-  }
-  // Default key: the content hash, so running the same put twice stores the run once.
-  const idempotencyKey = values['idempotency-key'] ?? `sha256:${createHash('sha256').update(text).digest('hex')}`;
-  const { run, created } = await apiClient().createBacktest(body, { idempotencyKey });
-  if (values.json) console.log(JSON.stringify(run));
-  else console.log(run.id);
-  progress(created ? `stored run ${run.id} (fingerprint ${run.fingerprint.value})` : `already stored as ${run.id} (same idempotency key)`);
-  return 0;
-}
-
-async function remove(argv: string[]): Promise<number> {
-  const { positionals } = parseWithPositionals(argv, {});
-  if (positionals.length !== 1) throw new UsageError('give one run id');
-  await apiClient().deleteBacktest(positionals[0]!);
-  progress(`deleted ${positionals[0]}`);
-  return 0;
-}
-
-const subcommands: Record<string, (argv: string[]) => Promise<number>> = { list, get, compare, put, delete: remove };
-
-export const command: Command = {
-  summary: 'backtest records from the API: list | get | compare | put | delete',
-  usage: USAGE,
-  async run(argv) {
-    const [sub, ...rest] = argv;
-    const fn = sub ? subcommands[sub] : undefined;
-    if (!fn) throw new UsageError(`unknown subcommand ${sub ? JSON.stringify(sub) : '(none)'}; use list, get, compare, put or delete`);
-    return fn(rest);
   },
-};
+  notes: API_NOTES,
+  async run({ values }) {
+    const mode = outputMode(values);
+    const query: [string, string][] = [];
+    for (const s of values.strategy ?? []) query.push(['strategy', s]);
+    if (values.tag?.length) query.push(['tag', values.tag.join(',')]);
+    for (const f of values.filter ?? []) {
+      const eq = f.indexOf('=');
+      if (eq <= 0) throw new UsageError(`--filter ${f}: write name=value, e.g. metric.sharpe.gte=1 or param.fast=10 or or.1.tag=prod`);
+      query.push([f.slice(0, eq), f.slice(eq + 1)]);
+    }
+    if (values.sort) query.push(['sort', values.sort]);
+    const limit = positiveInt('limit', values.limit);
+    if (limit !== undefined) query.push(['limit', String(limit)]);
+    const client = apiClient();
+    const runs: Backtest[] = [];
+    let cursor = values.cursor;
+    let next: string | null = null;
+    do {
+      const res = await client.request('GET', '/v1/backtests', { query: [...query, ...(cursor ? ([['cursor', cursor]] as [string, string][]) : [])] });
+      const page = (await res.json()) as { runs: Backtest[]; nextCursor: string | null };
+      runs.push(...page.runs);
+      next = page.nextCursor;
+      cursor = next ?? undefined;
+    } while (cursor && values.all);
+    if (mode === 'json') console.log(JSON.stringify({ runs, nextCursor: next }));
+    else if (mode === 'csv') {
+      const metrics = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort();
+      const params = [...new Set(runs.flatMap((r) => Object.keys(r.parameters)))].sort();
+      process.stdout.write(
+        toCsv(
+          ['id', 'created_at', 'strategy', 'strategy_version', 'tags', ...metrics.map((m) => `metric.${m}`), ...params.map((p) => `param.${p}`)],
+          runs.map((r) => [
+            r.id,
+            r.createdAt,
+            r.strategy,
+            r.strategyVersion,
+            r.tags.join(';'),
+            ...metrics.map((m) => r.metrics[m] ?? null),
+            ...params.map((p) => {
+              const v = r.parameters[p];
+              return v === undefined || v === null ? null : typeof v === 'object' ? JSON.stringify(v) : (v as Cell);
+            }),
+          ]),
+        ),
+      );
+    } else console.log(runs.length ? runsTable(runs) : 'no runs match');
+    if (next && !values.all) progress(`more runs: --cursor ${next} (or --all)`);
+    return 0;
+  },
+});
+
+const get = defineCommand({
+  summary: 'one run with its metrics and parameters',
+  args: '<id>',
+  options: {
+    include: { type: 'string', value: '<parts>', description: 'also fetch equityCurve and/or trades, comma-separated' },
+    json: JSON_OPTION,
+  },
+  notes: API_NOTES,
+  async run({ values, positionals }) {
+    const [id] = positionals;
+    if (!id || positionals.length > 1) throw new UsageError('give one run id');
+    const include = (values.include?.split(',').filter(Boolean) ?? []) as ('equityCurve' | 'trades')[];
+    const run = await apiClient().getBacktest(id, { include });
+    if (values.json) {
+      console.log(JSON.stringify(run));
+      return 0;
+    }
+    console.log(`${run.strategy} ${run.strategyVersion}  (${run.id})`);
+    console.log(`created ${run.createdAt}, range ${run.start} .. ${run.end}`);
+    console.log(`instruments ${run.instruments.map((i) => `${i.exchange}:${i.symbol}:${i.interval}`).join(', ')}`);
+    console.log(`tags ${run.tags.join(', ') || '-'}; fingerprint ${run.fingerprint.value} (${run.fingerprint.candles} candles)`);
+    console.log(`parameters ${JSON.stringify(run.parameters)}`);
+    console.log(table(['metric', 'value'], Object.entries(run.metrics).map(([k, v]) => [k, num(v)])));
+    if (run.notes) console.log(`notes: ${run.notes}`);
+    return 0;
+  },
+});
+
+const compare = defineCommand({
+  summary: 'compare 2 to 10 runs side by side: metrics, differing parameters, data changes',
+  args: '<id> <id> [<id>...]',
+  options: OUTPUT_OPTIONS,
+  notes: API_NOTES,
+  async run({ values, positionals }) {
+    const mode = outputMode(values);
+    const ids = positionals.flatMap((p) => p.split(',')).filter(Boolean);
+    if (ids.length < 2 || ids.length > 10) throw new UsageError('give 2 to 10 run ids');
+    const cmp = await apiClient().compareBacktests(ids);
+    const short = cmp.runs.map((r) => r.id.slice(-8));
+    const rows: Cell[][] = [
+      ['strategy', ...cmp.runs.map((r) => `${r.strategy} ${r.strategyVersion}`)],
+      ...cmp.metrics.map((m) => [m.name, ...m.values.map(num)]),
+      ...cmp.parameters.differing.map((p) => [`param ${p.name}`, ...p.values.map((v) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : (v as Cell)))]),
+      ['data changed', ...cmp.data.map((d) => (d.changed ? `yes (${d.restatedCandles} restated, ${d.addedCandles} added, ${d.changedOpenCandles} open)` : 'no'))],
+    ];
+    if (mode === 'json') console.log(JSON.stringify(cmp));
+    else if (mode === 'csv') process.stdout.write(toCsv(['name', ...cmp.runs.map((r) => r.id)], rows));
+    else {
+      console.log(table(['', ...short], rows));
+      if (cmp.parameters.identical.length) progress(`identical parameters: ${cmp.parameters.identical.join(', ')}`);
+    }
+    return 0;
+  },
+});
+
+const put = defineCommand({
+  summary: 'store a run from a JSON file (- for stdin); the same file twice stores it once',
+  args: '<run.json|->',
+  options: {
+    'idempotency-key': { type: 'string', value: '<key>', description: 'retry key (default: sha256 of the file)' },
+    json: JSON_OPTION,
+  },
+  notes: API_NOTES,
+  async run({ values, positionals }) {
+    const [file] = positionals;
+    if (!file || positionals.length > 1) throw new UsageError('give one JSON file (or - for stdin)');
+    const text = await readInput(file);
+    let body: CreateBacktestInput;
+    try {
+      body = JSON.parse(text) as CreateBacktestInput;
+    } catch (err) {
+      throw new UsageError(`${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    // Default key: the content hash, so running the same put twice stores the run once.
+    const idempotencyKey = values['idempotency-key'] ?? `sha256:${createHash('sha256').update(text).digest('hex')}`;
+    const { run, created } = await apiClient().createBacktest(body, { idempotencyKey });
+    if (values.json) console.log(JSON.stringify(run));
+    else console.log(run.id);
+    progress(created ? `stored run ${run.id} (fingerprint ${run.fingerprint.value})` : `already stored as ${run.id} (same idempotency key)`);
+    return 0;
+  },
+});
+
+const remove = defineCommand({
+  summary: 'delete one run',
+  args: '<id>',
+  options: {},
+  notes: API_NOTES,
+  async run({ positionals }) {
+    if (positionals.length !== 1) throw new UsageError('give one run id');
+    await apiClient().deleteBacktest(positionals[0]!);
+    progress(`deleted ${positionals[0]}`);
+    return 0;
+  },
+});
+
+export const command = defineGroup({
+  summary: 'backtest records from the API: list | get | compare | put | delete',
+  subcommands: { list, get, compare, put, delete: remove },
+});
 

@@ -1,16 +1,20 @@
 import type { CandlesParams, Exchange, GapPolicy, Interval } from '../../client/index.ts';
-import type { Command } from '../command.ts';
-import { progress, UsageError } from '../command.ts';
-import { apiClient, fmtTime, outputMode, positiveInt, table } from '../api/output.ts';
-import { OUTPUT_OPTIONS, PAGE_OPTIONS, parseOptions, SERIES_OPTIONS } from '../options.ts';
+import { defineCommand, progress } from '../command.ts';
+import { apiClient, API_NOTES, fmtTime, outputMode, positiveInt, table } from '../api/output.ts';
+import { ONE_SERIES_OPTIONS, OUTPUT_OPTIONS, PAGE_OPTIONS } from '../options.ts';
 
-export const command: Command = {
+export const command = defineCommand({
   summary: 'candle history from the API (CANDLEKEEP_URL): table, --json or --csv',
-  usage:
-    'candlekeep candles --exchange binance --symbol BTC/USDT --interval 1h [--start 2024-01-01] [--end ...] [--limit N] [--gaps omit|null|ffill] [--all] [--json|--csv]',
-  async run(argv) {
-    const values = parseOptions(argv, { ...SERIES_OPTIONS, start: { type: 'string' }, end: { type: 'string' }, gaps: { type: 'string' }, ...PAGE_OPTIONS, ...OUTPUT_OPTIONS });
-    if (!values.exchange || !values.symbol || !values.interval) throw new UsageError('--exchange, --symbol and --interval are required');
+  options: {
+    ...ONE_SERIES_OPTIONS,
+    start: { type: 'string', value: '<ISO|ms>', description: 'first open time (inclusive): ISO 8601 or epoch ms' },
+    end: { type: 'string', value: '<ISO|ms>', description: 'end of the range (exclusive)' },
+    gaps: { type: 'string', value: '<omit|null|ffill>', description: 'missing candles: left out (omit, the default), null rows, or forward-filled' },
+    ...PAGE_OPTIONS,
+    ...OUTPUT_OPTIONS,
+  },
+  notes: API_NOTES,
+  async run({ values }) {
     const mode = outputMode(values);
     const client = apiClient();
     // The API validates every value and answers with a message naming the bad one.
@@ -73,4 +77,4 @@ export const command: Command = {
     );
     return 0;
   },
-};
+});

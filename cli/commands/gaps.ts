@@ -1,15 +1,9 @@
-import { parseArgs } from 'node:util';
 import { backfillRequestsForGaps, findGaps, HOLE_FIX, UnknownSeriesError, type GapReport, type Hole } from '../../functions/ingest/gaps.ts';
 import { iso } from '../../functions/ingest/ranges.ts';
-import type { Command } from '../command.ts';
-import { UsageError } from '../command.ts';
+import { defineCommand, UsageError } from '../command.ts';
 import { withLocalDatabase } from '../database.ts';
 import { awsTarget, AWS_OPTIONS, submitBackfills } from './backfill.ts';
-import { parseSeries, parseTime, requireSchema, SERIES_OPTIONS } from './pull.ts';
-
-const USAGE =
-  'candlekeep gaps --exchange <id> --symbol <BASE/QUOTE> --interval <1m..1w> [--from <ISO|ms>] [--to <ISO|ms>] [--json]\n' +
-  '                [--backfill [--local [--workers <n>]] [--bus <name|arn>]]';
+import { parseSeries, parseTime, requireSchema, SERIES_RANGE_OPTIONS } from './pull.ts';
 
 function kindText(h: Hole): string {
   if (h.kind === 'missing') return 'missing';
@@ -26,11 +20,15 @@ export function table(report: GapReport): string {
   return [head, `  ${'from'.padEnd(24)}  ${'to (exclusive)'.padEnd(24)}  ${'candles'.padStart(9)}  kind`, ...rows].join('\n');
 }
 
-export const command: Command = {
+export const command = defineCommand({
   summary: 'list the holes of one series (missing, confirmed empty by the exchange, or waiting in the dead-letter queue); --backfill requests backfills for the missing ones',
-  usage: USAGE,
-  async run(argv) {
-    const { values } = parseArgs({ args: argv, options: { ...SERIES_OPTIONS, ...AWS_OPTIONS, backfill: { type: 'boolean', default: false } } });
+  options: {
+    ...SERIES_RANGE_OPTIONS,
+    backfill: { type: 'boolean', default: false, description: 'request backfills for the missing holes (with the options below)' },
+    ...AWS_OPTIONS,
+  },
+  notes: ['It reads DATABASE_URL, or the embedded PostgreSQL.'],
+  async run({ values }) {
     const series = parseSeries(values);
     const from = parseTime(values.from, 'from');
     const to = parseTime(values.to, 'to');
@@ -72,4 +70,4 @@ export const command: Command = {
     else console.log(`${table(report)}\n${requests.length} backfill(s) ${submitted.mode === 'local' ? 'run here' : 'requested through EventBridge'}`);
     return 0;
   },
-};
+});

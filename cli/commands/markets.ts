@@ -1,14 +1,14 @@
 import type { Exchange, Interval } from '../../client/index.ts';
 import { toCsv } from '../../functions/http/csv.ts';
-import type { Command } from '../command.ts';
-import { apiClient, fmtTime, outputMode, table } from '../api/output.ts';
-import { OUTPUT_OPTIONS, parseOptions, SERIES_OPTIONS } from '../options.ts';
+import { defineCommand } from '../command.ts';
+import { apiClient, API_NOTES, fmtTime, outputMode, table } from '../api/output.ts';
+import { OUTPUT_OPTIONS, SERIES_OPTIONS } from '../options.ts';
 
-export const command: Command = {
+export const command = defineCommand({
   summary: 'stored series with first/last candle, count, gaps and dead-lettered messages (from the API)',
-  usage: 'candlekeep markets [--exchange binance] [--symbol BTC/USDT] [--interval 1m] [--json|--csv]',
-  async run(argv) {
-    const values = parseOptions(argv, { ...SERIES_OPTIONS, ...OUTPUT_OPTIONS });
+  options: { ...SERIES_OPTIONS, ...OUTPUT_OPTIONS },
+  notes: API_NOTES,
+  async run({ values }) {
     const mode = outputMode(values);
     const { markets } = await apiClient().markets({
       ...(values.exchange ? { exchange: values.exchange as Exchange } : {}),
@@ -33,4 +33,4 @@ export const command: Command = {
     else console.log(markets.length ? table(columns, rows) : 'no series stored yet');
     return 0;
   },
-};
+});

@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { exchangeSchema, symbolSchema, type SeriesKey } from '../../functions/candles/candle.ts';
 import { INTERVALS, intervalSchema } from '../../functions/candles/intervals.ts';
 import { UnknownSymbolError, UnsupportedIntervalError } from '../../functions/exchanges/errors.ts';
@@ -12,20 +11,20 @@ import { DEFAULT_PULL_MAX_PAGES, pullLatest, pullRange, type PullResult } from '
 import { CandleStore } from '../../functions/store/candles.ts';
 import type { Db, Queryable } from '../../functions/store/db.ts';
 import { hasIngestionSchema } from '../../functions/store/migrate.ts';
-import type { Command } from '../command.ts';
-import { UsageError } from '../command.ts';
+import { defineCommand, UsageError } from '../command.ts';
 import { withLocalDatabase } from '../database.ts';
+import { JSON_OPTION, ONE_SERIES_OPTIONS, RANGE_OPTIONS } from '../options.ts';
 
 // ---- shared by pull, backfill and gaps --------------------------------------------------------
 
-/** Options every series command takes. */
-export const SERIES_OPTIONS = {
-  exchange: { type: 'string' },
-  symbol: { type: 'string' },
-  interval: { type: 'string' },
-  from: { type: 'string' },
-  to: { type: 'string' },
-  json: { type: 'boolean', default: false },
+/** Options every command on one stored series takes. */
+export const SERIES_RANGE_OPTIONS = { ...ONE_SERIES_OPTIONS, ...RANGE_OPTIONS, json: JSON_OPTION } as const;
+
+/** Where an exchange is reached, for the commands that call one. */
+export const BASE_URL_OPTION = {
+  type: 'string',
+  value: '<url>',
+  description: "the exchange's base URL, e.g. the fake exchange's (default: CANDLEKEEP_<EXCHANGE>_URL, else the real one)",
 } as const;
 
 /** Validates --exchange/--symbol/--interval; a mistake is a UsageError (exit code 2) that names the fix. */
@@ -99,23 +98,18 @@ export function endProgress(): void {
 
 // ---- pull ------------------------------------------------------------------------------------
 
-const USAGE =
-  'candlekeep pull --exchange <binance|okx|bybit|coinbase|kraken> --symbol <BASE/QUOTE> --interval <1m..1w> ' +
-  '[--from <ISO|ms> [--to <ISO|ms>]] [--base-url <url>] [--queue-url <url>] [--max-pages <n>] [--json]';
-
-export const command: Command = {
+export const command = defineCommand({
   summary: 'fetch candles of one series from its exchange and store them (directly, or through the candles queue)',
-  usage: USAGE,
-  async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        ...SERIES_OPTIONS,
-        'base-url': { type: 'string' },
-        'queue-url': { type: 'string' },
-        'max-pages': { type: 'string' },
-      },
-    });
+  options: {
+    ...SERIES_RANGE_OPTIONS,
+    'base-url': BASE_URL_OPTION,
+    'queue-url': { type: 'string', value: '<url>', description: 'send to this candles queue instead of writing to the database (default: CANDLEKEEP_CANDLES_QUEUE_URL)' },
+    'max-pages': { type: 'string', value: '<n>', description: `most requests one pull makes (default ${DEFAULT_PULL_MAX_PAGES})` },
+  },
+  notes: [
+    'Without --from it fetches from the newest stored candle to now. It writes to DATABASE_URL, or the embedded PostgreSQL.',
+  ],
+  async run({ values }) {
     const series = parseSeries(values);
     const from = parseTime(values.from, 'from');
     const to = parseTime(values.to, 'to');
@@ -177,7 +171,7 @@ export const command: Command = {
       return 0;
     });
   },
-};
+});
 
 async function sqsClient() {
   const { SQSClient } = await import('@aws-sdk/client-sqs');

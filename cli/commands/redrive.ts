@@ -1,9 +1,6 @@
-import { parseArgs } from 'node:util';
 import { redrive, type RedriveReport } from '../../functions/queue/redrive.ts';
-import type { Command } from '../command.ts';
-import { progress, UsageError } from '../command.ts';
-
-const USAGE = 'candlekeep redrive [--dry-run] [--max <n>] [--json] [--stack <name> | --queue-url <url> --dlq-url <url>]';
+import { defineCommand, progress, UsageError, type OptionValues } from '../command.ts';
+import { DRY_RUN_OPTION, JSON_OPTION } from '../options.ts';
 
 /** Queue URLs from flags, then CANDLEKEEP_QUEUE_URL / CANDLEKEEP_DLQ_URL, then the stack's outputs. */
 export async function resolveQueues(values: { stack?: string | undefined; 'queue-url'?: string | undefined; 'dlq-url'?: string | undefined }): Promise<{ queueUrl: string; dlqUrl: string }> {
@@ -32,17 +29,16 @@ export async function resolveQueues(values: { stack?: string | undefined; 'queue
 }
 
 const OPTIONS = {
-  'dry-run': { type: 'boolean', default: false },
-  max: { type: 'string' },
-  json: { type: 'boolean', default: false },
-  stack: { type: 'string' },
-  'queue-url': { type: 'string' },
-  'dlq-url': { type: 'string' },
+  'dry-run': { ...DRY_RUN_OPTION, description: 'count and group what would move, move nothing' },
+  max: { type: 'string', value: '<n>', description: 'move at most this many messages' },
+  json: JSON_OPTION,
+  stack: { type: 'string', value: '<name>', description: 'read the queue URLs from this stack\'s outputs, e.g. Candlekeep-dev' },
+  'queue-url': { type: 'string', value: '<url>', description: 'the candles queue (default: CANDLEKEEP_QUEUE_URL)' },
+  'dlq-url': { type: 'string', value: '<url>', description: 'its dead-letter queue (default: CANDLEKEEP_DLQ_URL)' },
 } as const;
 
 /** The command line over functions/queue/redrive.ts: which queues, and a report people or scripts read. */
-async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: OPTIONS });
+async function run({ values }: { values: OptionValues<typeof OPTIONS> }): Promise<number> {
   const max = values.max === undefined ? undefined : Number(values.max);
   if (max !== undefined && (!Number.isInteger(max) || max < 1)) throw new UsageError('--max must be a positive integer');
   const { queueUrl, dlqUrl } = await resolveQueues(values);
@@ -69,8 +65,8 @@ function printReport(report: RedriveReport): void {
   for (const e of report.errors.slice(0, 10)) console.error(`  error: ${e}`);
 }
 
-export const command: Command = {
+export const command = defineCommand({
   summary: 'move dead-lettered candle messages back to the candles queue (after fixing the cause) and report why they failed',
-  usage: USAGE,
+  options: OPTIONS,
   run,
-};
+});

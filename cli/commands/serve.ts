@@ -1,15 +1,17 @@
-import type { Command } from '../command.ts';
-import { progress, UsageError } from '../command.ts';
+import { defineCommand, progress, UsageError } from '../command.ts';
 import { withLocalDatabase } from '../database.ts';
-import { parseOptions } from '../options.ts';
+import { PORT_OPTION } from '../options.ts';
 import { migrate } from '../../functions/store/migrate.ts';
 import { startLocalServer, type ProxyHandler } from '../../dev/local-api.ts';
 
-export const command: Command = {
+export const command = defineCommand({
   summary: 'serve the HTTP API on localhost (same handlers as API Gateway), key from CANDLEKEEP_API_KEY',
-  usage: 'candlekeep serve [--port 8080] [--host 127.0.0.1]',
-  async run(argv) {
-    const values = parseOptions(argv, { port: { type: 'string', default: '8080' }, host: { type: 'string', default: '127.0.0.1' } });
+  options: {
+    port: { ...PORT_OPTION, default: '8080' },
+    host: { type: 'string', value: '<address>', default: '127.0.0.1', description: 'address to listen on (0.0.0.0 exposes the API to the network)' },
+  },
+  notes: ['Environment: CANDLEKEEP_API_KEY (required, at least 8 characters), DATABASE_URL (default: the embedded PostgreSQL).'],
+  async run({ values }) {
     const port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be a port number');
     const apiKey = process.env.CANDLEKEEP_API_KEY;
@@ -34,4 +36,4 @@ export const command: Command = {
       return 0;
     });
   },
-};
+});

@@ -1,5 +1,3 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import {
   CreateEventBusCommand,
   DeleteEventBusCommand,
@@ -13,7 +11,7 @@ import { CreateScheduleGroupCommand, DeleteScheduleGroupCommand, GetScheduleComm
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClientConfig } from '../../../dev/localstack/index.ts';
-import { projectPath } from '../../../lib/constructs/candlekeep-function.ts';
+import { runCli } from '../../support/cli.ts';
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
 import { backfillEventSchema, BACKFILL_DETAIL_TYPE, BACKFILL_EVENT_SOURCE } from '../../../functions/ingest/backfill-request.ts';
 import type { Db } from '../../../functions/store/db.ts';
@@ -21,8 +19,6 @@ import { testPool, uniqueName } from '../../support/db.ts';
 import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { createQueues, drain, testSqs, type TestQueues } from '../../support/sqs.ts';
 import { asStored, resetSeries, storedCandles } from './support.ts';
-
-const run = promisify(execFile);
 
 let fake: FakeExchange;
 let db: Db;
@@ -36,27 +32,9 @@ afterAll(async () => {
   await db?.end();
 });
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** `npx candlekeep ...` as a user runs it, against this run's database and the fake exchange. */
-async function candlekeep(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  try {
-    const out = await run(process.execPath, [projectPath('bin/candlekeep.js'), ...args], {
-      cwd: projectPath(''),
-      env: { ...process.env, CANDLEKEEP_BYBIT_URL: fake.baseUrls.bybit, CANDLEKEEP_BACKFILL_BUS: '', ...env },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout: out.stdout, stderr: out.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const candlekeep = (args: string[], env: Record<string, string> = {}) =>
+  runCli(args, { CANDLEKEEP_BYBIT_URL: fake.baseUrls.bybit, CANDLEKEEP_BACKFILL_BUS: '', ...env });
 const lastJson = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
 
 describe('candlekeep pull / backfill / gaps', () => {

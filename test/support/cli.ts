@@ -1,0 +1,30 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { projectPath } from '../../lib/constructs/candlekeep-function.ts';
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * `npx candlekeep <args>` as a user runs it: the real entry (bin/candlekeep.js) in a child
+ * process, from the project folder. A non-zero exit is a result, not an exception.
+ */
+export async function runCli(args: string[], env: Record<string, string | undefined> = {}, opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+  const merged: NodeJS.ProcessEnv = { ...process.env, ...env };
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete merged[k];
+  try {
+    const out = await promisify(execFile)(process.execPath, [projectPath('bin/candlekeep.js'), ...args], {
+      cwd: projectPath(''),
+      env: merged,
+      timeout: opts.timeoutMs ?? 60_000,
+    });
+    return { code: 0, stdout: out.stdout, stderr: out.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    if (typeof e.code !== 'number') throw err;
+    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
