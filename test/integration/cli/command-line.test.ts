@@ -3,20 +3,11 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { projectPath } from '../../../lib/constructs/candlekeep-function.ts';
-import { runCli } from '../../support/cli.ts';
+import { closedPort, runCli } from '../../support/cli.ts';
 import { API_KEY, load, parseCsv, useApi, walk } from '../api/support.ts';
 
 const HOUR = 3_600_000;
 const version = (JSON.parse(readFileSync(projectPath('package.json'), 'utf8')) as { version: string }).version;
-
-/** A port nothing listens on (bound, then released). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('candlekeep --help and --version', () => {
   it('lists a command\'s options with their short flags, from -h or --help', async () => {
