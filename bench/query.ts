@@ -7,18 +7,14 @@
  *
  *   npm run bench:query -- --json
  */
-import { once } from 'node:events';
 import { parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
 import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import { openLocalDatabase } from '../dev/local-db.ts';
-import { hostPort } from '../dev/postgres.ts';
-import { configureLocalRelay } from '../functions/store/db.ts';
 import { toProxyEvent, type ProxyHandler } from '../dev/local-api.ts';
 import { computeFingerprint, type Fingerprint } from '../functions/backtests/fingerprint.ts';
 import { matchRoute } from '../functions/api/app.ts';
 import { seededRandom } from '../dev/sample-candles.ts';
-import { log, positiveInt } from './support.ts';
+import { loadSyntheticCandles, log, positiveInt, relayInWorker } from './support.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -49,18 +45,7 @@ process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
 const local = await openLocalDatabase({ log });
 const dbName = `candlekeep_bench_query_${Date.now().toString(36)}`;
 const url = await local.prepare(dbName, { fresh: true });
-// The WebSocket relay stands in for Neon's proxy, which runs on other machines: it gets its own
-// thread here, so its work is not counted as the handler's.
-const relayWorker = new Worker(
-  `const { parentPort, workerData } = require('node:worker_threads');
-   import(workerData.module).then(async ({ startRelay }) => {
-     const relay = await startRelay({ allow: workerData.allow });
-     parentPort.postMessage(relay.address);
-   });`,
-  { eval: true, workerData: { module: new URL('../dev/ws-relay.ts', import.meta.url).href, allow: [hostPort(local.serverUrl)] } },
-);
-const [relayAddress] = (await once(relayWorker, 'message')) as [string];
-configureLocalRelay(relayAddress);
+const relayWorker = await relayInWorker(local);
 const pool = local.pool(url, 2);
 const loader = local.pool(url, 2);
 
@@ -73,42 +58,7 @@ const round = (x: number) => Math.round(x * 100) / 100;
 async function run() {
   // ---- load candles: one INSERT ... SELECT per chunk, two at a time ----
   const loadStarted = performance.now();
-  const seriesIds: number[] = [];
-  for (let s = 0; s < SERIES; s++) {
-    const { rows } = await loader.query<{ id: number }>(
-      `INSERT INTO series (exchange, symbol, interval) VALUES ('binance', $1, '1m') RETURNING id`,
-      [`B${s}/USDT`],
-    );
-    seriesIds.push(rows[0]!.id);
-  }
-  const CHUNK = 500_000;
-  const chunks: { sid: number; from: number; to: number; s: number }[] = [];
-  seriesIds.forEach((sid, s) => {
-    for (let from = 0; from < PER_SERIES; from += CHUNK) chunks.push({ sid, s, from, to: Math.min(PER_SERIES, from + CHUNK) });
-  });
-  let loaded = 0;
-  const nextChunk = { i: 0 };
-  async function loadWorker(): Promise<void> {
-    for (let c = chunks[nextChunk.i++]; c; c = chunks[nextChunk.i++]) {
-      // A deterministic wave per series plus noise: decimals with exchange-like scales.
-      await loader.query(
-        `INSERT INTO candles (series_id, closed, open_time, fetched_at, trades, open, high, low, close, volume, quote_volume)
-         SELECT $1, true, to_timestamp(($4::bigint + i * 60000) / 1000.0), to_timestamp(($4::bigint + i * 60000) / 1000.0) + interval '1 minute',
-                (random() * 500)::bigint, round(o::numeric, 2), round((greatest(o, c) + random() * 3)::numeric, 2),
-                round((least(o, c) - random() * 3)::numeric, 2), round(c::numeric, 2),
-                round((random() * 40)::numeric, 6), round((random() * 40 * o)::numeric, 4)
-         FROM generate_series($2::bigint, $3::bigint - 1) AS i,
-              LATERAL (SELECT 1000 + $5 * 100 + 300 * sin(i / 9000.0) + 20 * sin(i / 97.0) AS o,
-                              1000 + $5 * 100 + 300 * sin((i + 1) / 9000.0) + 20 * sin((i + 1) / 97.0) AS c) p`,
-        [c.sid, c.from, c.to, T0, c.s],
-      );
-      loaded += c.to - c.from;
-      log(`candles: ${loaded}/${PER_SERIES * SERIES} (${((performance.now() - loadStarted) / 1000).toFixed(0)} s)`);
-    }
-  }
-  await Promise.all([loadWorker(), loadWorker()]);
-  log('vacuum analyze candles (visibility map and planner statistics, as autovacuum would leave them)');
-  await loader.query('VACUUM (ANALYZE) candles');
+  await loadSyntheticCandles(loader, { series: SERIES, perSeries: PER_SERIES, t0: T0 });
   const candleCount = PER_SERIES * SERIES;
 
   // ---- load backtest runs with real fingerprints of realistic ranges ----

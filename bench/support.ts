@@ -1,4 +1,10 @@
 /** What every benchmark script parses and prints the same way. */
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import type { LocalDatabase } from '../dev/local-db.ts';
+import { hostPort } from '../dev/postgres.ts';
+import { configureLocalRelay, type Db } from '../functions/store/db.ts';
+
 
 /** A command-line option that must be a positive integer. */
 export function positiveInt(name: string, value: string | undefined): number {
@@ -11,3 +17,65 @@ export function positiveInt(name: string, value: string | undefined): number {
 export const log = (msg: string): void => {
   process.stderr.write(`${msg}\n`);
 };
+
+/**
+ * The WebSocket relay stands in for Neon's proxy, which runs on other machines: it gets its own
+ * thread, so its work is not counted as the code being measured. Terminate the worker when done.
+ */
+export async function relayInWorker(local: LocalDatabase): Promise<Worker> {
+  const worker = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads');
+     import(workerData.module).then(async ({ startRelay }) => {
+       const relay = await startRelay({ allow: workerData.allow });
+       parentPort.postMessage(relay.address);
+     });`,
+    { eval: true, workerData: { module: new URL('../dev/ws-relay.ts', import.meta.url).href, allow: [hostPort(local.serverUrl)] } },
+  );
+  const [relayAddress] = (await once(worker, 'message')) as [string];
+  configureLocalRelay(relayAddress);
+  return worker;
+}
+
+/**
+ * Loads `perSeries` closed 1m candles from `t0` for each of `series` series (binance B<n>/USDT),
+ * server-side with INSERT ... SELECT, two chunks at a time, then VACUUM ANALYZE. Prices follow a
+ * deterministic wave per series plus noise, with exchange-like decimal scales. Returns the ids.
+ */
+export async function loadSyntheticCandles(loader: Db, opts: { series: number; perSeries: number; t0: number }): Promise<number[]> {
+  const started = performance.now();
+  const seriesIds: number[] = [];
+  for (let s = 0; s < opts.series; s++) {
+    const { rows } = await loader.query<{ id: number }>(`INSERT INTO series (exchange, symbol, interval) VALUES ('binance', $1, '1m') RETURNING id`, [
+      `B${s}/USDT`,
+    ]);
+    seriesIds.push(rows[0]!.id);
+  }
+  const CHUNK = 500_000;
+  const chunks: { sid: number; from: number; to: number; s: number }[] = [];
+  seriesIds.forEach((sid, s) => {
+    for (let from = 0; from < opts.perSeries; from += CHUNK) chunks.push({ sid, s, from, to: Math.min(opts.perSeries, from + CHUNK) });
+  });
+  let loaded = 0;
+  const nextChunk = { i: 0 };
+  async function loadWorker(): Promise<void> {
+    for (let c = chunks[nextChunk.i++]; c; c = chunks[nextChunk.i++]) {
+      await loader.query(
+        `INSERT INTO candles (series_id, closed, open_time, fetched_at, trades, open, high, low, close, volume, quote_volume)
+         SELECT $1, true, to_timestamp(($4::bigint + i * 60000) / 1000.0), to_timestamp(($4::bigint + i * 60000) / 1000.0) + interval '1 minute',
+                (random() * 500)::bigint, round(o::numeric, 2), round((greatest(o, c) + random() * 3)::numeric, 2),
+                round((least(o, c) - random() * 3)::numeric, 2), round(c::numeric, 2),
+                round((random() * 40)::numeric, 6), round((random() * 40 * o)::numeric, 4)
+         FROM generate_series($2::bigint, $3::bigint - 1) AS i,
+              LATERAL (SELECT 1000 + $5 * 100 + 300 * sin(i / 9000.0) + 20 * sin(i / 97.0) AS o,
+                              1000 + $5 * 100 + 300 * sin((i + 1) / 9000.0) + 20 * sin((i + 1) / 97.0) AS c) p`,
+        [c.sid, c.from, c.to, opts.t0, c.s],
+      );
+      loaded += c.to - c.from;
+      log(`candles: ${loaded}/${opts.perSeries * opts.series} (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+    }
+  }
+  await Promise.all([loadWorker(), loadWorker()]);
+  log('vacuum analyze candles (visibility map and planner statistics, as autovacuum would leave them)');
+  await loader.query('VACUUM (ANALYZE) candles');
+  return seriesIds;
+}

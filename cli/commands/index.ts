@@ -15,4 +15,5 @@ export const commands: Record<string, () => Promise<{ command: Command }>> = {
   backfill: () => import('./backfill.ts'),
   gaps: () => import('./gaps.ts'),
   redrive: () => import('./redrive.ts'),
+  export: () => import('./export.ts'),
 };

@@ -31,11 +31,11 @@ const PIP_CONSTRAINTS = ['cbor2<6', 'pyopenssl<26', 'cryptography<47', 'localsta
  */
 const MIN_PYTHON: readonly [number, number] = [3, 12];
 
-function venvPython(venvDir: string): string {
+export function venvPython(venvDir: string): string {
   return process.platform === 'win32' ? join(venvDir, 'Scripts', 'python.exe') : join(venvDir, 'bin', 'python');
 }
 
-async function pythonVersion(python: string): Promise<[number, number] | undefined> {
+export async function pythonVersion(python: string): Promise<[number, number] | undefined> {
   try {
     const { stdout } = await execFileAsync(
       python,
@@ -149,7 +149,7 @@ export async function ensureVenv(stateDir: string, log: (m: string) => void): Pr
 }
 
 /** Runs a command, appending its output to logFile and handing each output line to onLine. */
-async function run(
+export async function run(
   cmd: string,
   args: string[],
   opts: { logFile: string; onLine?: (line: string) => void },

@@ -19,7 +19,12 @@ function field(v: CsvValue): string {
 }
 
 export function toCsv(columns: readonly string[], rows: Iterable<readonly CsvValue[]>): string {
-  let out = columns.map(field).join(',') + '\n';
+  return columns.map(field).join(',') + '\n' + csvRows(rows);
+}
+
+/** Rows without a header: what a streamed CSV appends after its first part. */
+export function csvRows(rows: Iterable<readonly CsvValue[]>): string {
+  let out = '';
   for (const r of rows) {
     let line = '';
     for (let i = 0; i < r.length; i++) {

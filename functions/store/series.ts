@@ -68,6 +68,20 @@ export async function seriesOfSymbol(db: Queryable, exchange: Exchange, symbol: 
   return rows;
 }
 
+/** Stored series, optionally of one exchange and some symbols, ordered by exchange, symbol and interval. */
+export async function listSeries(
+  db: Queryable,
+  filter: { exchange?: Exchange | undefined; symbols?: readonly string[] | undefined } = {},
+): Promise<(SeriesKey & { id: number })[]> {
+  const { rows } = await db.query<SeriesKey & { id: number }>(
+    `SELECT id, exchange, symbol, interval FROM series
+     WHERE ($1::text IS NULL OR exchange = $1) AND ($2::text[] IS NULL OR symbol = ANY($2))
+     ORDER BY exchange, symbol, interval`,
+    [filter.exchange ?? null, filter.symbols ?? null],
+  );
+  return rows;
+}
+
 /** Stored candles of each series, keyed `exchange symbol interval`; a series never stored is absent. */
 export async function countCandlesPerSeries(db: Queryable, series: readonly SeriesKey[]): Promise<Map<string, number>> {
   const { rows } = await db.query<{ exchange: string; symbol: string; interval: string; n: number }>(

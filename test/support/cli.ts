@@ -38,3 +38,11 @@ export async function closedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+/** Runs a Python script of the test support folder with the Python client's venv (global setup made it). */
+export async function runPython(script: string, args: string[], timeout = 120_000): Promise<string> {
+  const python = process.env.CANDLEKEEP_TEST_PYTHON;
+  if (!python) throw new Error('CANDLEKEEP_TEST_PYTHON is not set: run integration tests through vitest (global setup)');
+  const { stdout } = await promisify(execFile)(python, [projectPath(`test/support/${script}`), ...args], { timeout, maxBuffer: 256 * 1024 * 1024 });
+  return stdout;
+}

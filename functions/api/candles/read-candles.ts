@@ -23,7 +23,7 @@ export interface CandleRead {
 }
 
 /** The first bucket start at or after `t`. */
-const ceilBucket = (t: number, interval: Interval) => bucketStart(t - 1, interval) + INTERVAL_MS[interval];
+export const ceilBucket = (t: number, interval: Interval) => bucketStart(t - 1, interval) + INTERVAL_MS[interval];
 
 /** A stored (or resampled) candle as the API shows it. */
 export function toCandle(c: StoredCandle, sourceCandles?: number): CandleOut {

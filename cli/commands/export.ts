@@ -1,0 +1,83 @@
+import { exportToFile } from '../../functions/exports/export.ts';
+import { exportRequestSchema, type ExportRequestInput } from '../../functions/exports/request.ts';
+import { defineCommand, UsageError } from '../command.ts';
+import { withLocalDatabase } from '../database.ts';
+import { JSON_OPTION, OUT_OPTION, QUIET_OPTION, SERIES_OPTIONS } from '../options.ts';
+import { endProgress, progressBar, requireSchema } from './pull.ts';
+
+const list = (v: string | undefined) => (v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean));
+
+/** The request an export's options describe, checked by the same schema POST /v1/exports uses. */
+export function exportRequestFromOptions(values: Record<string, string | boolean | undefined>) {
+  const str = (k: string) => values[k] as string | undefined;
+  const series = list(str('series'));
+  const markets = str('exchange') !== undefined || str('symbol') !== undefined || str('interval') !== undefined;
+  if (series && markets) throw new UsageError('give either --series or a market selection (--exchange/--symbol with --interval), not both');
+  if (!series && !str('interval')) throw new UsageError('give --series, or --interval with an optional --exchange and --symbol');
+  const out = str('out');
+  const input: ExportRequestInput = {
+    ...(series ? { series } : { markets: { interval: str('interval') as never, ...(str('exchange') ? { exchange: str('exchange') as never } : {}), ...(str('symbol') ? { symbols: list(str('symbol'))!.map((s) => s.toUpperCase()) } : {}) } }),
+    ...(str('start') !== undefined ? { start: str('start') } : {}),
+    ...(str('end') !== undefined ? { end: str('end') } : {}),
+    ...(str('gaps') !== undefined ? { gaps: str('gaps') as never } : {}),
+    format: (str('format') ?? (out?.endsWith('.csv.gz') ? 'csv.gz' : 'parquet')) as never,
+  };
+  const parsed = exportRequestSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const path = issue.path.filter((p) => typeof p === 'string');
+    const option = path[0] === 'markets' ? (path[1] === 'symbols' ? 'symbol' : String(path[1] ?? 'interval')) : String(path[0] ?? 'series');
+    throw new UsageError(`--${option}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+export const command = defineCommand({
+  summary: 'write candles of series or markets to a Parquet or csv.gz file, from DATABASE_URL or the embedded database',
+  options: {
+    series: { type: 'string', value: '<exchange:BASE/QUOTE:interval,...>', description: 'the series to export (or a market selection below)' },
+    ...SERIES_OPTIONS,
+    symbol: { ...SERIES_OPTIONS.symbol, value: '<BASE/QUOTE,...>', description: 'market selection: these symbols (default: every stored one) at --interval' },
+    start: { type: 'string', value: '<ISO|ms>', description: 'first open time (inclusive): ISO 8601 or epoch ms' },
+    end: { type: 'string', value: '<ISO|ms>', description: 'end of the range (exclusive)' },
+    gaps: { type: 'string', value: '<omit|null|ffill>', description: 'missing candles: left out (omit, the default), null rows, or forward-filled' },
+    format: { type: 'string', value: '<parquet|csv.gz>', description: 'file format (default: from the --out name, else parquet)' },
+    out: { ...OUT_OPTION, required: true, description: 'the file to write (written as FILE.partial, renamed when complete)' },
+    json: JSON_OPTION,
+    quiet: QUIET_OPTION,
+  },
+  notes: [
+    'It reads DATABASE_URL, or the embedded PostgreSQL. Rows are what GET /v1/candles returns for the same query:',
+    'whole buckets in [--start, --end), resampled from the finest stored interval when the interval is not stored.',
+    'e.g. candlekeep export --series binance:BTC/USDT:1m --start 2024-01-01 --out btc.parquet',
+    '     candlekeep export -e binance -i 1h --start 2024-01-01 -o binance-1h.csv.gz',
+  ],
+  async run({ values }) {
+    const out = values.out;
+    const request = exportRequestFromOptions(values);
+    return withLocalDatabase(async (pool) => {
+      await requireSchema(pool);
+      const started = performance.now();
+      let result;
+      try {
+        result = await exportToFile(pool, request, out, { onProgress: (p) => {
+          const fraction = p.totalSourceCandles > 0 ? p.sourceCandles / p.totalSourceCandles : 1;
+          if (!values.quiet) progressBar('export', fraction, `${p.rows} rows`);
+        } });
+      } finally {
+        if (!values.quiet) endProgress();
+      }
+      const seconds = (performance.now() - started) / 1000;
+      const summary = { file: out, ...result, seconds: Number(seconds.toFixed(2)), bytesPerRow: result.rows ? Number((result.bytes / result.rows).toFixed(2)) : null };
+      if (values.json) console.log(JSON.stringify(summary));
+      else {
+        for (const s of result.skipped) console.error(`skipped ${s.key.exchange} ${s.key.symbol}: ${s.reason}`);
+        console.log(
+          `${out}: ${result.rows} rows of ${result.series.length} series (${result.format}, ${result.bytes} bytes) in ${summary.seconds} s` +
+            result.series.map((s) => `\n  ${s.exchange} ${s.symbol} ${s.interval}: ${s.rows}${s.resampledFrom ? ` (resampled from ${s.resampledFrom})` : ''}`).join(''),
+        );
+      }
+      return 0;
+    });
+  },
+});

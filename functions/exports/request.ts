@@ -1,0 +1,52 @@
+import * as z from 'zod';
+import { exchangeSchema, symbolSchema } from '../candles/candle.ts';
+import { intervalSchema } from '../candles/intervals.ts';
+import { gapPolicySchema, seriesRefSchema } from '../api/schemas.ts';
+import { parseTime } from '../http/time.ts';
+
+export const EXPORT_FORMATS = ['parquet', 'csv.gz'] as const;
+export const exportFormatSchema = z.enum(EXPORT_FORMATS, {
+  error: (i) => `unknown export format ${JSON.stringify(i.input)}; expected parquet or csv.gz`,
+});
+export type ExportFormat = z.infer<typeof exportFormatSchema>;
+
+const exportTime = (description: string) =>
+  z
+    .union([z.string(), z.number()])
+    .transform((v, ctx) => {
+      const r = parseTime(String(v));
+      if (r.ok) return r.ms;
+      ctx.issues.push({ code: 'custom', message: r.message, input: v });
+      return z.NEVER;
+    })
+    .meta({ description: `${description} ISO 8601 or epoch milliseconds.` });
+
+/**
+ * What to export: a list of series, or a market selection (every stored symbol of an exchange, or
+ * some symbols, at one interval). Intervals that are not stored are resampled exactly as candle
+ * reads resample them, and the gap policy is the reads' too.
+ */
+export const exportRequestSchema = z
+  .object({
+    series: z.array(seriesRefSchema).min(1).max(1000).optional().meta({ description: 'Series as exchange:BASE/QUOTE:interval.' }),
+    markets: z
+      .object({
+        exchange: exchangeSchema.optional(),
+        symbols: z.array(symbolSchema).min(1).max(1000).optional(),
+        interval: intervalSchema,
+      })
+      .strict()
+      .optional()
+      .meta({ description: 'Every stored symbol (of `exchange`, or the listed `symbols`) at `interval`.' }),
+    start: exportTime('First open time (inclusive); default: the first stored candle.').optional(),
+    end: exportTime('Open time to stop before (exclusive); default: no limit.').optional(),
+    gaps: gapPolicySchema.default('omit'),
+    format: exportFormatSchema.default('parquet'),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (!r.series === !r.markets) ctx.addIssue({ code: 'custom', message: 'give either series or markets', path: ['series'] });
+    if (r.start !== undefined && r.end !== undefined && r.start >= r.end) ctx.addIssue({ code: 'custom', message: 'start must be before end', path: ['end'] });
+  });
+export type ExportRequest = z.output<typeof exportRequestSchema>;
+export type ExportRequestInput = z.input<typeof exportRequestSchema>;
