@@ -13,15 +13,21 @@ export interface CliResult {
  * `npx candlekeep <args>` as a user runs it: the real entry (bin/candlekeep.js) in a child
  * process, from the project folder. A non-zero exit is a result, not an exception.
  */
-export async function runCli(args: string[], env: Record<string, string | undefined> = {}, opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(args: string[], env: Record<string, string | undefined> = {}, opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+  return runProcess(process.execPath, [projectPath('bin/candlekeep.js'), ...args], env, opts);
+}
+
+/** Runs a program from the project folder with the test environment plus `env` (undefined unsets); a non-zero exit is a result. */
+export async function runProcess(
+  file: string,
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  opts: { timeoutMs?: number } = {},
+): Promise<CliResult> {
   const merged: NodeJS.ProcessEnv = { ...process.env, ...env };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete merged[k];
   try {
-    const out = await promisify(execFile)(process.execPath, [projectPath('bin/candlekeep.js'), ...args], {
-      cwd: projectPath(''),
-      env: merged,
-      timeout: opts.timeoutMs ?? 60_000,
-    });
+    const out = await promisify(execFile)(file, args, { cwd: projectPath(''), env: merged, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024 });
     return { code: 0, stdout: out.stdout, stderr: out.stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
