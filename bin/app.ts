@@ -17,6 +17,7 @@ const { stage } = config;
 
 // No `env`: the stack is environment-agnostic and deploys to whatever account/region the CLI uses.
 new CandlekeepStack(app, `Candlekeep-${stage}`, {
+  stage,
   description: `candlekeep market-data store (${stage})`,
 });
 

@@ -12,7 +12,10 @@ import { Ingestion } from './constructs/ingestion.ts';
 import { AlarmTopic, IngestMonitoring } from './constructs/ingest-monitoring.ts';
 import { StorageWriter, WRITER_BATCHING_WINDOW, WRITER_TIMEOUT } from './constructs/storage-writer.ts';
 
-export type CandlekeepStackProps = StackProps;
+export interface CandlekeepStackProps extends StackProps {
+  /** Overrides `candlekeep:stage` from the context, so one app can hold two stages side by side. */
+  readonly stage?: Stage;
+}
 
 /**
  * candlekeep's write path: candles queue (+ DLQ) → writer Lambda → PostgreSQL (Neon), with alarms.
@@ -21,7 +24,7 @@ export type CandlekeepStackProps = StackProps;
 export class CandlekeepStack extends Stack {
   public readonly stage: Stage;
   public readonly markets: readonly Market[];
-  public readonly databaseSecret: secretsmanager.Secret;
+  public readonly databaseSecret: secretsmanager.ISecret;
   public readonly candlesQueue: sqs.Queue;
   public readonly deadLetterQueue: sqs.Queue;
   public readonly writer: StorageWriter;
@@ -37,25 +40,16 @@ export class CandlekeepStack extends Stack {
     // ── Config ────────────────────────────────────────────────────────────────
     // Context is validated here, so a bad entry in cdk.json fails synth, not a deployed Lambda.
     const config = readConfig(this);
-    this.stage = config.stage;
+    this.stage = props.stage ?? config.stage;
     this.markets = config.markets;
     // prod keeps data-bearing resources when the stack is deleted; dev cleans up after itself.
-    const keepOrDestroy = config.stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    const keepOrDestroy = this.stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
 
     // ── Storage ───────────────────────────────────────────────────────────────
     // The database itself is Neon, outside AWS; the stack holds only its connection string.
-    this.databaseSecret = new secretsmanager.Secret(this, 'DatabaseSecret', {
-      description:
-        'candlekeep PostgreSQL connection. After the first deploy, set the value to JSON ' +
-        '{"url":"postgres://USER:PASSWORD@HOST/DB?sslmode=require"} with the Neon pooled connection string.',
-      removalPolicy: keepOrDestroy,
-    });
-    Validations.of(this.databaseSecret).acknowledge({
-      id: 'AwsSolutions-SMG4',
-      reason:
-        'The value is a Neon connection string issued and rotated in Neon; Secrets Manager has no rotation ' +
-        'function for it. Rotate the password in Neon, then update the secret.',
-    });
+    // `-c candlekeep:databaseUrlSecret=<arn or name>` points at a secret that already holds the URL,
+    // so the first deploy migrates and data flows at once; otherwise the stack makes its own.
+    this.databaseSecret = config.databaseUrlSecret === undefined ? this.ownDatabaseSecret(keepOrDestroy) : existingSecret(this, config.databaseUrlSecret);
 
     // ── Ingestion queue ───────────────────────────────────────────────────────
     const ingest = new ConsumerQueue(this, 'Candles', {
@@ -116,7 +110,8 @@ export class CandlekeepStack extends Stack {
     // REST API → one route-dispatching Lambda; API key + usage plan on every route but health.
     this.api = new CandlekeepHttpApi(this, 'Api', {
       databaseSecret: this.databaseSecret,
-      stageName: config.stage,
+      stageName: this.stage,
+      logs: config.apiGatewayLogs,
       config: readApiConfig(this),
       logRemovalPolicy: keepOrDestroy,
     });
@@ -133,4 +128,32 @@ export class CandlekeepStack extends Stack {
     new CfnOutput(this, 'DatabaseSecretArn', { value: this.databaseSecret.secretArn });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topic.topicArn });
   }
+
+  private ownDatabaseSecret(removalPolicy: RemovalPolicy): secretsmanager.Secret {
+    // Its value starts as generated text, which the functions read as "database not configured"
+    // (GenerateSecretString stays as it was: changing it would make CloudFormation generate a new
+    // value over the URL a user stored).
+    const secret = new secretsmanager.Secret(this, 'DatabaseSecret', {
+      description:
+        'candlekeep PostgreSQL connection. After the first deploy, set the value to JSON ' +
+        '{"url":"postgres://USER:PASSWORD@HOST/DB?sslmode=require"} with the Neon pooled connection string.',
+      removalPolicy,
+    });
+    Validations.of(secret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'The value is a Neon connection string issued and rotated in Neon; Secrets Manager has no rotation ' +
+        'function for it. Rotate the password in Neon, then update the secret.',
+    });
+    return secret;
+  }
+}
+
+/** A secret the user made, by full ARN, partial ARN (no random suffix) or name. */
+function existingSecret(scope: Construct, ref: string): secretsmanager.ISecret {
+  if (!ref.startsWith('arn:')) return secretsmanager.Secret.fromSecretNameV2(scope, 'DatabaseSecret', ref);
+  // A full ARN ends in '-' and six random characters that Secrets Manager appended to the name.
+  return /-[A-Za-z0-9]{6}$/.test(ref)
+    ? secretsmanager.Secret.fromSecretCompleteArn(scope, 'DatabaseSecret', ref)
+    : secretsmanager.Secret.fromSecretPartialArn(scope, 'DatabaseSecret', ref);
 }

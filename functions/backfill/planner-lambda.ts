@@ -2,7 +2,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import * as z from 'zod';
 import { describeIssues } from '../candles/candle-batch.ts';
-import { planBackfill, type PlanResult } from '../ingest/backfill-planner.ts';
+import { planBackfillInTurn, type PlanResult } from '../ingest/backfill-planner.ts';
 import { backfillEventSchema } from '../ingest/backfill-request.ts';
 import type { ExchangeAccess } from '../exchanges/access.ts';
 import type { ExchangeDeps } from '../lambda-kit/container.ts';
@@ -32,7 +32,7 @@ export function createPlannerHandler(config: PlannerConfig, deps: PlannerDeps) {
     if (!parsed.success) throw new Error(`not a backfill request event: ${describeIssues(parsed.error)}`);
     const db = await deps.db();
     access ??= deps.access(db);
-    const result = await planBackfill({ ...parsed.data.detail, requestId: parsed.data.id }, { db, access });
+    const result = await planBackfillInTurn({ ...parsed.data.detail, requestId: parsed.data.id }, { db, access });
     if (result.created && result.chunks > 0) {
       await sendWorkTokens(deps.sqs, config.workQueueUrl, Math.min(result.chunks, config.parallelism), { backfillId: result.backfillId });
     }

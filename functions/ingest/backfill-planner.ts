@@ -2,9 +2,9 @@ import type { SeriesKey } from '../candles/candle.ts';
 import { bucketStart, INTERVAL_MS, INTERVALS } from '../candles/intervals.ts';
 import { UnknownSymbolError } from '../exchanges/errors.ts';
 import { adapters } from '../exchanges/index.ts';
-import { activeChunkRanges, findBackfillByRequestId, insertBackfill, type BackfillStatus, type NewBackfill } from '../store/backfills.ts';
+import { activeChunkRanges, findBackfillByRequestId, insertBackfill, lockSeriesPlanning, type BackfillStatus, type NewBackfill } from '../store/backfills.ts';
 import { loadCoverage, recordCoverage } from '../store/coverage.ts';
-import type { Queryable } from '../store/db.ts';
+import { inTransaction, type Db, type Queryable } from '../store/db.ts';
 import { SeriesRegistry } from '../store/series.ts';
 import type { BackfillRequest } from './backfill-request.ts';
 import { pageDeps, type ExchangeAccess } from '../exchanges/access.ts';
@@ -140,6 +140,25 @@ export async function planBackfill(req: BackfillRequest & { requestId?: string |
     return finish('done', `nothing to fetch: ${why}`, undefined, probes);
   }
   return finish('planned', row.message, undefined, probes);
+}
+
+/** How long a planner waits for another plan of the same series to finish. */
+export const DEFAULT_PLANNING_WAIT_MS = 40_000;
+
+/**
+ * planBackfill in one transaction that first waits for its series' turn, so concurrent planners
+ * (the Lambda has no reserved concurrency) never plan one range twice: the second sees the first's
+ * chunks as active and skips them.
+ */
+export async function planBackfillInTurn(
+  req: BackfillRequest & { requestId?: string | undefined },
+  deps: Omit<PlanDeps, 'db'> & { db: Pick<Db, 'connect'>; waitMs?: number },
+): Promise<PlanResult> {
+  const { waitMs, ...rest } = deps;
+  return inTransaction(deps.db, async (tx) => {
+    await lockSeriesPlanning(tx, req, waitMs ?? DEFAULT_PLANNING_WAIT_MS);
+    return planBackfill(req, { ...rest, db: tx });
+  });
 }
 
 /** What needs no fetching: ranges in the coverage ledger, and chunks another active backfill holds. */

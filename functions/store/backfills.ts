@@ -328,3 +328,18 @@ export async function readActiveBackfills(db: Queryable): Promise<ActiveBackfill
   );
   return rows[0] ?? { active: 0, done: 0, total: 0 };
 }
+
+/** Namespace of the planning advisory locks (the second key is the series), apart from the migration runner's. */
+const PLANNING_LOCK_NAMESPACE = 0x636b_706c; // "ckpl"
+
+/**
+ * Waits until no other transaction plans a backfill of this series, then holds that turn until
+ * the caller's transaction ends. Planners are not limited to one at a time by the platform (a
+ * reservation would be refused on small accounts), so this is what keeps two plans of one series
+ * from claiming the same range.
+ */
+export async function lockSeriesPlanning(tx: Queryable, series: SeriesKey, waitMs: number): Promise<void> {
+  // A planner that cannot have its turn in time fails (and is retried) instead of timing out holding a connection.
+  await tx.query("SELECT set_config('lock_timeout', $1, true)", [`${Math.max(1, Math.round(waitMs))}ms`]);
+  await tx.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [PLANNING_LOCK_NAMESPACE, `${series.exchange}:${series.symbol}:${series.interval}`]);
+}

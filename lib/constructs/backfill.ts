@@ -13,8 +13,6 @@ import { ConsumerQueue } from './consumer-queue.ts';
 import { CandlekeepFunction } from './candlekeep-function.ts';
 
 export const PLANNER_TIMEOUT = Duration.seconds(60);
-/** One planner at a time: two requests for the same series then never plan the same range twice. */
-export const PLANNER_RESERVED_CONCURRENCY = 1;
 export const WORKER_TIMEOUT = Duration.minutes(5);
 export const WORKER_MEMORY_MB = 1024;
 /** Concurrent workers: bounds database connections and how hard one backfill leans on an exchange's budget. */
@@ -77,7 +75,9 @@ export class Backfill extends Construct {
       },
       logRemovalPolicy: props.logRemovalPolicy,
     });
-    reserveConcurrency(this.planner, PLANNER_RESERVED_CONCURRENCY);
+    // No reserved concurrency (accounts with the default quota of 10 refuse any reservation):
+    // planners of one series take turns on a PostgreSQL advisory lock instead, so two requests for
+    // the same series never plan the same range twice.
     this.planner.bindDatabaseSecret(props.databaseSecret);
     allowSend(this.planner, this.workQueue);
 
@@ -136,10 +136,4 @@ export class Backfill extends Construct {
 /** Only SendMessage: none of these functions reads, deletes or purges another's queue. */
 export function allowSend(fn: lambda.Function, queue: sqs.IQueue): void {
   fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queueArn] }));
-}
-
-/** CandlekeepFunction has no reserved-concurrency prop; set it on the resource. */
-export function reserveConcurrency(fn: lambda.Function, n: number): void {
-  const cfn = fn.node.defaultChild as lambda.CfnFunction;
-  cfn.reservedConcurrentExecutions = n;
 }

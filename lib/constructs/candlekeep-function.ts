@@ -112,7 +112,8 @@ export class CandlekeepFunction extends NodejsFunction {
     this.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ['secretsmanager:GetSecretValue'],
-        resources: [secret.secretArn],
+        // A secret known by name or partial ARN: its real ARN ends in '-' and six characters.
+        resources: [secret.secretFullArn ?? `${secret.secretArn}-??????`],
       }),
     );
     secret.encryptionKey?.grantDecrypt(this);

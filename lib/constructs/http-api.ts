@@ -1,10 +1,11 @@
-import { Duration, Size, Validations, type RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Size, Validations } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import * as z from 'zod';
 import { ROUTE_TABLE } from '../../functions/api/routes/index.ts';
+import type { ApiGatewayLogs } from '../config.ts';
 import { CandlekeepFunction } from './candlekeep-function.ts';
 
 const DEFAULT_DATABASE_SESSIONS = 20;
@@ -54,6 +55,8 @@ export interface CandlekeepHttpApiProps {
   /** Stage name, also in the URL: https://<id>.execute-api.<region>.amazonaws.com/<stage>/v1/... */
   stageName: string;
   config: ApiConfig;
+  /** Whether API Gateway logs, and who owns the account-wide role they need (see ApiGatewayLogs). */
+  logs: ApiGatewayLogs;
   logRemovalPolicy: RemovalPolicy;
 }
 
@@ -79,7 +82,8 @@ export class CandlekeepHttpApi extends Construct {
   public readonly handler: CandlekeepFunction;
   public readonly apiKey: apigw.IApiKey;
   public readonly usagePlan: apigw.UsagePlan;
-  public readonly accessLogs: logs.LogGroup;
+  /** Absent when API Gateway logs are off. */
+  public readonly accessLogs: logs.LogGroup | undefined;
 
   constructor(scope: Construct, id: string, props: CandlekeepHttpApiProps) {
     super(scope, id);
@@ -104,37 +108,43 @@ export class CandlekeepHttpApi extends Construct {
     });
     this.handler.bindDatabaseSecret(props.databaseSecret);
 
-    this.accessLogs = new logs.LogGroup(this, 'AccessLogs', {
-      retention: logs.RetentionDays.ONE_MONTH,
-      removalPolicy: props.logRemovalPolicy,
-    });
+    const logging = props.logs !== 'off';
+    this.accessLogs = logging
+      ? new logs.LogGroup(this, 'AccessLogs', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: props.logRemovalPolicy })
+      : undefined;
 
     this.api = new apigw.RestApi(this, 'Api', {
       restApiName: `candlekeep-${props.stageName}`,
       description: 'candlekeep market data and backtest records (OpenAPI at /v1/openapi.json)',
       endpointTypes: [apigw.EndpointType.REGIONAL],
       apiKeySourceType: apigw.ApiKeySourceType.HEADER,
-      // Access logs need the account's API Gateway CloudWatch role; the feature flag turns the default off.
-      cloudWatchRole: true,
-      cloudWatchRoleRemovalPolicy: props.logRemovalPolicy,
+      // API Gateway logs need the account's API Gateway CloudWatch role (AWS::ApiGateway::Account),
+      // one per account and region: created here only when asked (candlekeep:apiGatewayLogs).
+      cloudWatchRole: props.logs === 'create-role',
+      // Kept when this stack goes: another stage in the account may log through the same role.
+      ...(props.logs === 'create-role' ? { cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN } : {}),
       // Candle pages and CSV compress well (clients send Accept-Encoding); small answers are not worth it.
       minCompressionSize: Size.kibibytes(8),
       deployOptions: {
         stageName: props.stageName,
-        accessLogDestination: new apigw.LogGroupLogDestination(this.accessLogs),
-        accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields({
-          caller: false,
-          httpMethod: true,
-          ip: true,
-          protocol: true,
-          requestTime: true,
-          resourcePath: true,
-          responseLength: true,
-          status: true,
-          user: false,
-        }),
-        // Errors only, and never request bodies: they may hold strategy parameters users consider private.
-        loggingLevel: apigw.MethodLoggingLevel.ERROR,
+        ...(this.accessLogs
+          ? {
+              accessLogDestination: new apigw.LogGroupLogDestination(this.accessLogs),
+              accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields({
+                caller: false,
+                httpMethod: true,
+                ip: true,
+                protocol: true,
+                requestTime: true,
+                resourcePath: true,
+                responseLength: true,
+                status: true,
+                user: false,
+              }),
+              // Errors only, and never request bodies: they may hold strategy parameters users consider private.
+              loggingLevel: apigw.MethodLoggingLevel.ERROR,
+            }
+          : { loggingLevel: apigw.MethodLoggingLevel.OFF }),
         dataTraceEnabled: false,
         metricsEnabled: true,
         tracingEnabled: true,
@@ -230,10 +240,19 @@ export class CandlekeepHttpApi extends Construct {
           'No WAF web ACL by default (it costs more than the rest of the stack for small teams); throttling and quotas are enforced by the ' +
           'usage plan and stage, request sizes by API Gateway and the function. Associate a WAF ACL with the stage for public exposure.',
       },
-      {
+    );
+    if (props.logs === 'create-role') {
+      Validations.of(this.api).acknowledge({
         id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
         reason: 'The account-level role API Gateway uses to write access and execution logs; AWS provides exactly this managed policy for it.',
-      },
-    );
+      });
+    }
+    if (!logging) {
+      const reason =
+        'API Gateway logs are off (candlekeep:apiGatewayLogs=off, the default) because they need the account-wide API Gateway ' +
+        'CloudWatch role, which a stack must not take over in a shared account; the API function logs every request itself. ' +
+        'Set candlekeep:apiGatewayLogs to existing-role or create-role to turn them on.';
+      Validations.of(this.api).acknowledge({ id: 'AwsSolutions-APIG1', reason }, { id: 'AwsSolutions-APIG6', reason });
+    }
   }
 }

@@ -40,9 +40,9 @@ describe('cdk-nag AwsSolutions', () => {
   );
 
   it(
-    'passes a prod stack with an alarm email subscription',
+    'passes a prod stack with an alarm email subscription and API Gateway logs through a role it creates',
     () => {
-      const app = appWithNag({ 'candlekeep:stage': 'prod', 'candlekeep:alarmEmail': 'ops@example.com' });
+      const app = appWithNag({ 'candlekeep:stage': 'prod', 'candlekeep:alarmEmail': 'ops@example.com', 'candlekeep:apiGatewayLogs': 'create-role' });
       const stack = new CandlekeepStack(app, 'Candlekeep-prod');
       expect(() => app.synth()).not.toThrow();
       expect(nagFindings(app)).toEqual([]);
@@ -50,6 +50,7 @@ describe('cdk-nag AwsSolutions', () => {
       template.hasResource('AWS::SecretsManager::Secret', { DeletionPolicy: 'Retain' });
       template.hasResource('AWS::Logs::LogGroup', { DeletionPolicy: 'Retain' });
       template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
+      template.resourceCountIs('AWS::ApiGateway::Account', 1);
     },
     SYNTH_TIMEOUT,
   );

@@ -110,16 +110,28 @@ describe('HTTP API', () => {
     template.hasResourceProperties('AWS::ApiGateway::RestApi', { ApiKeySourceType: 'HEADER', MinimumCompressionSize: 8192 });
   });
 
-  it('logs access to its own log group, errors without request bodies, and throttles the stage', () => {
+  it('throttles the stage and, by default, keeps API Gateway logs off (they need the account-wide role)', () => {
     template.hasResourceProperties('AWS::ApiGateway::Stage', {
       StageName: 'dev',
-      TracingEnabled: true,
-      AccessLogSetting: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('requestId') },
       MethodSettings: [
-        Match.objectLike({ HttpMethod: '*', ResourcePath: '/*', LoggingLevel: 'ERROR', DataTraceEnabled: false, ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 }),
+        Match.objectLike({ HttpMethod: '*', ResourcePath: '/*', LoggingLevel: 'OFF', DataTraceEnabled: false, ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 }),
       ],
     });
+    template.resourceCountIs('AWS::ApiGateway::Account', 0);
   });
+
+  it(
+    'with candlekeep:apiGatewayLogs set, logs access to its own log group and errors without request bodies',
+    () => {
+      const t = Template.fromStack(new CandlekeepStack(createApp({ 'candlekeep:apiGatewayLogs': 'existing-role', 'aws:cdk:bundling-stacks': [] }), 'Candlekeep-logs'));
+      t.hasResourceProperties('AWS::ApiGateway::Stage', {
+        StageName: 'dev',
+        AccessLogSetting: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('requestId') },
+        MethodSettings: [Match.objectLike({ HttpMethod: '*', ResourcePath: '/*', LoggingLevel: 'ERROR', DataTraceEnabled: false })],
+      });
+    },
+    SYNTH_TIMEOUT,
+  );
 
   it('answers gateway errors as problem+json and validates POST bodies structurally', () => {
     const responses = Object.values(template.findResources('AWS::ApiGateway::GatewayResponse') as Record<string, CfnResource>).map((r) => r.Properties as Json);

@@ -156,8 +156,9 @@ describe('backfill path', () => {
     });
   });
 
-  it('runs one planner at a time and at most two workers, each token a batch of one', () => {
-    expect(resource(synth.stack.backfill.planner).Properties).toMatchObject({ Handler: 'index.handler', ReservedConcurrentExecutions: 1, Timeout: 60 });
+  it('reserves no concurrency for the planner (planners of a series take turns in PostgreSQL) and runs at most two workers, each token a batch of one', () => {
+    expect(resource(synth.stack.backfill.planner).Properties).toMatchObject({ Handler: 'index.handler', Timeout: 60 });
+    expect(resource(synth.stack.backfill.planner).Properties).not.toHaveProperty('ReservedConcurrentExecutions');
     expect(resource(synth.stack.backfill.worker).Properties).toMatchObject({ Handler: 'index.handler', Timeout: 300, MemorySize: 1024 });
     synth.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       FunctionName: { Ref: logicalId(synth.stack.backfill.worker) },

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
-import { planBackfill } from '../../../functions/ingest/backfill-planner.ts';
+import { planBackfill, planBackfillInTurn } from '../../../functions/ingest/backfill-planner.ts';
 import { getBackfillProgress } from '../../../functions/ingest/backfill-progress.ts';
 import { runBackfillLocally } from '../../../functions/ingest/backfill-runner.ts';
 import { runBackfillWorker } from '../../../functions/ingest/backfill-worker.ts';
@@ -11,6 +11,7 @@ import { loadCoverage } from '../../../functions/store/coverage.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { findSeriesId } from '../../../functions/store/series.ts';
 import { testPool } from '../../support/db.ts';
+import { pollUntil } from '../../support/poll.ts';
 import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { asStored, fakeAccess, HOUR, resetSeries, storedCandles } from './support.ts';
 
@@ -85,6 +86,56 @@ describe('a backfill interrupted half-way', () => {
     expect(stored).toHaveLength(17_520);
     expect(new Set(stored.map((c) => c.openTime)).size).toBe(17_520);
     expect(stored).toEqual(asStored(fake.expected('binance', series.symbol, '1h', from, to - 1)));
+  });
+});
+
+describe('planners running at the same time', () => {
+  const series: SeriesKey = { exchange: 'binance', symbol: 'ETH/USDT', interval: '1h' };
+  const [from, to] = [Date.UTC(2023, 0, 1), Date.UTC(2023, 6, 1)];
+
+  it('take turns per series, so two requests for one range plan it once (no reserved concurrency needed)', async () => {
+    await resetSeries(db, [series]);
+    // The first planner's listing probe is held until the second planner has started and is waiting.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let probing!: () => void;
+    const probeStarted = new Promise<void>((resolve) => (probing = resolve));
+    const slow = fakeAccess(fake, {
+      fetch: async (input, init) => {
+        probing();
+        await held;
+        return fetch(input, init);
+      },
+    });
+    const first = planBackfillInTurn({ ...series, from, to, requestId: `turn-a-${Date.now()}` }, { db, access: slow, chunkPages: 1 });
+    await probeStarted;
+    const second = planBackfillInTurn({ ...series, from, to, requestId: `turn-b-${Date.now()}` }, { db, access: fakeAccess(fake), chunkPages: 1 });
+    // The second waits for the first's turn while the first is still probing.
+    await pollUntil(
+      async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).rows[0]!.n > 0,
+      { description: 'the second planner waiting for its turn', timeoutMs: 20_000 },
+    );
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    expect(a).toMatchObject({ status: 'planned', created: true });
+    expect(a.chunks).toBeGreaterThan(0);
+    expect(b).toMatchObject({ status: 'done', chunks: 0, created: true });
+    const { rows } = await db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM backfill_chunks WHERE backfill_id = ANY($1::bigint[])',
+      [[a.backfillId, b.backfillId]],
+    );
+    expect(rows[0]!.n).toBe(a.chunks);
+  });
+
+  it('without the turn, the same two requests would both plan the range', async () => {
+    // The negative control: planBackfill alone (what the planner ran with reserved concurrency 1).
+    await resetSeries(db, [series]);
+    const [a, b] = await Promise.all([
+      planBackfill({ ...series, from, to }, { db, access: fakeAccess(fake), chunkPages: 1 }),
+      planBackfill({ ...series, from, to }, { db, access: fakeAccess(fake), chunkPages: 1 }),
+    ]);
+    expect(a.chunks).toBeGreaterThan(0);
+    expect(b.chunks).toBe(a.chunks);
   });
 });
 
