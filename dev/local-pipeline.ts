@@ -25,8 +25,10 @@ import { createWorkerHandler, readWorkerConfig } from '../functions/backfill/wor
 import type { Exchange } from '../functions/candles/candle.ts';
 import { liveExchangeAccess } from '../functions/exchanges/access.ts';
 import type { Env } from '../functions/lambda-kit/env.ts';
+import { createMigrateHandler, readMigrateConfig } from '../functions/migrate/migrate-lambda.ts';
 import { createPullHandler, readPullConfig } from '../functions/pull/pull-lambda.ts';
 import { createPool, readDatabaseConfig, resolveDatabaseUrl, type Db } from '../functions/store/db.ts';
+import { MIGRATIONS_DIR } from '../functions/store/migrate.ts';
 import { createWriterHandler, readWriterConfig } from '../functions/writer/writer-lambda.ts';
 import { lambdaContext, startEventSourceRunner, type EventSourceRunner, type EventSourceRunnerStats } from './event-source-runner.ts';
 import { awsClientConfig } from './localstack/index.ts';
@@ -89,6 +91,7 @@ export function functionEnvironment(fn: LocalFunction, deployment: Deployment): 
 /** What the handlers share in one pipeline: its pool, its LocalStack clients, its exchanges. */
 interface SharedDeps {
   db: () => Promise<Db>;
+  databaseUrl: string;
   sqs: SQSClient;
   events: EventBridgeClient;
   exchangeEnv: Env;
@@ -115,6 +118,9 @@ function buildHandler(role: FunctionRole, env: Env, shared: SharedDeps): AnyHand
       return createApiHandler(readApiConfig(env), { db }) as unknown as AnyHandler;
     case 'deadLetterScan':
       return createDeadLetterScanHandler(readDeadLetterScanConfig(env), { db, sqs }) as AnyHandler;
+    case 'migrate':
+      // The repository's migrations, where the bundle would carry them next to the code.
+      return createMigrateHandler(readMigrateConfig({ ...env, MIGRATIONS_DIR }), { databaseUrl: async () => shared.databaseUrl }) as AnyHandler;
   }
 }
 
@@ -133,6 +139,7 @@ export async function startLocalPipeline(opts: PipelineOptions): Promise<LocalPi
   const pool = createPool(databaseUrl, { max: opts.poolMax ?? 8 });
   const shared: SharedDeps = {
     db: async () => pool,
+    databaseUrl,
     sqs: opts.sqs,
     events: new EventBridgeClient(awsClientConfig(opts.endpoint)),
     exchangeEnv: Object.fromEntries(Object.entries(opts.exchangeUrls ?? {}).map(([ex, url]) => [`CANDLEKEEP_${ex.toUpperCase()}_URL`, url])),

@@ -33,3 +33,12 @@ export class Unprocessable extends DomainError {
   override name = 'Unprocessable';
   readonly kind = 'unprocessable';
 }
+
+/**
+ * The database secret holds no usable URL yet (a fresh stack's generated placeholder, or a value
+ * that is not a postgres:// URL). Not a failure of the function: scheduled work skips its turn and
+ * says so, until someone stores the URL.
+ */
+export class DatabaseNotConfiguredError extends Error {
+  override name = 'DatabaseNotConfiguredError';
+}

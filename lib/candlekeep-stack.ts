@@ -8,6 +8,7 @@ import { ConsumerQueue } from './constructs/consumer-queue.ts';
 import { CandlekeepHttpApi, readApiConfig } from './constructs/http-api.ts';
 import { Backfill } from './constructs/backfill.ts';
 import { DeadLetterLedger } from './constructs/dead-letter-ledger.ts';
+import { Migrations } from './constructs/migrations.ts';
 import { Ingestion } from './constructs/ingestion.ts';
 import { AlarmTopic, IngestMonitoring } from './constructs/ingest-monitoring.ts';
 import { StorageWriter, WRITER_BATCHING_WINDOW, WRITER_TIMEOUT } from './constructs/storage-writer.ts';
@@ -27,9 +28,11 @@ export class CandlekeepStack extends Stack {
   public readonly databaseSecret: secretsmanager.ISecret;
   public readonly candlesQueue: sqs.Queue;
   public readonly deadLetterQueue: sqs.Queue;
+  public readonly migrations: Migrations;
   public readonly writer: StorageWriter;
   public readonly deadLetters: DeadLetterLedger;
   public readonly alarmTopic: AlarmTopic;
+  public readonly ingestMonitoring: IngestMonitoring;
   public readonly ingestion: Ingestion;
   public readonly backfill: Backfill;
   public readonly api: CandlekeepHttpApi;
@@ -50,6 +53,10 @@ export class CandlekeepStack extends Stack {
     // `-c candlekeep:databaseUrlSecret=<arn or name>` points at a secret that already holds the URL,
     // so the first deploy migrates and data flows at once; otherwise the stack makes its own.
     this.databaseSecret = config.databaseUrlSecret === undefined ? this.ownDatabaseSecret(keepOrDestroy) : existingSecret(this, config.databaseUrlSecret);
+
+    // Deploy-time migrations: every deploy that ships new migrations applies them (once the secret
+    // holds a URL); a failed one fails the deploy.
+    this.migrations = new Migrations(this, 'Migrations', { databaseSecret: this.databaseSecret, logRemovalPolicy: keepOrDestroy });
 
     // ── Ingestion queue ───────────────────────────────────────────────────────
     const ingest = new ConsumerQueue(this, 'Candles', {
@@ -100,10 +107,11 @@ export class CandlekeepStack extends Stack {
       email: config.alarmEmail,
       removalPolicy: keepOrDestroy,
     });
-    new IngestMonitoring(this, 'IngestMonitoring', {
+    this.ingestMonitoring = new IngestMonitoring(this, 'IngestMonitoring', {
       queue: this.candlesQueue,
       deadLetterQueue: this.deadLetterQueue,
       alarmTopic: this.alarmTopic.topic,
+      databaseSecretArn: this.databaseSecret.secretArn,
     });
 
     // ── API ───────────────────────────────────────────────────────────────────
@@ -126,6 +134,10 @@ export class CandlekeepStack extends Stack {
     new CfnOutput(this, 'CandlesQueueUrl', { value: this.candlesQueue.queueUrl });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.deadLetterQueue.queueUrl });
     new CfnOutput(this, 'DatabaseSecretArn', { value: this.databaseSecret.secretArn });
+    new CfnOutput(this, 'MigrateFunctionName', {
+      value: this.migrations.function.functionName,
+      description: 'aws lambda invoke --function-name <this> applies the migrations (e.g. after storing the URL in the secret)',
+    });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topic.topicArn });
   }
 

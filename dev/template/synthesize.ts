@@ -14,6 +14,7 @@ export const FUNCTION_ENTRIES = {
   worker: 'functions/backfill/worker-handler.ts',
   api: 'functions/api/handler.ts',
   deadLetterScan: 'functions/dead-letters/handler.ts',
+  migrate: 'functions/migrate/handler.ts',
 } as const;
 export type FunctionRole = keyof typeof FUNCTION_ENTRIES;
 
@@ -65,6 +66,7 @@ export async function synthesizeCandlekeep(opts: SynthesizeOptions = {}): Promis
       worker: id(stack.backfill.worker),
       api: id(stack.api.handler),
       deadLetterScan: id(stack.deadLetters.scan),
+      migrate: id(stack.migrations.function),
     };
     // A function added to the stack without an entry here would silently not run locally.
     const known = new Set(Object.values(functions));

@@ -17,6 +17,7 @@ export const SERVICES = {
   worker: 'candlekeep-backfill-worker',
   api: 'candlekeep-api',
   deadLetterScan: 'candlekeep-dead-letter-scan',
+  migrate: 'candlekeep-migrate',
 } as const;
 export type Service = (typeof SERVICES)[keyof typeof SERVICES];
 

@@ -3,6 +3,7 @@ import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import middy from '@middy/core';
 import * as z from 'zod';
 import { parseMarkets } from '../config/markets.ts';
+import { DatabaseNotConfiguredError } from '../errors.ts';
 import type { BackfillRequest } from '../ingest/backfill-request.ts';
 import { QueueSink, type CandleSink } from '../ingest/candle-sink.ts';
 import type { ExchangeAccess } from '../exchanges/access.ts';
@@ -22,6 +23,9 @@ const configSchema = z
   .transform((e) => ({ candlesQueueUrl: e.CANDLES_QUEUE_URL, backfillBusName: e.BACKFILL_BUS_NAME, markets: e.MARKETS, maxPages: e.PULL_MAX_PAGES }));
 export const readPullConfig = configReader(configSchema, SERVICES.pull);
 export type PullConfig = ReturnType<typeof readPullConfig>;
+
+/** Published by a tick that found no database URL in the secret; the stack alarms on it. */
+export const DATABASE_NOT_CONFIGURED_METRIC = 'DatabaseNotConfigured';
 
 export interface PullDeps extends ExchangeDeps {
   /** Most ticks never hand a hole to the backfill path, so the client is made (and its SDK loaded) on first use. */
@@ -46,10 +50,20 @@ export function createPullHandler(config: PullConfig, deps: PullDeps) {
     logger.info('hole handed to the backfill path', { ...req, from: new Date(req.from).toISOString(), to: new Date(req.to).toISOString() });
   }
 
-  async function pull(event: unknown): Promise<{ series: number; candles: number; backfills: number }> {
+  async function pull(event: unknown): Promise<{ series: number; candles: number; backfills: number; skipped?: string }> {
     const parsed = pullEventSchema.safeParse(event);
     if (!parsed.success) throw new Error(`pull expects {"intervals": [...]} from its schedule: ${parsed.error.issues[0]?.message}`);
-    const db = await deps.db();
+    let db;
+    try {
+      db = await deps.db();
+    } catch (err) {
+      if (!(err instanceof DatabaseNotConfiguredError)) throw err;
+      // A fresh stack before anyone stored the URL: nothing to pull into. One line and a metric
+      // (its alarm says "database not configured"), not an error on every tick.
+      logger.error(`database not configured, pull skipped: ${err.message}`);
+      metrics.addMetric(DATABASE_NOT_CONFIGURED_METRIC, MetricUnit.Count, 1);
+      return { series: 0, candles: 0, backfills: 0, skipped: 'database not configured' };
+    }
     access ??= deps.access(db);
     const outcome = await pullMarkets(config.markets, parsed.data.intervals, {
       db,

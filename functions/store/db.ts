@@ -2,6 +2,7 @@ import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { neonConfig, Pool, type PoolClient } from '@neondatabase/serverless';
 import ws from 'ws';
 import * as z from 'zod';
+import { DatabaseNotConfiguredError } from '../errors.ts';
 import { once } from '../lambda-kit/env.ts';
 import { rememberSecret } from '../lambda-kit/redact.ts';
 
@@ -315,20 +316,30 @@ async function readSecretUrl(secretArn: string, secrets?: SecretsManagerClient):
   const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
   const client = secrets ?? new SecretsManagerClient({});
   const out = await client.send(new GetSecretValueCommand({ SecretId: secretArn }));
-  const raw = out.SecretString ?? '';
+  return urlFromSecret(out.SecretString ?? '', secretArn);
+}
+
+/**
+ * The URL a secret's value holds: JSON `{"url": …}` or the bare URL. Anything else (above all the
+ * text a fresh stack's secret is generated with) means nobody has stored the URL yet.
+ */
+export function urlFromSecret(raw: string, secretArn: string): string {
+  const expected = `store {"url":"postgres://..."} or the bare URL`;
   let value: unknown = raw;
   if (raw.trim().startsWith('{')) {
     try {
       value = JSON.parse(raw);
     } catch {
-      throw new Error(`database secret ${secretArn} is not valid JSON; store {"url":"postgres://..."} or the bare URL`);
+      throw new DatabaseNotConfiguredError(`database secret ${secretArn} is not valid JSON; ${expected}`);
     }
   }
   const parsed = secretSchema.safeParse(value);
-  if (!parsed.success) {
-    throw new Error(`database secret ${secretArn} holds no postgres:// URL; store {"url":"postgres://..."} or the bare URL`);
+  if (!parsed.success) throw new DatabaseNotConfiguredError(`database secret ${secretArn} holds no postgres:// URL; ${expected}`);
+  try {
+    checkDatabaseUrl(parsed.data, `the URL in database secret ${secretArn}`);
+  } catch (err) {
+    throw new DatabaseNotConfiguredError((err as Error).message);
   }
-  checkDatabaseUrl(parsed.data, `the URL in database secret ${secretArn}`);
   return parsed.data;
 }
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Db, Queryable } from './db.ts';
@@ -27,11 +27,16 @@ export interface MigrateResult {
 }
 
 export async function readMigrations(dir = MIGRATIONS_DIR): Promise<MigrationFile[]> {
-  const names = (await readdir(dir)).filter((n) => n.endsWith('.sql')).sort();
+  return readMigrationsSync(dir);
+}
+
+/** As readMigrations, for callers that cannot wait (a CDK construct computing the migrations' digest). */
+export function readMigrationsSync(dir = MIGRATIONS_DIR): MigrationFile[] {
+  const names = readdirSync(dir).filter((n) => n.endsWith('.sql')).sort();
   const files: MigrationFile[] = [];
   for (const name of names) {
     if (!FILE_RE.test(name)) throw new MigrationError(`migration file ${name} must be named NNNN_lower_snake.sql`);
-    const sql = await readFile(path.join(dir, name), 'utf8');
+    const sql = readFileSync(path.join(dir, name), 'utf8');
     files.push({ name, sql, checksum: createHash('sha256').update(sql).digest('hex') });
   }
   const seen = new Set<string>();
@@ -41,6 +46,17 @@ export async function readMigrations(dir = MIGRATIONS_DIR): Promise<MigrationFil
     seen.add(seq);
   }
   return files;
+}
+
+/**
+ * One sha-256 over every migration's name and checksum: the stack puts it in the migration custom
+ * resource's properties (so a deploy that changes migrations runs them), and the migration function
+ * compares it with its bundle's.
+ */
+export function migrationsDigest(files: readonly Pick<MigrationFile, 'name' | 'checksum'>[]): string {
+  return createHash('sha256')
+    .update(files.map((f) => `${f.name} ${f.checksum}\n`).join(''))
+    .digest('hex');
 }
 
 /**

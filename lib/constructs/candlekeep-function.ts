@@ -37,6 +37,8 @@ export interface CandlekeepFunctionProps {
   readonly logRetention?: logs.RetentionDays;
   /** What happens to the log group when the stack is deleted. @default RemovalPolicy.RETAIN */
   readonly logRemovalPolicy?: RemovalPolicy;
+  /** Folders of the repository copied next to the bundle (e.g. `migrations`), for files the code reads at run time. */
+  readonly bundleFolders?: readonly string[];
 }
 
 /**
@@ -90,6 +92,16 @@ export class CandlekeepFunction extends NodejsFunction {
         sourcesContent: false,
         // The Node.js runtime ships AWS SDK v3.
         externalModules: ['@aws-sdk/*'],
+        ...(props.bundleFolders?.length
+          ? {
+              commandHooks: {
+                beforeBundling: () => [],
+                beforeInstall: () => [],
+                afterBundling: (inputDir: string, outputDir: string) =>
+                  (props.bundleFolders ?? []).map((folder) => `cp -R "${inputDir}/${folder}" "${outputDir}/${folder}"`),
+              },
+            }
+          : {}),
       },
     });
 

@@ -1,4 +1,4 @@
-import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, Stack, type RemovalPolicy } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -7,6 +7,8 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { METRICS_NAMESPACE, SERVICES } from '../../functions/lambda-kit/powertools.ts';
+import { DATABASE_NOT_CONFIGURED_METRIC } from '../../functions/pull/pull-lambda.ts';
 
 /** Oldest candles message age that means the writer is not keeping up (or not running). */
 export const MAX_QUEUE_AGE = Duration.minutes(15);
@@ -46,12 +48,15 @@ export interface IngestMonitoringProps {
   readonly deadLetterQueue: sqs.IQueue;
   /** Receives ALARM and OK notifications; without it the alarms only show in the console. */
   readonly alarmTopic?: sns.ITopic;
+  /** Named in the "database not configured" alarm, so its reader knows where the URL goes. */
+  readonly databaseSecretArn?: string;
 }
 
 /** Alarms on the write path: anything dead-lettered, and a candles queue that stops draining. */
 export class IngestMonitoring extends Construct {
   public readonly deadLetterAlarm: cloudwatch.Alarm;
   public readonly queueAgeAlarm: cloudwatch.Alarm;
+  public readonly databaseNotConfiguredAlarm: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: IngestMonitoringProps) {
     super(scope, id);
@@ -82,9 +87,30 @@ export class IngestMonitoring extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
 
+    // A pull that finds no URL in the secret sends nothing, so no queue alarm could notice it.
+    this.databaseNotConfiguredAlarm = new cloudwatch.Alarm(this, 'DatabaseNotConfigured', {
+      alarmName: `${Stack.of(this).stackName}-database-not-configured`,
+      alarmDescription:
+        'Database not configured: the pull found no postgres:// URL in the database secret' +
+        `${props.databaseSecretArn ? ` (${props.databaseSecretArn})` : ''} and skipped its tick. Store {"url":"postgres://..."} in the ` +
+        'secret, then invoke the function named by the MigrateFunctionName output to apply the migrations.',
+      metric: new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: DATABASE_NOT_CONFIGURED_METRIC,
+        dimensionsMap: { service: SERVICES.pull },
+        period: Duration.minutes(5),
+        statistic: cloudwatch.Stats.MAXIMUM,
+      }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      // Published only by a tick that skipped: silence means configured.
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
     if (props.alarmTopic !== undefined) {
       const action = new actions.SnsAction(props.alarmTopic);
-      for (const alarm of [this.deadLetterAlarm, this.queueAgeAlarm]) {
+      for (const alarm of [this.deadLetterAlarm, this.queueAgeAlarm, this.databaseNotConfiguredAlarm]) {
         alarm.addAlarmAction(action);
         alarm.addOkAction(action);
       }

@@ -1,11 +1,20 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { AssetStaging, CfnElement } from 'aws-cdk-lib';
+import { CfnElement } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PULL_EVERY_MINUTES } from '../../functions/ingest/pull-schedule.ts';
-import { asArray, cdkJsonContext, synthesizeStack, type CfnResource, type SynthesizedStack } from './support.ts';
+import {
+  asArray,
+  cdkJsonContext,
+  exportedNames,
+  logicalIdIn,
+  resourceIn,
+  roleStatementsIn,
+  synthesizeStack,
+  type CfnResource,
+  type Statement,
+  type SynthesizedStack,
+} from './support.ts';
 
 let synth: SynthesizedStack;
 
@@ -13,37 +22,12 @@ beforeAll(() => {
   synth = synthesizeStack(); // bundles every Lambda with local esbuild
 }, 180_000);
 
-function logicalId(construct: IConstruct): string {
-  const child = construct.node.defaultChild;
-  if (!(child instanceof CfnElement)) throw new Error(`${construct.node.path} has no L1 resource`);
-  return synth.stack.getLogicalId(child);
-}
-
-function resource(construct: IConstruct): CfnResource {
-  const found = synth.template.toJSON().Resources[logicalId(construct)] as CfnResource | undefined;
-  if (!found) throw new Error(`no resource for ${construct.node.path}`);
-  return found;
-}
-
-type Statement = { Action: string | string[]; Resource: unknown; Effect: string };
-
-/** Every statement of the policies attached to a function's role. */
-function roleStatements(fnConstruct: { serviceRole: IConstruct }): Statement[] {
-  const roleId = logicalId(fnConstruct.serviceRole);
-  const policies = Object.values(synth.template.findResources('AWS::IAM::Policy')) as CfnResource[];
-  return policies
-    .filter((p) => asArray(p.Properties?.Roles as unknown[]).some((r) => JSON.stringify(r) === JSON.stringify({ Ref: roleId })))
-    .flatMap((p) => (p.Properties?.PolicyDocument as { Statement: Statement[] }).Statement);
-}
+const logicalId = (construct: IConstruct): string => logicalIdIn(synth, construct);
+const resource = (construct: IConstruct): CfnResource => resourceIn(synth, construct);
+const roleStatements = (fnConstruct: { serviceRole: IConstruct }): Statement[] => roleStatementsIn(synth, fnConstruct);
 
 const actionsOn = (statements: Statement[], resourceJson: unknown) =>
   statements.filter((s) => JSON.stringify(asArray(s.Resource as unknown[])).includes(JSON.stringify(resourceJson))).flatMap((s) => asArray(s.Action));
-
-function exportedNames(fn: IConstruct): string[] {
-  const staging = fn.node.findChild('Code').node.findChild('Stage') as AssetStaging;
-  const bundle = readFileSync(join(staging.absoluteStagedPath, 'index.mjs'), 'utf8');
-  return [...bundle.matchAll(/export\s*\{([^}]*)\}/g)].flatMap((m) => (m[1] ?? '').split(',').map((part) => part.trim().split(/\s+as\s+/).pop() ?? ''));
-}
 
 /** The schedules that invoke the pull function (the stack has others). */
 function pullSchedules(of: SynthesizedStack): CfnResource[] {

@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-eventbridge';
 import { CreateScheduleGroupCommand, DeleteScheduleCommand, DeleteScheduleGroupCommand, GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import type { SQSClient } from '@aws-sdk/client-sqs';
+import { CreateSecretCommand, DeleteSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEventSourceRunner } from '../../../dev/event-source-runner.ts';
@@ -21,7 +22,9 @@ import { putBackfillRequests, scheduleBackfill } from '../../../functions/ingest
 import { getBackfillProgress } from '../../../functions/ingest/backfill-progress.ts';
 import { BACKFILL_DETAIL_TYPE, BACKFILL_EVENT_SOURCE, backfillEventSchema, type BackfillRequest } from '../../../functions/ingest/backfill-request.ts';
 import { liveExchangeAccess } from '../../../functions/exchanges/access.ts';
-import { createPullHandler, readPullConfig } from '../../../functions/pull/pull-lambda.ts';
+import { liveExchangeDeps } from '../../../functions/lambda-kit/container.ts';
+import { createMetrics, SERVICES } from '../../../functions/lambda-kit/powertools.ts';
+import { createPullHandler, DATABASE_NOT_CONFIGURED_METRIC, readPullConfig } from '../../../functions/pull/pull-lambda.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { testPool, uniqueName } from '../../support/db.ts';
 import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
@@ -200,6 +203,56 @@ describe('the pull Lambda', () => {
     } finally {
       await pool.close();
       await candles.delete();
+    }
+  });
+
+  it('skips its tick with one log line and a DatabaseNotConfigured metric while the secret holds no URL, sending nothing', async () => {
+    const secrets = new SecretsManagerClient(awsClientConfig(process.env.AWS_ENDPOINT_URL!));
+    // What a fresh stack's secret holds: generated text, not a URL.
+    const secret = await secrets.send(new CreateSecretCommand({ Name: uniqueName('ck-unconfigured'), SecretString: 'q8#Zgenerated-placeholder-text' }));
+    const candles = await createQueues(sqs);
+    // Logs and metrics as Lambda would ship them: JSON lines on stdout and stderr.
+    const printed: string[] = [];
+    const streams = [process.stdout, process.stderr] as const;
+    const writes = streams.map((s) => s.write.bind(s));
+    const restore = () => streams.forEach((s, i) => (s.write = writes[i]!));
+    try {
+      const config = readPullConfig({
+        CANDLES_QUEUE_URL: candles.queueUrl,
+        BACKFILL_BUS_NAME: busName,
+        MARKETS: JSON.stringify([{ exchange: 'coinbase', symbol: 'BTC/USD', intervals: ['5m'], start: '2024-01-01' }]),
+      });
+      // The container's own dependencies, reading the secret as in AWS.
+      const deps = liveExchangeDeps({ DATABASE_SECRET_ARN: secret.ARN, CANDLEKEEP_WS_PROXY: process.env.CANDLEKEEP_WS_PROXY });
+      // The test run turns metrics off (POWERTOOLS_METRICS_DISABLED); this one publishes, as in AWS.
+      const disabled = process.env.POWERTOOLS_METRICS_DISABLED;
+      process.env.POWERTOOLS_METRICS_DISABLED = 'false';
+      const metrics = createMetrics(SERVICES.pull);
+      process.env.POWERTOOLS_METRICS_DISABLED = disabled;
+      const pull = createPullHandler(config, { ...deps, sqs, metrics, events: async () => events });
+      const context = { awsRequestId: 'pull-unconfigured', functionName: 'pull', getRemainingTimeInMillis: () => 50_000 } as unknown as Context;
+      streams.forEach((s, i) => {
+        s.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+          printed.push(String(chunk));
+          return (writes[i] as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
+        }) as typeof s.write;
+      });
+      const result = await pull({ intervals: ['5m'] }, context);
+      restore();
+      expect(result).toEqual({ series: 0, candles: 0, backfills: 0, skipped: 'database not configured' });
+      const lines = printed.join('').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const logged = lines.filter((l) => String(l.message ?? '').startsWith('database not configured'));
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toMatchObject({ level: 'ERROR', service: 'candlekeep-pull' });
+      expect(String(logged[0]!.message)).toContain('holds no postgres:// URL');
+      const emf = lines.find((l) => l._aws !== undefined && DATABASE_NOT_CONFIGURED_METRIC in l);
+      expect(emf).toMatchObject({ [DATABASE_NOT_CONFIGURED_METRIC]: 1, service: 'candlekeep-pull' });
+      expect(await queueDepth(sqs, candles.queueUrl)).toBe(0);
+    } finally {
+      restore();
+      await candles.delete();
+      await secrets.send(new DeleteSecretCommand({ SecretId: secret.ARN, ForceDeleteWithoutRecovery: true }));
+      secrets.destroy();
     }
   });
 });

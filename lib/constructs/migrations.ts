@@ -1,0 +1,59 @@
+import { CustomResource, Duration, type RemovalPolicy } from 'aws-cdk-lib';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { MIGRATIONS_DIGEST_PROPERTY } from '../../functions/migrate/migrate-lambda.ts';
+import { migrationsDigest, readMigrationsSync } from '../../functions/store/migrate.ts';
+import { CandlekeepFunction } from './candlekeep-function.ts';
+
+/** Migrations run inside one invocation; Lambda's longest, since a large one may rewrite a table. */
+export const MIGRATE_TIMEOUT = Duration.minutes(15);
+/** Where the bundle carries migrations/*.sql (Lambda unpacks the asset in /var/task). */
+export const BUNDLED_MIGRATIONS_DIR = '/var/task/migrations';
+
+export interface MigrationsProps {
+  readonly databaseSecret: secretsmanager.ISecret;
+  /** @default RemovalPolicy.RETAIN */
+  readonly logRemovalPolicy?: RemovalPolicy;
+}
+
+/**
+ * Deploy-time migrations: a function carrying the project's migration runner and migrations/*.sql,
+ * and a custom resource that invokes it whenever the migrations' digest changes, that is on every
+ * deploy that ships a new or changed migration. A failed migration fails the resource, so the deploy
+ * fails and rolls back. The function can also be invoked by hand (stack output MigrateFunctionName),
+ * e.g. right after the URL is first put in the secret.
+ */
+export class Migrations extends Construct {
+  public readonly function: CandlekeepFunction;
+  public readonly resource: CustomResource;
+  /** sha-256 over the migrations' names and contents, as the function computes it from its bundle. */
+  public readonly digest: string;
+
+  constructor(scope: Construct, id: string, props: MigrationsProps) {
+    super(scope, id);
+
+    this.digest = migrationsDigest(readMigrationsSync());
+
+    this.function = new CandlekeepFunction(this, 'Function', {
+      entry: 'functions/migrate/handler.ts',
+      handler: 'handler',
+      description: 'Applies the bundled candlekeep migrations (on deploy, or when invoked)',
+      timeout: MIGRATE_TIMEOUT,
+      environment: {
+        MIGRATIONS_DIR: BUNDLED_MIGRATIONS_DIR,
+        POWERTOOLS_SERVICE_NAME: 'candlekeep-migrate',
+      },
+      bundleFolders: ['migrations'],
+      logRemovalPolicy: props.logRemovalPolicy,
+    });
+    this.function.bindDatabaseSecret(props.databaseSecret);
+
+    this.resource = new CustomResource(this, 'Run', {
+      serviceToken: this.function.functionArn,
+      resourceType: 'Custom::CandlekeepMigrations',
+      properties: { [MIGRATIONS_DIGEST_PROPERTY]: this.digest },
+    });
+    // The function must be able to read the secret when CloudFormation invokes it.
+    this.resource.node.addDependency(this.function.serviceRole);
+  }
+}
