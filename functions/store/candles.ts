@@ -1,11 +1,15 @@
 import type { CandleBatch, CandleRow } from '../candles/candle-batch.ts';
-import type { Candle, SeriesKey } from '../candles/candle.ts';
+import type { SeriesKey } from '../candles/candle.ts';
 import { INTERVAL_MS, type Interval } from '../candles/intervals.ts';
 import { recordClaims, type CoverageClaim } from './coverage.ts';
 import { inTransaction, type Db, type Queryable } from './db.ts';
 import { CandlePartitions, yearsOf } from './partitions.ts';
+import { changedBuckets, markChanged } from './rollups.ts';
 import { SeriesRegistry } from './series.ts';
+import { candleColumns, fromColumns, type CandleColumns, type StoredCandle } from './candle-columns.ts';
 import { ms } from './sql.ts';
+
+export type { StoredCandle } from './candle-columns.ts';
 
 export interface UpsertResult {
   /** Candles in the input after de-duplication. */
@@ -249,11 +253,20 @@ export class CandleStore {
       else if (!storedVersionStays(s, v)) replace.push(v);
     }
 
+    // Each write statement also marks the rollup buckets of its rows changed, atomically with them.
+    // The first marks those of both kinds, so a transaction takes its rollup row locks in one sorted
+    // pass (see changedBuckets) and the second statement only re-marks rows it already holds.
+    const sourceOf = new Map<number, Interval>();
+    for (const b of batches) sourceOf.set(ids.get(SeriesRegistry.key(b))!, b.interval);
+    const marks = (vs: readonly Version[]) => changedBuckets(vs.map((v) => ({ seriesId: v.seriesId, source: sourceOf.get(v.seriesId)!, openTime: v.row[0] })));
+    const marked = (sql: string, rows: readonly Version[], changed = marks(rows)) =>
+      changed ? { text: `${markChanged(12)} ${sql}`, values: [...toArrays(rows), ...changed] } : { text: sql, values: toArrays(rows) };
+
     let written = 0;
     if (freshRows === 'guarded') replace.push(...fresh.splice(0));
     if (fresh.length > 0) {
       try {
-        written += (await db.query(INSERT_SQL, toArrays(fresh))).rowCount ?? 0;
+        written += (await db.query(marked(INSERT_SQL, fresh, marks([...fresh, ...replace])))).rowCount ?? 0;
       } catch (err) {
         // Another writer stored one of these candles after the probe: let the guard decide them all.
         // Inside a transaction the failed statement aborted it: the caller must start over.
@@ -261,7 +274,7 @@ export class CandleStore {
         replace.push(...fresh);
       }
     }
-    if (replace.length > 0) written += (await db.query(UPSERT_SQL, toArrays(replace))).rowCount ?? 0;
+    if (replace.length > 0) written += (await db.query(marked(UPSERT_SQL, replace))).rowCount ?? 0;
     return { received: versions.size, written, unchanged: versions.size - written };
   }
 }
@@ -282,28 +295,6 @@ export async function readWatermark(db: Queryable, seriesId: number): Promise<nu
 }
 
 // ---- reading ----
-
-/** A candle as read back: decimals as stored text, absent optionals as null. */
-export type StoredCandle = Omit<Candle, 'quoteVolume' | 'trades'> & { quoteVolume: string | null; trades: number | null };
-
-/** The columns of a stored candle, in the order `fromColumns` reads them. */
-const candleColumns = (c: string) =>
-  `${ms(`${c}open_time`)}, ${c}open, ${c}high, ${c}low, ${c}close, ${c}volume, ${c}quote_volume, ${c}trades, ${c}closed`;
-type CandleColumns = [number, string, string, string, string, string, string | null, string | null, boolean];
-
-function fromColumns(r: CandleColumns): StoredCandle {
-  return {
-    openTime: r[0],
-    open: r[1],
-    high: r[2],
-    low: r[3],
-    close: r[4],
-    volume: r[5],
-    quoteVolume: r[6],
-    trades: r[7] === null ? null : Number(r[7]),
-    closed: r[8],
-  };
-}
 
 const iso = (t: number) => new Date(t).toISOString();
 
@@ -342,58 +333,6 @@ export async function windowBounds(
   );
   const b = rows[0];
   return b && b.first !== null && b.last !== null ? { first: b.first, last: b.last, prevClose: b.prev_close } : undefined;
-}
-
-/**
- * OHLCV over whole buckets of `interval` in [lo, hi), built from the stored `source` candles: first
- * open, max high, min low, last close, summed volumes. Each bucket is aggregated by its own
- * primary-key range scan (a LATERAL per bucket of the page): no sort or hash over the source rows,
- * whose bucket count the planner cannot estimate. The first and last candle of a bucket are then
- * read back by primary key for open and close. A quote volume or trade count is given only when
- * every source candle had one (a partial sum would understate it). A bucket is closed when all its
- * source candles are closed and its last source candle is stored. Empty buckets are left out.
- */
-/**
- * The page's own bounds, repeated beside the per-bucket ones: the planner cannot see where a
- * LATERAL's bucket lies, but it can prune to the partitions these constants name at plan time.
- */
-const PAGE_BOUNDS = 'open_time >= $2::timestamptz AND open_time < $3::timestamptz';
-
-export async function resampledWindow(
-  db: Queryable,
-  seriesId: number,
-  interval: Interval,
-  source: Interval,
-  lo: number,
-  hi: number,
-): Promise<{ candle: StoredCandle; sourceCandles: number }[]> {
-  const step = INTERVAL_MS[interval];
-  const lastOffset = step - INTERVAL_MS[source];
-  const stepSql = `interval '${step} milliseconds'`;
-  const { rows } = await db.query<[...CandleColumns, number]>({
-    text: `SELECT ${ms('g.bucket')}, f.open, a.high, a.low, l.close, a.volume,
-            CASE WHEN a.nq = a.n THEN a.quote_volume END,
-            CASE WHEN a.nt = a.n THEN a.trades END,
-            a.closed AND a.last_t = g.bucket + interval '${lastOffset} milliseconds', a.n
-     -- LIMIT (the bucket count) tells the planner how many buckets there are; it assumes 1000 for
-     -- generate_series, and a plan costed that high is JIT-compiled first on a stock server.
-     FROM (SELECT * FROM generate_series($2::timestamptz, $3::timestamptz - ${stepSql}, ${stepSql}) LIMIT $4) AS g(bucket)
-     CROSS JOIN LATERAL (
-       SELECT min(open_time) AS first_t, max(open_time) AS last_t, max(high) AS high, min(low) AS low,
-              sum(volume) AS volume, sum(quote_volume) AS quote_volume, count(quote_volume) AS nq,
-              sum(trades) AS trades, count(trades) AS nt, bool_and(closed) AS closed, count(*)::int AS n
-       FROM candles WHERE series_id = $1 AND open_time >= g.bucket AND open_time < g.bucket + ${stepSql}
-         AND ${PAGE_BOUNDS}
-     ) a
-     -- LIMIT 1 keeps these primary-key probes rather than joins against the whole series.
-     CROSS JOIN LATERAL (SELECT open FROM candles WHERE series_id = $1 AND open_time = a.first_t AND ${PAGE_BOUNDS} LIMIT 1) f
-     CROSS JOIN LATERAL (SELECT close FROM candles WHERE series_id = $1 AND open_time = a.last_t AND ${PAGE_BOUNDS} LIMIT 1) l
-     WHERE a.n > 0
-     ORDER BY g.bucket`,
-    values: [seriesId, iso(lo), iso(hi), Math.ceil((hi - lo) / step)],
-    rowMode: 'array',
-  });
-  return rows.map((r) => ({ candle: fromColumns(r as unknown as CandleColumns), sourceCandles: r[9] }));
 }
 
 /** The newest closed candle of each listed series (or of every series matching the filter), null for a series with none. */

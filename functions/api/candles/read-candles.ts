@@ -1,6 +1,7 @@
 import { MAX_OPEN_TIME, MIN_OPEN_TIME } from '../../candles/candle.ts';
 import { bucketStart, INTERVAL_MS, type Interval } from '../../candles/intervals.ts';
-import { candleWindow, resampledWindow, windowBounds, type StoredCandle } from '../../store/candles.ts';
+import { candleWindow, windowBounds, type StoredCandle } from '../../store/candles.ts';
+import { isRolledUp, resampledWindow, rolledUpWindow } from '../../store/rollups.ts';
 import type { Queryable } from '../../store/db.ts';
 import type { CandleOut, GapPolicy } from '../schemas.ts';
 import type { CandleSource } from './source.ts';
@@ -67,8 +68,9 @@ export async function readCandles(db: Queryable, src: CandleSource, opts: ReadCa
   const pageHi = Math.min(lastBucket + step, pageLo + opts.limit * step, hi);
   const next = pageHi <= lastBucket ? pageHi : null;
 
+  const page = { seriesId: src.seriesId, interval: src.interval, source: src.source, lo: pageLo, hi: pageHi };
   const candles = src.resampled
-    ? (await resampledWindow(db, src.seriesId, src.interval, src.source, pageLo, pageHi)).map((r) => toCandle(r.candle, r.sourceCandles))
+    ? (isRolledUp(src.interval, src.source) ? await rolledUpWindow(db, page, b.last) : await resampledWindow(db, page)).map((r) => toCandle(r.candle, r.sourceCandles))
     : (await candleWindow(db, src.seriesId, pageLo, pageHi)).map((c) => toCandle(c));
   if (opts.gaps === 'omit') return { candles, next };
   return { candles: fill(candles, pageLo, pageHi, step, opts.gaps, b.prevClose, src.resampled), next };
