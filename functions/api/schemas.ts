@@ -32,7 +32,7 @@ export const symbolParam = symbolSchema.meta({
   examples: ['BTC/USDT'],
 });
 export const intervalParam = intervalSchema.meta({
-  description: 'Candle interval. Intervals that are not stored are built from the finest stored interval that divides them.',
+  description: 'Candle interval. Intervals that are not stored are built from the coarsest stored interval that divides them.',
 });
 export const gapPolicySchema = z.enum(['omit', 'null', 'ffill'], {
   error: (i) => `unknown gap policy ${JSON.stringify(i.input)}; expected omit, null or ffill`,

@@ -40,13 +40,14 @@ export function bucketStart(time: number, interval: Interval): number {
 }
 
 /**
- * The stored interval to read `interval` from: itself when stored, else the finest stored one that
- * divides it, so every bucket is built from whole source candles; undefined when none does.
+ * The stored interval to read `interval` from: itself when stored, else the coarsest stored one that
+ * divides it, so every bucket is built from whole source candles and from as few of them as
+ * possible; undefined when none does.
  */
 export function sourceInterval(interval: Interval, stored: readonly Interval[]): Interval | undefined {
   if (stored.includes(interval)) return interval;
   const step = INTERVAL_MS[interval];
   return stored
     .filter((s) => INTERVAL_MS[s] < step && step % INTERVAL_MS[s] === 0)
-    .sort((a, b) => INTERVAL_MS[a] - INTERVAL_MS[b])[0];
+    .sort((a, b) => INTERVAL_MS[b] - INTERVAL_MS[a])[0];
 }

@@ -9,7 +9,7 @@ export interface CandleSource {
   seriesId: number;
   /** The requested interval. */
   interval: Interval;
-  /** The stored interval read: the requested one, or the finest stored one that divides it. */
+  /** The stored interval read: the requested one, or the coarsest stored one that divides it. */
   source: Interval;
   resampled: boolean;
   /** Stored candles per requested bucket (1 when not resampled). */
@@ -37,7 +37,7 @@ async function storedSeries(db: Queryable, exchange: Exchange, symbol: string): 
 }
 
 /**
- * Picks the stored series to read. A natively stored interval wins; otherwise the finest stored
+ * Picks the stored series to read. A natively stored interval wins; otherwise the coarsest stored
  * interval that divides the requested one, so every bucket is built from whole source candles.
  */
 export async function resolveSource(db: Queryable, exchange: Exchange, symbol: string, interval: Interval): Promise<CandleSource> {

@@ -40,7 +40,7 @@ export const candles = defineRoute({
   apiKey: true,
   summary: 'Candle history of one series, ordered by open time, paginated',
   description:
-    'Candles with open time in [start, end), oldest first, as exact decimal strings. An interval that is not stored is built from the finest stored ' +
+    'Candles with open time in [start, end), oldest first, as exact decimal strings. An interval that is not stored is built from the coarsest stored ' +
     'interval that divides it (first open, max high, min low, last close, summed volumes) and `resampledFrom` says so. `Accept: text/csv` or ' +
     '`format=csv` returns CSV with a header row; the next cursor is then in the `X-Next-Cursor` header.',
   query: candlesQuerySchema,

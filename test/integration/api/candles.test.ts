@@ -202,7 +202,7 @@ describe('GET /v1/candles (resampled)', () => {
     await load(api, weekly, '1d', days);
     await load(api, weekly, '1h', walk(Date.UTC(2024, 2, 6), 24, 3600_000, 3)); // a finer series exists too
     const r = await api.get('/v1/candles', { exchange: 'binance', symbol: weekly, interval: '1w' });
-    expect(r.body.resampledFrom).toBe('1h'); // the finest stored interval that divides a week
+    expect(r.body.resampledFrom).toBe('1d'); // the coarsest stored interval that divides a week
     const fromDays = await api.get('/v1/candles', { exchange: 'binance', symbol: weekly, interval: '1d' });
     expect(fromDays.body.resampledFrom).toBeNull();
     const onlyDays = uniqueSymbol();
