@@ -3,6 +3,7 @@ import { badRequest, HttpProblem } from '../http/problem.ts';
 import { issuesToProblem, parseQuery } from '../http/query.ts';
 import { proxyEventSchema, toApiRequest, type ApiRequest } from '../http/request.ts';
 import { csv, json, type ApiResponse } from '../http/response.ts';
+import { ANSWER_BUDGET_BYTES, LAMBDA_RESPONSE_BYTES, lambdaResponseBytes } from '../http/size.ts';
 import { unstorableText } from '../http/text.ts';
 import type { CursorCodec } from '../http/cursor.ts';
 import { boundedQueryable, type Db } from '../store/db.ts';
@@ -20,6 +21,9 @@ export interface ApiDeps {
   cursors: () => Promise<CursorCodec>;
   now?: () => number;
 }
+
+/** Kept free below Lambda's limit for what the gateway adds to a response. */
+const RESPONSE_HEADROOM_BYTES = 64 * 1024;
 
 const byKey = new Map(ROUTES.map((r) => [`${r.method} ${r.path}`, r]));
 
@@ -139,11 +143,34 @@ export function createApi(deps: ApiDeps): (event: unknown, context?: ApiContext,
       params = p.data;
     }
     const format: Format = negotiateFormat((query as { format?: Format }).format, req.headers.accept, route.csv !== undefined);
-    const reply = (body: unknown, headers: Record<string, string> = {}): ApiResponse => {
+    const shape = (body: unknown, headers: Record<string, string> = {}): ApiResponse => {
       if (format !== 'csv' || !route.csv) return json(200, body, headers);
       const table = route.csv(body);
       return csv(table.columns, table.rows, { ...table.headers, ...headers });
     };
-    return route.handle({ req, query, dynamic, params, format, reply, routes: ROUTES, db, cursors: deps.cursors, now });
+    // A page measured by `fits` and then sent is serialised once.
+    const measured = new WeakMap<object, ApiResponse>();
+    const reply = (body: unknown, headers?: Record<string, string>): ApiResponse => {
+      const known = headers === undefined && typeof body === 'object' && body !== null ? measured.get(body) : undefined;
+      return known ?? shape(body, headers);
+    };
+    const fits = (body: unknown): boolean => {
+      const res = shape(body);
+      if (typeof body === 'object' && body !== null) measured.set(body, res);
+      // Escaping makes a byte at most six (a control character as \u00XX): small answers are
+      // decided without serialising them again.
+      if (6 * Buffer.byteLength(res.body, 'utf8') + 4096 <= ANSWER_BUDGET_BYTES) return true;
+      return lambdaResponseBytes(res) <= ANSWER_BUDGET_BYTES;
+    };
+    const res = await route.handle({ req, query, dynamic, params, format, reply, fits, routes: ROUTES, db, cursors: deps.cursors, now });
+    // Every route bounds its answer; this is the net under them, so a client gets a problem it can
+    // read rather than the gateway's 502 for a response Lambda refuses.
+    const bytes = lambdaResponseBytes(res);
+    if (bytes > LAMBDA_RESPONSE_BYTES - RESPONSE_HEADROOM_BYTES) {
+      throw new HttpProblem(500, `the answer would take ${(bytes / 1048576).toFixed(1)} MB, more than an API answer can carry; narrow the request`, {
+        slug: 'response-too-large',
+      });
+    }
+    return res;
   };
 }

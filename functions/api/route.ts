@@ -21,6 +21,8 @@ export interface RouteContext<Q, P = Record<string, string>, B = unknown> {
   format: Format;
   /** A 200 answer in the negotiated format: the body as JSON, or as the route's CSV table. */
   reply(body: B, headers?: Record<string, string>): ApiResponse;
+  /** Whether `reply(body)` stays within the answer budget (ANSWER_BUDGET_BYTES): routes page by it. */
+  fits(body: B): boolean;
   /** Every route being served (the OpenAPI route documents them). */
   routes: readonly Route[];
   db: () => Promise<Queryable>;
