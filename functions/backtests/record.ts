@@ -47,6 +47,18 @@ export const METRIC_NAME_RE = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 export const TAG_RE = /^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$/;
 export const STRATEGY_RE = /^[A-Za-z0-9][A-Za-z0-9_.:\-/ ]{0,99}$/;
 export const MAX_POINTS = 100_000;
+/**
+ * Stored sizes, as JSON: a run's parameters, and one trade. They keep every answer within Lambda's
+ * 6 MB response limit: a page of runs shows their parameters, a page of trades whole trades.
+ */
+export const MAX_PARAMETERS_BYTES = 64 * 1024;
+export const MAX_TRADE_BYTES = 8 * 1024;
+
+/** An issue when `value` takes more than `max` bytes as JSON. */
+function checkJsonSize(value: unknown, max: number, what: string, ctx: z.RefinementCtx): void {
+  const bytes = Buffer.byteLength(JSON.stringify(value), 'utf8');
+  if (bytes > max) ctx.addIssue({ code: 'custom', message: `is ${(bytes / 1024).toFixed(1)} KiB as JSON; ${what} may take at most ${max / 1024} KiB` });
+}
 
 /** A time as ISO 8601 text or epoch milliseconds (number or digits), to epoch milliseconds. */
 export const timeValue = z
@@ -76,8 +88,14 @@ export const PARAM_KEY_RE = /^[A-Za-z_][A-Za-z0-9_\-]{0,63}$/;
 
 export const parametersSchema = z
   .record(z.string().regex(PARAM_KEY_RE, 'parameter names are letters, digits, _ and -, starting with a letter or _'), z.unknown())
-  .superRefine((v, ctx) => checkFinite(v, [], ctx))
-  .meta({ description: 'Strategy parameters: any JSON object (names: letters, digits, _ and -). Numbers must be finite.', examples: [{ fast: 10, slow: 30 }] });
+  .superRefine((v, ctx) => {
+    checkFinite(v, [], ctx);
+    checkJsonSize(v, MAX_PARAMETERS_BYTES, 'parameters', ctx);
+  })
+  .meta({
+    description: `Strategy parameters: any JSON object (names: letters, digits, _ and -), at most ${MAX_PARAMETERS_BYTES / 1024} KiB as JSON. Numbers must be finite.`,
+    examples: [{ fast: 10, slow: 30 }],
+  });
 
 export const instrumentSchema = z.strictObject({ exchange: exchangeSchema, symbol: symbolSchema, interval: intervalSchema });
 
@@ -108,7 +126,8 @@ const tradeSchema = z
     fee: finite().optional(),
   })
   .catchall(z.union([z.string().max(200), finite(), z.boolean(), z.null()]))
-  .meta({ description: 'One trade; extra scalar fields are kept.' });
+  .superRefine((t, ctx) => checkJsonSize(t, MAX_TRADE_BYTES, 'a trade', ctx))
+  .meta({ description: `One trade, at most ${MAX_TRADE_BYTES / 1024} KiB as JSON; extra scalar fields are kept.` });
 
 export const createBacktestSchema = z
   .strictObject({
@@ -173,6 +192,20 @@ export const backtestSchema = z.object({
   trades: z.array(z.record(z.string(), z.unknown())).optional().meta({ description: 'Only with include=trades.' }),
 });
 export type Backtest = z.infer<typeof backtestSchema>;
+
+export const tradePageSchema = z.object({
+  id: z.uuid(),
+  trades: z.array(z.record(z.string(), z.unknown())),
+  nextCursor: z.string().nullable(),
+});
+export type TradePage = z.infer<typeof tradePageSchema>;
+
+export const equityCurvePageSchema = z.object({
+  id: z.uuid(),
+  equityCurve: z.array(z.object({ t: z.number().int(), equity: z.number() })),
+  nextCursor: z.string().nullable(),
+});
+export type EquityCurvePage = z.infer<typeof equityCurvePageSchema>;
 
 export const backtestPageSchema = z.object({
   runs: z.array(backtestSchema),
