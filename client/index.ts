@@ -8,12 +8,28 @@
  * It depends on nothing but `fetch`; the types come from the zod schemas the API validates with.
  */
 import type { CandleOut, CandlePage, GapPage, GapPolicy, LatestCandles, Markets } from '../functions/api/schemas.ts';
-import type { Backtest, BacktestPage, Comparison, CreateBacktestInput } from '../functions/backtests/record.ts';
+import type { Backtest, BacktestPage, Comparison, CreateBacktestInput, EquityCurvePage, TradePage } from '../functions/backtests/record.ts';
 import type { Exchange } from '../functions/candles/candle.ts';
 import type { Interval } from '../functions/candles/intervals.ts';
 import type { Problem } from '../functions/http/problem.ts';
 
-export type { Backtest, BacktestPage, CandleOut as Candle, CandlePage, Comparison, CreateBacktestInput, Exchange, GapPage, GapPolicy, Interval, LatestCandles, Markets, Problem };
+export type {
+  Backtest,
+  BacktestPage,
+  CandleOut as Candle,
+  CandlePage,
+  Comparison,
+  CreateBacktestInput,
+  EquityCurvePage,
+  Exchange,
+  GapPage,
+  GapPolicy,
+  Interval,
+  LatestCandles,
+  Markets,
+  Problem,
+  TradePage,
+};
 
 /** ISO 8601 text, epoch milliseconds, or a Date. */
 export type TimeInput = string | number | Date;
@@ -266,6 +282,26 @@ export class CandlekeepClient {
 
   getBacktest(id: string, opts: { include?: ('equityCurve' | 'trades')[] } = {}): Promise<Backtest> {
     return this.json('GET', `/v1/backtests/${encodeURIComponent(id)}`, opts.include?.length ? [['include', opts.include.join(',')]] : []);
+  }
+
+  /** One page of a run's trades (stored order); large runs span several. */
+  backtestTrades(id: string, p: { limit?: number; cursor?: string } = {}): Promise<TradePage> {
+    return this.json('GET', `/v1/backtests/${encodeURIComponent(id)}/trades`, queryOf({ limit: p.limit, cursor: p.cursor }));
+  }
+
+  /** Every trade of a run, page after page: the way to read trades too big for `getBacktest(id, { include: ['trades'] })`. */
+  async *iterateBacktestTrades(id: string): AsyncGenerator<TradePage['trades'][number]> {
+    yield* followPages(undefined, (cursor) => this.backtestTrades(id, cursor), (page) => page.trades);
+  }
+
+  /** One page of a run's equity curve, in time order. */
+  backtestEquityCurve(id: string, p: { limit?: number; cursor?: string } = {}): Promise<EquityCurvePage> {
+    return this.json('GET', `/v1/backtests/${encodeURIComponent(id)}/equity-curve`, queryOf({ limit: p.limit, cursor: p.cursor }));
+  }
+
+  /** Every point of a run's equity curve, page after page. */
+  async *iterateBacktestEquityCurve(id: string): AsyncGenerator<EquityCurvePage['equityCurve'][number]> {
+    yield* followPages(undefined, (cursor) => this.backtestEquityCurve(id, cursor), (page) => page.equityCurve);
   }
 
   async deleteBacktest(id: string): Promise<void> {

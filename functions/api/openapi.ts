@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { backtestPageSchema, backtestSchema, comparisonSchema, createBacktestSchema } from '../backtests/record.ts';
+import { backtestPageSchema, backtestSchema, comparisonSchema, createBacktestSchema, equityCurvePageSchema, tradePageSchema } from '../backtests/record.ts';
 import { PROBLEM_CONTENT_TYPE } from '../http/problem.ts';
 import { isListSchema } from '../http/query.ts';
 import { API_VERSION, type Route } from './route.ts';
@@ -13,6 +13,8 @@ const register = (registry: typeof responseRegistry, schema: z.ZodType, id: stri
 register(responseRegistry, backtestSchema, 'Backtest');
 register(responseRegistry, backtestPageSchema, 'BacktestPage');
 register(responseRegistry, comparisonSchema, 'Comparison');
+register(responseRegistry, tradePageSchema, 'TradePage');
+register(responseRegistry, equityCurvePageSchema, 'EquityCurvePage');
 register(requestRegistry, createBacktestSchema, 'CreateBacktest');
 
 const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });

@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { Invalid } from '../errors.ts';
 import { queryHash, type CursorCodec } from '../http/cursor.ts';
 import { cursorParamSchema, limitParam, listParam, formatParam, timeParam, type DynamicParams } from '../http/query.ts';
+import { fitPage } from '../http/size.ts';
 import { listRuns } from '../store/backtests.ts';
 import type { Queryable } from '../store/db.ts';
 import { METRIC_NAME_RE, PARAM_KEY_RE, STRATEGY_RE, TAG_RE, type BacktestPage } from './record.ts';
@@ -222,8 +223,18 @@ const createdText = z.string().refine((t) => {
 const createdKey = z.tuple([createdText, z.uuid()]);
 const metricKey = z.tuple([z.number().nullable(), z.uuid()]);
 
-/** Lists runs newest first (or by a metric) with keyset pagination. */
-export async function listBacktests(db: Queryable, cursors: CursorCodec, query: ListQuery, dynamic: ReadonlyMap<string, string[]>): Promise<BacktestPage> {
+/**
+ * Lists runs newest first (or by a metric) with keyset pagination. A page holds up to `limit` runs,
+ * fewer when `fits` says the answer would be too big: it then ends at the longest prefix that
+ * fits, and its cursor continues after that prefix's last run.
+ */
+export async function listBacktests(
+  db: Queryable,
+  cursors: CursorCodec,
+  query: ListQuery,
+  dynamic: ReadonlyMap<string, string[]>,
+  fits: (page: BacktestPage) => boolean = () => true,
+): Promise<BacktestPage> {
   const filter = buildFilter(query, dynamic);
   const sort = query.sort ?? '-created';
   const desc = sort.startsWith('-');
@@ -234,11 +245,10 @@ export async function listBacktests(db: Queryable, cursors: CursorCodec, query: 
   let after: [number | string | null, string] | undefined;
   if (query.cursor) after = metric ? cursors.decode(query.cursor, hash, metricKey) : cursors.decode(query.cursor, hash, createdKey);
   const rows = await listRuns(db, { filter, metric, desc, after, limit: query.limit + 1 });
-  const more = rows.length > query.limit;
-  const page = more ? rows.slice(0, query.limit) : rows;
-  const last = page[page.length - 1];
-  return {
-    runs: page.map((r) => r.run),
-    nextCursor: more && last ? cursors.encode([last.sortValue, last.run.id], hash) : null,
+  const pageOf = (k: number): BacktestPage => {
+    const last = rows[k - 1];
+    return { runs: rows.slice(0, k).map((r) => r.run), nextCursor: rows.length > k && last ? cursors.encode([last.sortValue, last.run.id], hash) : null };
   };
+  // One run always fits: its stored parts are capped (MAX_PARAMETERS_BYTES; curve and trades are not listed).
+  return fitPage(Math.min(rows.length, query.limit), pageOf, fits);
 }

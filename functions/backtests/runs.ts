@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { NotFound, Unprocessable } from '../errors.ts';
 import type { Queryable } from '../store/db.ts';
-import { deleteRun, findRunByKey, getRun, insertRun } from '../store/backtests.ts';
+import { deleteRun, findRunByKey, getRun, insertRun, runSeriesPage } from '../store/backtests.ts';
 import { computeFingerprint } from './fingerprint.ts';
 import type { Backtest, CreateBacktest } from './record.ts';
 
@@ -85,6 +85,19 @@ export async function getBacktest(db: Queryable, id: string, include: { equityCu
   const run = await getRun(db, id, include);
   if (!run) throw new NotFound(`no backtest run ${id}`, 'id');
   return run;
+}
+
+/** A page of a run's trades or equity curve: up to `limit` entries after the first `after`. */
+export async function backtestPart(
+  db: Queryable,
+  id: string,
+  part: 'trades' | 'equityCurve',
+  after: number,
+  limit: number,
+): Promise<{ items: unknown[]; total: number }> {
+  const page = await runSeriesPage(db, id, part, after, limit);
+  if (!page) throw new NotFound(`no backtest run ${id}`, 'id');
+  return page;
 }
 
 export async function deleteBacktest(db: Queryable, id: string): Promise<void> {

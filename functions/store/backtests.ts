@@ -134,6 +134,31 @@ export async function getRun(db: Queryable, id: string, include: { equityCurve: 
   return run;
 }
 
+/**
+ * Up to `limit` entries of a run's trades or equity curve after position `after` (0-based count of
+ * entries already read), in stored order; undefined when there is no such run.
+ */
+export async function runSeriesPage(
+  db: Queryable,
+  id: string,
+  part: 'trades' | 'equityCurve',
+  after: number,
+  limit: number,
+): Promise<{ items: unknown[]; total: number } | undefined> {
+  const column = part === 'trades' ? 'trades' : 'equity_curve';
+  const counter = part === 'trades' ? 'trade_rows' : 'equity_points';
+  const { rows } = await db.query<{ total: number; items: unknown[] }>(
+    `SELECT b.${counter} AS total,
+            (SELECT coalesce(jsonb_agg(e.value ORDER BY e.i), '[]'::jsonb)
+             FROM (SELECT x.value, x.i FROM backtest_series s, jsonb_array_elements(s.${column}) WITH ORDINALITY AS x(value, i)
+                   WHERE s.backtest_id = b.id AND x.i > $2 ORDER BY x.i LIMIT $3) e) AS items
+     FROM backtests b WHERE b.id = $1`,
+    [id, after, limit],
+  );
+  const row = rows[0];
+  return row ? { items: row.items, total: Number(row.total) } : undefined;
+}
+
 /** False when there was no such run. */
 export async function deleteRun(db: Queryable, id: string): Promise<boolean> {
   const { rowCount } = await db.query('DELETE FROM backtests WHERE id = $1', [id]);

@@ -6,14 +6,19 @@ import {
   backtestSchema,
   comparisonSchema,
   createBacktestSchema,
+  equityCurvePageSchema,
+  MAX_POINTS,
+  tradePageSchema,
   type BacktestPage,
   type Comparison,
 } from '../../backtests/record.ts';
-import { createBacktest, deleteBacktest, getBacktest } from '../../backtests/runs.ts';
+import { backtestPart, createBacktest, deleteBacktest, getBacktest } from '../../backtests/runs.ts';
+import { queryHash } from '../../http/cursor.ts';
+import { fitPage } from '../../http/size.ts';
 import { parseJsonBody } from '../../http/body.ts';
 import { nextCursorHeader, type CsvValue } from '../../http/csv.ts';
-import { badRequest } from '../../http/problem.ts';
-import { listParam } from '../../http/query.ts';
+import { badRequest, HttpProblem } from '../../http/problem.ts';
+import { cursorParamSchema, limitParam, listParam } from '../../http/query.ts';
 import { json, noContent } from '../../http/response.ts';
 import { COMMON, defineRoute, problems } from '../route.ts';
 
@@ -98,8 +103,8 @@ export const listRuns = defineRoute({
     };
   },
   responses: { 200: { description: 'A page of runs (without equity curves and trades).', schema: backtestPageSchema }, ...problems(...COMMON) },
-  async handle({ query, dynamic, db, cursors, reply }) {
-    return reply(await listBacktests(await db(), await cursors(), query, dynamic));
+  async handle({ query, dynamic, db, cursors, reply, fits }) {
+    return reply(await listBacktests(await db(), await cursors(), query, dynamic, fits));
   },
 });
 
@@ -150,12 +155,56 @@ export const getRun = defineRoute({
       description: 'Also return the equity curve and/or the trades.',
     }).optional(),
   }),
-  responses: { 200: { description: 'The run.', schema: backtestSchema }, ...problems(...COMMON, 404) },
-  async handle({ params, query, db, reply }) {
+  responses: { 200: { description: 'The run.', schema: backtestSchema }, ...problems(...COMMON, 404, 422) },
+  async handle({ params, query, db, reply, fits }) {
     const include = new Set(query.include ?? []);
-    return reply(await getBacktest(await db(), params.id, { equityCurve: include.has('equityCurve'), trades: include.has('trades') }));
+    const run = await getBacktest(await db(), params.id, { equityCurve: include.has('equityCurve'), trades: include.has('trades') });
+    if (!fits(run)) {
+      const parts = [...include].map((p) => `/v1/backtests/${run.id}/${p === 'trades' ? 'trades' : 'equity-curve'}`);
+      throw new HttpProblem(422, `the run with its ${[...include].join(' and ')} is more than one answer can carry; page them with GET ${parts.join(' and ')}`, {
+        parameter: 'include',
+        slug: 'response-too-large',
+      });
+    }
+    return reply(run);
   },
 });
+
+/**
+ * A paged route over a run's trades or equity curve, which can be too big for one answer: pages of
+ * up to `limit` entries, cut shorter when the answer would pass the size budget.
+ */
+function runPartRoute<K extends 'trades' | 'equityCurve'>(part: K, path: string, operationId: string, schema: z.ZodType) {
+  const name = part === 'trades' ? 'trades' : 'equity curve';
+  return defineRoute({
+    method: 'GET',
+    path: `/v1/backtests/{id}/${path}`,
+    operationId,
+    tag: 'backtests',
+    apiKey: true,
+    summary: `A run's ${name}, paged`,
+    description: `In stored order. Pages hold up to \`limit\` entries, fewer when more would not fit in one answer; follow \`nextCursor\`.`,
+    pathParams: idParams,
+    query: z.object({ limit: limitParam(1000, 10_000), cursor: cursorParamSchema }),
+    responses: { 200: { description: `A page of the run's ${name}.`, schema }, ...problems(...COMMON, 404) },
+    async handle({ params, query, db, cursors, fits, reply }) {
+      const codec = await cursors();
+      const hash = queryHash([path, params.id]);
+      const after = query.cursor ? codec.decode(query.cursor, hash, z.number().int().min(0).max(MAX_POINTS)) : 0;
+      const { items, total } = await backtestPart(await db(), params.id, part, after, query.limit);
+      const pageOf = (k: number) => ({
+        id: params.id,
+        [part]: items.slice(0, k),
+        nextCursor: after + k < total ? codec.encode(after + k, hash) : null,
+      });
+      // One entry always fits: a trade is capped at MAX_TRADE_BYTES, a curve point is two numbers.
+      return reply(fitPage(items.length, pageOf, fits));
+    },
+  });
+}
+
+export const runTrades = runPartRoute('trades', 'trades', 'getBacktestTrades', tradePageSchema);
+export const runEquityCurve = runPartRoute('equityCurve', 'equity-curve', 'getBacktestEquityCurve', equityCurvePageSchema);
 
 export const deleteRun = defineRoute({
   method: 'DELETE',

@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { MAX_OPEN_TIME, MIN_OPEN_TIME } from '../../candles/candle.ts';
 import { isAligned } from '../../candles/intervals.ts';
 import { queryHash } from '../../http/cursor.ts';
+import { fitPage } from '../../http/size.ts';
 import { nextCursorHeader, type CsvValue } from '../../http/csv.ts';
 import { badRequest } from '../../http/problem.ts';
 import { checkTimeRange } from '../../http/query.ts';
@@ -68,7 +69,7 @@ export const candles = defineRoute({
     },
     ...problems(...COMMON, 404),
   },
-  async handle({ query: q, db, cursors, reply }) {
+  async handle({ query: q, db, cursors, reply, fits }) {
     checkTimeRange(q);
     const codec = await cursors();
     const hash = queryHash(['candles', q.exchange, q.symbol, q.interval, q.start, q.end, q.gaps]);
@@ -82,19 +83,25 @@ export const candles = defineRoute({
     const conn = await db();
     const src = await resolveSource(conn, q.exchange, q.symbol, q.interval);
     const page = await readCandles(conn, src, { start: q.start, end: q.end, limit: q.limit, from, gaps: q.gaps });
-    return reply({
-      exchange: q.exchange,
-      symbol: q.symbol,
-      interval: q.interval,
-      resampledFrom: src.resampled ? src.source : null,
-      sourceCandlesPerBucket: src.resampled ? src.perBucket : null,
-      gaps: q.gaps,
-      start: isoOrNull(q.start),
-      end: isoOrNull(q.end),
-      count: page.candles.length,
-      candles: page.candles,
-      nextCursor: page.next === null ? null : codec.encode(page.next, hash),
-    });
+    // The first k candles; a page cut short for size continues at the open time of the first one left out.
+    const pageOf = (k: number): CandlePage => {
+      const candles = page.candles.slice(0, k);
+      const next = k < page.candles.length ? page.candles[k]!.openTime : page.next;
+      return {
+        exchange: q.exchange,
+        symbol: q.symbol,
+        interval: q.interval,
+        resampledFrom: src.resampled ? src.source : null,
+        sourceCandlesPerBucket: src.resampled ? src.perBucket : null,
+        gaps: q.gaps,
+        start: isoOrNull(q.start),
+        end: isoOrNull(q.end),
+        count: candles.length,
+        candles,
+        nextCursor: next === null ? null : codec.encode(next, hash),
+      };
+    };
+    return reply(fitPage(page.candles.length, pageOf, fits));
   },
 });
 
