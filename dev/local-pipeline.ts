@@ -115,7 +115,7 @@ function buildHandler(role: FunctionRole, env: Env, shared: SharedDeps): AnyHand
     case 'worker':
       return createWorkerHandler(readWorkerConfig(env), { db, sqs, access }) as AnyHandler;
     case 'api':
-      return createApiHandler(readApiConfig(env), { db }) as unknown as AnyHandler;
+      return createApiHandler(readApiConfig(env), { db, events: async () => shared.events }) as unknown as AnyHandler;
     case 'deadLetterScan':
       return createDeadLetterScanHandler(readDeadLetterScanConfig(env), { db, sqs }) as AnyHandler;
     case 'migrate':

@@ -122,6 +122,7 @@ export class CandlekeepStack extends Stack {
       logs: config.apiGatewayLogs,
       config: readApiConfig(this),
       logRemovalPolicy: keepOrDestroy,
+      backfillBus: this.backfill.bus,
     });
     new CfnOutput(this, 'ApiUrl', { value: this.api.api.url, description: 'Base URL: set CANDLEKEEP_URL to it' });
     new CfnOutput(this, 'ApiKeyId', {

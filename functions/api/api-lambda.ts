@@ -1,3 +1,4 @@
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import middy from '@middy/core';
 import * as z from 'zod';
 import { configReader, once, type Env } from '../lambda-kit/env.ts';
@@ -48,25 +49,34 @@ const configSchema = z
       .optional()
       .transform((s) => (s ? s.split(',').map((o) => o.trim()).filter(Boolean) : []))
       .meta({ description: 'Comma-separated origins allowed to read responses in a browser; empty: none.' }),
+    CANDLEKEEP_BACKFILL_BUS: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: 'Name or ARN of the backfill bus POST /v1/backfills puts requests on; unset: that route answers 501.' }),
   })
   .transform((e) => ({
     poolMax: e.CANDLEKEEP_DB_POOL_MAX,
     statementTimeoutMs: e.CANDLEKEEP_API_STATEMENT_TIMEOUT_MS,
     dbSessions: e.CANDLEKEEP_API_DB_SESSIONS || undefined,
     corsOrigins: e.CANDLEKEEP_CORS_ORIGINS,
+    backfillBus: e.CANDLEKEEP_BACKFILL_BUS,
     cursorKey: e.CANDLEKEEP_CURSOR_KEY === undefined ? undefined : Buffer.from(e.CANDLEKEEP_CURSOR_KEY),
   }));
 export const readApiConfig = configReader(configSchema, SERVICES.api);
-export type ApiConfig = Omit<ReturnType<typeof readApiConfig>, 'cursorKey' | 'statementTimeoutMs' | 'dbSessions'> & {
+export type ApiConfig = Omit<ReturnType<typeof readApiConfig>, 'cursorKey' | 'statementTimeoutMs' | 'dbSessions' | 'backfillBus'> & {
   cursorKey?: Uint8Array | undefined;
   /** Default 20 s. */
   statementTimeoutMs?: number | undefined;
   dbSessions?: number | undefined;
+  backfillBus?: string | undefined;
 };
 
-export interface ApiHandlerDeps extends Omit<ApiDeps, 'cursors' | 'statementTimeoutMs' | 'dbSessions'>, Pick<Observability, 'logger'> {
+export interface ApiHandlerDeps extends Omit<ApiDeps, 'cursors' | 'statementTimeoutMs' | 'dbSessions' | 'requestBackfill'>, Pick<Observability, 'logger'> {
   /** Where the cursor key comes from when the config has none; default: a random key for this process. */
   cursorKey?: () => Promise<Uint8Array>;
+  /** The EventBridge client backfill requests go through (when the config names a bus); default: one from the environment, made on first use. */
+  events?: () => Promise<EventBridgeClient>;
 }
 
 /**
@@ -76,6 +86,23 @@ export interface ApiHandlerDeps extends Omit<ApiDeps, 'cursors' | 'statementTime
 export function liveApiDeps(config: ApiConfig, env: Env): ApiHandlerDeps {
   const url = lazyDatabaseUrl(env);
   return { db: lazyPool(env, { max: config.poolMax }, url), cursorKey: async () => derivedCursorKey(await url()) };
+}
+
+/** Backfill requests onto the configured bus; undefined without one. The SDK is loaded on the first request. */
+function backfillSender(config: ApiConfig, deps: ApiHandlerDeps): ApiDeps['requestBackfill'] {
+  const bus = config.backfillBus;
+  if (!bus) return undefined;
+  const events =
+    deps.events ??
+    once(async () => {
+      const { EventBridgeClient } = await import('@aws-sdk/client-eventbridge');
+      return new EventBridgeClient({});
+    });
+  return async (req) => {
+    const { putBackfillRequests } = await import('../ingest/backfill-events.ts');
+    const [id] = await putBackfillRequests(await events(), bus, [req]);
+    return id!;
+  };
 }
 
 function cursorSource(config: ApiConfig, deps: ApiHandlerDeps): () => Promise<CursorCodec> {
@@ -96,6 +123,7 @@ export function createApiHandler(config: ApiConfig, deps: ApiHandlerDeps) {
     statementTimeoutMs: config.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
     dbSessions: config.dbSessions,
     cursors: cursorSource(config, deps),
+    requestBackfill: backfillSender(config, deps),
   });
   const chain = middy(api, {
     timeoutEarlyInMillis: 250,

@@ -6,6 +6,7 @@ import { csv, json, type ApiResponse } from '../http/response.ts';
 import { ANSWER_BUDGET_BYTES, LAMBDA_RESPONSE_BYTES, lambdaResponseBytes } from '../http/size.ts';
 import { unstorableText } from '../http/text.ts';
 import type { CursorCodec } from '../http/cursor.ts';
+import type { BackfillRequest } from '../ingest/backfill-request.ts';
 import { boundedQueryable, type Db } from '../store/db.ts';
 import type { Route } from './route.ts';
 import { ROUTES } from './routes/index.ts';
@@ -20,6 +21,8 @@ export interface ApiDeps {
   /** Signs and checks pagination cursors, with the key obtained on first use. */
   cursors: () => Promise<CursorCodec>;
   now?: () => number;
+  /** Puts a backfill request on the backfill bus, returning the event id; absent when this API has none. */
+  requestBackfill?: (req: BackfillRequest) => Promise<string>;
 }
 
 /** Kept free below Lambda's limit for what the gateway adds to a response. */
@@ -162,7 +165,7 @@ export function createApi(deps: ApiDeps): (event: unknown, context?: ApiContext,
       if (6 * Buffer.byteLength(res.body, 'utf8') + 4096 <= ANSWER_BUDGET_BYTES) return true;
       return lambdaResponseBytes(res) <= ANSWER_BUDGET_BYTES;
     };
-    const res = await route.handle({ req, query, dynamic, params, format, reply, fits, routes: ROUTES, db, cursors: deps.cursors, now });
+    const res = await route.handle({ req, query, dynamic, params, format, reply, fits, routes: ROUTES, db, cursors: deps.cursors, now, requestBackfill: deps.requestBackfill });
     // Every route bounds its answer; this is the net under them, so a client gets a problem it can
     // read rather than the gateway's 502 for a response Lambda refuses.
     const bytes = lambdaResponseBytes(res);

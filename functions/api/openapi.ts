@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { backtestPageSchema, backtestSchema, comparisonSchema, createBacktestSchema, equityCurvePageSchema, tradePageSchema } from '../backtests/record.ts';
+import { backfillRequestSchema } from '../ingest/backfill-request.ts';
 import { PROBLEM_CONTENT_TYPE } from '../http/problem.ts';
 import { isListSchema } from '../http/query.ts';
 import { API_VERSION, type Route } from './route.ts';
@@ -16,6 +17,7 @@ register(responseRegistry, comparisonSchema, 'Comparison');
 register(responseRegistry, tradePageSchema, 'TradePage');
 register(responseRegistry, equityCurvePageSchema, 'EquityCurvePage');
 register(requestRegistry, createBacktestSchema, 'CreateBacktest');
+register(requestRegistry, backfillRequestSchema, 'BackfillRequest');
 
 const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
 
@@ -121,6 +123,7 @@ export function buildOpenApi(routes: readonly Route[]): Json {
     servers: [{ url: 'http://127.0.0.1:8080', description: 'npx candlekeep serve' }],
     tags: [
       { name: 'candles', description: 'Candle history, markets and gaps' },
+      { name: 'backfills', description: 'Backfill requests and their progress' },
       { name: 'backtests', description: 'Immutable backtest records' },
       { name: 'meta', description: 'Health and this document' },
     ],

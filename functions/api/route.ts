@@ -5,6 +5,7 @@ import type { Format } from '../http/negotiate.ts';
 import type { DynamicParams } from '../http/query.ts';
 import type { ApiRequest } from '../http/request.ts';
 import type { ApiResponse } from '../http/response.ts';
+import type { BackfillRequest } from '../ingest/backfill-request.ts';
 import type { Queryable } from '../store/db.ts';
 import { problemSchema } from './schemas.ts';
 
@@ -28,6 +29,8 @@ export interface RouteContext<Q, P = Record<string, string>, B = unknown> {
   db: () => Promise<Queryable>;
   cursors: () => Promise<CursorCodec>;
   now: () => number;
+  /** Puts a backfill request on the backfill bus and returns the event id; undefined when this API has no bus. */
+  requestBackfill: ((req: BackfillRequest) => Promise<string>) | undefined;
 }
 
 export interface ResponseDoc {
@@ -88,6 +91,7 @@ const PROBLEM_TEXT: Record<number, string> = {
   415: 'Body is not application/json.',
   422: 'Body is well-formed JSON but not a valid record: the problem names the field.',
   429: 'Throttled or over quota (usage plan).',
+  501: 'This API instance is not configured for it (e.g. no backfill bus).',
   503: 'Database unavailable; retry after Retry-After seconds.',
 };
 

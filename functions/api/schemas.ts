@@ -202,3 +202,56 @@ export type GapPage = z.infer<typeof gapsPageSchema>;
 
 export const healthSchema = z.object({ status: z.enum(['ok']), database: z.enum(['ok']), version: z.string() });
 responseRegistry.add(healthSchema, { id: 'Health' });
+
+// ---- backfills ----
+
+export const BACKFILL_STATUSES = ['planned', 'running', 'done', 'failed', 'unsupported', 'cancelled'] as const;
+const backfillStatusSchema = z.enum(BACKFILL_STATUSES, {
+  error: (i) => `unknown backfill status ${JSON.stringify(i.input)}; expected ${BACKFILL_STATUSES.join(', ')}`,
+});
+
+export const backfillsQuerySchema = z.object({
+  exchange: exchangeParam.optional(),
+  symbol: symbolParam.optional(),
+  interval: intervalSchema.optional().meta({ description: 'Only backfills of this interval.' }),
+  status: listParam(backfillStatusSchema, {
+    max: BACKFILL_STATUSES.length,
+    description: 'Only backfills in these states, comma-separated (e.g. `planned,running` for the ones still working).',
+  }).optional(),
+  limit: limitParam(20, 100),
+  cursor: cursorParam,
+  format: formatParam,
+});
+
+const isoTime = (description: string) => z.iso.datetime().meta({ description });
+export const backfillSchema = z.object({
+  id: z.number().int(),
+  ...seriesFields,
+  from: isoTime('Start of the requested range.'),
+  to: isoTime('End of the requested range (exclusive).'),
+  status: backfillStatusSchema,
+  message: z.string().nullable().meta({ description: 'Why it failed or what it could not fetch (e.g. history the exchange does not serve).' }),
+  requestedBy: z.string().nullable(),
+  requestedAt: isoTime('When it was planned.'),
+  startedAt: z.iso.datetime().nullable(),
+  finishedAt: z.iso.datetime().nullable(),
+  listedAt: z.iso.datetime().nullable().meta({ description: 'No candle opens before this at the exchange (its listing date, found by the planner).' }),
+  chunks: z.object({ total: z.number().int(), done: z.number().int(), failed: z.number().int(), inProgress: z.number().int(), pending: z.number().int() }),
+  candlesWritten: z.number().int().meta({ description: 'Candles the finished chunks fetched (they may still be queued for the writer).' }),
+  fraction: z.number().min(0).max(1).meta({ description: 'Share of chunks finished, 0 to 1.' }),
+  etaSeconds: z.number().int().nullable().meta({ description: 'Seconds until the remaining chunks are done at the pace so far; null before the first chunk finishes or after the end.' }),
+  eta: z.iso.datetime().nullable(),
+});
+responseRegistry.add(backfillSchema, { id: 'Backfill' });
+export const backfillPageSchema = z.object({
+  backfills: z.array(backfillSchema),
+  nextCursor: z.string().nullable().meta({ description: 'Pass as `cursor` for older backfills; null on the last page.' }),
+});
+responseRegistry.add(backfillPageSchema, { id: 'BackfillPage' });
+export type BackfillPage = z.infer<typeof backfillPageSchema>;
+
+export const backfillRequestedSchema = z.object({
+  eventId: z.string().meta({ description: 'The EventBridge event id; the planner plans each event once.' }),
+  request: z.object({ ...seriesFields, from: z.iso.datetime(), to: z.iso.datetime(), requestedBy: z.string().optional() }),
+});
+responseRegistry.add(backfillRequestedSchema, { id: 'BackfillRequested' });

@@ -37,6 +37,7 @@ const TITLES: Record<number, string> = {
   422: 'Unprocessable content',
   429: 'Too many requests',
   500: 'Internal server error',
+  501: 'Not implemented',
   503: 'Service unavailable',
 };
 
@@ -55,6 +56,7 @@ const DEFAULT_SLUGS: Record<number, string> = {
   422: 'invalid-body',
   429: 'throttled',
   500: 'internal-error',
+  501: 'not-configured',
   503: 'unavailable',
 };
 

@@ -286,19 +286,24 @@ export async function readBackfill(db: Queryable, id: number): Promise<BackfillR
 }
 
 export interface BackfillFilter {
-  exchange?: Exchange;
-  symbol?: string;
-  interval?: Interval;
-  limit?: number;
+  exchange?: Exchange | undefined;
+  symbol?: string | undefined;
+  interval?: Interval | undefined;
+  /** Only backfills in one of these states. */
+  status?: readonly BackfillStatus[] | undefined;
+  /** Only backfills older than this id (the next page of a newest-first list). */
+  beforeId?: number | undefined;
+  limit?: number | undefined;
 }
 
-/** The newest backfills, optionally of one series; 20 unless `limit` says otherwise. */
+/** The newest backfills, optionally of one series or in some states; 20 unless `limit` says otherwise. */
 export async function readBackfills(db: Queryable, filter: BackfillFilter = {}): Promise<BackfillRecord[]> {
   const { rows } = await db.query<RecordRow>(
     `${SELECT_RECORD}
      WHERE ($1::text IS NULL OR s.exchange = $1) AND ($2::text IS NULL OR s.symbol = $2) AND ($3::text IS NULL OR s.interval = $3)
+       AND ($5::text[] IS NULL OR b.status = ANY($5::text[])) AND ($6::bigint IS NULL OR b.id < $6::bigint)
      GROUP BY b.id, s.id ORDER BY b.id DESC LIMIT $4`,
-    [filter.exchange ?? null, filter.symbol ?? null, filter.interval ?? null, filter.limit ?? 20],
+    [filter.exchange ?? null, filter.symbol ?? null, filter.interval ?? null, filter.limit ?? 20, filter.status ? [...filter.status] : null, filter.beforeId ?? null],
   );
   return rows.map(toRecord);
 }

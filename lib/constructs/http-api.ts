@@ -1,5 +1,6 @@
 import { Duration, RemovalPolicy, Size, Validations } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import type * as events from 'aws-cdk-lib/aws-events';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
@@ -58,6 +59,8 @@ export interface CandlekeepHttpApiProps {
   /** Whether API Gateway logs, and who owns the account-wide role they need (see ApiGatewayLogs). */
   logs: ApiGatewayLogs;
   logRemovalPolicy: RemovalPolicy;
+  /** The bus POST /v1/backfills puts requests on. */
+  backfillBus: events.IEventBus;
 }
 
 const PROBLEM_TYPE = 'https://candlekeep.dev/problems/';
@@ -104,9 +107,11 @@ export class CandlekeepHttpApi extends Construct {
         CANDLEKEEP_API_STATEMENT_TIMEOUT_MS: String(API_STATEMENT_TIMEOUT.toMilliseconds()),
         CANDLEKEEP_API_DB_SESSIONS: String(config.databaseSessions),
         CANDLEKEEP_CORS_ORIGINS: config.corsOrigins.join(','),
+        CANDLEKEEP_BACKFILL_BUS: props.backfillBus.eventBusName,
       },
     });
     this.handler.bindDatabaseSecret(props.databaseSecret);
+    props.backfillBus.grantPutEventsTo(this.handler);
 
     const logging = props.logs !== 'off';
     this.accessLogs = logging
