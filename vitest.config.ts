@@ -28,6 +28,17 @@ export default defineConfig({
           setupFiles: ['test/support/setup-env.ts'],
         },
       },
+      {
+        extends: true,
+        test: {
+          name: 'browser',
+          // The web console in headless Chromium against `candlekeep serve`, on a fresh database of
+          // its own; Chromium is found or installed first (dev/chromium.ts).
+          include: ['test/browser/**/*.test.ts'],
+          globalSetup: ['test/support/global-setup.ts', 'test/support/browser-setup.ts'],
+          setupFiles: ['test/support/setup-env.ts'],
+        },
+      },
     ],
   },
 });

@@ -26,6 +26,7 @@ import { createPool, type Db } from '../functions/store/db.ts';
 import { migrate } from '../functions/store/migrate.ts';
 import { countCandlesPerSeries } from '../functions/store/series.ts';
 import { resumeOpenBackfills, startLocalCandlekeep, type LocalCandlekeep } from './local-candlekeep.ts';
+import { buildConsole } from '../console/build.ts';
 import { openLocalDatabase, type LocalDatabase } from './local-db.ts';
 import { ensureLocalStack, type LocalStackHandle } from './localstack/index.ts';
 import { synthesizeCandlekeep, type Deployment, type SynthesizedCandlekeep } from './template/index.ts';
@@ -213,6 +214,7 @@ async function main(): Promise<void> {
       host: args.host,
       log,
       onError: (role, err) => status.error(role, err),
+      console: await buildConsole(),
     });
     running.candlekeep = candlekeep;
     const { deployment, sqs } = candlekeep;
@@ -302,6 +304,7 @@ function printSummary(
     '',
     `  candlekeep is up (${since()})`,
     `  API         ${url}/v1   (OpenAPI: ${url}/v1/openapi.json)`,
+    `  console     ${url}/console/   (type the API key once per browser tab)`,
     `  API key     ${key}${generated ? '   (generated; set CANDLEKEEP_API_KEY to choose one)' : '   (CANDLEKEEP_API_KEY)'}`,
     `  markets     ${markets.map((m) => `${m.exchange} ${m.symbol} ${m.intervals.join('/')}`).join(', ')}   (cdk.json candlekeep:markets)`,
     `  schedules   ${schedules.join(', ')}, fired here (LocalStack creates schedules but never runs them)`,

@@ -6,6 +6,7 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { CONSOLE_PATH, type ConsoleAsset } from '../console/build.ts';
 import { matchRoute, type ApiContext } from '../functions/api/app.ts';
 import { PROBLEM_CONTENT_TYPE, problemBody } from '../functions/http/problem.ts';
 
@@ -21,6 +22,8 @@ export interface LocalServerOptions {
   port?: number;
   host?: string;
   log?: (msg: string) => void;
+  /** The web console's files, served under /console/ without a key (they hold no secret); none: no console. */
+  console?: readonly ConsoleAsset[];
 }
 
 export interface LocalServer {
@@ -117,6 +120,41 @@ function lambdaContext(requestId: string, clientGone: AbortSignal): Context & Ap
   };
 }
 
+/** Headers of the console's files: no framing, no sniffing, no referrer, and a policy that allows only this origin. */
+const CONSOLE_HEADERS = {
+  'Cache-Control': 'no-cache',
+  'X-Content-Type-Options': 'nosniff',
+  'X-Frame-Options': 'DENY',
+  'Referrer-Policy': 'no-referrer',
+};
+
+/**
+ * Answers a request for the console (`/`, `/console`, `/console/<file>`), as CloudFront serves the
+ * deployed one from S3; false when the path is not the console's.
+ */
+function serveConsole(files: readonly ConsoleAsset[], method: string, path: string, res: ServerResponse): boolean {
+  if (path === '/' || path === CONSOLE_PATH.slice(0, -1)) {
+    res.writeHead(302, { Location: CONSOLE_PATH });
+    res.end();
+    return true;
+  }
+  if (!path.startsWith(CONSOLE_PATH)) return false;
+  const name = path.slice(CONSOLE_PATH.length) || 'index.html';
+  const file = files.find((f) => f.name === name);
+  if (!file) {
+    sendProblem(res, 404, `no console file ${name}`);
+    return true;
+  }
+  if (method !== 'GET' && method !== 'HEAD') {
+    res.writeHead(405, { Allow: 'GET, HEAD' });
+    res.end();
+    return true;
+  }
+  res.writeHead(200, { ...CONSOLE_HEADERS, 'Content-Type': file.contentType, 'Content-Length': String(file.body.length) });
+  res.end(method === 'HEAD' ? undefined : file.body);
+  return true;
+}
+
 /**
  * Serves the API handler over HTTP the way API Gateway fronts it in AWS: unknown paths are 404,
  * routes other than health need the API key (403 otherwise), bodies above the gateway's limit are
@@ -127,6 +165,7 @@ export async function startLocalServer(opts: LocalServerOptions): Promise<LocalS
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const method = (req.method ?? 'GET').toUpperCase();
+      if (opts.console && serveConsole(opts.console, method, url.pathname, res)) return;
       const match = matchRoute(method, url.pathname);
       if (!match) {
         sendProblem(res, 404, `no route ${method} ${url.pathname}; GET /v1/openapi.json lists the routes`);

@@ -14,6 +14,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { sendWorkTokens } from '../functions/queue/work-tokens.ts';
 import { countOpenChunks } from '../functions/store/backfills.ts';
 import { createPool } from '../functions/store/db.ts';
+import type { ConsoleAsset } from '../console/build.ts';
 import { startLocalServer, type LocalServer, type ProxyHandler } from './local-api.ts';
 import { startLocalPipeline, type LocalPipeline, type PipelineOptions } from './local-pipeline.ts';
 import { awsClientConfig, localStackServices } from './localstack/index.ts';
@@ -39,6 +40,8 @@ export interface LocalCandlekeepOptions
   /** Where the API listens; 0 (default) picks a free port. */
   port?: number;
   host?: string;
+  /** Serve the web console's files too (npm run dev does). */
+  console?: readonly ConsoleAsset[];
   log?: (msg: string) => void;
   /** Delete the stack from LocalStack when stopping (tests); `npm run dev` keeps it for its next run. */
   deleteStackOnStop?: boolean;
@@ -93,6 +96,7 @@ export async function startLocalCandlekeep(opts: LocalCandlekeepOptions): Promis
       apiKey: opts.apiKey,
       port: opts.port ?? 0,
       ...(opts.host !== undefined ? { host: opts.host } : {}),
+      ...(opts.console ? { console: opts.console } : {}),
     });
   } catch (err) {
     await pipeline.stop();

@@ -7,6 +7,7 @@ import { readConfig, type Stage } from './config.ts';
 import { ConsumerQueue } from './constructs/consumer-queue.ts';
 import { CandlekeepHttpApi, readApiConfig } from './constructs/http-api.ts';
 import { Backfill } from './constructs/backfill.ts';
+import { CandlekeepConsole } from './constructs/console.ts';
 import { DeadLetterLedger } from './constructs/dead-letter-ledger.ts';
 import { Migrations } from './constructs/migrations.ts';
 import { Ingestion } from './constructs/ingestion.ts';
@@ -36,6 +37,7 @@ export class CandlekeepStack extends Stack {
   public readonly ingestion: Ingestion;
   public readonly backfill: Backfill;
   public readonly api: CandlekeepHttpApi;
+  public readonly console: CandlekeepConsole;
 
   constructor(scope: Construct, id: string, props: CandlekeepStackProps = {}) {
     super(scope, id, props);
@@ -130,6 +132,11 @@ export class CandlekeepStack extends Stack {
       description: 'aws apigateway get-api-key --include-value --api-key <id> gives CANDLEKEEP_API_KEY',
     });
     new CfnOutput(this, 'OpenApiUrl', { value: `${this.api.api.url}v1/openapi.json` });
+
+    // ── Console ───────────────────────────────────────────────────────────────
+    // Static files in S3 behind CloudFront (origin access control), the API under the same host.
+    this.console = new CandlekeepConsole(this, 'Console', { api: this.api.api, removalPolicy: keepOrDestroy });
+    new CfnOutput(this, 'ConsoleUrl', { value: this.console.url, description: 'The web console; it asks for the API key once per browser tab' });
 
     // ── Outputs ───────────────────────────────────────────────────────────────
     new CfnOutput(this, 'CandlesQueueUrl', { value: this.candlesQueue.queueUrl });

@@ -5,12 +5,16 @@ import { migrate } from '../../functions/store/migrate.ts';
 import { startLocalServer, type ProxyHandler } from '../../dev/local-api.ts';
 
 export const command = defineCommand({
-  summary: 'serve the HTTP API on localhost (same handlers as API Gateway), key from CANDLEKEEP_API_KEY',
+  summary: 'serve the HTTP API and the web console on localhost (same handlers as API Gateway), key from CANDLEKEEP_API_KEY',
   options: {
     port: { ...PORT_OPTION, default: '8080' },
     host: { type: 'string', value: '<address>', default: '127.0.0.1', description: 'address to listen on (0.0.0.0 exposes the API to the network)' },
   },
-  notes: ['Environment: CANDLEKEEP_API_KEY (required, at least 8 characters), DATABASE_URL (default: the embedded PostgreSQL).'],
+  notes: [
+    'Environment: CANDLEKEEP_API_KEY (required, at least 8 characters), DATABASE_URL (default: the embedded PostgreSQL),',
+    'CANDLEKEEP_BACKFILL_BUS (optional: the bus POST /v1/backfills puts requests on; without it that route answers 501).',
+    'The web console is served at /console/.',
+  ],
   async run({ values }) {
     const port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be a port number');
@@ -25,8 +29,10 @@ export const command = defineCommand({
       // Built after the environment above is set: its logger reads the Powertools variables.
       const { createApiHandler, readApiConfig } = await import('../../functions/api/api-lambda.ts');
       const handler = createApiHandler(readApiConfig(process.env), { db: async () => pool }) as unknown as ProxyHandler;
-      const server = await startLocalServer({ handler, apiKey, port, host: values.host });
+      const { buildConsole } = await import('../../console/build.ts');
+      const server = await startLocalServer({ handler, apiKey, port, host: values.host, console: await buildConsole() });
       progress(`candlekeep API on ${server.url}/v1 (try: curl -H "x-api-key: $CANDLEKEEP_API_KEY" ${server.url}/v1/markets); Ctrl-C to stop`);
+      progress(`console on ${server.url}/console/ (it asks for the API key once per browser tab)`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', () => resolve());
         process.once('SIGTERM', () => resolve());

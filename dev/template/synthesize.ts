@@ -69,7 +69,8 @@ export async function synthesizeCandlekeep(opts: SynthesizeOptions = {}): Promis
       migrate: id(stack.migrations.function),
     };
     // A function added to the stack without an entry here would silently not run locally.
-    const known = new Set(Object.values(functions));
+    // CDK's own function that copies the console's files into its bucket at deploy time is not one of ours.
+    const known = new Set([...Object.values(functions), id(stack.console.copier)]);
     const unknown = Object.entries(template.Resources)
       .filter(([lid, r]) => r.Type === 'AWS::Lambda::Function' && !known.has(lid))
       .map(([lid]) => lid);
