@@ -6,19 +6,15 @@
  * docs/console/ for the README.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { CreateEventBusCommand, DeleteEventBusCommand, DeleteRuleCommand, EventBridgeClient, PutRuleCommand, PutTargetsCommand, RemoveTargetsCommand } from '@aws-sdk/client-eventbridge';
-import { CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { awsClientConfig } from '../../dev/localstack/index.ts';
 import { CandleStore, type StoredCandle } from '../../functions/store/candles.ts';
 import { insertBackfill } from '../../functions/store/backfills.ts';
 import { SeriesRegistry } from '../../functions/store/series.ts';
 import type { Db } from '../../functions/store/db.ts';
-import { uniqueName } from '../support/db.ts';
-import { testPool } from '../support/db.ts';
+import { watchedBus, type WatchedBus } from '../support/bus.ts';
+import { testPool, uniqueName } from '../support/db.ts';
 import { pollUntil } from '../support/poll.ts';
-import { testSqs } from '../support/sqs.ts';
 import { walk } from '../integration/api/support.ts';
 
 const KEY = 'browser-test-key-0123';
@@ -64,10 +60,7 @@ let browser: Browser;
 let page: Page;
 const errors: string[] = [];
 const runIds: string[] = [];
-const events = new EventBridgeClient(awsClientConfig(process.env.AWS_ENDPOINT_URL!));
-const sqs = testSqs();
-const bus = uniqueName('console-backfills');
-let queueUrl: string;
+let bus: WatchedBus;
 
 async function seed(): Promise<void> {
   const store = new CandleStore();
@@ -129,7 +122,7 @@ async function recordRuns(): Promise<void> {
 
 function startServe(): Promise<string> {
   serve = spawn(process.execPath, ['bin/candlekeep.js', 'serve', '--port', '0'], {
-    env: { ...process.env, CANDLEKEEP_API_KEY: KEY, CANDLEKEEP_BACKFILL_BUS: bus },
+    env: { ...process.env, CANDLEKEEP_API_KEY: KEY, CANDLEKEEP_BACKFILL_BUS: bus.name },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -145,18 +138,9 @@ function startServe(): Promise<string> {
   });
 }
 
-async function createBus(): Promise<void> {
-  await events.send(new CreateEventBusCommand({ Name: bus }));
-  queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: bus }))).QueueUrl!;
-  const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
-  await sqs.send(new SetQueueAttributesCommand({ QueueUrl: queueUrl, Attributes: { Policy: JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: 'sqs:SendMessage', Resource: queueArn }] }) } }));
-  await events.send(new PutRuleCommand({ Name: 'all', EventBusName: bus, EventPattern: JSON.stringify({ source: ['candlekeep'] }) }));
-  await events.send(new PutTargetsCommand({ Rule: 'all', EventBusName: bus, Targets: [{ Id: 'q', Arn: queueArn }] }));
-}
-
 beforeAll(async () => {
   pool = testPool(2);
-  await Promise.all([seed(), createBus()]);
+  [bus] = await Promise.all([watchedBus('console-backfills'), seed()]);
   url = await startServe();
   await recordRuns();
   browser = await chromium.launch({ executablePath: inject('chromium'), args: ['--no-sandbox', '--disable-gpu'] });
@@ -177,10 +161,7 @@ afterAll(async () => {
     await exited;
   }
   await pool?.end();
-  await events.send(new RemoveTargetsCommand({ Rule: 'all', EventBusName: bus, Ids: ['q'] })).catch(() => undefined);
-  await events.send(new DeleteRuleCommand({ Name: 'all', EventBusName: bus })).catch(() => undefined);
-  await events.send(new DeleteEventBusCommand({ Name: bus })).catch(() => undefined);
-  if (queueUrl) await sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl }));
+  await bus?.delete();
 });
 
 /** Opens a console page and waits until it says it has rendered what it fetched. */
@@ -227,11 +208,7 @@ describe('the console', () => {
     await page.click('.hole-panel button.primary');
     await page.waitForSelector('.hole-panel code');
     const eventId = await page.textContent('.hole-panel [role=status] code');
-    const delivered = await pollUntil(async () => (await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 1 }))).Messages?.[0], {
-      timeoutMs: 15_000,
-      description: 'the backfill request on the bus',
-    });
-    expect(JSON.parse(delivered.Body!)).toMatchObject({
+    expect(await bus.nextEvent()).toMatchObject({
       id: eventId,
       detail: { exchange: 'binance', symbol: 'BTC/USDT', interval: '1h', from: new Date(T0 + MISSING[0] * H).toISOString(), to: new Date(T0 + MISSING[1] * H).toISOString() },
     });

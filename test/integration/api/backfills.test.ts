@@ -1,14 +1,10 @@
-import { CreateEventBusCommand, DeleteEventBusCommand, DeleteRuleCommand, EventBridgeClient, PutRuleCommand, PutTargetsCommand, RemoveTargetsCommand } from '@aws-sdk/client-eventbridge';
-import { CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../dev/local-api.ts';
-import { awsClientConfig } from '../../../dev/localstack/index.ts';
 import { createApiHandler } from '../../../functions/api/api-lambda.ts';
 import { insertBackfill } from '../../../functions/store/backfills.ts';
 import { SeriesRegistry } from '../../../functions/store/series.ts';
 import { uniqueName, uniqueSymbol } from '../../support/db.ts';
-import { pollUntil } from '../../support/poll.ts';
-import { testSqs } from '../../support/sqs.ts';
+import { watchedBus, type WatchedBus } from '../../support/bus.ts';
 import { API_KEY, expectContract, useApi } from './support.ts';
 
 const api = useApi();
@@ -94,31 +90,20 @@ describe('POST /v1/backfills', () => {
   });
 
   describe('with a bus', () => {
-    const events = new EventBridgeClient(awsClientConfig(process.env.AWS_ENDPOINT_URL!));
-    const sqs = testSqs();
-    const bus = uniqueName('backfills');
-    let queueUrl: string;
+    let bus: WatchedBus;
     let server: LocalServer;
     let url: string;
 
     beforeAll(async () => {
-      await events.send(new CreateEventBusCommand({ Name: bus }));
-      queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: bus }))).QueueUrl!;
-      const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
-      await sqs.send(new SetQueueAttributesCommand({ QueueUrl: queueUrl, Attributes: { Policy: JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: 'sqs:SendMessage', Resource: queueArn }] }) } }));
-      await events.send(new PutRuleCommand({ Name: 'all', EventBusName: bus, EventPattern: JSON.stringify({ source: ['candlekeep'] }) }));
-      await events.send(new PutTargetsCommand({ Rule: 'all', EventBusName: bus, Targets: [{ Id: 'q', Arn: queueArn }] }));
+      bus = await watchedBus('backfills');
       const pool = api.pool;
-      const handler = createApiHandler({ poolMax: 2, corsOrigins: [], backfillBus: bus }, { db: async () => pool, events: async () => events }) as unknown as ProxyHandler;
+      const handler = createApiHandler({ poolMax: 2, corsOrigins: [], backfillBus: bus.name }, { db: async () => pool, events: async () => bus.events }) as unknown as ProxyHandler;
       server = await startLocalServer({ handler, apiKey: API_KEY, port: 0 });
       url = server.url;
     });
     afterAll(async () => {
       await server?.close();
-      await events.send(new RemoveTargetsCommand({ Rule: 'all', EventBusName: bus, Ids: ['q'] }));
-      await events.send(new DeleteRuleCommand({ Name: 'all', EventBusName: bus }));
-      await events.send(new DeleteEventBusCommand({ Name: bus }));
-      await sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl }));
+      await bus?.delete();
     });
 
     const post = async (body: unknown) => {
@@ -133,12 +118,7 @@ describe('POST /v1/backfills', () => {
       const r = await post(request);
       expect(r.status).toBe(202);
       expect(r.body).toMatchObject({ eventId: expect.any(String), request: { ...request, from: '2024-01-01T00:00:00.000Z', to: '2024-01-02T00:00:00.000Z', requestedBy: 'api:local' } });
-      const delivered = await pollUntil(
-        async () => (await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 1 }))).Messages?.[0],
-        { timeoutMs: 15_000, description: 'the backfill event on the bus' },
-      );
-      const event = JSON.parse(delivered.Body!);
-      expect(event).toMatchObject({ id: r.body.eventId, source: 'candlekeep', 'detail-type': 'Backfill Requested', detail: r.body.request });
+      expect(await bus.nextEvent()).toMatchObject({ id: r.body.eventId, source: 'candlekeep', 'detail-type': 'Backfill Requested', detail: r.body.request });
     });
 
     it('refuses a bad request with the field named and sends nothing', async () => {
