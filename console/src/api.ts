@@ -144,7 +144,6 @@ export interface Run {
   metrics: Record<string, number>;
   tags: string[];
   equityCurvePoints?: number;
-  equityCurve?: { t: number; equity: number }[];
 }
 
 export interface Comparison {

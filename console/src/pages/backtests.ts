@@ -9,6 +9,9 @@ import { count, h, hashQuery, metric, notice, paramText, utc } from '../dom.ts';
 
 const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563', '#65a30d', '#9333ea'];
 const MAX_COMPARE = 10;
+/** Equity points read per run: enough for any chart width; a longer curve is drawn up to there, and says so. */
+const MAX_CURVE_POINTS = 20_000;
+const CURVE_PAGE = 5_000;
 const PAGE = 50;
 /** Metrics shown as columns of the run list, when runs have them. */
 const LIST_METRICS = ['totalReturn', 'sharpe', 'maxDrawdown', 'winRate', 'tradeCount'];
@@ -154,10 +157,8 @@ async function compareSection(main: HTMLElement, ids: string[], q: URLSearchPara
     section.append(notice(`Compare needs 2 to ${MAX_COMPARE} runs; ${ids.length} selected.`, 'error'));
     return () => {};
   }
-  const [cmp, ...runs] = await Promise.all([
-    get<Comparison>('/v1/backtests/compare', { ids: ids.join(',') }),
-    ...ids.map((id) => get<Run>(`/v1/backtests/${id}`, { include: 'equityCurve' })),
-  ]);
+  const [cmp, ...runs] = await Promise.all([get<Comparison>('/v1/backtests/compare', { ids: ids.join(',') }), ...ids.map((id) => get<Run>(`/v1/backtests/${id}`))]);
+  const curves = await Promise.all(runs.map((r) => equityCurve(r)));
   const colour = new Map(cmp.runs.map((r, i) => [r.id, COLORS[i % COLORS.length]!]));
   const runHead = (r: Comparison['runs'][number]) =>
     h('th', { class: 'run-col' }, h('i', { class: 'dot', style: `background:${colour.get(r.id)}` }), `${r.strategy} ${r.strategyVersion}`, h('div', { class: 'small muted mono' }, short(r.id)));
@@ -188,9 +189,11 @@ async function compareSection(main: HTMLElement, ids: string[], q: URLSearchPara
   });
   const lines: ISeriesApi<'Line'>[] = [];
   const withoutCurve: string[] = [];
-  for (const r of runs) {
-    const points = r.equityCurve ?? [];
+  const cut: string[] = [];
+  for (const [i, r] of runs.entries()) {
+    const points = curves[i]!;
     if (points.length === 0) withoutCurve.push(short(r.id));
+    if (points.length < (r.equityCurvePoints ?? 0)) cut.push(`${short(r.id)} (${count(points.length)} of ${count(r.equityCurvePoints!)} points)`);
     const data: LineData<Time>[] = [];
     for (const p of points) {
       const time = Math.floor(p.t / 1000) as UTCTimestamp;
@@ -204,6 +207,7 @@ async function compareSection(main: HTMLElement, ids: string[], q: URLSearchPara
   }
   chart.timeScale().fitContent();
   if (withoutCurve.length) section.append(h('p', { class: 'muted small' }, `No equity curve recorded for ${withoutCurve.join(', ')}.`));
+  if (cut.length) section.append(h('p', { class: 'muted small' }, `Drawn from the start up to ${count(MAX_CURVE_POINTS)} points: ${cut.join(', ')}.`));
 
   // Metrics side by side.
   section.append(
@@ -236,6 +240,19 @@ async function compareSection(main: HTMLElement, ids: string[], q: URLSearchPara
     chart.remove();
     delete window.candlekeepCompare;
   };
+}
+
+/** A run's equity curve, page by page through the API's cursor, up to MAX_CURVE_POINTS. */
+async function equityCurve(run: Run): Promise<{ t: number; equity: number }[]> {
+  const points: { t: number; equity: number }[] = [];
+  if (!run.equityCurvePoints) return points;
+  let cursor: string | null = null;
+  do {
+    const page: { equityCurve: { t: number; equity: number }[]; nextCursor: string | null } = await get(`/v1/backtests/${run.id}/equity-curve`, { limit: CURVE_PAGE, cursor });
+    points.push(...page.equityCurve);
+    cursor = page.nextCursor;
+  } while (cursor && points.length < MAX_CURVE_POINTS);
+  return points.slice(0, MAX_CURVE_POINTS);
 }
 
 /** A parameter by its dotted name, as compare names nested ones. */
