@@ -75,8 +75,10 @@ export interface Market {
   gapCount: number;
   missingCandles: number;
   deadLetteredMessages: number;
-  /** Newer APIs: how far the series is behind (ms), when the API reports it. */
-  freshness?: unknown;
+  /** When the API reports them (markets managed in PostgreSQL): whether it is pulled, how far behind it is, its last pull error. */
+  state?: 'following' | 'paused' | 'removed' | 'not-followed';
+  lagMs?: number | null;
+  lastError?: string | null;
 }
 
 export interface Gap {

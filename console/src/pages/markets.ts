@@ -34,12 +34,19 @@ export function segments(first: number, endExclusive: number, gaps: readonly Gap
 }
 
 function freshness(m: Market, now: number): HTMLElement {
-  if (m.lastOpenTime === null) return h('span', { class: 'muted' }, 'no candles');
   const step = INTERVAL_MS[m.interval];
-  const behind = now - (m.lastOpenTime + step);
-  // Behind by less than two candles is as fresh as a pull every interval can be.
-  const fresh = behind < 2 * step + 60_000;
-  return h('span', { class: fresh ? 'fresh' : 'stale', title: `last candle opened ${utc(m.lastOpenTime)} UTC` }, fresh ? 'up to date' : `${duration(behind)} behind`);
+  // The API's own lag when it reports one (from the coverage ledger); else from the newest stored candle.
+  const behind = m.lagMs ?? (m.lastOpenTime === null ? null : now - (m.lastOpenTime + step));
+  const cell = h('span', {});
+  if (behind === null) cell.append(h('span', { class: 'muted' }, 'no candles'));
+  else {
+    // Behind by less than two candles is as fresh as a pull every interval can be.
+    const fresh = m.lagMs !== undefined && m.lagMs !== null ? m.lagMs === 0 : behind < 2 * step + 60_000;
+    cell.append(h('span', { class: fresh ? 'fresh' : 'stale', title: `last candle opened ${utc(m.lastOpenTime)} UTC` }, fresh ? 'up to date' : `${duration(behind)} behind`));
+  }
+  if (m.state && m.state !== 'following') cell.append(' ', h('span', { class: 'tag' }, m.state));
+  if (m.lastError) cell.append(h('div', { class: 'error small', title: m.lastError }, `last pull failed: ${m.lastError}`));
+  return cell;
 }
 
 export async function marketsPage(main: HTMLElement): Promise<() => void> {
