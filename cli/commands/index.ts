@@ -16,4 +16,5 @@ export const commands: Record<string, () => Promise<{ command: Command }>> = {
   gaps: () => import('./gaps.ts'),
   redrive: () => import('./redrive.ts'),
   export: () => import('./export.ts'),
+  import: () => import('./import.ts'),
 };

@@ -121,13 +121,16 @@ export function parseJson(exchange: Exchange, raw: RawResponse, options: { numbe
   }
   if (raw.text.trim() === '') throw new MalformedResponseError(exchange, `empty body (HTTP ${raw.status})`, '');
   try {
-    return options.numbersAsText
-      ? parseWithContext(raw.text, (_k, v, ctx) => (typeof v === 'number' ? (ctx?.source ?? String(v)) : v))
-      : (JSON.parse(raw.text) as unknown);
+    return options.numbersAsText ? parseJsonNumbersAsText(raw.text) : (JSON.parse(raw.text) as unknown);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new MalformedResponseError(exchange, `invalid or truncated JSON (${reason})`, excerpt(raw.text.slice(-200)));
   }
+}
+
+/** JSON with every number as its source text (68123.10 stays "68123.10"); throws SyntaxError on bad JSON. */
+export function parseJsonNumbersAsText(text: string): unknown {
+  return parseWithContext(text, (_k, v, ctx) => (typeof v === 'number' ? (ctx?.source ?? String(v)) : v));
 }
 
 /** Tries to parse JSON without throwing; for error bodies whose format is optional. */

@@ -183,17 +183,36 @@ export class CandleStore {
    */
   async write(db: Db, batches: readonly CandleBatch[]): Promise<UpsertResult> {
     if (!batches.some((b) => b.range)) return this.upsert(db, batches);
+    return this.writeAll(db, [batches]);
+  }
+
+  /**
+   * Stores chunks of CandleBatch messages all or nothing: every chunk's candles and the ranges its
+   * messages account for, in one transaction, so an import that fails midway leaves nothing of
+   * its file behind. `onChunk` is told after each chunk is applied (inside the transaction).
+   */
+  async writeAll(db: Db, chunks: readonly (readonly CandleBatch[])[], onChunk?: (chunk: readonly CandleBatch[]) => void): Promise<UpsertResult> {
+    const all = chunks.flat();
+    if (all.length === 0) return { received: 0, written: 0, unchanged: 0 };
     // Partitions are added before the transaction: adding one inside it could deadlock two writers.
-    await this.partitions.ensure(db, batchYears(batches));
-    const ids = await this.registry.resolve(db, batches);
-    const claims: CoverageClaim[] = batches.flatMap((b) =>
-      b.range ? [{ seriesId: ids.get(SeriesRegistry.key(b))!, range: { start: b.range[0], end: b.range[1] }, openTimes: b.rows.map((r) => r[0]) }] : [],
-    );
+    await this.partitions.ensure(db, batchYears(all));
+    const ids = await this.registry.resolve(db, all);
+    const claimsOf = (batches: readonly CandleBatch[]): CoverageClaim[] =>
+      batches.flatMap((b) =>
+        b.range ? [{ seriesId: ids.get(SeriesRegistry.key(b))!, range: { start: b.range[0], end: b.range[1] }, openTimes: b.rows.map((r) => r[0]) }] : [],
+      );
     const attempt = (fresh: FreshRows) =>
       inTransaction(db, async (tx) => {
-        const result = await this.#apply(tx, batches, ids, fresh);
-        await recordClaims(tx, claims);
-        return result;
+        const total: UpsertResult = { received: 0, written: 0, unchanged: 0 };
+        for (const chunk of chunks) {
+          const r = await this.#apply(tx, chunk, ids, fresh);
+          await recordClaims(tx, claimsOf(chunk));
+          total.received += r.received;
+          total.written += r.written;
+          total.unchanged += r.unchanged;
+          onChunk?.(chunk);
+        }
+        return total;
       });
     try {
       return await attempt('insert');
