@@ -18,7 +18,7 @@ import { CandleStore } from '../functions/store/candles.ts';
 import { writeCandleMessages, type QueueRecord } from '../functions/ingest/write-candles.ts';
 import { openLocalDatabase } from '../dev/local-db.ts';
 import { randomWalk, seededRandom, type WalkShape } from '../dev/sample-candles.ts';
-import { log, positiveInt } from './support.ts';
+import { log, positiveInt, serverFacts, type ServerFacts } from './support.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -81,6 +81,8 @@ interface Round {
   redelivery_rows_per_s: number;
   redelivery_rows_written: number;
   identical_to_copy: boolean;
+  /** The writer's database once the writer and the redelivery are done. */
+  facts: ServerFacts;
 }
 
 /** One measurement: writer into a fresh database, COPY into another, then redelivery. */
@@ -165,6 +167,7 @@ async function measure(round: number): Promise<Round> {
 
   // both tables must hold the same values
   const writerFp = (await pool.query<{ n: number; h: string }>(fingerprint)).rows[0]!;
+  const facts = await serverFacts(pool);
   const copyFp = (await copyClient.query<{ n: number; h: string }>(fingerprint)).rows[0]!;
   await copyClient.end();
   await pool.end();
@@ -178,12 +181,12 @@ async function measure(round: number): Promise<Round> {
     redelivery_rows_per_s: Math.round(ROWS / again.seconds),
     redelivery_rows_written: again.written,
     identical_to_copy: writerFp.n === copyFp.n && writerFp.h === copyFp.h && writerFp.n === ROWS,
+    facts,
   };
 }
 
 const checksumsPool = local.pool(local.serverUrl, 1);
 const dataChecksums = (await checksumsPool.query<{ data_checksums: string }>('SHOW data_checksums')).rows[0]?.data_checksums;
-const serverVersion = (await checksumsPool.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version;
 await checksumsPool.end();
 
 const runs: Round[] = [];
@@ -203,7 +206,9 @@ const result = {
   ranged: RANGED,
   writer_concurrency: CONCURRENCY,
   postgres: local.server.mode,
-  server_version: serverVersion,
+  // server_version, jit (as the writer's sessions run), server_jit, partitions and bytes_per_candle
+  // of the first round's writer database.
+  ...runs[0]!.facts,
   // With checksums on, the first read after a bulk write also logs hint bits: see dev/postgres.ts.
   data_checksums: dataChecksums,
   rounds: REPEAT,

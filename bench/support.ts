@@ -3,8 +3,7 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { LocalDatabase } from '../dev/local-db.ts';
 import { hostPort } from '../dev/postgres.ts';
-import { configureLocalRelay, type Db } from '../functions/store/db.ts';
-
+import { configureLocalRelay, type Db, type Queryable } from '../functions/store/db.ts';
 
 /** A command-line option that must be a positive integer. */
 export function positiveInt(name: string, value: string | undefined): number {
@@ -78,4 +77,35 @@ export async function loadSyntheticCandles(loader: Db, opts: { series: number; p
   log('vacuum analyze candles (visibility map and planner statistics, as autovacuum would leave them)');
   await loader.query('VACUUM (ANALYZE) candles');
   return seriesIds;
+}
+
+/** What a figure depends on besides the code: printed by the query and ingest benchmarks. */
+export interface ServerFacts {
+  server_version: string;
+  /** `jit` as candlekeep's sessions run (the pool sets it off on every connection). */
+  jit: string;
+  /** `jit` as the server would give a session that sets nothing. */
+  server_jit: string;
+  /** Partitions of `candles`, the DEFAULT one included. */
+  partitions: number;
+  /** Total relation size of `candles` (every partition, its indexes and TOAST) over its rows. */
+  bytes_per_candle: number | null;
+}
+
+export async function serverFacts(db: Queryable): Promise<ServerFacts> {
+  const { rows } = await db.query<{ v: string; jit: string; server_jit: string; partitions: number; bytes: number; n: number }>(
+    `SELECT current_setting('server_version') AS v, current_setting('jit') AS jit,
+            (SELECT reset_val FROM pg_settings WHERE name = 'jit') AS server_jit,
+            (SELECT count(*)::int FROM pg_inherits WHERE inhparent = 'candles'::regclass) AS partitions,
+            (SELECT sum(pg_total_relation_size(relid))::float8 FROM pg_partition_tree('candles')) AS bytes,
+            (SELECT count(*)::float8 FROM candles) AS n`,
+  );
+  const r = rows[0]!;
+  return {
+    server_version: r.v,
+    jit: r.jit,
+    server_jit: r.server_jit,
+    partitions: r.partitions,
+    bytes_per_candle: r.n > 0 ? Math.round((r.bytes / r.n) * 10) / 10 : null,
+  };
 }

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { openLocalDatabase } from '../dev/local-db.ts';
-import { EMBEDDED_PORT } from '../dev/postgres.ts';
+import { embeddedPort } from '../dev/postgres.ts';
 import { checkDatabaseUrl, configureDriver, createPool, readDatabaseConfig, resolveDatabaseUrl, type Db } from '../functions/store/db.ts';
 import { progress } from './command.ts';
 
@@ -8,7 +8,7 @@ import { progress } from './command.ts';
 export const DEFAULT_DATABASE = 'candlekeep';
 
 /** Where local commands go without DATABASE_URL, in words. */
-export const describeTarget = () => `127.0.0.1:${EMBEDDED_PORT}, database ${DEFAULT_DATABASE}`;
+export const describeTarget = () => `127.0.0.1:${embeddedPort()}, database ${DEFAULT_DATABASE}`;
 
 /**
  * Runs `fn` with a pool on the configured database: DATABASE_URL (through the relay when it is a

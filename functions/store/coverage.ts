@@ -35,6 +35,17 @@ export async function recordCoverage(db: Queryable, seriesId: number, range: Ran
   );
 }
 
+/** Claims grouped by series, in series order, so two writers extending the same rows lock them in the same order. */
+function claimsBySeries(claims: readonly CoverageClaim[]): [number, CoverageClaim[]][] {
+  const bySeries = new Map<number, CoverageClaim[]>();
+  for (const c of claims) {
+    const own = bySeries.get(c.seriesId);
+    if (own) own.push(c);
+    else bySeries.set(c.seriesId, [c]);
+  }
+  return [...bySeries].sort(([a], [b]) => a - b);
+}
+
 /** A range a stored message accounts for, and the open times of the candles it carried. */
 export interface CoverageClaim {
   seriesId: number;
@@ -48,19 +59,29 @@ export interface CoverageClaim {
  * series, not one per message; a candle carried twice (a message delivered twice) counts once.
  */
 export async function recordClaims(db: Queryable, claims: readonly CoverageClaim[]): Promise<void> {
-  const bySeries = new Map<number, CoverageClaim[]>();
-  for (const c of claims) {
-    const own = bySeries.get(c.seriesId);
-    if (own) own.push(c);
-    else bySeries.set(c.seriesId, [c]);
-  }
-  // In series order, so two writers extending the same rows lock them in the same order.
-  for (const [seriesId, own] of [...bySeries].sort(([a], [b]) => a - b)) {
+  for (const [seriesId, own] of claimsBySeries(claims)) {
     const times = [...new Set(own.flatMap((c) => c.openTimes))];
     for (const range of mergeRanges(own.map((c) => c.range))) {
       await recordCoverage(db, seriesId, range, times);
     }
   }
+}
+
+/**
+ * Whether every claimed range is already inside one recorded row of its series: then recording
+ * the claims would change nothing. One statement for the whole batch.
+ */
+export async function claimsRecorded(db: Queryable, claims: readonly CoverageClaim[]): Promise<boolean> {
+  const merged = claimsBySeries(claims).flatMap(([seriesId, own]) => mergeRanges(own.map((c) => c.range)).filter((r) => r.end > r.start).map((r) => ({ seriesId, ...r })));
+  if (merged.length === 0) return true;
+  const { rows } = await db.query<{ open: number }>(
+    `SELECT count(*)::int AS open
+     FROM unnest($1::int[], $2::bigint[], $3::bigint[]) AS c(series_id, s, e)
+     WHERE NOT EXISTS (SELECT 1 FROM coverage v WHERE v.series_id = c.series_id
+                         AND v.range_start <= ${ts('c.s')} AND v.range_end >= ${ts('c.e')})`,
+    [bigintArray(merged.map((m) => m.seriesId)), bigintArray(merged.map((m) => m.start)), bigintArray(merged.map((m) => m.end))],
+  );
+  return rows[0]?.open === 0;
 }
 
 export interface CoverageRow extends Range {
