@@ -243,10 +243,12 @@ export function boundedQueryable(pool: Pick<Db, 'connect' | 'query'>, bounds: St
       const slot = bounds.sessions
         ? `, (SELECT k FROM generate_series(1, ${bounds.sessions}) k WHERE pg_try_advisory_xact_lock(${API_SLOT_CLASS}, k) LIMIT 1) AS slot`
         : ', 0 AS slot';
-      const setup = (await client.query(`BEGIN; SET LOCAL statement_timeout = ${timeout}; SELECT pg_backend_pid() AS pid${slot}`)) as unknown as {
+      // jit is set off for the transaction as well: behind a transaction-mode pooler the
+      // connection's own SESSION_SETTINGS may belong to another client's session.
+      const setup = (await client.query(`BEGIN; SET LOCAL statement_timeout = ${timeout}; SET LOCAL jit = off; SELECT pg_backend_pid() AS pid${slot}`)) as unknown as {
         rows: { pid: number; slot: number | null }[];
       }[];
-      const row = setup[2]!.rows[0]!;
+      const row = setup[3]!.rows[0]!;
       if (row.slot === null) throw new SessionsExhausted(`all ${bounds.sessions} API database sessions are busy; retry shortly`);
       pid = row.pid;
       bounds.signal?.addEventListener('abort', cancel, { once: true });
