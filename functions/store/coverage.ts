@@ -13,25 +13,66 @@ import { bigintArray, ms, ts } from './sql.ts';
  */
 export async function recordCoverage(db: Queryable, seriesId: number, range: Range, openTimes: readonly number[]): Promise<void> {
   if (range.end <= range.start) return;
-  const inside = openTimes.filter((t) => t >= range.start && t < range.end);
+  await recordRanges(db, [{ seriesId, range, inside: openTimes.filter((t) => t >= range.start && t < range.end) }]);
+}
+
+/** A range one statement records: its series, bounds and the open times of the candles inside it. */
+interface RangeClaim {
+  seriesId: number;
+  range: Range;
+  inside: readonly number[];
+}
+
+/**
+ * Records any number of claimed ranges in one statement, each as `recordCoverage` describes. The
+ * ranges of one series must not touch (`mergeRanges` output): each then finds its own row to extend
+ * or none. Rows are locked in the order of the input, which callers sort by series.
+ */
+async function recordRanges(db: Queryable, claims: readonly RangeClaim[]): Promise<void> {
+  if (claims.length === 0) return;
+  const k: number[] = [];
+  const t: number[] = [];
+  claims.forEach((c, i) => {
+    for (const time of c.inside) {
+      k.push(i + 1);
+      t.push(time);
+    }
+  });
   await db.query(
-    `WITH hit AS (
-       SELECT ctid, range_end FROM coverage
-       WHERE series_id = $1 AND range_start <= ${ts('$2')} AND range_end >= ${ts('$2')} AND range_end < ${ts('$3')}
-       ORDER BY range_end DESC LIMIT 1
-       FOR UPDATE
+    `WITH c AS (
+       SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::int[]) WITH ORDINALITY AS c(series_id, s, e, n, k)
+     ), hit AS (
+       SELECT c.k, c.e, h.ctid, h.range_end
+       FROM c CROSS JOIN LATERAL (
+         SELECT ctid, range_end FROM coverage
+         WHERE series_id = c.series_id AND range_start <= ${ts('c.s')} AND range_end >= ${ts('c.s')} AND range_end < ${ts('c.e')}
+         ORDER BY range_end DESC LIMIT 1
+         FOR UPDATE
+       ) h
+     ), past_end AS (
+       -- Candles past the old end of the row a range extends: only those are new to its count.
+       SELECT hit.k, count(t.t) AS n
+       FROM hit LEFT JOIN unnest($5::int[], $6::bigint[]) AS t(k, t) ON t.k = hit.k AND t.t >= ${ms('hit.range_end')}
+       GROUP BY hit.k
      ), extended AS (
-       UPDATE coverage c
-       SET range_end = ${ts('$3')}, fetched_at = now(),
-           candles = c.candles + (SELECT count(*) FROM unnest($4::bigint[]) t WHERE t >= ${ms('hit.range_end')})
-       FROM hit WHERE c.ctid = hit.ctid
-       RETURNING 1
+       UPDATE coverage v
+       SET range_end = ${ts('hit.e')}, fetched_at = now(), candles = v.candles + past_end.n
+       FROM hit JOIN past_end USING (k)
+       WHERE v.ctid = hit.ctid
+       RETURNING hit.k
      )
      INSERT INTO coverage (series_id, range_start, range_end, candles)
-     SELECT $1, ${ts('$2')}, ${ts('$3')}, cardinality($4::bigint[])
-     WHERE NOT EXISTS (SELECT 1 FROM extended)
-       AND NOT EXISTS (SELECT 1 FROM coverage WHERE series_id = $1 AND range_start <= ${ts('$2')} AND range_end >= ${ts('$3')})`,
-    [seriesId, range.start, range.end, bigintArray(inside)],
+     SELECT c.series_id, ${ts('c.s')}, ${ts('c.e')}, c.n FROM c
+     WHERE NOT EXISTS (SELECT 1 FROM extended x WHERE x.k = c.k)
+       AND NOT EXISTS (SELECT 1 FROM coverage v WHERE v.series_id = c.series_id AND v.range_start <= ${ts('c.s')} AND v.range_end >= ${ts('c.e')})`,
+    [
+      bigintArray(claims.map((c) => c.seriesId)),
+      bigintArray(claims.map((c) => c.range.start)),
+      bigintArray(claims.map((c) => c.range.end)),
+      bigintArray(claims.map((c) => c.inside.length)),
+      bigintArray(k),
+      bigintArray(t),
+    ],
   );
 }
 
@@ -55,16 +96,18 @@ export interface CoverageClaim {
 
 /**
  * Records the ranges of the messages one write stored. Ranges of a series that touch or overlap
- * (the consecutive messages of one fetch) are joined first, so a batch costs one statement per
- * series, not one per message; a candle carried twice (a message delivered twice) counts once.
+ * (the consecutive messages of one fetch) are joined first, and all of them go in one statement,
+ * however many series the batch holds; a candle carried twice (a message delivered twice) counts once.
  */
 export async function recordClaims(db: Queryable, claims: readonly CoverageClaim[]): Promise<void> {
+  const ranges: RangeClaim[] = [];
   for (const [seriesId, own] of claimsBySeries(claims)) {
     const times = [...new Set(own.flatMap((c) => c.openTimes))];
     for (const range of mergeRanges(own.map((c) => c.range))) {
-      await recordCoverage(db, seriesId, range, times);
+      ranges.push({ seriesId, range, inside: times.filter((t) => t >= range.start && t < range.end) });
     }
   }
+  await recordRanges(db, ranges);
 }
 
 /**
@@ -72,7 +115,7 @@ export async function recordClaims(db: Queryable, claims: readonly CoverageClaim
  * the claims would change nothing. One statement for the whole batch.
  */
 export async function claimsRecorded(db: Queryable, claims: readonly CoverageClaim[]): Promise<boolean> {
-  const merged = claimsBySeries(claims).flatMap(([seriesId, own]) => mergeRanges(own.map((c) => c.range)).filter((r) => r.end > r.start).map((r) => ({ seriesId, ...r })));
+  const merged = claimsBySeries(claims).flatMap(([seriesId, own]) => mergeRanges(own.map((c) => c.range)).map((r) => ({ seriesId, ...r })));
   if (merged.length === 0) return true;
   const { rows } = await db.query<{ open: number }>(
     `SELECT count(*)::int AS open

@@ -50,6 +50,27 @@ describe('the writer records coverage from the messages it stores', () => {
     expect(gaps.holes.map((h) => [h.start, h.end, h.kind])).toEqual([[T0 + 50 * MIN, T0 + 90 * MIN, 'empty']]);
   });
 
+  it('records the ranges of a batch of several series at once: one extends its row, one adds a row, one is already covered', async () => {
+    const [extends_, adds, covered] = [seriesOf(), seriesOf(), seriesOf()];
+    const sink = new DirectSink(db, new CandleStore());
+    await sink.write(extends_, candles(0, 30), T0, { start: T0, end: T0 + 30 * MIN });
+    await sink.write(covered, candles(0, 60), T0, { start: T0, end: T0 + 60 * MIN });
+    // One SQS batch: each series' message, the extension re-carrying 10 candles it already claimed.
+    const bodies = [
+      ...encodeCandleBatches(extends_, candles(20, 45), T0, { start: T0 + 20 * MIN, end: T0 + 45 * MIN }),
+      ...encodeCandleBatches(adds, candles(100, 110), T0, { start: T0 + 100 * MIN, end: T0 + 120 * MIN }),
+      ...encodeCandleBatches(covered, candles(10, 20), T0, { start: T0 + 10 * MIN, end: T0 + 20 * MIN }),
+    ];
+
+    const result = await writeCandleMessages(records(bodies), deps());
+
+    expect(result.written).toBe(15 + 10);
+    const rows = async (s: SeriesKey) => (await coverageHoldings(db, await idOf(s))).map(({ start, end, candles, stored }) => [start, end, candles, stored]);
+    expect(await rows(extends_)).toEqual([[T0, T0 + 45 * MIN, 45, 45]]);
+    expect(await rows(adds)).toEqual([[T0 + 100 * MIN, T0 + 120 * MIN, 10, 10]]);
+    expect(await rows(covered)).toEqual([[T0, T0 + 60 * MIN, 60, 60]]);
+  });
+
   it('leaves exactly the range of a message that was never stored missing', async () => {
     const series = seriesOf();
     const bodies = encodeCandleBatches(series, candles(0, 300), T0, { start: T0, end: T0 + 300 * MIN }, 8 * 1024);
