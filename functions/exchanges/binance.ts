@@ -7,6 +7,18 @@ import { newerPage } from './paging.ts';
 import type { ExchangeAdapter } from './types.ts';
 
 export const BINANCE_KLINES_PATH = '/api/v3/klines';
+export const BINANCE_EXCHANGE_INFO_PATH = '/api/v3/exchangeInfo';
+export const BINANCE_TICKER_PATH = '/api/v3/ticker/24hr';
+
+/** Request weights as Binance publishes them: klines 2, exchangeInfo 20, the 24h ticker of every symbol 80. */
+const WEIGHTS: Record<string, number> = { [BINANCE_EXCHANGE_INFO_PATH]: 20, [BINANCE_TICKER_PATH]: 80 };
+
+const exchangeInfoSchema = z.object({
+  symbols: z.array(
+    z.object({ symbol: z.string(), status: z.string(), baseAsset: z.string(), quoteAsset: z.string(), isSpotTradingAllowed: z.boolean().optional() }),
+  ),
+});
+const tickersSchema = z.array(z.object({ symbol: z.string(), quoteVolume: decimalText }));
 
 // [openTime, open, high, low, close, volume, closeTime, quoteVolume, trades, takerBase, takerQuote, ignore]
 const rowSchema = z.tuple(
@@ -22,7 +34,7 @@ export const binance: ExchangeAdapter = defineExchange({
   historyDepth: 'full',
   limits: {
     buckets: { binance: { limit: 6000, windowMs: 60_000 } }, // request weight per minute
-    route: () => ({ key: 'binance', weight: 2 }), // klines cost 2
+    route: (url) => ({ key: 'binance', weight: WEIGHTS[url.pathname] ?? 2 }), // klines cost 2
     usageHeader: { name: 'x-mbx-used-weight-1m', key: 'binance' },
   },
   // 418: banned for 2 minutes up to 3 days; the first ban is the shortest.
@@ -51,6 +63,28 @@ export const binance: ExchangeAdapter = defineExchange({
       return { openTime, open, high, low, close, volume, quoteVolume, trades, closed: closeTime < req.now };
     });
     return { candles, next: newerPage(rows.at(-1)?.[0], req, step) };
+  },
+
+  instruments: {
+    path: BINANCE_EXCHANGE_INFO_PATH,
+    parse: (body, raw) =>
+      parseShape('binance', exchangeInfoSchema, body, raw)
+        .symbols.filter((s) => s.isSpotTradingAllowed !== false)
+        .map((s) => ({
+          symbol: `${s.baseAsset}/${s.quoteAsset}`,
+          native: s.symbol,
+          key: s.symbol,
+          base: s.baseAsset,
+          quote: s.quoteAsset,
+          trading: s.status === 'TRADING',
+          status: s.status,
+        })),
+  },
+  // Every symbol's 24h ticker in one call (weight 80); MINI leaves out what ranking does not need.
+  quoteVolumes: {
+    path: BINANCE_TICKER_PATH,
+    query: { type: 'MINI' },
+    parse: (body, raw) => new Map(parseShape('binance', tickersSchema, body, raw).map((t) => [t.symbol, Number(t.quoteVolume)])),
   },
 
   error(raw, req) {

@@ -6,11 +6,17 @@ import { olderPage, oldestOpenTime } from './paging.ts';
 import type { ExchangeAdapter } from './types.ts';
 
 export const BYBIT_KLINE_PATH = '/v5/market/kline';
+export const BYBIT_INSTRUMENTS_PATH = '/v5/market/instruments-info';
+export const BYBIT_TICKERS_PATH = '/v5/market/tickers';
 
 // [start, open, high, low, close, volume, turnover]
 const rowSchema = z.tuple([msTimeText, decimalText, decimalText, decimalText, decimalText, decimalText, decimalText], z.unknown());
 const envelopeSchema = z.object({ retCode: z.number().int(), retMsg: z.string(), result: z.unknown(), time: z.number().int().optional() });
 const resultSchema = z.object({ symbol: z.string(), category: z.string(), list: z.array(rowSchema) });
+const instrumentsSchema = z.object({
+  result: z.object({ list: z.array(z.object({ symbol: z.string(), baseCoin: z.string(), quoteCoin: z.string(), status: z.string() })) }),
+});
+const tickersSchema = z.object({ result: z.object({ list: z.array(z.object({ symbol: z.string(), turnover24h: decimalText })) }) });
 
 export const bybit: ExchangeAdapter = defineExchange({
   id: 'bybit',
@@ -55,6 +61,28 @@ export const bybit: ExchangeAdapter = defineExchange({
       openTime, open, high, low, close, volume, quoteVolume, closed: openTime + step <= closedBy,
     }));
     return { candles, next: olderPage(oldestOpenTime(candles), req, step) };
+  },
+
+  instruments: {
+    path: BYBIT_INSTRUMENTS_PATH,
+    // Spot answers every instrument at once (no paging for this category).
+    query: { category: 'spot' },
+    parse: (body, raw) =>
+      parseShape('bybit', instrumentsSchema, body, raw).result.list.map((i) => ({
+        symbol: `${i.baseCoin}/${i.quoteCoin}`,
+        native: i.symbol,
+        key: i.symbol,
+        base: i.baseCoin,
+        quote: i.quoteCoin,
+        trading: i.status === 'Trading',
+        status: i.status,
+      })),
+  },
+  // turnover24h is the 24h volume in the quote coin.
+  quoteVolumes: {
+    path: BYBIT_TICKERS_PATH,
+    query: { category: 'spot' },
+    parse: (body, raw) => new Map(parseShape('bybit', tickersSchema, body, raw).result.list.map((t) => [t.symbol, Number(t.turnover24h)])),
   },
 
   error(raw, req) {

@@ -6,11 +6,16 @@ import { decimalText, errorMessage, parseShape, retryAfterOf, secondsTimeText, t
 import { olderPage } from './paging.ts';
 import type { ExchangeAdapter } from './types.ts';
 
+export const COINBASE_PRODUCTS_PATH = '/products';
+
 /** Coinbase rejects (HTTP 400) a start/end range holding more buckets than this. */
 export const COINBASE_MAX_BUCKETS = 300;
 
 // [time s, low, high, open, close, volume], JSON numbers read as their source text.
 const rowSchema = z.tuple([secondsTimeText, decimalText, decimalText, decimalText, decimalText, decimalText], z.unknown());
+const productsSchema = z.array(
+  z.object({ id: z.string(), base_currency: z.string(), quote_currency: z.string(), status: z.string(), trading_disabled: z.boolean().optional() }),
+);
 const errorSchema = z.object({ message: z.string() });
 
 export const coinbase: ExchangeAdapter = defineExchange({
@@ -49,6 +54,21 @@ export const coinbase: ExchangeAdapter = defineExchange({
       openTime, open, high, low, close, volume, closed: openTime + step <= req.now,
     }));
     return { candles };
+  },
+
+  // Coinbase publishes 24h volumes per product only (in the base currency), so it has no quoteVolumes.
+  instruments: {
+    path: COINBASE_PRODUCTS_PATH,
+    parse: (body, raw) =>
+      parseShape('coinbase', productsSchema, body, raw).map((p) => ({
+        symbol: `${p.base_currency}/${p.quote_currency}`,
+        native: p.id,
+        key: p.id,
+        base: p.base_currency,
+        quote: p.quote_currency,
+        trading: p.status === 'online' && p.trading_disabled !== true,
+        status: p.trading_disabled === true ? `${p.status}, trading disabled` : p.status,
+      })),
   },
 
   error(raw, req) {

@@ -11,7 +11,7 @@ import {
   withQuery,
   type RawResponse,
 } from './normalise.ts';
-import type { BanPolicy, ExchangeAdapter, ExchangeLimits, FetchDeps, PageCursor, PageRequest, PageResult } from './types.ts';
+import type { BanPolicy, ExchangeAdapter, ExchangeLimits, FetchDeps, Instrument, PageCursor, PageRequest, PageResult, QuoteVolumes } from './types.ts';
 
 /** What a page call knows before it asks: the request, and the symbol and interval under the exchange's names. */
 export interface PageContext<N> {
@@ -27,6 +27,13 @@ export interface PageCall {
   query: Record<string, string | number | undefined>;
   /** Where the next page starts, for an exchange paged by time windows rather than by the rows it returns. */
   next?: PageCursor;
+}
+
+/** A listing call: where it is, and how its body reads (the body already checked for the exchange's error envelope). */
+export interface ListingCall<T> {
+  path: string;
+  query?: Record<string, string>;
+  parse(body: unknown, raw: RawResponse): T;
 }
 
 /**
@@ -53,11 +60,30 @@ export interface ExchangeSpec<N extends string | number> {
   parse(body: unknown, raw: RawResponse, page: PageContext<N>): { candles: Candle[]; next?: PageCursor };
   /** An error answer as a typed error. */
   error(raw: RawResponse, req: Pick<PageRequest, 'symbol' | 'interval' | 'now'>): ExchangeError;
+  /** The spot instrument list (Binance exchangeInfo, OKX instruments, ...). */
+  instruments: ListingCall<Instrument[]>;
+  /** 24h quote volumes of every spot instrument in one call, when the exchange publishes them. */
+  quoteVolumes?: ListingCall<QuoteVolumes>;
 }
 
 const nothing = (): PageResult => ({ candles: [], weight: 0 });
 
+/** Candlekeep's symbol rule: instruments whose names it cannot carry (lower case, dots, long names) are left out. */
+const UNIFIED_RE = /^[A-Z0-9]{1,20}\/[A-Z0-9]{1,20}$/;
+
 export function defineExchange<N extends string | number>(spec: ExchangeSpec<N>): ExchangeAdapter {
+  async function listing<T>(call: ListingCall<T>, deps: FetchDeps, now: number): Promise<T> {
+    const url = withQuery(deps.baseUrl, call.path, call.query ?? {});
+    const raw = await readResponse(spec.id, await deps.fetch(url));
+    // Errors are read as a page's are; no symbol or interval was asked for.
+    const req = { symbol: '*', interval: '1m' as const, now };
+    if (raw.status !== 200) throw spec.error(raw, req);
+    const body = parseJson(spec.id, raw, { numbersAsText: false });
+    if (spec.failed?.(body)) throw spec.error(raw, req);
+    return call.parse(body, raw);
+  }
+
+  const volumes = spec.quoteVolumes;
   const adapter: ExchangeAdapter = {
     id: spec.id,
     baseUrl: spec.baseUrl,
@@ -68,6 +94,11 @@ export function defineExchange<N extends string | number>(spec: ExchangeSpec<N>)
     historyDepth: spec.historyDepth,
     supports: (interval) => spec.intervals[interval] !== undefined,
     nativeSymbol: (unified) => spec.symbol(unifiedParts(spec.id, unified)),
+
+    async instruments(deps, now) {
+      return (await listing(spec.instruments, deps, now)).filter((i) => UNIFIED_RE.test(i.symbol));
+    },
+    quoteVolumes: volumes ? (deps, now) => listing(volumes, deps, now) : undefined,
 
     async fetchPage(req: PageRequest, deps: FetchDeps): Promise<PageResult> {
       // Symbol and interval are checked before the range, so a bad request fails even when empty.

@@ -5,11 +5,14 @@ import { countInt, decimalText, errorMessage, parseShape, secondsTime, tryParseJ
 import type { ExchangeAdapter } from './types.ts';
 
 export const KRAKEN_OHLC_PATH = '/0/public/OHLC';
+export const KRAKEN_ASSET_PAIRS_PATH = '/0/public/AssetPairs';
+export const KRAKEN_TICKER_PATH = '/0/public/Ticker';
 /** OHLC serves only the newest 720 rows whatever `since` says; deeper history is not available here. */
 export const KRAKEN_MAX_ROWS = 720;
 
 // Kraken's own asset codes for the few assets whose names differ from the common ones.
 const TO_KRAKEN: Record<string, string> = { BTC: 'XBT', DOGE: 'XDG' };
+const FROM_KRAKEN: Record<string, string> = Object.fromEntries(Object.entries(TO_KRAKEN).map(([ours, theirs]) => [theirs, ours]));
 
 // [time s, open, high, low, close, vwap, volume, count]
 const rowSchema = z.tuple(
@@ -17,6 +20,13 @@ const rowSchema = z.tuple(
   z.unknown(),
 );
 const envelopeSchema = z.object({ error: z.array(z.string()), result: z.unknown().optional() });
+const assetPairsSchema = z.object({
+  result: z.record(z.string(), z.object({ altname: z.string(), wsname: z.string().optional(), status: z.string().optional() })),
+});
+// v: volume [today, last 24 hours]; p: volume-weighted average price [today, last 24 hours].
+const tickerSchema = z.object({
+  result: z.record(z.string(), z.object({ v: z.tuple([decimalText, decimalText]), p: z.tuple([decimalText, decimalText]) })),
+});
 // The pair key is Kraken's internal name (XXBTZUSD for XBTUSD), so it is found, not predicted.
 const resultSchema = z
   .record(z.string(), z.unknown())
@@ -68,6 +78,25 @@ export const kraken: ExchangeAdapter = defineExchange({
       closed: i < rows.length - 1 && openTime <= lastCommitted && openTime + step <= req.now,
     }));
     return { candles };
+  },
+
+  instruments: {
+    path: KRAKEN_ASSET_PAIRS_PATH,
+    // Pairs without a wsname (dark pools, ".d" pairs) cannot be followed as BASE/QUOTE and are left out.
+    parse: (body, raw) =>
+      Object.entries(parseShape('kraken', assetPairsSchema, body, raw).result).flatMap(([key, p]) => {
+        const [base, quote] = (p.wsname ?? '').split('/');
+        if (!base || !quote) return [];
+        const unified = (a: string) => FROM_KRAKEN[a] ?? a;
+        const status = p.status ?? 'online';
+        return [{ symbol: `${unified(base)}/${unified(quote)}`, native: p.altname, key, base: unified(base), quote: unified(quote), trading: status === 'online', status }];
+      }),
+  },
+  // Every pair's ticker in one call, keyed by pair key: 24h volume (base) times the 24h average price.
+  quoteVolumes: {
+    path: KRAKEN_TICKER_PATH,
+    parse: (body, raw) =>
+      new Map(Object.entries(parseShape('kraken', tickerSchema, body, raw).result).map(([key, t]) => [key, Number(t.v[1]) * Number(t.p[1])])),
   },
 
   error(raw, req) {

@@ -8,6 +8,8 @@ import type { ExchangeAdapter } from './types.ts';
 
 export const OKX_CANDLES_PATH = '/api/v5/market/candles';
 export const OKX_HISTORY_PATH = '/api/v5/market/history-candles';
+export const OKX_INSTRUMENTS_PATH = '/api/v5/public/instruments';
+export const OKX_TICKERS_PATH = '/api/v5/market/tickers';
 /** `candles` serves only this many of the newest rows; older ones need `history-candles`. */
 export const OKX_RECENT_ROWS = 1440;
 // A couple of bars of slack so a clock a little ahead of OKX's never asks `candles` for a row it has dropped.
@@ -22,6 +24,17 @@ const rowSchema = z.tuple(
 const codeSchema = z.union([z.string(), z.number()]).transform(String);
 const envelopeSchema = z.object({ code: codeSchema, msg: z.string(), data: z.unknown().optional() });
 const okSchema = z.object({ code: z.literal('0'), msg: z.string(), data: z.array(rowSchema) });
+const instrumentsSchema = z.object({
+  code: z.literal('0'),
+  data: z.array(z.object({ instId: z.string(), baseCcy: z.string(), quoteCcy: z.string(), state: z.string() })),
+});
+// For SPOT, volCcy24h is the 24h volume in the quote currency.
+const tickersSchema = z.object({ code: z.literal('0'), data: z.array(z.object({ instId: z.string(), volCcy24h: decimalText })) });
+const BUCKET_OF_PATH: Record<string, string> = {
+  [OKX_HISTORY_PATH]: 'okx:history',
+  [OKX_INSTRUMENTS_PATH]: 'okx:instruments',
+  [OKX_TICKERS_PATH]: 'okx:tickers',
+};
 
 export const okx: ExchangeAdapter = defineExchange({
   id: 'okx',
@@ -29,8 +42,13 @@ export const okx: ExchangeAdapter = defineExchange({
   pageSize: 300,
   historyDepth: 'full',
   limits: {
-    buckets: { 'okx:candles': { limit: 40, windowMs: 2_000 }, 'okx:history': { limit: 20, windowMs: 2_000 } },
-    route: (url) => ({ key: url.pathname.endsWith('/history-candles') ? 'okx:history' : 'okx:candles', weight: 1 }),
+    buckets: {
+      'okx:candles': { limit: 40, windowMs: 2_000 },
+      'okx:history': { limit: 20, windowMs: 2_000 },
+      'okx:instruments': { limit: 20, windowMs: 2_000 },
+      'okx:tickers': { limit: 20, windowMs: 2_000 },
+    },
+    route: (url) => ({ key: BUCKET_OF_PATH[url.pathname] ?? 'okx:candles', weight: 1 }),
   },
   // OKX bans nobody and sends no Retry-After; its limits are per 2 s window.
   bans: { statuses: [], defaultMs: 0, rateLimitedMs: 2_000 },
@@ -64,6 +82,26 @@ export const okx: ExchangeAdapter = defineExchange({
       openTime, open, high, low, close, volume, quoteVolume, closed: confirm === '1',
     }));
     return { candles, next: olderPage(oldestOpenTime(candles), req, step) };
+  },
+
+  instruments: {
+    path: OKX_INSTRUMENTS_PATH,
+    query: { instType: 'SPOT' },
+    parse: (body, raw) =>
+      parseShape('okx', instrumentsSchema, body, raw).data.map((i) => ({
+        symbol: `${i.baseCcy}/${i.quoteCcy}`,
+        native: i.instId,
+        key: i.instId,
+        base: i.baseCcy,
+        quote: i.quoteCcy,
+        trading: i.state === 'live',
+        status: i.state,
+      })),
+  },
+  quoteVolumes: {
+    path: OKX_TICKERS_PATH,
+    query: { instType: 'SPOT' },
+    parse: (body, raw) => new Map(parseShape('okx', tickersSchema, body, raw).data.map((t) => [t.instId, Number(t.volCcy24h)])),
   },
 
   error(raw, req) {

@@ -68,6 +68,25 @@ export interface BanPolicy {
   rateLimitedMs: number;
 }
 
+/** One spot market an exchange lists, as its instrument list describes it. */
+export interface Instrument {
+  /** Unified `BASE/QUOTE`, in candlekeep's asset names (Kraken's XBT is BTC). */
+  symbol: string;
+  /** The exchange's own id (`BTCUSDT`, `BTC-USDT`, `XBTUSD`). */
+  native: string;
+  /** The name its volume listing reports it under: the native id, except Kraken's pair key (`XXBTZUSD`). */
+  key: string;
+  base: string;
+  quote: string;
+  /** Open for trading now (Binance TRADING, OKX live, Bybit Trading, Coinbase online, Kraken online). */
+  trading: boolean;
+  /** The exchange's status word as sent, for people. */
+  status: string;
+}
+
+/** 24h traded volume in the quote currency, by native id: what "top N by volume" ranks on. */
+export type QuoteVolumes = Map<string, number>;
+
 export interface ExchangeAdapter {
   readonly id: Exchange;
   /** The public REST host. */
@@ -84,4 +103,8 @@ export interface ExchangeAdapter {
   /** How far back the endpoint serves: all history, or only the newest `maxCandles` rows. */
   readonly historyDepth: 'full' | { maxCandles: number };
   fetchPage(req: PageRequest, deps: FetchDeps): Promise<PageResult>;
+  /** Every spot instrument the exchange lists (one call). */
+  instruments(deps: FetchDeps, now: number): Promise<Instrument[]>;
+  /** 24h quote volume of every spot instrument in one call; undefined when the exchange publishes none. */
+  readonly quoteVolumes: ((deps: FetchDeps, now: number) => Promise<QuoteVolumes>) | undefined;
 }

@@ -170,6 +170,8 @@ describe('budget rules and store', () => {
       binance: { limit: 5400, windowMs: 60_000 },
       'okx:candles': { limit: 36, windowMs: 2_000 },
       'okx:history': { limit: 18, windowMs: 2_000 },
+      'okx:instruments': { limit: 18, windowMs: 2_000 },
+      'okx:tickers': { limit: 18, windowMs: 2_000 },
       bybit: { limit: 540, windowMs: 5_000 },
       coinbase: { limit: 9, windowMs: 1_000 },
       kraken: { limit: 1, windowMs: 1_112 },
