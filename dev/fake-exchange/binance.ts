@@ -1,8 +1,8 @@
 import type { Candle } from '../../functions/candles/candle.ts';
 import { INTERVAL_MS, bucketStart, type Interval } from '../../functions/candles/intervals.ts';
-import { BINANCE_KLINES_PATH, binance } from '../../functions/exchanges/binance.ts';
+import { BINANCE_EXCHANGE_INFO_PATH, BINANCE_KLINES_PATH, BINANCE_TICKER_PATH, binance } from '../../functions/exchanges/binance.ts';
 import { FixedWindow, publishedLimit } from './limits.ts';
-import { FAKE_MARKETS, bucketAtOrAfter, bucketTimes, fixed, rescale, take, type FakeMarket, type RawCandle } from './series.ts';
+import { FAKE_MARKETS, bucketAtOrAfter, bucketTimes, fakeListings, fixed, rescale, take, type FakeMarket, type RawCandle } from './series.ts';
 import { banMessage, faultRetryAfter, injectedBan, json, type Answer, type Venue, type VenueContext } from './venue.ts';
 
 const weight = publishedLimit(binance, 'binance');
@@ -16,6 +16,9 @@ export const BINANCE_LIMITS = {
     banMs: binance.bans.defaultMs,
   },
 };
+
+/** The published weight of a listing call, as the adapter declares it. */
+const listingWeight = (path: string) => binance.limits.route(new URL(path, binance.baseUrl)).weight;
 
 const INTERVALS: Record<string, Interval> = {
   '1m': '1m', '3m': '3m', '5m': '5m', '15m': '15m', '30m': '30m', '1h': '1h',
@@ -53,26 +56,103 @@ export function binanceVenue(ctx: VenueContext, limits: (typeof BINANCE_LIMITS)[
     return json(418, { code: -1003, msg: banMessage(state.bannedUntil) }, 'banned', { ...headers, 'Retry-After': ctx.retryAfter(state.bannedUntil - now) });
   }
 
-  function klines(q: URLSearchParams, now: number): Answer {
-    // Without limits there is no usage to report (and a frozen clock would never reset it).
-    const weightHeader = (): Record<string, string> => (ctx.enforce ? { 'X-MBX-USED-WEIGHT-1M': String(limiter.usedAt(now)) } : {});
-    if (ctx.enforce) {
-      if (now < state.bannedUntil) return banned(now, weightHeader());
-      if (now < state.backoffUntil) {
-        state.abuse += 1;
-        if (state.abuse >= limits.banAfter) {
-          state.bannedUntil = now + limits.banMs / ctx.timeScale;
-          return banned(now, weightHeader());
-        }
-        return tooMuch(state.backoffUntil - now, weightHeader());
+  // Without limits there is no usage to report (and a frozen clock would never reset it).
+  const weightHeaderAt = (now: number): Record<string, string> => (ctx.enforce ? { 'X-MBX-USED-WEIGHT-1M': String(limiter.usedAt(now)) } : {});
+
+  /** Admits a request of this weight, or answers as Binance does: 429 with Retry-After, a 418 for continued abuse. */
+  function gate(now: number, cost: number): Answer | undefined {
+    if (!ctx.enforce) return undefined;
+    if (now < state.bannedUntil) return banned(now, weightHeaderAt(now));
+    if (now < state.backoffUntil) {
+      state.abuse += 1;
+      if (state.abuse >= limits.banAfter) {
+        state.bannedUntil = now + limits.banMs / ctx.timeScale;
+        return banned(now, weightHeaderAt(now));
       }
-      const admitted = limiter.admit(now, limits.klinesWeight);
-      if (!admitted.ok) {
-        state.backoffUntil = now + admitted.retryAfterMs;
-        state.abuse = 0;
-        return tooMuch(admitted.retryAfterMs, weightHeader());
-      }
+      return tooMuch(state.backoffUntil - now, weightHeaderAt(now));
     }
+    const admitted = limiter.admit(now, cost);
+    if (!admitted.ok) {
+      state.backoffUntil = now + admitted.retryAfterMs;
+      state.abuse = 0;
+      return tooMuch(admitted.retryAfterMs, weightHeaderAt(now));
+    }
+    return undefined;
+  }
+
+  /** GET /api/v3/exchangeInfo (weight 20): every symbol with its status, assets and filters. */
+  function exchangeInfo(now: number): Answer {
+    const refused = gate(now, listingWeight(BINANCE_EXCHANGE_INFO_PATH));
+    if (refused) return refused;
+    const symbols = fakeListings('binance').map(({ market: m, trading }) => ({
+      symbol: m.base + m.quote,
+      status: trading ? 'TRADING' : 'BREAK',
+      baseAsset: m.base,
+      baseAssetPrecision: 8,
+      quoteAsset: m.quote,
+      quotePrecision: 8,
+      quoteAssetPrecision: 8,
+      baseCommissionPrecision: 8,
+      quoteCommissionPrecision: 8,
+      orderTypes: ['LIMIT', 'LIMIT_MAKER', 'MARKET', 'STOP_LOSS_LIMIT', 'TAKE_PROFIT_LIMIT'],
+      icebergAllowed: true,
+      ocoAllowed: true,
+      otoAllowed: true,
+      quoteOrderQtyMarketAllowed: true,
+      allowTrailingStop: true,
+      cancelReplaceAllowed: true,
+      isSpotTradingAllowed: true,
+      isMarginTradingAllowed: false,
+      filters: [
+        { filterType: 'PRICE_FILTER', minPrice: fixed(1, m.priceDecimals), maxPrice: '1000000.00000000', tickSize: fixed(1, m.priceDecimals) },
+        { filterType: 'LOT_SIZE', minQty: '0.00001000', maxQty: '9000.00000000', stepSize: '0.00001000' },
+      ],
+      permissions: [],
+      permissionSets: [['SPOT']],
+      defaultSelfTradePreventionMode: 'EXPIRE_MAKER',
+      allowedSelfTradePreventionModes: ['EXPIRE_TAKER', 'EXPIRE_MAKER', 'EXPIRE_BOTH'],
+    }));
+    const body = {
+      timezone: 'UTC',
+      serverTime: Math.floor(now),
+      rateLimits: [
+        { rateLimitType: 'REQUEST_WEIGHT', interval: 'MINUTE', intervalNum: 1, limit: limits.weightPerWindow },
+        { rateLimitType: 'ORDERS', interval: 'SECOND', intervalNum: 10, limit: 100 },
+        { rateLimitType: 'RAW_REQUESTS', interval: 'MINUTE', intervalNum: 5, limit: 61000 },
+      ],
+      exchangeFilters: [],
+      symbols,
+    };
+    return { ...json(200, body, 'ok'), headers: weightHeaderAt(now) };
+  }
+
+  /** GET /api/v3/ticker/24hr without a symbol (weight 80): every symbol's rolling 24h statistics. */
+  function tickers(q: URLSearchParams, now: number): Answer {
+    const refused = gate(now, listingWeight(BINANCE_TICKER_PATH));
+    if (refused) return refused;
+    const closeTime = Math.floor(now);
+    const rows = fakeListings('binance').map(({ market: m, baseVolume, quoteVolume, last }, i) => ({
+      symbol: m.base + m.quote,
+      ...(q.get('type') === 'MINI' ? {} : { priceChange: '0.00000000', priceChangePercent: '0.000', weightedAvgPrice: last, prevClosePrice: last, lastQty: '1.00000000', bidPrice: last, bidQty: '1.00000000', askPrice: last, askQty: '1.00000000' }),
+      openPrice: last,
+      highPrice: last,
+      lowPrice: last,
+      lastPrice: last,
+      volume: baseVolume,
+      quoteVolume,
+      openTime: closeTime - 86_400_000,
+      closeTime,
+      firstId: 1000 * i,
+      lastId: 1000 * i + 999,
+      count: 1000,
+    }));
+    return { ...json(200, rows, 'ok'), headers: weightHeaderAt(now) };
+  }
+
+  function klines(q: URLSearchParams, now: number): Answer {
+    const weightHeader = () => weightHeaderAt(now);
+    const refused = gate(now, limits.klinesWeight);
+    if (refused) return refused;
     const bad = (code: number, msg: string) => json(400, { code, msg }, 'errors', weightHeader());
     const symbol = q.get('symbol');
     if (!symbol) return bad(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.");
@@ -96,7 +176,13 @@ export function binanceVenue(ctx: VenueContext, limits: (typeof BINANCE_LIMITS)[
   }
 
   return {
-    answer: (path, q, now) => (path === '/api/v3/klines' ? klines(q, now) : undefined),
+    answer(path, q, now) {
+      if (path === BINANCE_KLINES_PATH) return klines(q, now);
+      if (path === BINANCE_EXCHANGE_INFO_PATH) return exchangeInfo(now);
+      // Without a symbol: every symbol's ticker.
+      if (path === BINANCE_TICKER_PATH && !q.has('symbol')) return tickers(q, now);
+      return undefined;
+    },
     fault(kind, o, now) {
       if (kind === '429') return { ...tooMuch((o.retryAfterSec ?? 1) * 1000, {}), headers: faultRetryAfter(o, 1), outcome: 'faults' };
       if (kind === '418') return injectedBan(418, o, now);

@@ -1,8 +1,8 @@
 import type { Candle } from '../../functions/candles/candle.ts';
 import { INTERVAL_MS, bucketStart, type Interval } from '../../functions/candles/intervals.ts';
-import { coinbase } from '../../functions/exchanges/coinbase.ts';
+import { COINBASE_PRODUCTS_PATH, coinbase } from '../../functions/exchanges/coinbase.ts';
 import { TokenBucket, publishedLimit } from './limits.ts';
-import { FAKE_MARKETS, bucketTimes, jsonNumber, take, trimmedText, type FakeMarket } from './series.ts';
+import { FAKE_MARKETS, bucketTimes, fakeListings, jsonNumber, take, trimmedText, type FakeMarket } from './series.ts';
 import { faultRetryAfter, injectedBan, json, type Answer, type Venue, type VenueContext } from './venue.ts';
 
 const perIp = publishedLimit(coinbase, 'coinbase');
@@ -24,11 +24,29 @@ export function coinbaseVenue(ctx: VenueContext, limits: (typeof COINBASE_LIMITS
     return `[${t / 1000},${p(c.low)},${p(c.high)},${p(c.open)},${p(c.close)},${jsonNumber(c.volume, 8)}]`;
   }
 
+  function gate(now: number): Answer | undefined {
+    if (!ctx.enforce) return undefined;
+    const admitted = limiter.admit(now, 1);
+    return admitted.ok ? undefined : json(429, TOO_MANY, 'rateLimited', { 'Retry-After': ctx.retryAfter(admitted.retryAfterMs) });
+  }
+
+  /** GET /products: every product with its status (delisted ones as `delisted`). */
+  function products(now: number): Answer {
+    const refused = gate(now);
+    if (refused) return refused;
+    const body = fakeListings('coinbase').map(({ market: m, trading }) => ({
+      id: `${m.base}-${m.quote}`, base_currency: m.base, quote_currency: m.quote,
+      quote_increment: (10 ** -m.priceDecimals).toFixed(m.priceDecimals), base_increment: '0.00000001', display_name: `${m.base}-${m.quote}`,
+      min_market_funds: '1', margin_enabled: false, post_only: false, limit_only: false, cancel_only: false,
+      status: trading ? 'online' : 'delisted', status_message: '', trading_disabled: !trading, fx_stablecoin: false,
+      max_slippage_percentage: '0.02000000', auction_mode: false, high_bid_limit_percentage: '',
+    }));
+    return json(200, body, 'ok');
+  }
+
   function candles(path: string, q: URLSearchParams, now: number): Answer {
-    if (ctx.enforce) {
-      const admitted = limiter.admit(now, 1);
-      if (!admitted.ok) return json(429, TOO_MANY, 'rateLimited', { 'Retry-After': ctx.retryAfter(admitted.retryAfterMs) });
-    }
+    const refused = gate(now);
+    if (refused) return refused;
     const product = decodeURIComponent(/^\/products\/([^/]+)\/candles$/.exec(path)?.[1] ?? '');
     const m = FAKE_MARKETS.find((x) => `${x.base}-${x.quote}` === product);
     if (!m) return json(404, { message: 'NotFound' }, 'errors');
@@ -59,7 +77,10 @@ export function coinbaseVenue(ctx: VenueContext, limits: (typeof COINBASE_LIMITS
   }
 
   return {
-    answer: (path, q, now) => (/^\/products\/[^/]+\/candles$/.test(path) ? candles(path, q, now) : undefined),
+    answer(path, q, now) {
+      if (path === COINBASE_PRODUCTS_PATH) return products(now);
+      return /^\/products\/[^/]+\/candles$/.test(path) ? candles(path, q, now) : undefined;
+    },
     fault(kind, o, now) {
       if (kind === '429') return json(429, TOO_MANY, 'faults', faultRetryAfter(o, 1));
       if (kind === '418') return injectedBan(403, o, now);

@@ -1,8 +1,8 @@
 import type { Candle } from '../../functions/candles/candle.ts';
 import { INTERVAL_MS, type Interval } from '../../functions/candles/intervals.ts';
-import { KRAKEN_MAX_ROWS, kraken } from '../../functions/exchanges/kraken.ts';
+import { KRAKEN_ASSET_PAIRS_PATH, KRAKEN_MAX_ROWS, KRAKEN_OHLC_PATH, KRAKEN_TICKER_PATH, kraken } from '../../functions/exchanges/kraken.ts';
 import { SlidingWindow, publishedLimit } from './limits.ts';
-import { FAKE_MARKETS, bucketAtOrAfter, bucketTimes, fixed, rescale, type FakeMarket } from './series.ts';
+import { FAKE_MARKETS, bucketAtOrAfter, bucketTimes, fakeListings, fixed, rescale, type FakeMarket } from './series.ts';
 import { injectedBan, json, type Answer, type Venue, type VenueContext } from './venue.ts';
 
 const perIp = publishedLimit(kraken, 'kraken');
@@ -46,6 +46,44 @@ export function krakenVenue(ctx: VenueContext, limits: (typeof KRAKEN_LIMITS)['k
     };
   }
 
+  /** Kraken's own asset code: X-prefixed classics, Z-prefixed fiat, the rest as they are. */
+  const assetCode = (a: string) => {
+    const k = ASSET[a] ?? a;
+    return CLASSIC.has(k) ? `X${k}` : FIAT.has(k) ? `Z${k}` : k;
+  };
+
+  /** GET /0/public/AssetPairs: every pair under its key, with altname (the request name) and wsname (BASE/QUOTE). */
+  function assetPairs(now: number): Answer {
+    if (ctx.enforce && !limiter.admit(now, 1).ok) return json(200, TOO_MANY, 'rateLimited');
+    const result: Record<string, unknown> = {};
+    for (const { market: m, trading } of fakeListings('kraken')) {
+      const { altname, key } = names(m);
+      const b = ASSET[m.base] ?? m.base;
+      const q = ASSET[m.quote] ?? m.quote;
+      result[key] = {
+        altname, wsname: `${b}/${q}`, aclass_base: 'currency', base: assetCode(m.base), aclass_quote: 'currency', quote: assetCode(m.quote),
+        lot: 'unit', cost_decimals: 5, pair_decimals: priceDecimals(m), lot_decimals: 8, lot_multiplier: 1, leverage_buy: [], leverage_sell: [],
+        fees: [[0, 0.4], [10000, 0.35], [50000, 0.24]], fees_maker: [[0, 0.25], [10000, 0.2], [50000, 0.14]], fee_volume_currency: 'ZUSD',
+        margin_call: 80, margin_stop: 40, ordermin: '0.0001', costmin: '0.5', tick_size: fixed(1, priceDecimals(m)),
+        status: trading ? 'online' : 'cancel_only',
+      };
+    }
+    return json(200, { error: [], result }, 'ok');
+  }
+
+  /** GET /0/public/Ticker without a pair: every pair's ticker under its key (v: volume today/24h, p: VWAP today/24h). */
+  function ticker(now: number): Answer {
+    if (ctx.enforce && !limiter.admit(now, 1).ok) return json(200, TOO_MANY, 'rateLimited');
+    const result: Record<string, unknown> = {};
+    for (const { market: m, baseVolume, last } of fakeListings('kraken')) {
+      result[names(m).key] = {
+        a: [last, '1', '1.000'], b: [last, '1', '1.000'], c: [last, '0.00100000'], v: [baseVolume, baseVolume], p: [last, last],
+        t: [1000, 1000], l: [last, last], h: [last, last], o: last,
+      };
+    }
+    return json(200, { error: [], result }, 'ok');
+  }
+
   function ohlc(q: URLSearchParams, now: number): Answer {
     if (ctx.enforce && !limiter.admit(now, 1).ok) return json(200, TOO_MANY, 'rateLimited');
     const pair = q.get('pair') ?? '';
@@ -65,7 +103,13 @@ export function krakenVenue(ctx: VenueContext, limits: (typeof KRAKEN_LIMITS)['k
   }
 
   return {
-    answer: (path, q, now) => (path === '/0/public/OHLC' ? ohlc(q, now) : undefined),
+    answer(path, q, now) {
+      if (path === KRAKEN_OHLC_PATH) return ohlc(q, now);
+      if (path === KRAKEN_ASSET_PAIRS_PATH) return assetPairs(now);
+      // Without a pair: every tradeable pair.
+      if (path === KRAKEN_TICKER_PATH && !q.has('pair')) return ticker(now);
+      return undefined;
+    },
     fault(kind, o, now) {
       if (kind === '429') return json(200, TOO_MANY, 'faults');
       if (kind === '418') return injectedBan(403, o, now);

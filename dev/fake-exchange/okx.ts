@@ -1,15 +1,19 @@
 import type { Candle } from '../../functions/candles/candle.ts';
 import { INTERVAL_MS, bucketStart, type Interval } from '../../functions/candles/intervals.ts';
-import { OKX_RECENT_ROWS, okx } from '../../functions/exchanges/okx.ts';
+import { OKX_CANDLES_PATH, OKX_HISTORY_PATH, OKX_INSTRUMENTS_PATH, OKX_RECENT_ROWS, OKX_TICKERS_PATH, okx } from '../../functions/exchanges/okx.ts';
 import { SlidingWindow, publishedLimit } from './limits.ts';
-import { FAKE_MARKETS, bucketAtOrAfter, bucketTimes, take, trimmedText } from './series.ts';
+import { FAKE_MARKETS, bucketAtOrAfter, bucketTimes, fakeListings, take, trimmedText } from './series.ts';
 import { faultRetryAfter, injectedBan, json, type Answer, type Venue, type VenueContext } from './venue.ts';
 
 const candles = publishedLimit(okx, 'okx:candles');
 const history = publishedLimit(okx, 'okx:history');
+const instruments = publishedLimit(okx, 'okx:instruments');
+const tickers = publishedLimit(okx, 'okx:tickers');
 export const OKX_LIMITS = {
   okxCandles: { limit: candles.limit, windowMs: candles.windowMs },
   okxHistory: { limit: history.limit, windowMs: history.windowMs },
+  okxInstruments: { limit: instruments.limit, windowMs: instruments.windowMs },
+  okxTickers: { limit: tickers.limit, windowMs: tickers.windowMs },
 };
 
 const BARS: Record<string, Interval> = {
@@ -23,7 +27,36 @@ export function okxVenue(ctx: VenueContext, limits: typeof OKX_LIMITS): Venue {
   const limiters = {
     candles: new SlidingWindow(limits.okxCandles.limit, limits.okxCandles.windowMs / ctx.timeScale),
     history: new SlidingWindow(limits.okxHistory.limit, limits.okxHistory.windowMs / ctx.timeScale),
+    instruments: new SlidingWindow(limits.okxInstruments.limit, limits.okxInstruments.windowMs / ctx.timeScale),
+    tickers: new SlidingWindow(limits.okxTickers.limit, limits.okxTickers.windowMs / ctx.timeScale),
   };
+
+  /** GET /api/v5/public/instruments?instType=SPOT: every spot instrument with its state. */
+  function spotInstruments(q: URLSearchParams, now: number): Answer {
+    if (ctx.enforce && !limiters.instruments.admit(now, 1).ok) return json(429, TOO_MANY, 'rateLimited');
+    if (q.get('instType') !== 'SPOT') return json(200, { code: '51000', msg: 'Parameter instType error', data: [] }, 'errors');
+    const data = fakeListings('okx').map(({ market: m, trading }) => ({
+      alias: '', auctionEndTime: '', baseCcy: m.base, category: '1', ctMult: '', ctType: '', ctVal: '', ctValCcy: '', expTime: '',
+      instFamily: '', instId: `${m.base}-${m.quote}`, instType: 'SPOT', lever: '', listTime: '1606468572000', lotSz: '0.00000001',
+      maxIcebergSz: '9999999999.0000000000000000', maxLmtAmt: '1000000', maxLmtSz: '9999999999', maxMktAmt: '1000000', maxMktSz: '',
+      maxStopSz: '', maxTriggerSz: '9999999999.0000000000000000', maxTwapSz: '9999999999.0000000000000000', minSz: '0.00001',
+      optType: '', quoteCcy: m.quote, ruleType: 'normal', settleCcy: '', state: trading ? 'live' : 'suspend', stk: '',
+      tickSz: (10 ** -m.priceDecimals).toFixed(m.priceDecimals), uly: '',
+    }));
+    return json(200, { code: '0', msg: '', data }, 'ok');
+  }
+
+  /** GET /api/v5/market/tickers?instType=SPOT: every spot ticker; volCcy24h is the quote volume. */
+  function spotTickers(q: URLSearchParams, now: number): Answer {
+    if (ctx.enforce && !limiters.tickers.admit(now, 1).ok) return json(429, TOO_MANY, 'rateLimited');
+    if (q.get('instType') !== 'SPOT') return json(200, { code: '51000', msg: 'Parameter instType error', data: [] }, 'errors');
+    const ts = String(Math.floor(now));
+    const data = fakeListings('okx').map(({ market: m, baseVolume, quoteVolume, last }) => ({
+      instType: 'SPOT', instId: `${m.base}-${m.quote}`, last, lastSz: '0.1', askPx: last, askSz: '1', bidPx: last, bidSz: '1',
+      open24h: last, high24h: last, low24h: last, volCcy24h: quoteVolume, vol24h: baseVolume, ts, sodUtc0: last, sodUtc8: last,
+    }));
+    return json(200, { code: '0', msg: '', data }, 'ok');
+  }
 
   function marketCandles(path: string, q: URLSearchParams, now: number): Answer {
     const fromHistory = path.endsWith('/history-candles');
@@ -52,8 +85,12 @@ export function okxVenue(ctx: VenueContext, limits: typeof OKX_LIMITS): Venue {
   }
 
   return {
-    answer: (path, q, now) =>
-      path === '/api/v5/market/candles' || path === '/api/v5/market/history-candles' ? marketCandles(path, q, now) : undefined,
+    answer(path, q, now) {
+      if (path === OKX_CANDLES_PATH || path === OKX_HISTORY_PATH) return marketCandles(path, q, now);
+      if (path === OKX_INSTRUMENTS_PATH) return spotInstruments(q, now);
+      if (path === OKX_TICKERS_PATH) return spotTickers(q, now);
+      return undefined;
+    },
     fault(kind, o, now) {
       if (kind === '429') return json(429, TOO_MANY, 'faults', o.retryAfterSec === undefined ? undefined : faultRetryAfter(o, 1));
       if (kind === '418') return injectedBan(403, o, now);
@@ -64,8 +101,7 @@ export function okxVenue(ctx: VenueContext, limits: typeof OKX_LIMITS): Venue {
       return { openTime: t, closed: c.closed, ...trimmedText(c, m) };
     },
     reset() {
-      limiters.candles.reset();
-      limiters.history.reset();
+      for (const l of Object.values(limiters)) l.reset();
     },
   };
 }

@@ -10,13 +10,91 @@ export interface FakeMarket {
   priceDecimals: number;
 }
 
-export const FAKE_MARKETS: readonly FakeMarket[] = [
+/** The markets every test and the README name, listed first and always trading. */
+const NAMED_MARKETS: readonly FakeMarket[] = [
   { unified: 'BTC/USDT', base: 'BTC', quote: 'USDT', basePrice: 61_000, priceDecimals: 2 },
   { unified: 'ETH/USDT', base: 'ETH', quote: 'USDT', basePrice: 3_100, priceDecimals: 2 },
   { unified: 'BTC/USD', base: 'BTC', quote: 'USD', basePrice: 60_900, priceDecimals: 2 },
   { unified: 'ETH/USD', base: 'ETH', quote: 'USD', basePrice: 3_090, priceDecimals: 2 },
   { unified: 'SOL/USDT', base: 'SOL', quote: 'USDT', basePrice: 142, priceDecimals: 3 },
 ];
+
+// Assets the fake lists beyond the named markets, so discovery and "top N by volume" have several
+// hundred symbols to choose from, as on the real exchanges.
+const ASSETS = (
+  'BNB XRP ADA DOGE TRX TON AVAX SHIB DOT LINK BCH NEAR MATIC LTC ICP UNI APT ETC XLM FIL ATOM ARB OP IMX HBAR VET INJ MKR GRT ' +
+  'RNDR STX SUI SEI TIA AAVE ALGO EGLD FTM SAND MANA AXS THETA FLOW CHZ XTZ EOS NEO KAVA ZEC DASH XMR COMP SNX CRV LDO RUNE ' +
+  'QNT KSM ENJ BAT ZIL ONE ICX IOTA WAVES CELO ANKR SKL STORJ OCEAN FET AGIX ROSE MINA GALA APE GMT DYDX BLUR PEPE FLOKI BONK ' +
+  'WIF JUP PYTH JTO ORDI WLD ENA ETHFI STRK ZRO ZK NOT ARKM PENDLE LUNA CAKE SUSHI YFI BAL 1INCH ZRX KNC LRC CVX FXS RPL SSV ' +
+  'GNO RSR BAND API3 UMA TRB COTI CTSI DENT HOT JASMY LPT MASK NKN OGN PERP REN RLC SXP WOO YGG AUDIO BICO C98 CELR DODO'
+).split(' ');
+
+function hashUnit(text: string): number {
+  return randoms(`listing|${text}`, 1)[0] ?? 0;
+}
+
+/** Decimals that keep about six significant digits of a price. */
+const decimalsFor = (price: number) => Math.min(8, Math.max(2, 5 - Math.floor(Math.log10(price))));
+
+function generatedMarkets(): FakeMarket[] {
+  const named = new Set(NAMED_MARKETS.map((m) => m.unified));
+  const out: FakeMarket[] = [];
+  ASSETS.forEach((base, i) => {
+    // Prices from about 0.0001 to 5,000 USD, fixed per asset.
+    const usd = Number((10 ** (-4 + hashUnit(base) * 7.7)).toPrecision(4));
+    const quotes: [string, number][] = [['USDT', usd]];
+    if (i < 110) quotes.push(['USD', usd]);
+    if (i < 70) quotes.push(['BTC', usd / 61_000]);
+    if (i < 40) quotes.push(['EUR', usd * 0.92]);
+    for (const [quote, price] of quotes) {
+      const unified = `${base}/${quote}`;
+      if (named.has(unified)) continue;
+      const priceDecimals = decimalsFor(price);
+      out.push({ unified, base, quote, basePrice: Number(price.toFixed(priceDecimals)) || 10 ** -priceDecimals, priceDecimals });
+    }
+  });
+  return out;
+}
+
+export const FAKE_MARKETS: readonly FakeMarket[] = [...NAMED_MARKETS, ...generatedMarkets()];
+
+const byUnified = new Map(FAKE_MARKETS.map((m) => [m.unified, m]));
+/** The market the fake lists under this unified symbol. */
+export const fakeMarket = (unified: string): FakeMarket | undefined => byUnified.get(unified);
+
+/** How one venue lists a market: trading or halted, and its 24h volumes (base, and quote in the quote currency). */
+export interface FakeListing {
+  market: FakeMarket;
+  trading: boolean;
+  /** 24h volume in the base asset, as decimal text with 8 decimals. */
+  baseVolume: string;
+  /** 24h volume in the quote currency, as decimal text with 2 decimals (8 for BTC quotes). */
+  quoteVolume: string;
+  /** Last price, as decimal text. */
+  last: string;
+}
+
+/**
+ * Every market as `exchange` lists it. Volumes span six orders of magnitude and differ per venue,
+ * so each venue ranks its own top N; about one market in 40 is halted (the named ones never).
+ */
+export function fakeListings(exchange: Exchange): FakeListing[] {
+  const named = new Set(NAMED_MARKETS.map((m) => m.unified));
+  return FAKE_MARKETS.map((market) => {
+    const [r1 = 0, r2 = 0] = randoms(`listing|${exchange}|${market.unified}`, 2);
+    const usdVolume = named.has(market.unified) ? 2e9 / (1 + NAMED_MARKETS.findIndex((m) => m.unified === market.unified)) : 10 ** (3 + r1 * 6);
+    const usdPerQuote = market.quote === 'BTC' ? 61_000 : market.quote === 'EUR' ? 1.087 : 1;
+    const quoteVolume = usdVolume / usdPerQuote;
+    const quoteDecimals = market.quote === 'BTC' ? 8 : 2;
+    return {
+      market,
+      trading: named.has(market.unified) || r2 >= 0.025,
+      baseVolume: (quoteVolume / market.basePrice).toFixed(8),
+      quoteVolume: quoteVolume.toFixed(quoteDecimals),
+      last: market.basePrice.toFixed(market.priceDecimals),
+    };
+  });
+}
 
 /** One generated candle in integer units: prices in 10^-priceDecimals, volume in 10^-8. */
 export interface RawCandle {

@@ -101,7 +101,7 @@ export async function startFakeExchange(options: FakeExchangeOptions = {}): Prom
   });
   const venues: Record<Exchange, Venue> = {
     binance: binanceVenue(context('binance'), limits('binance')),
-    okx: okxVenue(context('okx'), { okxCandles: limits('okxCandles'), okxHistory: limits('okxHistory') }),
+    okx: okxVenue(context('okx'), { okxCandles: limits('okxCandles'), okxHistory: limits('okxHistory'), okxInstruments: limits('okxInstruments'), okxTickers: limits('okxTickers') }),
     bybit: bybitVenue(context('bybit'), limits('bybit')),
     coinbase: coinbaseVenue(context('coinbase'), limits('coinbase')),
     kraken: krakenVenue(context('kraken'), limits('kraken')),
