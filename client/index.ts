@@ -7,7 +7,20 @@
  *
  * It depends on nothing but `fetch`; the types come from the zod schemas the API validates with.
  */
-import type { CandleOut, CandlePage, GapPage, GapPolicy, LatestCandles, Markets } from '../functions/api/schemas.ts';
+import type {
+  CandleOut,
+  CandlePage,
+  FollowedMarket,
+  FollowedMarkets,
+  FollowMarketsInput,
+  GapPage,
+  GapPolicy,
+  Instruments,
+  LatestCandles,
+  MarketChangeInput,
+  MarketRemoval,
+  Markets,
+} from '../functions/api/schemas.ts';
 import type { Backtest, BacktestPage, Comparison, CreateBacktestInput, EquityCurvePage, TradePage } from '../functions/backtests/record.ts';
 import type { Exchange } from '../functions/candles/candle.ts';
 import type { Interval } from '../functions/candles/intervals.ts';
@@ -22,10 +35,16 @@ export type {
   CreateBacktestInput,
   EquityCurvePage,
   Exchange,
+  FollowedMarket,
+  FollowedMarkets,
+  FollowMarketsInput,
   GapPage,
   GapPolicy,
+  Instruments,
   Interval,
   LatestCandles,
+  MarketChangeInput,
+  MarketRemoval,
   Markets,
   Problem,
   TradePage,
@@ -262,6 +281,33 @@ export class CandlekeepClient {
 
   markets(p: { exchange?: Exchange; symbol?: string; interval?: Interval } = {}): Promise<Markets> {
     return this.json('GET', '/v1/markets', queryOf(p));
+  }
+
+  /** Markets ever followed, with their intervals, start and paused flag (removed ones carry removedAt). */
+  followedMarkets(p: { exchange?: Exchange; symbol?: string } = {}): Promise<FollowedMarkets> {
+    return this.json('GET', '/v1/markets/followed', queryOf(p));
+  }
+
+  /** An exchange's spot instruments, most traded first (`top`: the N most traded by 24h quote volume). */
+  instruments(p: { exchange: Exchange; quote?: string; top?: number; trading?: boolean }): Promise<Instruments> {
+    const query = queryOf({ quote: p.quote, top: p.top, trading: p.trading === undefined ? undefined : String(p.trading) });
+    return this.json('GET', `/v1/exchanges/${encodeURIComponent(p.exchange)}/instruments`, query);
+  }
+
+  /** Follows markets, all or none: a refusal throws CandlekeepError (422) naming each refused market. */
+  async followMarkets(input: FollowMarketsInput): Promise<FollowedMarkets> {
+    return (await (await this.request('POST', '/v1/markets', { body: input })).json()) as FollowedMarkets;
+  }
+
+  /** Changes the intervals of a followed market, or pauses (paused: true) or resumes it. */
+  async changeMarket(change: MarketChangeInput): Promise<FollowedMarket> {
+    return (await (await this.request('PATCH', '/v1/markets', { body: change })).json()) as FollowedMarket;
+  }
+
+  /** Stops following a market; its candles are kept unless purge is true. */
+  async removeMarket(p: { exchange: Exchange; symbol: string; purge?: boolean }): Promise<MarketRemoval> {
+    const query: [string, string][] = [['exchange', p.exchange], ['symbol', p.symbol], ...(p.purge ? ([['purge', 'true']] as [string, string][]) : [])];
+    return (await (await this.request('DELETE', '/v1/markets', { query })).json()) as MarketRemoval;
   }
 
   gaps(p: SeriesRef & { start?: TimeInput; end?: TimeInput; limit?: number; cursor?: string }): Promise<GapPage> {

@@ -18,12 +18,13 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { EXCHANGES, type Exchange, type SeriesKey } from '../functions/candles/candle.ts';
-import { parseMarkets, type Market } from '../functions/config/markets.ts';
+import { EXCHANGES, type Exchange } from '../functions/candles/candle.ts';
+import type { Market } from '../functions/config/markets.ts';
 import { queueCounts } from '../functions/queue/counts.ts';
 import { readActiveBackfills } from '../functions/store/backfills.ts';
 import { createPool, type Db } from '../functions/store/db.ts';
 import { migrate } from '../functions/store/migrate.ts';
+import { followedSeries } from '../functions/store/markets.ts';
 import { countCandlesPerSeries } from '../functions/store/series.ts';
 import { resumeOpenBackfills, startLocalCandlekeep, type LocalCandlekeep } from './local-candlekeep.ts';
 import { buildConsole } from '../console/build.ts';
@@ -182,7 +183,7 @@ async function main(): Promise<void> {
     const databaseUrl = await prepareDatabase(db);
     log(`PostgreSQL (${db.server.mode === 'external' ? 'DATABASE_URL' : 'embedded, data in .dev/postgres'}) ready and migrated`);
     log(`LocalStack ${describeLocalStack(aws)} at ${aws.endpoint}`);
-    const markets = marketsOf(synth);
+    const markets = synth.markets;
 
     let exchangeUrls: Partial<Record<Exchange, string>>;
     if (args.offline) {
@@ -202,7 +203,7 @@ async function main(): Promise<void> {
       log('exchanges: the real ones (pass --offline to use the fake exchange)');
     }
 
-    const status = new Status(markets);
+    const status = new Status();
     const apiKey = chooseApiKey();
     const candlekeep = await startLocalCandlekeep({
       synth,
@@ -264,11 +265,6 @@ function describeLocalStack(aws: LocalStackHandle): string {
   }
 }
 
-function marketsOf(synth: SynthesizedCandlekeep): Market[] {
-  const pull = synth.template.Resources[synth.ids.functions.pull]?.Properties?.Environment as { Variables?: { MARKETS?: string } } | undefined;
-  return parseMarkets(pull?.Variables?.MARKETS ?? '[]');
-}
-
 interface ApiKey {
   value: string;
   generated: boolean;
@@ -306,7 +302,7 @@ function printSummary(
     `  API         ${url}/v1   (OpenAPI: ${url}/v1/openapi.json)`,
     `  console     ${url}/console/   (type the API key once per browser tab)`,
     `  API key     ${key}${generated ? '   (generated; set CANDLEKEEP_API_KEY to choose one)' : '   (CANDLEKEEP_API_KEY)'}`,
-    `  markets     ${markets.map((m) => `${m.exchange} ${m.symbol} ${m.intervals.join('/')}`).join(', ')}   (cdk.json candlekeep:markets)`,
+    `  markets     ${markets.map((m) => `${m.exchange} ${m.symbol} ${m.intervals.join('/')}`).join(', ')}   (seeded from cdk.json; npx candlekeep markets add|pause|remove changes them)`,
     `  schedules   ${schedules.join(', ')}, fired here (LocalStack creates schedules but never runs them)`,
     `  stack       ${synth.stackName} on LocalStack: candles queue, dead-letter queue, secret, backfill bus`,
     '',
@@ -330,14 +326,9 @@ function printSummary(
 }
 
 class Status {
-  readonly #markets: readonly Market[];
   #baseline: Map<string, number> | undefined;
   #lastError: string | undefined;
   #errors = 0;
-
-  constructor(markets: readonly Market[]) {
-    this.#markets = markets;
-  }
 
   error(role: string, err: unknown): void {
     this.#errors += 1;
@@ -346,32 +337,31 @@ class Status {
   }
 
   async print(db: Db, sqs: SQSClient, queueUrl: string, dlqUrl: string): Promise<void> {
+    // The followed series live in the database and change at runtime (candlekeep markets add|remove).
+    const followed = (await followedSeries(db)).map((f) => f.series);
     const [now, b, queue, dead] = await Promise.all([
-      countCandlesPerSeries(db, this.#series()),
+      countCandlesPerSeries(db, followed),
       readActiveBackfills(db),
       queueCounts(sqs, queueUrl),
       queueCounts(sqs, dlqUrl),
     ]);
     this.#baseline ??= now;
-    const series = this.#markets
-      .flatMap((m) => m.intervals.map((i) => `${m.exchange} ${m.symbol} ${i}`))
-      .map((k) => {
-        const n = now.get(k) ?? 0;
-        const delta = n - (this.#baseline?.get(k) ?? 0);
-        return `${k} ${n.toLocaleString('en-US')}${delta > 0 ? ` (+${delta.toLocaleString('en-US')})` : ''}`;
-      });
+    const keys = followed.map((s) => `${s.exchange} ${s.symbol} ${s.interval}`);
+    const delta = (k: string) => (now.get(k) ?? 0) - (this.#baseline?.get(k) ?? 0);
+    const added = (n: number) => (n > 0 ? ` (+${n.toLocaleString('en-US')})` : '');
+    const stored =
+      keys.length <= 6
+        ? keys.map((k) => `${k} ${(now.get(k) ?? 0).toLocaleString('en-US')}${added(delta(k))}`).join(' · ')
+        : `${keys.length} followed series, ${keys.reduce((n, k) => n + (now.get(k) ?? 0), 0).toLocaleString('en-US')} candles` +
+          added(keys.reduce((n, k) => n + Math.max(0, delta(k)), 0));
     const parts = [
-      `stored: ${series.join(' · ')}`,
+      `stored: ${stored || 'no market followed'}`,
       `queue ${queue.visible}${queue.inFlight ? ` (+${queue.inFlight} in flight)` : ''}`,
       `DLQ ${dead.visible + dead.inFlight}`,
       b.active > 0 ? `backfills ${b.active} running, ${b.done}/${b.total} chunks` : 'backfills idle',
       `last error: ${this.#lastError ?? 'none'}${this.#errors > 1 ? ` (${this.#errors} errors)` : ''}`,
     ];
     process.stderr.write(`[dev ${since()}] ${parts.join(' | ')}\n`);
-  }
-
-  #series(): SeriesKey[] {
-    return this.#markets.flatMap((m) => m.intervals.map((interval) => ({ exchange: m.exchange, symbol: m.symbol, interval })));
   }
 }
 

@@ -11,6 +11,7 @@
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { applySeed } from '../functions/markets/seed.ts';
 import { sendWorkTokens } from '../functions/queue/work-tokens.ts';
 import { countOpenChunks } from '../functions/store/backfills.ts';
 import { createPool } from '../functions/store/db.ts';
@@ -77,6 +78,15 @@ export async function startLocalCandlekeep(opts: LocalCandlekeepOptions): Promis
   await new SecretsManagerClient(awsClientConfig(endpoint)).send(
     new PutSecretValueCommand({ SecretId: deployment.ref(synth.ids.databaseSecret), SecretString: JSON.stringify({ url: opts.databaseUrl }) }),
   );
+
+  // What `candlekeep migrate` does after a deploy: cdk.json's seed markets into the database.
+  const seedPool = createPool(opts.databaseUrl, { max: 1 });
+  try {
+    const seeded = await applySeed(seedPool, synth.markets);
+    if (seeded > 0) log(`followed ${seeded} seed market(s) from cdk.json`);
+  } finally {
+    await seedPool.end();
+  }
 
   const functions = localFunctions(synth);
   const sqs = new SQSClient(awsClientConfig(endpoint));

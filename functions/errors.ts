@@ -5,7 +5,7 @@
  * never speaks HTTP, and the CLI or a test can catch these by kind.
  */
 export abstract class DomainError extends Error {
-  abstract readonly kind: 'invalid' | 'not-found' | 'unprocessable';
+  abstract readonly kind: 'invalid' | 'not-found' | 'unprocessable' | 'unavailable';
   readonly parameter: string | undefined;
   readonly slug: string | undefined;
 
@@ -41,4 +41,10 @@ export class Unprocessable extends DomainError {
  */
 export class DatabaseNotConfiguredError extends Error {
   override name = 'DatabaseNotConfiguredError';
+}
+
+/** Something the request needs from elsewhere (an exchange) did not answer; the same request may succeed later. */
+export class Unavailable extends DomainError {
+  override name = 'Unavailable';
+  readonly kind = 'unavailable';
 }

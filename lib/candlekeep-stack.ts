@@ -25,6 +25,7 @@ export interface CandlekeepStackProps extends StackProps {
  */
 export class CandlekeepStack extends Stack {
   public readonly stage: Stage;
+  /** cdk.json's seed list: applied to the database when migrations run; the markets followed live there. */
   public readonly markets: readonly Market[];
   public readonly databaseSecret: secretsmanager.ISecret;
   public readonly candlesQueue: sqs.Queue;
@@ -93,7 +94,6 @@ export class CandlekeepStack extends Stack {
       logRemovalPolicy: keepOrDestroy,
     });
     this.ingestion = new Ingestion(this, 'Ingestion', {
-      markets: this.markets,
       candlesQueue: this.candlesQueue,
       backfillBus: this.backfill.bus,
       databaseSecret: this.databaseSecret,

@@ -1,36 +1,195 @@
-import type { Exchange, Interval } from '../../client/index.ts';
+import type { Exchange, Interval, Markets } from '../../client/index.ts';
 import { toCsv } from '../../functions/http/csv.ts';
-import { defineCommand } from '../command.ts';
-import { apiClient, API_NOTES, fmtTime, outputMode, table } from '../api/output.ts';
-import { OUTPUT_OPTIONS, SERIES_OPTIONS } from '../options.ts';
+import { defineCommand, defineGroup, progress, UsageError } from '../command.ts';
+import { apiClient, API_NOTES, fmtTime, outputMode, positiveInt, table } from '../api/output.ts';
+import { EXCHANGE, INTERVAL, JSON_OPTION, OUTPUT_OPTIONS, SERIES_OPTIONS, SYMBOL } from '../options.ts';
 
-export const command = defineCommand({
-  summary: 'stored series with first/last candle, count, gaps and dead-lettered messages (from the API)',
-  options: { ...SERIES_OPTIONS, ...OUTPUT_OPTIONS },
+/** A comma-separated option as a list, empty entries dropped. */
+const listOf = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+
+/** A lag in plain units. */
+function fmtLag(ms: number | null): string {
+  if (ms === null) return '';
+  if (ms < 1_000) return `${ms} ms`;
+  if (ms < 120_000) return `${(ms / 1_000).toFixed(1)} s`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
+  return `${(ms / 3_600_000).toFixed(1)} h`;
+}
+
+const ONE_MARKET = { exchange: { ...EXCHANGE, required: true }, symbol: { ...SYMBOL, required: true } } as const;
+
+const list = defineCommand({
+  summary: "every stored or followed series: its state, newest closed candle, lag, gaps, dead-lettered messages and last pull error",
+  options: {
+    ...SERIES_OPTIONS,
+    followed: { type: 'boolean', default: false, description: 'list the followed markets themselves: intervals, state, start, source' },
+    ...OUTPUT_OPTIONS,
+  },
   notes: API_NOTES,
   async run({ values }) {
     const mode = outputMode(values);
-    const { markets } = await apiClient().markets({
+    const client = apiClient();
+    const filter = {
       ...(values.exchange ? { exchange: values.exchange as Exchange } : {}),
       ...(values.symbol ? { symbol: values.symbol } : {}),
-      ...(values.interval ? { interval: values.interval as Interval } : {}),
-    });
-    const columns = ['exchange', 'symbol', 'interval', 'candles', 'first', 'last', 'gaps', 'missing', 'dead-lettered'];
+    };
+    if (values.followed) {
+      if (values.interval) throw new UsageError('--followed lists markets, not series: leave out --interval');
+      const { markets } = await client.followedMarkets(filter);
+      const columns = ['exchange', 'symbol', 'intervals', 'state', 'start', 'source', 'added'];
+      const rows = markets.map((m) => [
+        m.exchange,
+        m.symbol,
+        m.intervals.join(','),
+        m.removedAt !== null ? `removed ${fmtTime(m.removedAt)}` : m.paused ? 'paused' : 'following',
+        fmtTime(m.start),
+        m.source,
+        fmtTime(m.addedAt),
+      ]);
+      if (mode === 'json') console.log(JSON.stringify({ markets }));
+      else if (mode === 'csv') process.stdout.write(toCsv(columns, rows));
+      else console.log(markets.length ? table(columns, rows) : 'no market followed yet: candlekeep markets add --exchange ... --symbol ...');
+      return 0;
+    }
+    const { markets }: Markets = await client.markets({ ...filter, ...(values.interval ? { interval: values.interval as Interval } : {}) });
+    const columns = ['exchange', 'symbol', 'interval', 'state', 'candles', 'first', 'newest closed', 'lag', 'gaps', 'missing', 'dead-lettered', 'last error'];
     const rows = markets.map((m) => [
       m.exchange,
       m.symbol,
       m.interval,
+      m.state,
       m.candles,
       fmtTime(m.firstOpenTime),
-      fmtTime(m.lastOpenTime),
+      fmtTime(m.newestClosedOpenTime),
+      fmtLag(m.lagMs),
       m.gapCount,
       m.missingCandles,
       // Messages (candles) waiting in the dead-letter queue: a redrive, not a backfill, stores them.
       m.deadLetteredMessages ? `${m.deadLetteredMessages} (${m.deadLetteredCandles})` : 0,
+      m.lastError ?? '',
     ]);
     if (mode === 'json') console.log(JSON.stringify({ markets }));
     else if (mode === 'csv') process.stdout.write(toCsv(columns, rows));
-    else console.log(markets.length ? table(columns, rows) : 'no series stored yet');
+    else console.log(markets.length ? table(columns, rows) : 'no series stored or followed yet');
     return 0;
   },
+});
+
+const add = defineCommand({
+  summary: "follow markets from the next tick on: named symbols, or an exchange's top N by 24h quote volume",
+  options: {
+    exchange: { ...EXCHANGE, required: true },
+    symbol: { ...SYMBOL, value: '<BASE/QUOTE,...>', description: 'one unified symbol, or several separated by commas' },
+    quote: { type: 'string', value: '<currency>', description: 'with --top: only pairs quoted in this currency, e.g. USDT' },
+    top: { type: 'string', value: '<n>', description: 'the N most traded pairs by 24h quote volume (not on coinbase)' },
+    interval: { ...INTERVAL, value: '<1m,...>', description: 'intervals to follow, separated by commas (default 1m)' },
+    start: { type: 'string', value: '<ISO|ms>', description: 'first candle to backfill from (default: only the newest page)' },
+    json: JSON_OPTION,
+  },
+  notes: [
+    'Refused at once, all or nothing, when the exchange lacks an interval or does not list a symbol, in its own words.',
+    ...API_NOTES,
+  ],
+  async run({ values }) {
+    const exchange = values.exchange as Exchange;
+    const client = apiClient();
+    const top = positiveInt('top', values.top);
+    let symbols = listOf(values.symbol);
+    if (symbols.length > 0 && (top !== undefined || values.quote)) throw new UsageError('choose --symbol, or a selection with --quote and --top, not both');
+    if (symbols.length === 0) {
+      if (top === undefined) throw new UsageError('--symbol is required (one, or several separated by commas), or --top N [--quote USDT]');
+      // The N most traded by 24h quote volume, from the exchange's own listing.
+      const { instruments } = await client.instruments({ exchange, top, ...(values.quote ? { quote: values.quote } : {}) });
+      symbols = instruments.map((i) => i.symbol);
+      if (symbols.length === 0) throw new UsageError(`${exchange} lists no instrument open for trading${values.quote ? ` quoted in ${values.quote}` : ''}`);
+      if (!values.json) progress(`${exchange}: the ${symbols.length} most traded${values.quote ? ` ${values.quote}` : ''} pairs by 24h quote volume`);
+    }
+    const intervals = listOf(values.interval ?? '1m') as Interval[];
+    const { markets } = await client.followMarkets({
+      markets: symbols.map((symbol) => ({ exchange, symbol, intervals, ...(values.start ? { start: values.start } : {}) })),
+    });
+    if (values.json) console.log(JSON.stringify({ markets }));
+    else {
+      for (const m of markets) console.log(`following ${m.exchange} ${m.symbol} ${m.intervals.join(',')}${m.paused ? ' (paused)' : ''}`);
+      console.log('pulled from the next tick on; candlekeep markets list shows their freshness');
+    }
+    return 0;
+  },
+});
+
+const instruments = defineCommand({
+  summary: "an exchange's spot instruments from its own listing, most traded first: what can be followed",
+  options: {
+    exchange: { ...EXCHANGE, required: true },
+    quote: { type: 'string', value: '<currency>', description: 'only pairs quoted in this currency, e.g. USDT' },
+    top: { type: 'string', value: '<n>', description: 'the N most traded by 24h quote volume (not on coinbase)' },
+    all: { type: 'boolean', short: 'a', default: false, description: 'halted and delisted instruments too' },
+    ...OUTPUT_OPTIONS,
+  },
+  notes: API_NOTES,
+  async run({ values }) {
+    const mode = outputMode(values);
+    const top = positiveInt('top', values.top);
+    const listing = await apiClient().instruments({
+      exchange: values.exchange as Exchange,
+      ...(values.quote ? { quote: values.quote } : {}),
+      ...(top !== undefined ? { top } : {}),
+      ...(values.all ? { trading: false } : {}),
+    });
+    const columns = ['symbol', 'native', 'status', '24h quote volume'];
+    const rows = listing.instruments.map((i) => [i.symbol, i.native, i.status, i.quoteVolume24h === null ? '' : Math.round(i.quoteVolume24h)]);
+    if (mode === 'json') console.log(JSON.stringify(listing));
+    else if (mode === 'csv') process.stdout.write(toCsv(columns, rows));
+    else console.log(rows.length ? table(columns, rows) : 'no instrument matches');
+    return 0;
+  },
+});
+
+function change(what: 'set' | 'pause' | 'resume') {
+  return defineCommand({
+    summary:
+      what === 'set'
+        ? 'change the intervals a market follows from now on'
+        : what === 'pause'
+          ? 'stop pulling a market (every interval) until resumed; its data stays'
+          : 'pull a paused market again from the next tick',
+    options: {
+      ...ONE_MARKET,
+      ...(what === 'set' ? { interval: { ...INTERVAL, required: true, value: '<1m,...>', description: 'the intervals to follow, separated by commas' } } : {}),
+      json: JSON_OPTION,
+    },
+    notes: API_NOTES,
+    async run({ values }) {
+      const intervals = 'interval' in values && typeof values.interval === 'string' ? (listOf(values.interval) as Interval[]) : undefined;
+      const m = await apiClient().changeMarket({
+        exchange: values.exchange as Exchange,
+        symbol: values.symbol,
+        ...(what === 'set' ? { intervals } : { paused: what === 'pause' }),
+      });
+      if (values.json) console.log(JSON.stringify(m));
+      else console.log(`${m.exchange} ${m.symbol}: ${m.paused ? 'paused' : 'following'} ${m.intervals.join(',')}`);
+      return 0;
+    },
+  });
+}
+
+const remove = defineCommand({
+  summary: 'stop following a market; its stored candles are kept (and counted) unless --purge',
+  options: {
+    ...ONE_MARKET,
+    purge: { type: 'boolean', default: false, description: 'also delete its candles, coverage, restatements and backfills' },
+    json: JSON_OPTION,
+  },
+  notes: API_NOTES,
+  async run({ values }) {
+    const removal = await apiClient().removeMarket({ exchange: values.exchange as Exchange, symbol: values.symbol, purge: values.purge });
+    console.log(values.json ? JSON.stringify(removal) : removal.detail);
+    return 0;
+  },
+});
+
+export const command = defineGroup({
+  summary: 'followed markets through the API: list | add | instruments | set | pause | resume | remove',
+  subcommands: { list, add, instruments, set: change('set'), pause: change('pause'), resume: change('resume'), remove },
+  default: list,
 });

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { App, type CfnElement } from 'aws-cdk-lib';
+import type { Market } from '../../functions/config/markets.ts';
 import { REPO_ROOT } from '../paths.ts';
 import type { CfnTemplate } from './shapes.ts';
 
@@ -21,6 +22,8 @@ export type FunctionRole = keyof typeof FUNCTION_ENTRIES;
 export interface SynthesizedCandlekeep {
   stackName: string;
   template: CfnTemplate;
+  /** cdk.json's seed markets, as the stack validated them; a local deploy applies them to the database. */
+  markets: readonly Market[];
   /** Logical ids of the resources a local run addresses by role. */
   ids: {
     functions: Record<FunctionRole, string>;
@@ -80,6 +83,7 @@ export async function synthesizeCandlekeep(opts: SynthesizeOptions = {}): Promis
     return {
       stackName: stack.stackName,
       template,
+      markets: stack.markets,
       ids: {
         functions,
         candlesQueue: id(stack.candlesQueue),

@@ -1,6 +1,7 @@
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import middy from '@middy/core';
 import * as z from 'zod';
+import { liveExchangeAccess } from '../exchanges/access.ts';
 import { configReader, once, type Env } from '../lambda-kit/env.ts';
 import { createLogger, SERVICES, withPowertools, type Observability } from '../lambda-kit/powertools.ts';
 import { cursorCodec, derivedCursorKey, MIN_CURSOR_KEY_BYTES, processCursorKey, type CursorCodec } from '../http/cursor.ts';
@@ -85,7 +86,8 @@ export interface ApiHandlerDeps extends Omit<ApiDeps, 'cursors' | 'statementTime
  */
 export function liveApiDeps(config: ApiConfig, env: Env): ApiHandlerDeps {
   const url = lazyDatabaseUrl(env);
-  return { db: lazyPool(env, { max: config.poolMax }, url), cursorKey: async () => derivedCursorKey(await url()) };
+  const db = lazyPool(env, { max: config.poolMax }, url);
+  return { db, exchanges: once(async () => liveExchangeAccess(await db(), env)), cursorKey: async () => derivedCursorKey(await url()) };
 }
 
 /** Backfill requests onto the configured bus; undefined without one. The SDK is loaded on the first request. */

@@ -8,6 +8,8 @@ import { unstorableText } from '../http/text.ts';
 import type { CursorCodec } from '../http/cursor.ts';
 import type { BackfillRequest } from '../ingest/backfill-request.ts';
 import { boundedQueryable, type Db } from '../store/db.ts';
+import { liveExchangeAccess, type ExchangeAccess } from '../exchanges/access.ts';
+import { once } from '../lambda-kit/env.ts';
 import type { Route } from './route.ts';
 import { ROUTES } from './routes/index.ts';
 
@@ -18,6 +20,8 @@ export interface ApiDeps {
   statementTimeoutMs: number;
   /** Database sessions the API may hold at once across all its containers; unset: no bound. */
   dbSessions?: number | undefined;
+  /** Governed exchange access over the pool (budgets live in it), built on first use. */
+  exchanges?: () => Promise<ExchangeAccess>;
   /** Signs and checks pagination cursors, with the key obtained on first use. */
   cursors: () => Promise<CursorCodec>;
   now?: () => number;
@@ -101,6 +105,7 @@ export interface ApiContext {
 
 export function createApi(deps: ApiDeps): (event: unknown, context?: ApiContext, opts?: { signal?: AbortSignal }) => Promise<ApiResponse> {
   const now = deps.now ?? Date.now;
+  const exchanges = deps.exchanges ?? once(async () => liveExchangeAccess(await deps.db()));
   return async (event, context, opts) => {
     // The deadline is the Lambda's own; the signal fires when middy gives up on the handler just
     // before it, or when the client went away: either way the running statement is cancelled.
@@ -165,7 +170,7 @@ export function createApi(deps: ApiDeps): (event: unknown, context?: ApiContext,
       if (6 * Buffer.byteLength(res.body, 'utf8') + 4096 <= ANSWER_BUDGET_BYTES) return true;
       return lambdaResponseBytes(res) <= ANSWER_BUDGET_BYTES;
     };
-    const res = await route.handle({ req, query, dynamic, params, format, reply, fits, routes: ROUTES, db, cursors: deps.cursors, now, requestBackfill: deps.requestBackfill });
+    const res = await route.handle({ req, query, dynamic, params, format, reply, fits, routes: ROUTES, db, pool: deps.db, exchanges, cursors: deps.cursors, now, requestBackfill: deps.requestBackfill });
     // Every route bounds its answer; this is the net under them, so a client gets a problem it can
     // read rather than the gateway's 502 for a response Lambda refuses.
     const bytes = lambdaResponseBytes(res);

@@ -123,6 +123,7 @@ export function buildOpenApi(routes: readonly Route[]): Json {
     servers: [{ url: 'http://127.0.0.1:8080', description: 'npx candlekeep serve' }],
     tags: [
       { name: 'candles', description: 'Candle history, markets and gaps' },
+      { name: 'markets', description: 'Followed markets: add, change, pause, remove; pulled from the next tick on' },
       { name: 'backfills', description: 'Backfill requests and their progress' },
       { name: 'backtests', description: 'Immutable backtest records' },
       { name: 'meta', description: 'Health and this document' },

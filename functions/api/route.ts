@@ -5,8 +5,9 @@ import type { Format } from '../http/negotiate.ts';
 import type { DynamicParams } from '../http/query.ts';
 import type { ApiRequest } from '../http/request.ts';
 import type { ApiResponse } from '../http/response.ts';
+import type { ExchangeAccess } from '../exchanges/access.ts';
 import type { BackfillRequest } from '../ingest/backfill-request.ts';
-import type { Queryable } from '../store/db.ts';
+import type { Db, Queryable } from '../store/db.ts';
 import { problemSchema } from './schemas.ts';
 
 /** The API's version, in health answers and the OpenAPI document. */
@@ -28,6 +29,10 @@ export interface RouteContext<Q, P = Record<string, string>, B = unknown> {
   routes: readonly Route[];
   db: () => Promise<Queryable>;
   cursors: () => Promise<CursorCodec>;
+  /** The pool for routes that change several tables in one transaction (the followed markets). */
+  pool: () => Promise<Db>;
+  /** Governed exchange access, for routes that ask an exchange (whether it lists a market). */
+  exchanges: () => Promise<ExchangeAccess>;
   now: () => number;
   /** Puts a backfill request on the backfill bus and returns the event id; undefined when this API has no bus. */
   requestBackfill: ((req: BackfillRequest) => Promise<string>) | undefined;
@@ -48,7 +53,7 @@ export interface HeaderDoc {
 }
 
 export interface Route {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** The API Gateway resource template, e.g. `/v1/backtests/{id}`. */
   path: string;
   operationId: string;
@@ -85,7 +90,7 @@ export function defineRoute<Q extends z.ZodObject | undefined = undefined, P ext
 const PROBLEM_TEXT: Record<number, string> = {
   400: 'Invalid parameter: the problem names it.',
   403: 'Missing or invalid API key (x-api-key header).',
-  404: 'No such series or run.',
+  404: 'No such series, run or followed market.',
   406: 'The Accept header asks for a format this route does not produce.',
   413: 'Body too large.',
   415: 'Body is not application/json.',

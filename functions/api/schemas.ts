@@ -158,11 +158,26 @@ export const latestSchema = z.object({
 responseRegistry.add(latestSchema, { id: 'LatestCandles' });
 export type LatestCandles = z.infer<typeof latestSchema>;
 
+export const seriesStateSchema = z.enum(['following', 'paused', 'removed', 'not-followed']).meta({
+  description:
+    '`following`: pulled on every tick; `paused`: followed but not pulled; `removed`: its market was removed (its candles are kept ' +
+    'unless it was purged); `not-followed`: stored by a backfill or `candlekeep pull` only.',
+});
+
 export const marketSchema = z.object({
   ...seriesFields,
+  state: seriesStateSchema,
   candles: z.number().int(),
   firstOpenTime: ms('First stored candle').nullable(),
   lastOpenTime: ms('Last stored candle').nullable(),
+  newestClosedOpenTime: ms('Open time of the newest stored closed candle').nullable(),
+  lagMs: z
+    .number()
+    .int()
+    .nullable()
+    .meta({ description: 'How long the oldest closed candle not yet stored has been closed, in ms; 0 while the newest closed candle is stored.' }),
+  pulledAt: ms('When a pull last finished this series').nullable(),
+  lastError: z.string().nullable().meta({ description: "What the series' last pull failed with; null once a pull succeeds." }),
   gapCount: z.number().int().meta({ description: 'Runs of missing candles between the first and last stored candle.' }),
   missingCandles: z.number().int().meta({ description: 'Candles missing in those runs.' }),
   largestGapCandles: z.number().int(),
@@ -176,6 +191,82 @@ responseRegistry.add(marketSchema, { id: 'Market' });
 export const marketsSchema = z.object({ markets: z.array(marketSchema) });
 responseRegistry.add(marketsSchema, { id: 'Markets' });
 export type Markets = z.infer<typeof marketsSchema>;
+
+// ---- followed markets ----
+
+const startField = timeParam('First candle to backfill from; default: only the newest page when the series starts.').optional();
+
+export const followSchema = z.strictObject({
+  exchange: exchangeSchema,
+  symbol: symbolSchema,
+  intervals: z
+    .array(intervalSchema)
+    .min(1, 'list at least one interval')
+    .refine((l) => new Set(l).size === l.length, { error: 'intervals must not repeat' }),
+  start: startField,
+});
+
+export const followBodySchema = z.strictObject({
+  markets: z
+    .array(followSchema)
+    .min(1, 'list at least one market')
+    .max(1000, 'at most 1000 markets per request')
+    .refine((l) => new Set(l.map((m) => `${m.exchange} ${m.symbol}`)).size === l.length, { error: 'a market must not repeat; merge its intervals' }),
+});
+requestRegistry.add(followBodySchema, { id: 'FollowMarkets' });
+export type FollowMarketsInput = z.input<typeof followBodySchema>;
+
+export const marketChangeSchema = z
+  .strictObject({
+    exchange: exchangeSchema,
+    symbol: symbolSchema,
+    intervals: followSchema.shape.intervals.optional().meta({ description: 'The exact intervals to follow from now on.' }),
+    paused: z.boolean().optional().meta({ description: 'True pauses the pulls of every interval; false resumes them.' }),
+    start: startField,
+  })
+  .refine((c) => c.intervals !== undefined || c.paused !== undefined || c.start !== undefined, {
+    error: 'change at least one of intervals, paused and start',
+  });
+requestRegistry.add(marketChangeSchema, { id: 'MarketChange' });
+export type MarketChangeInput = z.input<typeof marketChangeSchema>;
+
+export const removeMarketQuerySchema = z.object({
+  exchange: exchangeParam,
+  symbol: symbolParam,
+  purge: z
+    .enum(['true', 'false'], { error: 'purge must be true or false' })
+    .optional()
+    .transform((v) => v === 'true')
+    .meta({ description: 'Also delete the stored candles, coverage and backfills of the market. Default false: its data is kept.' }),
+});
+
+export const followedMarketSchema = z.object({
+  exchange: exchangeSchema,
+  symbol: z.string(),
+  intervals: z.array(intervalSchema),
+  start: ms('First candle to backfill from').nullable(),
+  paused: z.boolean(),
+  source: z.enum(['seed', 'api']).meta({ description: '`seed`: from cdk.json when migrations ran; `api`: added through the API or CLI.' }),
+  addedAt: ms('When the market was first added'),
+  updatedAt: ms('Last change'),
+  removedAt: ms('When it was removed; null while followed').nullable(),
+});
+responseRegistry.add(followedMarketSchema, { id: 'FollowedMarket' });
+export const followedMarketsSchema = z.object({ markets: z.array(followedMarketSchema) });
+responseRegistry.add(followedMarketsSchema, { id: 'FollowedMarkets' });
+export type FollowedMarket = z.infer<typeof followedMarketSchema>;
+export type FollowedMarkets = z.infer<typeof followedMarketsSchema>;
+
+export const removalSchema = z.object({
+  exchange: exchangeSchema,
+  symbol: z.string(),
+  purged: z.boolean(),
+  purgedCandles: z.number().int(),
+  keptCandles: z.number().int().meta({ description: 'Stored candles of the market left in place (0 after a purge).' }),
+  detail: z.string().meta({ description: 'What happened to the data, for people.' }),
+});
+responseRegistry.add(removalSchema, { id: 'MarketRemoval' });
+export type MarketRemoval = z.infer<typeof removalSchema>;
 
 export const gapSchema = z.object({
   start: ms('First missing open time'),
@@ -255,3 +346,44 @@ export const backfillRequestedSchema = z.object({
   request: z.object({ ...seriesFields, from: z.iso.datetime(), to: z.iso.datetime(), requestedBy: z.string().optional() }),
 });
 responseRegistry.add(backfillRequestedSchema, { id: 'BackfillRequested' });
+
+// ---- exchange instruments (discovery) ----
+
+export const instrumentsPathSchema = z.object({ exchange: exchangeParam });
+export const instrumentsQuerySchema = z.object({
+  quote: z
+    .string()
+    .regex(/^[A-Z0-9]{1,20}$/, 'expected a quote currency such as USDT')
+    .optional()
+    .meta({ description: 'Only instruments quoted in this currency, e.g. `USDT`.' }),
+  top: z.coerce
+    .number({ error: 'top must be a whole number from 1 to 1000' })
+    .int('top must be a whole number from 1 to 1000')
+    .min(1, 'top must be a whole number from 1 to 1000')
+    .max(1000, 'top must be a whole number from 1 to 1000')
+    .optional()
+    .meta({ description: 'The N most traded by 24h quote volume (like freqtrade VolumePairList). Not on Coinbase, which publishes no such list.' }),
+  trading: z
+    .enum(['true', 'false'], { error: 'trading must be true or false' })
+    .optional()
+    .transform((v) => v !== 'false')
+    .meta({ description: 'Only instruments open for trading (default true); false lists halted and delisted ones too.' }),
+  format: formatParam,
+});
+
+export const instrumentSchema = z.object({
+  symbol: z.string().meta({ description: 'Unified BASE/QUOTE, as candlekeep follows it.' }),
+  native: z.string().meta({ description: "The exchange's own id." }),
+  base: z.string(),
+  quote: z.string(),
+  trading: z.boolean(),
+  status: z.string().meta({ description: "The exchange's status word as sent (TRADING, live, Trading, online, ...)." }),
+  quoteVolume24h: z.number().nullable().meta({ description: '24h volume in the quote currency; null where the exchange publishes none in one call.' }),
+});
+export const instrumentsSchema = z.object({
+  exchange: exchangeSchema,
+  fetchedAt: ms('When the exchange was asked (listings are cached for 10 minutes)'),
+  instruments: z.array(instrumentSchema),
+});
+responseRegistry.add(instrumentsSchema, { id: 'Instruments' });
+export type Instruments = z.infer<typeof instrumentsSchema>;

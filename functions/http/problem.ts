@@ -98,7 +98,7 @@ export class HttpProblem extends Error {
   }
 }
 
-const DOMAIN_STATUS: Record<DomainError['kind'], number> = { invalid: 400, 'not-found': 404, unprocessable: 422 };
+const DOMAIN_STATUS: Record<DomainError['kind'], number> = { invalid: 400, 'not-found': 404, unprocessable: 422, unavailable: 503 };
 
 /** The problem a domain error answers with: its kind decides the status, the rest is carried over. */
 export const domainProblem = (err: DomainError) =>

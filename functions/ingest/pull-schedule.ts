@@ -1,6 +1,5 @@
 import * as z from 'zod';
 import { intervalSchema, INTERVALS, type Interval } from '../candles/intervals.ts';
-import type { Market } from '../config/markets.ts';
 
 /**
  * How often the pull runs for each interval. A pull fetches from the watermark to now, so running
@@ -19,12 +18,10 @@ export interface PullGroup {
   intervals: Interval[];
 }
 
-/** One schedule per cadence that some followed market needs. */
-export function pullGroups(markets: readonly Market[]): PullGroup[] {
-  const followed = new Set(markets.flatMap((m) => m.intervals));
+/** One schedule per cadence, each covering its intervals (markets are followed at runtime, at any interval). */
+export function pullGroups(): PullGroup[] {
   const byMinutes = new Map<number, Interval[]>();
   for (const interval of INTERVALS) {
-    if (!followed.has(interval)) continue;
     const minutes = PULL_EVERY_MINUTES[interval];
     byMinutes.set(minutes, [...(byMinutes.get(minutes) ?? []), interval]);
   }

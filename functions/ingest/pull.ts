@@ -1,6 +1,5 @@
 import type { Candle, SeriesKey } from '../candles/candle.ts';
-import { bucketStart, INTERVAL_MS, type Interval } from '../candles/intervals.ts';
-import type { Market } from '../config/markets.ts';
+import { bucketStart, INTERVAL_MS } from '../candles/intervals.ts';
 import { fetchRange } from '../exchanges/index.ts';
 import { readWatermark } from '../store/candles.ts';
 import type { Queryable } from '../store/db.ts';
@@ -140,23 +139,18 @@ export interface MarketPullOutcome {
   failures: { series: SeriesKey; error: Error }[];
 }
 
+/** One series a tick pulls, and the start of its market (undefined: the newest page only). */
+export interface PullJob {
+  series: SeriesKey;
+  start?: number | undefined;
+}
+
 /**
- * Pulls every followed series whose interval is in `intervals` (all when omitted), a few at a time:
- * the governor paces each exchange, so concurrency only overlaps waiting. One failing series does
- * not stop the others; failures are returned for the caller to report.
+ * Pulls every job, a few at a time: the governor paces each exchange, so concurrency only overlaps
+ * waiting. One failing series does not stop the others; failures are returned for the caller to
+ * report.
  */
-export async function pullMarkets(
-  markets: readonly Market[],
-  intervals: readonly Interval[] | undefined,
-  deps: PullDeps,
-  options: { concurrency?: number } = {},
-): Promise<MarketPullOutcome> {
-  const wanted = intervals ? new Set(intervals) : undefined;
-  const jobs = markets.flatMap((m) =>
-    m.intervals
-      .filter((i) => !wanted || wanted.has(i))
-      .map((interval) => ({ series: { exchange: m.exchange, symbol: m.symbol, interval } as SeriesKey, start: Date.parse(m.start) })),
-  );
+export async function pullSeries(jobs: readonly PullJob[], deps: PullDeps, options: { concurrency?: number } = {}): Promise<MarketPullOutcome> {
   const outcome: MarketPullOutcome = { results: [], failures: [] };
   let next = 0;
   const worker = async () => {

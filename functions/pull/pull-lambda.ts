@@ -2,12 +2,14 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import middy from '@middy/core';
 import * as z from 'zod';
-import { parseMarkets } from '../config/markets.ts';
 import { DatabaseNotConfiguredError } from '../errors.ts';
+import type { SeriesKey } from '../candles/candle.ts';
 import type { BackfillRequest } from '../ingest/backfill-request.ts';
 import { QueueSink, type CandleSink } from '../ingest/candle-sink.ts';
 import type { ExchangeAccess } from '../exchanges/access.ts';
-import { DEFAULT_PULL_MAX_PAGES, pullMarkets } from '../ingest/pull.ts';
+import { DEFAULT_PULL_MAX_PAGES, pullSeries } from '../ingest/pull.ts';
+import { followedSeries, recordPulls } from '../store/markets.ts';
+import { SeriesRegistry } from '../store/series.ts';
 import { pullEventSchema } from '../ingest/pull-schedule.ts';
 import { liveExchangeDeps, type ExchangeDeps } from '../lambda-kit/container.ts';
 import { configReader, once, type Env } from '../lambda-kit/env.ts';
@@ -17,10 +19,9 @@ const configSchema = z
   .object({
     CANDLES_QUEUE_URL: z.url('CANDLES_QUEUE_URL must be the URL of the candles queue'),
     BACKFILL_BUS_NAME: z.string().min(1, 'BACKFILL_BUS_NAME must name the backfill event bus'),
-    MARKETS: z.string().min(1, 'MARKETS must hold the followed markets as JSON').transform((text) => parseMarkets(text)),
     PULL_MAX_PAGES: z.coerce.number().int().positive().default(DEFAULT_PULL_MAX_PAGES),
   })
-  .transform((e) => ({ candlesQueueUrl: e.CANDLES_QUEUE_URL, backfillBusName: e.BACKFILL_BUS_NAME, markets: e.MARKETS, maxPages: e.PULL_MAX_PAGES }));
+  .transform((e) => ({ candlesQueueUrl: e.CANDLES_QUEUE_URL, backfillBusName: e.BACKFILL_BUS_NAME, maxPages: e.PULL_MAX_PAGES }));
 export const readPullConfig = configReader(configSchema, SERVICES.pull);
 export type PullConfig = ReturnType<typeof readPullConfig>;
 
@@ -38,7 +39,7 @@ export function livePullDeps(env: Env): PullDeps {
   return { ...liveExchangeDeps(env), events: once(async () => new (await import('@aws-sdk/client-eventbridge')).EventBridgeClient({})) };
 }
 
-/** The pull Lambda: one schedule tick → the newest candles of every followed series of its intervals. */
+/** The pull Lambda: one schedule tick → the newest candles of every followed series of its intervals, as the database lists them. */
 export function createPullHandler(config: PullConfig, deps: PullDeps) {
   const { logger, metrics } = powertoolsFor(SERVICES.pull, deps);
   const sink = deps.sink ?? new QueueSink(deps.sqs, config.candlesQueueUrl);
@@ -65,13 +66,14 @@ export function createPullHandler(config: PullConfig, deps: PullDeps) {
       return { series: 0, candles: 0, backfills: 0, skipped: 'database not configured' };
     }
     access ??= deps.access(db);
-    const outcome = await pullMarkets(config.markets, parsed.data.intervals, {
-      db,
-      access,
-      sink,
-      maxPages: config.maxPages,
-      requestBackfill,
-    });
+    const jobs = await followedSeries(db, parsed.data.intervals);
+    const outcome = await pullSeries(jobs, { db, access, sink, maxPages: config.maxPages, requestBackfill });
+    const ids = new Map(jobs.map((j) => [SeriesRegistry.key(j.series), j.seriesId]));
+    const idOf = (s: SeriesKey) => ids.get(SeriesRegistry.key(s))!;
+    await recordPulls(db, [
+      ...outcome.results.map((r) => ({ seriesId: idOf(r.series) })),
+      ...outcome.failures.map((f) => ({ seriesId: idOf(f.series), error: f.error.message.slice(0, 500) })),
+    ]);
     const candles = outcome.results.reduce((n, r) => n + r.candles, 0);
     const backfills = outcome.results.filter((r) => r.backfill).length;
     metrics.addMetric('CandlesFetched', MetricUnit.Count, candles);

@@ -421,7 +421,7 @@ export async function latestClosedCandles(
  * summary the writes keep (migration 0008): one row per series and one index probe for its largest
  * gap, whatever the number of candles.
  */
-export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>) {
+export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>, now = Date.now()) {
   const { rows } = await db.query<{
     exchange: SeriesKey['exchange'];
     symbol: string;
@@ -429,18 +429,32 @@ export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>) {
     n: string;
     first_t: number | null;
     last_t: number | null;
+    closed_t: number | null;
     gap_count: string;
     missing: string;
     largest: string;
     dl_messages: string;
     dl_candles: string;
+    state: SeriesState;
+    pulled_at: number | null;
+    last_error: string | null;
   }>(
     `SELECT s.exchange, s.symbol, s.interval, coalesce(x.candles, 0) AS n, ${ms('x.first_open')} AS first_t, ${ms('x.last_open')} AS last_t,
-            coalesce(x.gap_count, 0) AS gap_count, coalesce(x.missing, 0) AS missing,
+            k.closed_t, coalesce(x.gap_count, 0) AS gap_count, coalesce(x.missing, 0) AS missing,
             coalesce((SELECT g.missing FROM candle_gaps g WHERE g.series_id = s.id ORDER BY g.missing DESC LIMIT 1), 0) AS largest,
-            d.messages AS dl_messages, d.candles AS dl_candles
+            d.messages AS dl_messages, d.candles AS dl_candles,
+            CASE WHEN f.series_id IS NOT NULL AND m.paused THEN 'paused'
+                 WHEN f.series_id IS NOT NULL THEN 'following'
+                 WHEN m.removed_at IS NOT NULL THEN 'removed'
+                 ELSE 'not-followed' END AS state,
+            ${ms('f.pulled_at')} AS pulled_at, f.last_error
      FROM series s
      LEFT JOIN series_stats x ON x.series_id = s.id
+     LEFT JOIN market_series f ON f.series_id = s.id
+     LEFT JOIN markets m ON m.exchange = s.exchange AND m.symbol = s.symbol
+     CROSS JOIN LATERAL (
+       SELECT (SELECT ${ms('open_time')} FROM candles WHERE series_id = s.id AND closed ORDER BY open_time DESC LIMIT 1) AS closed_t
+     ) k
      CROSS JOIN LATERAL (
        SELECT count(*) AS messages, coalesce(sum(candles), 0) AS candles FROM dead_letters WHERE series_id = s.id
      ) d
@@ -448,19 +462,39 @@ export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>) {
      ORDER BY s.exchange, s.symbol, s.interval`,
     [filter.exchange ?? null, filter.symbol ?? null, filter.interval ?? null],
   );
-  return rows.map((r) => ({
-    exchange: r.exchange,
-    symbol: r.symbol,
-    interval: r.interval,
-    candles: Number(r.n),
-    firstOpenTime: r.first_t,
-    lastOpenTime: r.last_t,
-    gapCount: Number(r.gap_count),
-    missingCandles: Number(r.missing),
-    largestGapCandles: Number(r.largest),
-    deadLetteredMessages: Number(r.dl_messages),
-    deadLetteredCandles: Number(r.dl_candles),
-  }));
+  return rows.map((r) => {
+    const closed = r.closed_t === null ? null : Number(r.closed_t);
+    return {
+      exchange: r.exchange,
+      symbol: r.symbol,
+      interval: r.interval,
+      state: r.state,
+      candles: Number(r.n),
+      firstOpenTime: r.first_t,
+      lastOpenTime: r.last_t,
+      newestClosedOpenTime: closed,
+      lagMs: closed === null ? null : freshnessLag(closed, INTERVAL_MS[r.interval], now),
+      pulledAt: r.pulled_at === null ? null : Math.round(Number(r.pulled_at)),
+      lastError: r.last_error,
+      gapCount: Number(r.gap_count),
+      missingCandles: Number(r.missing),
+      largestGapCandles: Number(r.largest),
+      deadLetteredMessages: Number(r.dl_messages),
+      deadLetteredCandles: Number(r.dl_candles),
+    };
+  });
+}
+
+/** A stored series as followed: by a market (paused or not), by a market since removed, or by nothing (stored by backfills or the CLI). */
+export type SeriesState = 'following' | 'paused' | 'removed' | 'not-followed';
+
+/**
+ * How long the oldest closed candle that is not yet stored has been closed: 0 while the newest
+ * closed candle is stored. One candle after the newest stored closed one closes at
+ * `newest + 2 * step`; before that moment nothing is late.
+ */
+export function freshnessLag(newestClosedOpenTime: number, step: number, now: number): number {
+  return Math.max(0, now - (newestClosedOpenTime + 2 * step));
 }
 
 export interface GapWindow {

@@ -161,7 +161,7 @@ export class CandlekeepHttpApi extends Construct {
         ? {
             defaultCorsPreflightOptions: {
               allowOrigins: config.corsOrigins,
-              allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+              allowMethods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
               allowHeaders: ['Content-Type', 'Accept', 'x-api-key', 'Idempotency-Key'],
               exposeHeaders: ['X-Next-Cursor', 'X-Resampled-From', 'X-Gap-Policy', 'Location', 'Idempotent-Replayed'],
               maxAge: Duration.hours(1),
@@ -188,7 +188,7 @@ export class CandlekeepHttpApi extends Construct {
       const resource = this.api.root.resourceForPath(route.path);
       resource.addMethod(route.method, integration, {
         apiKeyRequired: route.apiKey,
-        ...(route.method === 'POST' ? { requestValidator: validator, requestModels: { 'application/json': objectBody } } : {}),
+        ...(route.method === 'POST' || route.method === 'PATCH' ? { requestValidator: validator, requestModels: { 'application/json': objectBody } } : {}),
       });
     }
 

@@ -5,17 +5,13 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import type { Market } from '../../functions/config/markets.ts';
 import { pullGroups, type PullGroup } from '../../functions/ingest/pull-schedule.ts';
 import { allowSend } from './backfill.ts';
 import { CandlekeepFunction } from './candlekeep-function.ts';
 
 export const PULL_TIMEOUT = Duration.seconds(50);
-/** Lambda caps all environment variables of a function at 4 KB together. */
-const MAX_MARKETS_ENV_BYTES = 3_000;
 
 export interface IngestionProps {
-  readonly markets: readonly Market[];
   readonly candlesQueue: sqs.IQueue;
   /** Where the pull hands holes too long for one tick. */
   readonly backfillBus: events.IEventBus;
@@ -26,7 +22,9 @@ export interface IngestionProps {
 
 /**
  * Live pulls: one function, invoked by one EventBridge Scheduler schedule per cadence (every minute
- * for minute intervals, every 5 minutes for hours, ...), each passing the intervals it covers.
+ * for minute intervals, every 5 minutes for hours, ...), each passing the intervals it covers. The
+ * followed markets are read from PostgreSQL on every tick, so every cadence has its schedule: a
+ * market added at runtime, at any interval, is pulled on the next tick without a redeploy.
  */
 export class Ingestion extends Construct {
   public readonly pull: CandlekeepFunction;
@@ -38,14 +36,6 @@ export class Ingestion extends Construct {
   constructor(scope: Construct, id: string, props: IngestionProps) {
     super(scope, id);
 
-    const markets = JSON.stringify(props.markets);
-    if (Buffer.byteLength(markets) > MAX_MARKETS_ENV_BYTES) {
-      throw new Error(
-        `candlekeep:markets is ${Buffer.byteLength(markets)} bytes as JSON; the pull function carries it in its environment, ` +
-          `which Lambda limits to 4 KB. Follow fewer markets per stack (at most about ${MAX_MARKETS_ENV_BYTES} bytes).`,
-      );
-    }
-
     this.pull = new CandlekeepFunction(this, 'Pull', {
       entry: 'functions/pull/handler.ts',
       handler: 'handler',
@@ -54,7 +44,6 @@ export class Ingestion extends Construct {
       environment: {
         CANDLES_QUEUE_URL: props.candlesQueue.queueUrl,
         BACKFILL_BUS_NAME: props.backfillBus.eventBusName,
-        MARKETS: markets,
         POWERTOOLS_SERVICE_NAME: 'candlekeep-pull',
         POWERTOOLS_METRICS_NAMESPACE: 'candlekeep',
       },
@@ -77,7 +66,7 @@ export class Ingestion extends Construct {
     });
     this.schedulerRole.addToPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.pull.functionArn] }));
 
-    this.schedules = pullGroups(props.markets).map((group) => {
+    this.schedules = pullGroups().map((group) => {
       const schedule = new scheduler.CfnSchedule(this, `Pull-${group.name}`, {
         description: `candlekeep pull of ${group.intervals.join(', ')} markets, ${group.name.replace(/-/g, ' ')}`,
         groupName: this.scheduleGroup.scheduleGroupName,

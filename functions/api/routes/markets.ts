@@ -4,10 +4,28 @@ import { queryHash } from '../../http/cursor.ts';
 import { nextCursorHeader } from '../../http/csv.ts';
 import { checkTimeRange } from '../../http/query.ts';
 import { iso, isoOrNull } from '../../http/time.ts';
+import { parseJsonBody } from '../../http/body.ts';
+import { json } from '../../http/response.ts';
+import { follow, MarketsRefused, refusals } from '../../markets/follow.ts';
 import { seriesExtents, storedGaps } from '../../store/candles.ts';
+import { changeMarket, listMarkets, removeMarket } from '../../store/markets.ts';
+import { NotFound } from '../../errors.ts';
 import { resolveStored } from '../candles/source.ts';
 import { COMMON, defineRoute, problems } from '../route.ts';
-import { gapsPageSchema, gapsQuerySchema, marketsQuerySchema, marketsSchema, type GapPage, type Markets } from '../schemas.ts';
+import {
+  followBodySchema,
+  followedMarketSchema,
+  followedMarketsSchema,
+  gapsPageSchema,
+  gapsQuerySchema,
+  marketChangeSchema,
+  marketsQuerySchema,
+  marketsSchema,
+  removalSchema,
+  removeMarketQuerySchema,
+  type GapPage,
+  type Markets,
+} from '../schemas.ts';
 
 export const markets = defineRoute({
   method: 'GET',
@@ -15,16 +33,21 @@ export const markets = defineRoute({
   operationId: 'listMarkets',
   tag: 'candles',
   apiKey: true,
-  summary: 'Stored series with their first and last candle, count, gaps and dead-lettered messages',
+  summary: 'Stored and followed series: state, first, last and newest closed candle, lag, count, gaps and dead-lettered messages',
   query: marketsQuerySchema,
   csv: (out: Markets) => ({
     columns: [
       'exchange',
       'symbol',
       'interval',
+      'state',
       'candles',
       'first_open_time',
       'last_open_time',
+      'newest_closed_open_time',
+      'lag_ms',
+      'pulled_at',
+      'last_error',
       'gap_count',
       'missing_candles',
       'largest_gap_candles',
@@ -35,9 +58,14 @@ export const markets = defineRoute({
       m.exchange,
       m.symbol,
       m.interval,
+      m.state,
       m.candles,
       isoOrNull(m.firstOpenTime),
       isoOrNull(m.lastOpenTime),
+      isoOrNull(m.newestClosedOpenTime),
+      m.lagMs,
+      isoOrNull(m.pulledAt),
+      m.lastError,
       m.gapCount,
       m.missingCandles,
       m.largestGapCandles,
@@ -46,8 +74,8 @@ export const markets = defineRoute({
     ]),
   }),
   responses: { 200: { description: 'Every matching series.', schema: marketsSchema }, ...problems(...COMMON) },
-  async handle({ query: q, db, reply }) {
-    return reply({ markets: await seriesExtents(await db(), q) });
+  async handle({ query: q, db, reply, now }) {
+    return reply({ markets: await seriesExtents(await db(), q, now()) });
   },
 });
 
@@ -77,3 +105,88 @@ export const gaps = defineRoute({
     return reply({ exchange: q.exchange, symbol: q.symbol, interval: q.interval, gaps: page.gaps, nextCursor });
   },
 });
+
+export const followMarkets = defineRoute({
+  method: 'POST',
+  path: '/v1/markets',
+  operationId: 'followMarkets',
+  tag: 'markets',
+  apiKey: true,
+  summary: 'Follow markets: pulled from the next tick on, no redeploy',
+  description:
+    'All or nothing: an interval the exchange lacks, or a symbol it does not list (asked of the exchange itself), refuses the whole ' +
+    'request with 422 naming each refused market in the exchange\'s own words. A market already followed gains the intervals it lacked; ' +
+    'a removed one is followed again. Paused markets stay paused.',
+  body: followBodySchema,
+  responses: {
+    201: { description: 'The followed markets as stored.', schema: followedMarketsSchema },
+    ...problems(...COMMON, 413, 415, 422),
+  },
+  async handle({ req, pool, exchanges }) {
+    const body = parseJsonBody(req.body, req.headers['content-type'], followBodySchema);
+    const markets = await follow(await pool(), await exchanges(), body.markets);
+    return json(201, { markets });
+  },
+});
+
+export const changeFollowedMarket = defineRoute({
+  method: 'PATCH',
+  path: '/v1/markets',
+  operationId: 'changeMarket',
+  tag: 'markets',
+  apiKey: true,
+  summary: 'Change the intervals of a followed market, pause or resume it',
+  body: marketChangeSchema,
+  responses: {
+    200: { description: 'The market as stored.', schema: followedMarketSchema },
+    ...problems(...COMMON, 404, 413, 415, 422),
+  },
+  async handle({ req, pool, exchanges }) {
+    const change = parseJsonBody(req.body, req.headers['content-type'], marketChangeSchema);
+    const db = await pool();
+    if (change.intervals) {
+      // Only the intervals need checking, against the exchange's declaration: the market is already followed.
+      const refused = await refusals(await exchanges(), [{ exchange: change.exchange, symbol: change.symbol, intervals: change.intervals }], { listed: () => true });
+      if (refused.length) throw new MarketsRefused(refused);
+    }
+    if (!(await changeMarket(db, change.exchange, change.symbol, change))) throw notFollowed(change.exchange, change.symbol);
+    const [market] = await listMarkets(db, { exchange: change.exchange, symbol: change.symbol });
+    return json(200, market);
+  },
+});
+
+export const removeFollowedMarket = defineRoute({
+  method: 'DELETE',
+  path: '/v1/markets',
+  operationId: 'removeMarket',
+  tag: 'markets',
+  apiKey: true,
+  summary: 'Stop following a market; its stored candles are kept unless purge=true',
+  query: removeMarketQuerySchema,
+  responses: { 200: { description: 'What was removed and what was kept.', schema: removalSchema }, ...problems(...COMMON, 404) },
+  async handle({ query: q, pool }) {
+    const removal = await removeMarket(await pool(), q.exchange, q.symbol, { purge: q.purge });
+    if (!removal) throw notFollowed(q.exchange, q.symbol);
+    const detail = q.purge
+      ? `${q.exchange} ${q.symbol} is no longer followed; its ${removal.purgedCandles} stored candles were deleted`
+      : `${q.exchange} ${q.symbol} is no longer followed; its ${removal.keptCandles} stored candles are kept (remove with purge=true to delete them)`;
+    return json(200, { exchange: q.exchange, symbol: q.symbol, purged: q.purge, ...removal, detail });
+  },
+});
+
+export const followedMarkets = defineRoute({
+  method: 'GET',
+  path: '/v1/markets/followed',
+  operationId: 'listFollowedMarkets',
+  tag: 'markets',
+  apiKey: true,
+  summary: 'Followed markets with their intervals, start and paused flag (removed ones with removedAt)',
+  query: marketsQuerySchema.pick({ exchange: true, symbol: true }),
+  responses: { 200: { description: 'Every market ever followed.', schema: followedMarketsSchema }, ...problems(...COMMON) },
+  async handle({ query: q, db }) {
+    return json(200, { markets: await listMarkets(await db(), q) });
+  },
+});
+
+const notFollowed = (exchange: string, symbol: string) =>
+  new NotFound(`${exchange} ${symbol} is not followed; GET /v1/markets/followed lists the followed markets`, 'symbol', 'market-not-followed');

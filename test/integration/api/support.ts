@@ -9,6 +9,9 @@ import { buildOpenApi } from '../../../functions/api/openapi.ts';
 import { ROUTES } from '../../../functions/api/routes/index.ts';
 import { CandleStore, type StoredCandle } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';
+import type { Exchange } from '../../../functions/candles/candle.ts';
+import { liveExchangeAccess, resolveBaseUrls } from '../../../functions/exchanges/access.ts';
+import { once } from '../../../functions/lambda-kit/env.ts';
 import type { CandleRow } from '../../../functions/candles/candle-batch.ts';
 import type { Interval } from '../../../functions/candles/intervals.ts';
 import { CandlekeepClient } from '../../../client/index.ts';
@@ -87,8 +90,10 @@ export interface CallOptions {
 export interface ApiOptions {
   /** Settings beyond the defaults (a lowered statement timeout, a session bound). */
   config?: Partial<ApiConfig>;
-  /** A migrated database of the file's own instead of the run's shared one (for tests that lock tables). */
+  /** A migrated database of the file's own instead of the run's shared one (for tests that lock tables, or follow markets). */
   isolated?: boolean;
+  /** Where the API asks exchanges (e.g. the fake exchange's base URLs, known once it started). */
+  exchangeUrls?: () => Partial<Record<Exchange, string>>;
 }
 
 /** Starts the local server (API Gateway stand-in) over the API handler for the test file. */
@@ -104,7 +109,9 @@ export function useApi(opts: ApiOptions = {}): Api {
     } else api.pool = testPool(4);
     api.store = new CandleStore();
     const pool = api.pool;
-    api.handler = createApiHandler({ poolMax: 4, corsOrigins: [], ...opts.config }, { db: async () => pool }) as unknown as ProxyHandler;
+    const exchangeUrls = opts.exchangeUrls;
+    const exchanges = exchangeUrls ? once(async () => ({ ...liveExchangeAccess(pool), baseUrls: resolveBaseUrls(exchangeUrls()) })) : undefined;
+    api.handler = createApiHandler({ poolMax: 4, corsOrigins: [], ...opts.config }, { db: async () => pool, ...(exchanges ? { exchanges } : {}) }) as unknown as ProxyHandler;
     server = await startLocalServer({ handler: api.handler, apiKey: API_KEY, port: 0 });
     api.url = server.url;
     api.client = new CandlekeepClient({ baseUrl: server.url, apiKey: API_KEY });

@@ -1,13 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
-import type { Market } from '../../../functions/config/markets.ts';
 import { BannedError } from '../../../functions/exchanges/errors.ts';
 import { deriveRule, Governor, MemoryBudgetStore, scaleRules, type BudgetStore } from '../../../functions/exchanges/governor.ts';
 import { adapters } from '../../../functions/exchanges/index.ts';
 import { DirectSink } from '../../../functions/ingest/candle-sink.ts';
 import type { ExchangeAccess } from '../../../functions/exchanges/access.ts';
 import { PostgresBudgetStore } from '../../../functions/exchanges/postgres-budget-store.ts';
-import { pullMarkets } from '../../../functions/ingest/pull.ts';
+import { pullSeries } from '../../../functions/ingest/pull.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { testPool } from '../../support/db.ts';
@@ -39,8 +38,7 @@ afterAll(async () => {
   await Promise.all([admin, ...pools].map((p) => p.end()));
 });
 
-const markets: Market[] = ['BTC/USDT', 'ETH/USDT', 'SOL/USDT'].map((symbol) => ({ exchange: 'binance', symbol, intervals: ['3m', '15m'], start: '2025-01-01' }));
-const series: SeriesKey[] = markets.flatMap((m) => m.intervals.map((interval) => ({ exchange: m.exchange, symbol: m.symbol, interval })));
+const series: SeriesKey[] = ['BTC/USDT', 'ETH/USDT', 'SOL/USDT'].flatMap((symbol) => (['3m', '15m'] as const).map((interval) => ({ exchange: 'binance' as const, symbol, interval })));
 
 function lambdaAccess(f: FakeExchange, store: BudgetStore): ExchangeAccess {
   const rules = scaleRules({ binance: deriveRule(PUBLISHED) }, TIME_SCALE);
@@ -50,10 +48,10 @@ function lambdaAccess(f: FakeExchange, store: BudgetStore): ExchangeAccess {
 /** Every "Lambda" pulls every followed series at once, from ten days back: 5 pages of 3m and 1 of 15m per symbol. */
 async function burst(f: FakeExchange, stores: BudgetStore[]) {
   const start = Date.now() - 10 * 1440 * MIN;
-  const followed = markets.map((m) => ({ ...m, start: new Date(start).toISOString() }));
+  const jobs = series.map((s) => ({ series: s, start }));
   return Promise.all(
     pools.map((pool, i) =>
-      pullMarkets(followed, undefined, { db: pool, access: lambdaAccess(f, stores[i]!), sink: new DirectSink(pool, new CandleStore()) }, { concurrency: 6 }),
+      pullSeries(jobs, { db: pool, access: lambdaAccess(f, stores[i]!), sink: new DirectSink(pool, new CandleStore()) }, { concurrency: 6 }),
     ),
   );
 }

@@ -14,6 +14,8 @@ import { CreateSecretCommand, DeleteSecretCommand, SecretsManagerClient } from '
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEventSourceRunner } from '../../../dev/event-source-runner.ts';
+import { followMarkets } from '../../../functions/store/markets.ts';
+import { scratchDatabase } from '../e2e/support.ts';
 import { awsClientConfig } from '../../../dev/localstack/index.ts';
 import { createPlannerHandler, readPlannerConfig } from '../../../functions/backfill/planner-lambda.ts';
 import { createWorkerHandler, readWorkerConfig } from '../../../functions/backfill/worker-lambda.ts';
@@ -179,10 +181,12 @@ describe('the pull Lambda', () => {
     const config = readPullConfig({
       CANDLES_QUEUE_URL: candles.queueUrl,
       BACKFILL_BUS_NAME: busName,
-      MARKETS: JSON.stringify([{ exchange: 'coinbase', symbol: 'BTC/USD', intervals: ['5m'], start: new Date(start).toISOString() }]),
     });
-    const pool = containerPool(process.env.DATABASE_URL!);
+    // The pull reads the followed markets from its database: one of its own, following only this market.
+    const scratch = await scratchDatabase('ck_pull');
+    const pool = containerPool(scratch.url);
     try {
+      await followMarkets(await pool.db(), [{ exchange: 'coinbase', symbol: 'BTC/USD', intervals: ['5m'], start }]);
       const pull = createPullHandler(config, {
         db: pool.db,
         sqs,
@@ -202,6 +206,7 @@ describe('the pull Lambda', () => {
       expect(ours[0]!.to - ours[0]!.from).toBeGreaterThan(20 * 86_400_000);
     } finally {
       await pool.close();
+      await scratch.drop();
       await candles.delete();
     }
   });

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { Market } from '../../../functions/config/markets.ts';
 import { atExpression, scheduleName } from '../../../functions/ingest/backfill-events.ts';
 import { backfillEventSchema, backfillRequestSchema, toEventDetail } from '../../../functions/ingest/backfill-request.ts';
 import { pullGroups } from '../../../functions/ingest/pull-schedule.ts';
@@ -45,16 +44,11 @@ describe('one-time schedules', () => {
 });
 
 describe('pull schedules', () => {
-  it('groups followed intervals by cadence, one schedule per cadence', () => {
-    const markets: Market[] = [
-      { exchange: 'binance', symbol: 'BTC/USDT', intervals: ['1m', '1h', '1d'], start: '2024-01-01' },
-      { exchange: 'okx', symbol: 'ETH/USDT', intervals: ['5m', '4h'], start: '2024-01-01' },
-    ];
-    expect(pullGroups(markets)).toEqual([
-      { name: 'every-1-minute', minutes: 1, intervals: ['1m', '5m'] },
-      { name: 'every-5-minutes', minutes: 5, intervals: ['1h', '4h'] },
-      { name: 'every-15-minutes', minutes: 15, intervals: ['1d'] },
+  it('has a schedule for every cadence, each covering all its intervals, whatever is followed today', () => {
+    expect(pullGroups()).toEqual([
+      { name: 'every-1-minute', minutes: 1, intervals: ['1m', '3m', '5m'] },
+      { name: 'every-5-minutes', minutes: 5, intervals: ['15m', '30m', '1h', '2h', '4h'] },
+      { name: 'every-15-minutes', minutes: 15, intervals: ['6h', '12h', '1d', '1w'] },
     ]);
-    expect(pullGroups([])).toEqual([]);
   });
 });

@@ -1,0 +1,219 @@
+import type { Exchange, SeriesKey } from '../candles/candle.ts';
+import type { Interval } from '../candles/intervals.ts';
+import { inTransaction, type Db, type Queryable } from './db.ts';
+import { SeriesRegistry } from './series.ts';
+import { ms, ts } from './sql.ts';
+
+/*
+ * The followed markets (migration 0007): a market is (exchange, symbol) with a start, a paused flag
+ * and the intervals it follows, one market_series row each. Removing keeps the row (removed_at) and
+ * the candles; purging deletes the candles too.
+ */
+
+export type MarketSource = 'seed' | 'api';
+
+export interface FollowRequest {
+  exchange: Exchange;
+  symbol: string;
+  intervals: readonly Interval[];
+  /** First candle to backfill from (ms); undefined: only the newest page when the series starts. */
+  start?: number | undefined;
+}
+
+export interface FollowedSeries {
+  series: SeriesKey;
+  seriesId: number;
+  start: number | undefined;
+}
+
+export interface MarketRow {
+  exchange: Exchange;
+  symbol: string;
+  intervals: Interval[];
+  start: number | null;
+  paused: boolean;
+  source: MarketSource;
+  addedAt: number;
+  updatedAt: number;
+  removedAt: number | null;
+}
+
+async function attachIntervals(db: Queryable, requests: readonly FollowRequest[]): Promise<void> {
+  const keys = requests.flatMap((r) => r.intervals.map((interval) => ({ exchange: r.exchange, symbol: r.symbol, interval })));
+  // A fresh registry: the ids of new series are wanted, not a container's cache.
+  const ids = await new SeriesRegistry().resolve(db, keys);
+  const known = keys.filter((k) => ids.has(`${k.exchange}|${k.symbol}|${k.interval}`));
+  await db.query(
+    `INSERT INTO market_series (series_id, exchange, symbol)
+     SELECT * FROM unnest($1::int[], $2::text[], $3::text[])
+     ON CONFLICT (series_id) DO NOTHING`,
+    [known.map((k) => ids.get(`${k.exchange}|${k.symbol}|${k.interval}`)), known.map((k) => k.exchange), known.map((k) => k.symbol)],
+  );
+}
+
+/**
+ * Applies the seed list: markets never seen before are added with their intervals; a market that
+ * exists (even removed or changed at runtime) is left as it is. Returns how many were added.
+ */
+export async function seedMarkets(db: Db, seeds: readonly FollowRequest[]): Promise<number> {
+  if (seeds.length === 0) return 0;
+  return inTransaction(db, async (tx) => {
+    const { rows } = await tx.query<{ exchange: Exchange; symbol: string }>(
+      `INSERT INTO markets (exchange, symbol, start_time, source)
+       SELECT e, s, ${ts('t')}, 'seed' FROM unnest($1::text[], $2::text[], $3::float8[]) AS x(e, s, t)
+       ON CONFLICT (exchange, symbol) DO NOTHING
+       RETURNING exchange, symbol`,
+      [seeds.map((m) => m.exchange), seeds.map((m) => m.symbol), seeds.map((m) => m.start ?? null)],
+    );
+    const added = new Set(rows.map((r) => `${r.exchange}|${r.symbol}`));
+    await attachIntervals(tx, seeds.filter((m) => added.has(`${m.exchange}|${m.symbol}`)));
+    return added.size;
+  });
+}
+
+/**
+ * Follows markets: new ones are added; a removed one is followed again; an existing one gains the
+ * intervals it lacked (a start given replaces the old one). Paused markets stay paused.
+ */
+export async function followMarkets(db: Db, requests: readonly FollowRequest[]): Promise<void> {
+  if (requests.length === 0) return;
+  await inTransaction(db, async (tx) => {
+    await tx.query(
+      `INSERT INTO markets (exchange, symbol, start_time, source)
+       SELECT e, s, ${ts('t')}, 'api' FROM unnest($1::text[], $2::text[], $3::float8[]) AS x(e, s, t)
+       ON CONFLICT (exchange, symbol) DO UPDATE
+         SET removed_at = NULL, updated_at = now(), start_time = coalesce(excluded.start_time, markets.start_time)`,
+      [requests.map((m) => m.exchange), requests.map((m) => m.symbol), requests.map((m) => m.start ?? null)],
+    );
+    await attachIntervals(tx, requests);
+  });
+}
+
+export interface MarketChange {
+  /** The exact intervals to follow from now on. */
+  intervals?: readonly Interval[] | undefined;
+  paused?: boolean | undefined;
+  start?: number | undefined;
+}
+
+/** Changes a followed market; false when no such market is followed (never added, or removed). */
+export async function changeMarket(db: Db, exchange: Exchange, symbol: string, change: MarketChange): Promise<boolean> {
+  return inTransaction(db, async (tx) => {
+    const { rowCount } = await tx.query(
+      `UPDATE markets SET paused = coalesce($3, paused), start_time = coalesce(${ts('$4')}, start_time), updated_at = now()
+       WHERE exchange = $1 AND symbol = $2 AND removed_at IS NULL`,
+      [exchange, symbol, change.paused ?? null, change.start ?? null],
+    );
+    if (!rowCount) return false;
+    if (change.intervals) {
+      await tx.query(
+        `DELETE FROM market_series m USING series s
+         WHERE m.series_id = s.id AND m.exchange = $1 AND m.symbol = $2 AND NOT s.interval = ANY($3::text[])`,
+        [exchange, symbol, change.intervals],
+      );
+      await attachIntervals(tx, [{ exchange, symbol, intervals: change.intervals }]);
+    }
+    return true;
+  });
+}
+
+export interface Removal {
+  /** Candles deleted: 0 unless purged. */
+  purgedCandles: number;
+  /** Candles of the market kept in the database (0 after a purge). */
+  keptCandles: number;
+}
+
+/**
+ * Stops following a market: its intervals are dropped and it is marked removed. Its candles stay
+ * unless `purge`, which deletes them with their coverage, restatements and backfills. Undefined
+ * when no such market is followed.
+ */
+export async function removeMarket(db: Db, exchange: Exchange, symbol: string, opts: { purge: boolean }): Promise<Removal | undefined> {
+  return inTransaction(db, async (tx) => {
+    const { rowCount } = await tx.query(
+      `UPDATE markets SET removed_at = now(), updated_at = now() WHERE exchange = $1 AND symbol = $2 AND removed_at IS NULL`,
+      [exchange, symbol],
+    );
+    if (!rowCount) return undefined;
+    await tx.query('DELETE FROM market_series WHERE exchange = $1 AND symbol = $2', [exchange, symbol]);
+    const { rows: ids } = await tx.query<{ id: number }>('SELECT id FROM series WHERE exchange = $1 AND symbol = $2', [exchange, symbol]);
+    const seriesIdList = ids.map((r) => r.id);
+    if (!opts.purge) {
+      const { rows } = await tx.query<{ n: string }>('SELECT count(*) AS n FROM candles WHERE series_id = ANY($1::int[])', [seriesIdList]);
+      return { purgedCandles: 0, keptCandles: Number(rows[0]?.n ?? 0) };
+    }
+    const { rowCount: purged } = await tx.query('DELETE FROM candles WHERE series_id = ANY($1::int[])', [seriesIdList]);
+    await tx.query('DELETE FROM candle_restatements WHERE series_id = ANY($1::int[])', [seriesIdList]);
+    await tx.query('DELETE FROM coverage WHERE series_id = ANY($1::int[])', [seriesIdList]);
+    await tx.query('DELETE FROM backfills WHERE series_id = ANY($1::int[])', [seriesIdList]);
+    return { purgedCandles: purged ?? 0, keptCandles: 0 };
+  });
+}
+
+/** The followed, unpaused series of the given intervals (all when omitted): what a pull tick fetches. */
+export async function followedSeries(db: Queryable, intervals?: readonly Interval[]): Promise<FollowedSeries[]> {
+  const { rows } = await db.query<{ id: number; exchange: Exchange; symbol: string; interval: Interval; start: number | null }>(
+    `SELECT s.id, s.exchange, s.symbol, s.interval, ${ms('m.start_time')} AS start
+     FROM market_series ms JOIN series s ON s.id = ms.series_id
+     JOIN markets m ON m.exchange = ms.exchange AND m.symbol = ms.symbol
+     WHERE m.removed_at IS NULL AND NOT m.paused AND ($1::text[] IS NULL OR s.interval = ANY($1::text[]))
+     ORDER BY s.exchange, s.symbol, s.interval`,
+    [intervals ?? null],
+  );
+  return rows.map((r) => ({
+    series: { exchange: r.exchange, symbol: r.symbol, interval: r.interval },
+    seriesId: r.id,
+    start: r.start === null ? undefined : Number(r.start),
+  }));
+}
+
+/** Records how each series' pull ended: finished (error cleared) or failed with its message. */
+export async function recordPulls(db: Queryable, outcomes: readonly { seriesId: number; error?: string | undefined }[]): Promise<void> {
+  if (outcomes.length === 0) return;
+  await db.query(
+    `UPDATE market_series m
+     SET pulled_at = CASE WHEN o.err IS NULL THEN now() ELSE m.pulled_at END,
+         last_error = o.err,
+         errored_at = CASE WHEN o.err IS NULL THEN m.errored_at ELSE now() END
+     FROM unnest($1::int[], $2::text[]) AS o(id, err)
+     WHERE m.series_id = o.id`,
+    [outcomes.map((o) => o.seriesId), outcomes.map((o) => o.error ?? null)],
+  );
+}
+
+/** Every market ever followed (removed ones too, unless `active`), with its followed intervals. */
+export async function listMarkets(db: Queryable, filter: { exchange?: Exchange | undefined; symbol?: string | undefined; active?: boolean } = {}): Promise<MarketRow[]> {
+  const { rows } = await db.query<{
+    exchange: Exchange;
+    symbol: string;
+    intervals: Interval[] | null;
+    start: number | null;
+    paused: boolean;
+    source: MarketSource;
+    added: number;
+    updated: number;
+    removed: number | null;
+  }>(
+    `SELECT m.exchange, m.symbol, ${ms('m.start_time')} AS start, m.paused, m.source,
+            ${ms('m.added_at')} AS added, ${ms('m.updated_at')} AS updated, ${ms('m.removed_at')} AS removed,
+            (SELECT array_agg(s.interval ORDER BY st.ord) FROM market_series x JOIN series s ON s.id = x.series_id
+               JOIN unnest('{1m,3m,5m,15m,30m,1h,2h,4h,6h,12h,1d,1w}'::text[]) WITH ORDINALITY AS st(interval, ord) ON st.interval = s.interval
+             WHERE x.exchange = m.exchange AND x.symbol = m.symbol) AS intervals
+     FROM markets m
+     WHERE ($1::text IS NULL OR m.exchange = $1) AND ($2::text IS NULL OR m.symbol = $2) AND (NOT $3 OR m.removed_at IS NULL)
+     ORDER BY m.exchange, m.symbol`,
+    [filter.exchange ?? null, filter.symbol ?? null, filter.active ?? false],
+  );
+  return rows.map((r) => ({
+    exchange: r.exchange,
+    symbol: r.symbol,
+    intervals: r.intervals ?? [],
+    start: r.start === null ? null : Math.round(Number(r.start)),
+    paused: r.paused,
+    source: r.source,
+    addedAt: Math.round(Number(r.added)),
+    updatedAt: Math.round(Number(r.updated)),
+    removedAt: r.removed === null ? null : Math.round(Number(r.removed)),
+  }));
+}
