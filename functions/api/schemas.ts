@@ -170,7 +170,7 @@ export const marketSchema = z.object({
   candles: z.number().int(),
   firstOpenTime: ms('First stored candle').nullable(),
   lastOpenTime: ms('Last stored candle').nullable(),
-  newestClosedOpenTime: ms('Open time of the newest stored closed candle').nullable(),
+  newestClosedOpenTime: ms('Open time of the newest closed candle stored or confirmed absent, from the coverage ledger the writer keeps; null for candles stored without it').nullable(),
   lagMs: z
     .number()
     .int()

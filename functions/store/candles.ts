@@ -453,7 +453,7 @@ export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>, n
      LEFT JOIN market_series f ON f.series_id = s.id
      LEFT JOIN markets m ON m.exchange = s.exchange AND m.symbol = s.symbol
      CROSS JOIN LATERAL (
-       SELECT (SELECT ${ms('open_time')} FROM candles WHERE series_id = s.id AND closed ORDER BY open_time DESC LIMIT 1) AS closed_t
+       SELECT (SELECT ${ms('range_end')} FROM coverage WHERE series_id = s.id ORDER BY range_start DESC LIMIT 1) AS closed_t
      ) k
      CROSS JOIN LATERAL (
        SELECT count(*) AS messages, coalesce(sum(candles), 0) AS candles FROM dead_letters WHERE series_id = s.id
@@ -463,7 +463,9 @@ export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>, n
     [filter.exchange ?? null, filter.symbol ?? null, filter.interval ?? null],
   );
   return rows.map((r) => {
-    const closed = r.closed_t === null ? null : Number(r.closed_t);
+    // The coverage ledger's newest range ends where the closed candles stored (or confirmed absent)
+    // end: its last bucket is the newest closed candle. Read from the ledger, not the candles.
+    const closed = r.closed_t === null ? null : Number(r.closed_t) - INTERVAL_MS[r.interval];
     return {
       exchange: r.exchange,
       symbol: r.symbol,

@@ -329,11 +329,10 @@ describe('latest, markets, gaps', () => {
     const m = await api.get('/v1/markets', { symbol });
     expect(m.body.markets).toEqual([
       { exchange: 'binance', symbol, interval: '1m', state: 'not-followed', candles: 12, firstOpenTime: T0, lastOpenTime: T0 + 19 * MIN,
-        newestClosedOpenTime: T0 + 19 * MIN, lagMs: expect.any(Number), pulledAt: null, lastError: null,
+        // Stored without a range (as a backfill or pull would send it), so the coverage ledger has nothing to say.
+        newestClosedOpenTime: null, lagMs: null, pulledAt: null, lastError: null,
         gapCount: 2, missingCandles: 8, largestGapCandles: 6, deadLetteredMessages: 0, deadLetteredCandles: 0 },
     ]);
-    // Stored in 2024 and never pulled since: the candle after the newest closed one has been closed for a long while.
-    expect(m.body.markets[0].lagMs).toBeGreaterThan(Date.now() - (T0 + 21 * MIN) - 60_000);
     const csv = parseCsv((await api.get('/v1/markets', { symbol, format: 'csv' })).text);
     expect(csv[0]).toMatchObject({ candles: '12', gap_count: '2', first_open_time: '2024-03-01T00:00:00.000Z' });
 
