@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { CONSOLE_PATH, type ConsoleAsset } from '../console/build.ts';
 import { matchRoute, type ApiContext } from '../functions/api/app.ts';
+import { needsKey } from '../functions/api/route.ts';
 import { PROBLEM_CONTENT_TYPE, problemBody } from '../functions/http/problem.ts';
 
 /** What API Gateway accepts before Lambda's own 6 MB invoke limit applies. */
@@ -172,9 +173,9 @@ export async function startLocalServer(opts: LocalServerOptions): Promise<LocalS
         return;
       }
       // Another method on a known path goes to the handler, as the stack's ANY methods send it, for its 405.
-      const [resource, needsKey] = 'route' in match ? [match.route.path, match.route.apiKey] : [match.resource, match.apiKey];
+      const [resource, keyNeeded] = 'route' in match ? [match.route.path, needsKey(match.route)] : [match.resource, match.apiKey];
       const sentKey = req.headers['x-api-key'];
-      if (needsKey && !keyMatches(Array.isArray(sentKey) ? sentKey[0] : sentKey, opts.apiKey)) {
+      if (keyNeeded && !keyMatches(Array.isArray(sentKey) ? sentKey[0] : sentKey, opts.apiKey)) {
         sendProblem(res, 403, 'missing or invalid API key: send it in the x-api-key header', 'x-api-key');
         return;
       }

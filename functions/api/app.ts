@@ -10,7 +10,7 @@ import type { BackfillRequest } from '../ingest/backfill-request.ts';
 import { boundedQueryable, type Db } from '../store/db.ts';
 import { liveExchangeAccess, type ExchangeAccess } from '../exchanges/access.ts';
 import { once } from '../lambda-kit/env.ts';
-import type { Route } from './route.ts';
+import { needsKey, type Route } from './route.ts';
 import { ROUTES } from './routes/index.ts';
 
 export interface ApiDeps {
@@ -75,7 +75,7 @@ export function matchRoute(method: string, path: string): { route: Route; pathPa
   const top = candidates.filter((c) => c.literals === best);
   const hit = top.find((c) => c.route.method === method.toUpperCase());
   if (hit) return { route: hit.route, pathParameters: hit.params };
-  return { resource: top[0]!.route.path, pathParameters: top[0]!.params, allowed: top.map((c) => c.route.method), apiKey: top.some((c) => c.route.apiKey) };
+  return { resource: top[0]!.route.path, pathParameters: top[0]!.params, allowed: top.map((c) => c.route.method), apiKey: top.some((c) => needsKey(c.route)) };
 }
 
 /** The first query parameter or path parameter whose name or value PostgreSQL could not store as text. */

@@ -3,7 +3,7 @@ import { backtestPageSchema, backtestSchema, comparisonSchema, createBacktestSch
 import { backfillRequestSchema } from '../ingest/backfill-request.ts';
 import { PROBLEM_CONTENT_TYPE } from '../http/problem.ts';
 import { isListSchema } from '../http/query.ts';
-import { API_VERSION, type Route } from './route.ts';
+import { API_VERSION, needsKey, type Route } from './route.ts';
 import { problemSchema, requestRegistry, responseRegistry } from './schemas.ts';
 
 type Json = Record<string, unknown>;
@@ -95,7 +95,8 @@ function operation(route: Route): Json {
     tags: [route.tag],
     parameters: parameters(route),
     responses,
-    security: route.apiKey ? [{ apiKey: [] }] : [],
+    security: needsKey(route) ? [{ apiKey: [] }] : [],
+    'x-candlekeep-scope': route.scope,
   };
   if (route.description) op.description = route.description;
   if (route.body) {

@@ -10,6 +10,13 @@ import type { BackfillRequest } from '../ingest/backfill-request.ts';
 import type { Db, Queryable } from '../store/db.ts';
 import { problemSchema } from './schemas.ts';
 
+/** What a key may do, each scope including the ones before it; `public` routes need no key. */
+export const SCOPES = ['public', 'read', 'write', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+/** Whether a route needs an API key at all. */
+export const needsKey = (route: { scope: Scope }): boolean => route.scope !== 'public';
+
 /** The API's version, in health answers and the OpenAPI document. */
 export const API_VERSION = '1.0.0';
 
@@ -60,8 +67,11 @@ export interface Route {
   summary: string;
   description?: string;
   tag: string;
-  /** False only for health: every other route needs the API key. */
-  apiKey: boolean;
+  /**
+   * Who may call it: `public` (no key: health), `read` (any key: notebooks and dashboards), `write`
+   * (keys that record runs), `admin` (keys that delete or manage). Each route declares its own.
+   */
+  scope: Scope;
   query?: z.ZodObject;
   dynamicQuery?: DynamicParams[];
   pathParams?: z.ZodObject;

@@ -14,7 +14,7 @@ export const listBackfillsRoute = defineRoute({
   path: '/v1/backfills',
   operationId: 'listBackfills',
   tag: 'backfills',
-  apiKey: true,
+  scope: 'read',
   summary: 'Backfills, newest first, with progress, ETA and errors',
   description:
     'Each backfill with its chunks done of total, candles written, the ETA at the pace so far, and the message of a failed or ' +
@@ -58,7 +58,7 @@ export const requestBackfillRoute = defineRoute({
   path: '/v1/backfills',
   operationId: 'requestBackfill',
   tag: 'backfills',
-  apiKey: true,
+  scope: 'write',
   summary: 'Ask for a backfill of one series and range',
   description:
     'Puts a backfill request on the backfill bus, as `candlekeep backfill` does; the planner skips every range already in the coverage ' +

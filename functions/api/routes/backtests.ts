@@ -33,7 +33,7 @@ export const createRun = defineRoute({
   path: '/v1/backtests',
   operationId: 'createBacktest',
   tag: 'backtests',
-  apiKey: true,
+  scope: 'write',
   summary: 'Store an immutable backtest run',
   description:
     'Records a run with the fingerprint of the stored candles its instruments and range cover. Metrics must be finite and within their ' +
@@ -75,7 +75,7 @@ export const listRuns = defineRoute({
   path: '/v1/backtests',
   operationId: 'listBacktests',
   tag: 'backtests',
-  apiKey: true,
+  scope: 'read',
   summary: 'List and filter runs',
   description:
     'Filters combine with AND; `or.<n>.` groups add alternatives (see the parameters). Default order is newest first. ' +
@@ -119,7 +119,7 @@ export const compareRuns = defineRoute({
   path: '/v1/backtests/compare',
   operationId: 'compareBacktests',
   tag: 'backtests',
-  apiKey: true,
+  scope: 'read',
   summary: 'Compare 2-10 runs: metrics side by side, differing parameters, candle data changes',
   query: z.object({
     ids: listParam(uuid, { min: 2, max: 10, description: 'Run ids, 2 to 10.' }).refine((ids) => new Set(ids).size === ids.length, 'lists a run twice'),
@@ -146,7 +146,7 @@ export const getRun = defineRoute({
   path: '/v1/backtests/{id}',
   operationId: 'getBacktest',
   tag: 'backtests',
-  apiKey: true,
+  scope: 'read',
   summary: 'One run',
   pathParams: idParams,
   query: z.object({
@@ -181,7 +181,7 @@ function runPartRoute<K extends 'trades' | 'equityCurve'>(part: K, path: string,
     path: `/v1/backtests/{id}/${path}`,
     operationId,
     tag: 'backtests',
-    apiKey: true,
+    scope: 'read',
     summary: `A run's ${name}, paged`,
     description: `In stored order. Pages hold up to \`limit\` entries, fewer when more would not fit in one answer; follow \`nextCursor\`.`,
     pathParams: idParams,
@@ -211,7 +211,7 @@ export const deleteRun = defineRoute({
   path: '/v1/backtests/{id}',
   operationId: 'deleteBacktest',
   tag: 'backtests',
-  apiKey: true,
+  scope: 'admin',
   summary: 'Delete a run',
   pathParams: idParams,
   responses: { 204: { description: 'Deleted.' }, ...problems(...COMMON, 404) },

@@ -38,7 +38,7 @@ export const candles = defineRoute({
   path: '/v1/candles',
   operationId: 'getCandles',
   tag: 'candles',
-  apiKey: true,
+  scope: 'read',
   summary: 'Candle history of one series, ordered by open time, paginated',
   description:
     'Candles with open time in [start, end), oldest first, as exact decimal strings. An interval that is not stored is built from the coarsest stored ' +
@@ -110,7 +110,7 @@ export const latest = defineRoute({
   path: '/v1/candles/latest',
   operationId: 'getLatestCandles',
   tag: 'candles',
-  apiKey: true,
+  scope: 'read',
   summary: 'The newest closed candle of one or many series',
   query: latestQuerySchema,
   csv: (out: LatestCandles) => ({

@@ -7,7 +7,7 @@ export const instruments = defineRoute({
   path: '/v1/exchanges/{exchange}/instruments',
   operationId: 'listInstruments',
   tag: 'markets',
-  apiKey: true,
+  scope: 'read',
   summary: "An exchange's spot instruments, most traded first: what can be followed",
   description:
     "From the exchange's own listing (Binance exchangeInfo, OKX instruments, Bybit instruments-info, Coinbase products, Kraken AssetPairs) " +

@@ -1,4 +1,4 @@
-import type { Route } from '../route.ts';
+import { needsKey, type Route } from '../route.ts';
 import { compareRuns, createRun, deleteRun, getRun, listRuns, runEquityCurve, runTrades } from './backtests.ts';
 import { listBackfillsRoute, requestBackfillRoute } from './backfills.ts';
 import { candles, latest } from './candles.ts';
@@ -33,5 +33,5 @@ export const ROUTES: readonly Route[] = [
   runEquityCurve,
 ];
 
-/** Method, path and key requirement of every route: what the CDK stack and the local server build from. */
-export const ROUTE_TABLE = ROUTES.map((r) => ({ method: r.method, path: r.path, apiKey: r.apiKey }));
+/** Method, path, scope and key requirement of every route: what the CDK stack and the local server build from. */
+export const ROUTE_TABLE = ROUTES.map((r) => ({ method: r.method, path: r.path, scope: r.scope, apiKey: needsKey(r) }));

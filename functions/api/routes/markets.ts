@@ -32,7 +32,7 @@ export const markets = defineRoute({
   path: '/v1/markets',
   operationId: 'listMarkets',
   tag: 'candles',
-  apiKey: true,
+  scope: 'read',
   summary: 'Stored and followed series: state, first, last and newest closed candle, lag, count, gaps and dead-lettered messages',
   query: marketsQuerySchema,
   csv: (out: Markets) => ({
@@ -84,7 +84,7 @@ export const gaps = defineRoute({
   path: '/v1/gaps',
   operationId: 'listGaps',
   tag: 'candles',
-  apiKey: true,
+  scope: 'read',
   summary: 'Runs of missing candles in one stored series',
   query: gapsQuerySchema,
   csv: (page: GapPage) => ({
@@ -111,7 +111,7 @@ export const followMarkets = defineRoute({
   path: '/v1/markets',
   operationId: 'followMarkets',
   tag: 'markets',
-  apiKey: true,
+  scope: 'admin',
   summary: 'Follow markets: pulled from the next tick on, no redeploy',
   description:
     'All or nothing: an interval the exchange lacks, or a symbol it does not list (asked of the exchange itself), refuses the whole ' +
@@ -134,7 +134,7 @@ export const changeFollowedMarket = defineRoute({
   path: '/v1/markets',
   operationId: 'changeMarket',
   tag: 'markets',
-  apiKey: true,
+  scope: 'admin',
   summary: 'Change the intervals of a followed market, pause or resume it',
   body: marketChangeSchema,
   responses: {
@@ -160,7 +160,7 @@ export const removeFollowedMarket = defineRoute({
   path: '/v1/markets',
   operationId: 'removeMarket',
   tag: 'markets',
-  apiKey: true,
+  scope: 'admin',
   summary: 'Stop following a market; its stored candles are kept unless purge=true',
   query: removeMarketQuerySchema,
   responses: { 200: { description: 'What was removed and what was kept.', schema: removalSchema }, ...problems(...COMMON, 404) },
@@ -179,7 +179,7 @@ export const followedMarkets = defineRoute({
   path: '/v1/markets/followed',
   operationId: 'listFollowedMarkets',
   tag: 'markets',
-  apiKey: true,
+  scope: 'read',
   summary: 'Followed markets with their intervals, start and paused flag (removed ones with removedAt)',
   query: marketsQuerySchema.pick({ exchange: true, symbol: true }),
   responses: { 200: { description: 'Every market ever followed.', schema: followedMarketsSchema }, ...problems(...COMMON) },

@@ -8,7 +8,7 @@ export const health = defineRoute({
   path: '/v1/health',
   operationId: 'getHealth',
   tag: 'meta',
-  apiKey: false,
+  scope: 'public',
   summary: 'Liveness and database reachability (no API key needed)',
   responses: { 200: { description: 'Up, and the database answers.', schema: healthSchema }, ...problems(400, 406, 503) },
   async handle({ db }) {
@@ -23,7 +23,7 @@ export const openapi = defineRoute({
   path: '/v1/openapi.json',
   operationId: 'getOpenApi',
   tag: 'meta',
-  apiKey: true,
+  scope: 'read',
   summary: 'This OpenAPI 3.1 document',
   responses: { 200: { description: 'The OpenAPI document.' }, ...problems(400, 403, 406) },
   async handle({ routes }) {

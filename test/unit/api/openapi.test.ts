@@ -14,6 +14,19 @@ describe('OpenAPI document', () => {
     expect(readFileSync(OPENAPI_FILE, 'utf8'), 'openapi.json is stale: run npm run openapi').toBe(renderOpenApi());
   });
 
+  it('has a scope on every route: reads for any key, recording runs for write keys, deleting for admin keys; each in the document', () => {
+    const doc = buildOpenApi(ROUTES) as unknown as { paths: Record<string, Record<string, { 'x-candlekeep-scope': string }>> };
+    const scopes = Object.fromEntries(ROUTES.map((r) => [`${r.method} ${r.path}`, r.scope]));
+    for (const [key, scope] of Object.entries(scopes)) {
+      const [method, path] = key.split(' ') as [string, string];
+      if (key === 'GET /v1/health') expect(scope).toBe('public');
+      else if (method === 'GET') expect(scope, key).toBe('read');
+      expect(doc.paths[path]![method.toLowerCase()]!['x-candlekeep-scope']).toBe(scope);
+    }
+    expect(scopes['POST /v1/backtests']).toBe('write');
+    expect(scopes['DELETE /v1/backtests/{id}']).toBe('admin');
+  });
+
   it('documents every route, every query parameter it accepts, and the API key on all but health', () => {
     const doc = buildOpenApi(ROUTES) as unknown as Doc;
     for (const r of ROUTES) {
