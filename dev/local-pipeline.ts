@@ -257,11 +257,23 @@ export async function startLocalPipeline(opts: PipelineOptions): Promise<LocalPi
     running.set(schedule.logicalId, run);
     return run;
   };
-  const timers: NodeJS.Timeout[] = [];
+  const timers = new Set<NodeJS.Timeout>();
   if ((opts.schedules ?? 'auto') === 'auto') {
+    // Each schedule fires once at start, then at its own times: a cron at its UTC minute, as
+    // EventBridge Scheduler fires it (the pull itself waits its delay after the boundary).
+    const arm = (schedule: LocalFunctions['schedules'][number], after: number) => {
+      const at = schedule.next(after);
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (stopping) return;
+        void fire(schedule);
+        arm(schedule, at);
+      }, Math.max(0, at - Date.now()));
+      timers.add(timer);
+    };
     for (const schedule of functions.schedules) {
       void fire(schedule);
-      timers.push(setInterval(() => void fire(schedule), schedule.everyMs));
+      arm(schedule, Date.now());
     }
   }
 
@@ -276,7 +288,7 @@ export async function startLocalPipeline(opts: PipelineOptions): Promise<LocalPi
     stop() {
       stopped ??= (async () => {
         stopping = true;
-        for (const t of timers) clearInterval(t);
+        for (const t of timers) clearTimeout(t);
         await Promise.all(running.values());
         // All at once: a runner still polling while another stops would start new invocations
         // (a worker handing its token back would receive it again at once). Each finishes the

@@ -2,6 +2,7 @@
  * What the functions taken out of the local template need to run in a local process: their entry,
  * environment and limits, their SQS event source mappings, and their schedules.
  */
+import { nextCronFire } from '../../functions/ingest/pull-schedule.ts';
 import { getAttTarget } from './references.ts';
 import type { Json } from './shapes.ts';
 import { FUNCTION_ENTRIES, type FunctionRole, type SynthesizedCandlekeep } from './synthesize.ts';
@@ -30,7 +31,8 @@ export interface LocalSchedule {
   logicalId: string;
   functionId: string;
   expression: string;
-  everyMs: number;
+  /** The first firing strictly after `after` (ms): a rate's period later, or a cron's next minute. */
+  next(after: number): number;
   input: Json;
 }
 
@@ -80,7 +82,7 @@ export function localFunctions(synth: SynthesizedCandlekeep): LocalFunctions {
         logicalId,
         functionId,
         expression,
-        everyMs: rateMs(expression),
+        next: nextFiring(expression),
         input: typeof target.Input === 'string' ? (JSON.parse(target.Input) as Json) : {},
       });
     }
@@ -88,10 +90,20 @@ export function localFunctions(synth: SynthesizedCandlekeep): LocalFunctions {
   return { functions, eventSources, schedules };
 }
 
-/** `rate(5 minutes)` → 300000. Cron schedules are not used by the stack. */
+/** How a schedule's expression fires: `rate(...)` every period, `cron(...)` at its UTC minutes as the pull's crons do. */
+export function nextFiring(expression: string): (after: number) => number {
+  if (expression.trim().startsWith('cron(')) {
+    nextCronFire(expression, 0); // refuses an expression the local scheduler cannot run, at start-up
+    return (after) => nextCronFire(expression, after);
+  }
+  const period = rateMs(expression);
+  return (after) => after + period;
+}
+
+/** `rate(5 minutes)` → 300000. */
 export function rateMs(expression: string): number {
   const m = /^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$/.exec(expression.trim());
-  if (!m) throw new Error(`schedule expression ${expression} is not a rate(); the local scheduler only runs rates`);
+  if (!m) throw new Error(`schedule expression ${expression} is neither a rate() nor a cron() the local scheduler runs`);
   const unit = m[2]!.startsWith('minute') ? 60_000 : m[2]!.startsWith('hour') ? 3_600_000 : 86_400_000;
   return Number(m[1]) * unit;
 }

@@ -1,33 +1,62 @@
 import * as z from 'zod';
-import { intervalSchema, INTERVALS, type Interval } from '../candles/intervals.ts';
+import { intervalSchema, type Interval } from '../candles/intervals.ts';
 
 /**
- * How often the pull runs for each interval. A pull fetches from the watermark to now, so running
- * more often than a bucket closes only refreshes the forming candle; less often only delays it.
- * Short intervals run every minute, hours every 5 minutes, days and weeks every 15.
+ * When the pull runs for each interval: just after the interval's boundaries, as EventBridge
+ * Scheduler cron expressions in UTC (minutes hours day-of-month month day-of-week year). Every
+ * boundary of an interval is one of its group's firings; the pull then fetches only the series
+ * whose boundary passed and whose closed candle is not stored yet (the due ones), so a 5m series
+ * is fetched at :05, :10, ... although its group fires every minute.
  */
-export const PULL_EVERY_MINUTES: Readonly<Record<Interval, number>> = {
-  '1m': 1, '3m': 1, '5m': 1, '15m': 5, '30m': 5, '1h': 5, '2h': 5, '4h': 5, '6h': 15, '12h': 15, '1d': 15, '1w': 15,
-};
+export const PULL_GROUPS: readonly PullGroup[] = [
+  { name: 'every-minute', cron: 'cron(* * * * ? *)', intervals: ['1m', '3m', '5m'] },
+  { name: 'every-15-minutes', cron: 'cron(0/15 * * * ? *)', intervals: ['15m', '30m'] },
+  { name: 'hourly', cron: 'cron(0 * * * ? *)', intervals: ['1h', '2h', '4h', '6h', '12h'] },
+  { name: 'daily', cron: 'cron(0 0 * * ? *)', intervals: ['1d', '1w'] },
+];
 
 export interface PullGroup {
-  /** `every-1-minute`, `every-5-minutes`, ...: names the schedule. */
+  /** Names the schedule. */
   name: string;
-  minutes: number;
-  /** The followed intervals this schedule pulls (its input). */
+  /** `cron(...)` in UTC, firing at the group's boundaries. */
+  cron: string;
+  /** The intervals this schedule pulls (its input). */
   intervals: Interval[];
 }
 
-/** One schedule per cadence, each covering its intervals (markets are followed at runtime, at any interval). */
+/** One schedule per group, each covering its intervals (markets are followed at runtime, at any interval). */
 export function pullGroups(): PullGroup[] {
-  const byMinutes = new Map<number, Interval[]>();
-  for (const interval of INTERVALS) {
-    const minutes = PULL_EVERY_MINUTES[interval];
-    byMinutes.set(minutes, [...(byMinutes.get(minutes) ?? []), interval]);
+  return PULL_GROUPS.map((g) => ({ ...g, intervals: [...g.intervals] }));
+}
+
+/** Wait after a boundary before fetching, so the exchange has closed the candle: 2 s unless configured. */
+export const DEFAULT_PULL_DELAY_MS = 2_000;
+
+const CRON_RE = /^cron\((\S+) (\S+) \* \* \? \*\)$/;
+
+/** Minute or hour field of the crons above: `*`, `N` or `0/N`. */
+function fieldMatches(field: string, value: number): boolean {
+  if (field === '*') return true;
+  const step = /^(\d+)\/(\d+)$/.exec(field);
+  if (step) return value >= Number(step[1]) && (value - Number(step[1])) % Number(step[2]) === 0;
+  return /^\d+$/.test(field) && Number(field) === value;
+}
+
+/**
+ * The first firing of a cron above strictly after `after` (UTC ms), as EventBridge Scheduler fires
+ * it at the start of the minute. Only minute and hour fields are supported: the pull's crons use no
+ * others. Throws for any other expression.
+ */
+export function nextCronFire(expression: string, after: number): number {
+  const m = CRON_RE.exec(expression.trim());
+  if (!m) throw new Error(`schedule expression ${expression} is not a cron(M H * * ? *) the local scheduler can run`);
+  const [, minutes, hours] = m as unknown as [string, string, string];
+  let t = Math.floor(after / 60_000) * 60_000 + 60_000;
+  for (let i = 0; i < 2 * 24 * 60; i++, t += 60_000) {
+    const d = new Date(t);
+    if (fieldMatches(minutes, d.getUTCMinutes()) && fieldMatches(hours, d.getUTCHours())) return t;
   }
-  return [...byMinutes.entries()]
-    .sort(([a], [b]) => a - b)
-    .map(([minutes, intervals]) => ({ name: `every-${minutes}-minute${minutes === 1 ? '' : 's'}`, minutes, intervals }));
+  throw new Error(`schedule expression ${expression} never fires`);
 }
 
 /** What a pull schedule sends the pull Lambda. */

@@ -1,5 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { setTimeout as sleep } from 'node:timers/promises';
 import middy from '@middy/core';
 import * as z from 'zod';
 import { DatabaseNotConfiguredError } from '../errors.ts';
@@ -10,7 +11,8 @@ import type { ExchangeAccess } from '../exchanges/access.ts';
 import { DEFAULT_PULL_MAX_PAGES, pullSeries } from '../ingest/pull.ts';
 import { followedSeries, recordPulls } from '../store/markets.ts';
 import { SeriesRegistry } from '../store/series.ts';
-import { pullEventSchema } from '../ingest/pull-schedule.ts';
+import { DEFAULT_PULL_DELAY_MS, pullEventSchema } from '../ingest/pull-schedule.ts';
+import { bucketStart } from '../candles/intervals.ts';
 import { liveExchangeDeps, type ExchangeDeps } from '../lambda-kit/container.ts';
 import { configReader, once, type Env } from '../lambda-kit/env.ts';
 import { powertoolsFor, SERVICES, withPowertools } from '../lambda-kit/powertools.ts';
@@ -20,8 +22,9 @@ const configSchema = z
     CANDLES_QUEUE_URL: z.url('CANDLES_QUEUE_URL must be the URL of the candles queue'),
     BACKFILL_BUS_NAME: z.string().min(1, 'BACKFILL_BUS_NAME must name the backfill event bus'),
     PULL_MAX_PAGES: z.coerce.number().int().positive().default(DEFAULT_PULL_MAX_PAGES),
+    PULL_DELAY_MS: z.coerce.number().int().min(0).max(30_000, 'PULL_DELAY_MS must be at most 30000').default(DEFAULT_PULL_DELAY_MS),
   })
-  .transform((e) => ({ candlesQueueUrl: e.CANDLES_QUEUE_URL, backfillBusName: e.BACKFILL_BUS_NAME, maxPages: e.PULL_MAX_PAGES }));
+  .transform((e) => ({ candlesQueueUrl: e.CANDLES_QUEUE_URL, backfillBusName: e.BACKFILL_BUS_NAME, maxPages: e.PULL_MAX_PAGES, delayMs: e.PULL_DELAY_MS }));
 export const readPullConfig = configReader(configSchema, SERVICES.pull);
 export type PullConfig = ReturnType<typeof readPullConfig>;
 
@@ -32,6 +35,8 @@ export interface PullDeps extends ExchangeDeps {
   /** Most ticks never hand a hole to the backfill path, so the client is made (and its SDK loaded) on first use. */
   events: () => Promise<EventBridgeClient>;
   sink?: CandleSink;
+  /** How the tick waits for its boundary's delay to pass (tests run on a clock of their own). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** A Lambda container's: the pool on first use, exchange access from the environment, EventBridge loaded lazily. */
@@ -66,7 +71,12 @@ export function createPullHandler(config: PullConfig, deps: PullDeps) {
       return { series: 0, candles: 0, backfills: 0, skipped: 'database not configured' };
     }
     access ??= deps.access(db);
-    const jobs = await followedSeries(db, parsed.data.intervals);
+    // The schedule fires at the boundary; the exchange gets `delayMs` to close the candle.
+    const boundary = bucketStart(access.now(), '1m');
+    const wait = boundary + config.delayMs - access.now();
+    if (wait > 0) await (deps.sleep ?? sleep)(wait);
+    const now = access.now();
+    const jobs = await followedSeries(db, parsed.data.intervals, (interval) => bucketStart(now, interval));
     const outcome = await pullSeries(jobs, { db, access, sink, maxPages: config.maxPages, requestBackfill });
     const ids = new Map(jobs.map((j) => [SeriesRegistry.key(j.series), j.seriesId]));
     const idOf = (s: SeriesKey) => ids.get(SeriesRegistry.key(s))!;

@@ -1,5 +1,5 @@
 import type { Exchange, SeriesKey } from '../candles/candle.ts';
-import type { Interval } from '../candles/intervals.ts';
+import { INTERVALS, type Interval } from '../candles/intervals.ts';
 import { inTransaction, type Db, type Queryable } from './db.ts';
 import { SeriesRegistry } from './series.ts';
 import { ms, ts } from './sql.ts';
@@ -151,15 +151,24 @@ export async function removeMarket(db: Db, exchange: Exchange, symbol: string, o
   });
 }
 
-/** The followed, unpaused series of the given intervals (all when omitted): what a pull tick fetches. */
-export async function followedSeries(db: Queryable, intervals?: readonly Interval[]): Promise<FollowedSeries[]> {
+/**
+ * The followed, unpaused series of the given intervals (all when omitted): what a pull tick fetches.
+ * With `due`, only those whose latest boundary has passed without their closed candle stored: the
+ * coverage ledger's newest range (what the writer stored, or confirmed absent) ends before the
+ * boundary `due` gives for their interval.
+ */
+export async function followedSeries(db: Queryable, intervals?: readonly Interval[], due?: (interval: Interval) => number): Promise<FollowedSeries[]> {
+  const boundaries = due ? (intervals ?? INTERVALS).map((i) => [i, due(i)] as const) : [];
   const { rows } = await db.query<{ id: number; exchange: Exchange; symbol: string; interval: Interval; start: number | null }>(
     `SELECT s.id, s.exchange, s.symbol, s.interval, ${ms('m.start_time')} AS start
      FROM market_series ms JOIN series s ON s.id = ms.series_id
      JOIN markets m ON m.exchange = ms.exchange AND m.symbol = ms.symbol
+     LEFT JOIN unnest($2::text[], $3::float8[]) AS b(interval, boundary) ON b.interval = s.interval
      WHERE m.removed_at IS NULL AND NOT m.paused AND ($1::text[] IS NULL OR s.interval = ANY($1::text[]))
+       AND (NOT $4 OR coalesce((SELECT c.range_end FROM coverage c WHERE c.series_id = s.id ORDER BY c.range_start DESC LIMIT 1), '-infinity')
+                      < ${ts('b.boundary')})
      ORDER BY s.exchange, s.symbol, s.interval`,
-    [intervals ?? null],
+    [intervals ?? null, boundaries.map(([i]) => i), boundaries.map(([, b]) => b), due !== undefined],
   );
   return rows.map((r) => ({
     series: { exchange: r.exchange, symbol: r.symbol, interval: r.interval },

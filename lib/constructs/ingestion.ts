@@ -5,7 +5,7 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { pullGroups, type PullGroup } from '../../functions/ingest/pull-schedule.ts';
+import { DEFAULT_PULL_DELAY_MS, pullGroups, type PullGroup } from '../../functions/ingest/pull-schedule.ts';
 import { allowSend } from './backfill.ts';
 import { CandlekeepFunction } from './candlekeep-function.ts';
 
@@ -18,13 +18,17 @@ export interface IngestionProps {
   readonly databaseSecret: secretsmanager.ISecret;
   /** @default RemovalPolicy.RETAIN */
   readonly logRemovalPolicy?: RemovalPolicy;
+  /** Wait after each boundary before fetching, so the exchange has closed the candle. @default 2 s */
+  readonly pullDelay?: Duration;
 }
 
 /**
- * Live pulls: one function, invoked by one EventBridge Scheduler schedule per cadence (every minute
- * for minute intervals, every 5 minutes for hours, ...), each passing the intervals it covers. The
- * followed markets are read from PostgreSQL on every tick, so every cadence has its schedule: a
- * market added at runtime, at any interval, is pulled on the next tick without a redeploy.
+ * Live pulls: one function, invoked by one EventBridge Scheduler cron schedule per group of
+ * intervals, firing in UTC at the group's boundaries (every minute for 1m/3m/5m, every 15 minutes,
+ * hourly, daily) with the flexible window off; each passes the intervals it covers. The pull waits
+ * the configured delay after the boundary, then fetches the due series (boundary passed, closed
+ * candle not stored yet), read from PostgreSQL on every tick: a market added at runtime, at any
+ * interval, is pulled on the next tick without a redeploy.
  */
 export class Ingestion extends Construct {
   public readonly pull: CandlekeepFunction;
@@ -44,6 +48,7 @@ export class Ingestion extends Construct {
       environment: {
         CANDLES_QUEUE_URL: props.candlesQueue.queueUrl,
         BACKFILL_BUS_NAME: props.backfillBus.eventBusName,
+        PULL_DELAY_MS: String((props.pullDelay ?? Duration.millis(DEFAULT_PULL_DELAY_MS)).toMilliseconds()),
         POWERTOOLS_SERVICE_NAME: 'candlekeep-pull',
         POWERTOOLS_METRICS_NAMESPACE: 'candlekeep',
       },
@@ -68,9 +73,11 @@ export class Ingestion extends Construct {
 
     this.schedules = pullGroups().map((group) => {
       const schedule = new scheduler.CfnSchedule(this, `Pull-${group.name}`, {
-        description: `candlekeep pull of ${group.intervals.join(', ')} markets, ${group.name.replace(/-/g, ' ')}`,
+        description: `candlekeep pull of ${group.intervals.join(', ')} series, just after each boundary (${group.name.replace(/-/g, ' ')}, UTC)`,
         groupName: this.scheduleGroup.scheduleGroupName,
-        scheduleExpression: `rate(${group.minutes} ${group.minutes === 1 ? 'minute' : 'minutes'})`,
+        scheduleExpression: group.cron,
+        scheduleExpressionTimezone: 'UTC',
+        // Off: a flexible window would let the tick fire minutes after the boundary.
         flexibleTimeWindow: { mode: 'OFF' },
         state: 'ENABLED',
         target: {
@@ -78,7 +85,7 @@ export class Ingestion extends Construct {
           roleArn: this.schedulerRole.roleArn,
           input: JSON.stringify({ intervals: group.intervals }),
           // A late or failed tick is not worth repeating: the next one starts from the watermark.
-          retryPolicy: { maximumRetryAttempts: 0, maximumEventAgeInSeconds: Math.max(60, group.minutes * 60) },
+          retryPolicy: { maximumRetryAttempts: 0, maximumEventAgeInSeconds: 60 },
         },
       });
       // The group is named by a plain string, so CloudFormation would not know to create it first.

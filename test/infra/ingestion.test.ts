@@ -2,7 +2,7 @@ import { CfnElement } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PULL_EVERY_MINUTES } from '../../functions/ingest/pull-schedule.ts';
+import { INTERVALS } from '../../functions/candles/intervals.ts';
 import {
   asArray,
   exportedNames,
@@ -50,26 +50,34 @@ describe('pull function and its schedules', () => {
     expect(vars.DATABASE_SECRET_ARN).toEqual({ Ref: logicalId(synth.stack.databaseSecret) });
   });
 
-  it('has one schedule per cadence covering every interval, targeting the pull with those intervals', () => {
-    // Markets are added at runtime at any interval, so no cadence depends on cdk.json's seed list.
+  it('fires just after each boundary: one UTC cron per group of intervals, flexible window off, the delay in the environment', () => {
+    // Markets are added at runtime at any interval, so no schedule depends on cdk.json's seed list.
     const schedules = pullSchedules(synth);
-    const byRate = Object.fromEntries(schedules.map((s) => [s.Properties?.ScheduleExpression as string, s.Properties]));
-    expect(Object.keys(byRate).sort()).toEqual(['rate(1 minute)', 'rate(15 minutes)', 'rate(5 minutes)']);
+    const byCron = Object.fromEntries(schedules.map((s) => [s.Properties?.ScheduleExpression as string, s.Properties]));
+    expect(Object.keys(byCron).sort()).toEqual(['cron(* * * * ? *)', 'cron(0 * * * ? *)', 'cron(0 0 * * ? *)', 'cron(0/15 * * * ? *)']);
     const pullArn = { 'Fn::GetAtt': [logicalId(synth.stack.ingestion.pull), 'Arn'] };
-    expect(byRate['rate(1 minute)']).toMatchObject({
-      State: 'ENABLED',
-      FlexibleTimeWindow: { Mode: 'OFF' },
-      GroupName: synth.stack.resolve(synth.stack.ingestion.scheduleGroup.scheduleGroupName),
-      Target: {
-        Arn: pullArn,
-        RoleArn: { 'Fn::GetAtt': [logicalId(synth.stack.ingestion.schedulerRole), 'Arn'] },
-        Input: JSON.stringify({ intervals: ['1m', '3m', '5m'] }),
-        RetryPolicy: { MaximumRetryAttempts: 0 },
-      },
-    });
-    expect(byRate['rate(5 minutes)']).toMatchObject({ Target: { Arn: pullArn, Input: JSON.stringify({ intervals: ['15m', '30m', '1h', '2h', '4h'] }) } });
-    expect(byRate['rate(15 minutes)']).toMatchObject({ Target: { Arn: pullArn, Input: JSON.stringify({ intervals: ['6h', '12h', '1d', '1w'] }) } });
-    expect(PULL_EVERY_MINUTES['1d']).toBe(15);
+    for (const s of schedules) {
+      expect(s.Properties).toMatchObject({
+        State: 'ENABLED',
+        ScheduleExpressionTimezone: 'UTC',
+        FlexibleTimeWindow: { Mode: 'OFF' },
+        GroupName: synth.stack.resolve(synth.stack.ingestion.scheduleGroup.scheduleGroupName),
+        Target: {
+          Arn: pullArn,
+          RoleArn: { 'Fn::GetAtt': [logicalId(synth.stack.ingestion.schedulerRole), 'Arn'] },
+          RetryPolicy: { MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 60 },
+        },
+      });
+    }
+    const inputOf = (cron: string) => JSON.parse((byCron[cron]?.Target as { Input: string }).Input).intervals;
+    expect(inputOf('cron(* * * * ? *)')).toEqual(['1m', '3m', '5m']);
+    expect(inputOf('cron(0/15 * * * ? *)')).toEqual(['15m', '30m']);
+    expect(inputOf('cron(0 * * * ? *)')).toEqual(['1h', '2h', '4h', '6h', '12h']);
+    expect(inputOf('cron(0 0 * * ? *)')).toEqual(['1d', '1w']);
+    // Every interval is pulled by exactly one schedule.
+    expect(schedules.flatMap((s) => JSON.parse((s.Properties?.Target as { Input: string }).Input).intervals).sort()).toEqual([...INTERVALS].sort());
+    const vars = (resource(synth.stack.ingestion.pull).Properties?.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(vars.PULL_DELAY_MS).toBe('2000');
   });
 
   it('lets the schedules invoke the pull function itself and nothing else', () => {

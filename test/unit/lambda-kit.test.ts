@@ -32,7 +32,7 @@ describe('reading a function configuration from its environment', () => {
       CANDLES_QUEUE_URL: 'https://sqs.example/candles',
       BACKFILL_BUS_NAME: 'bus',
     });
-    expect(pull).toEqual({ candlesQueueUrl: 'https://sqs.example/candles', backfillBusName: 'bus', maxPages: 5 });
+    expect(pull).toEqual({ candlesQueueUrl: 'https://sqs.example/candles', backfillBusName: 'bus', maxPages: 5, delayMs: 2000 });
   });
 });
 

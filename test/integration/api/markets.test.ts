@@ -7,6 +7,7 @@ import { applySeed } from '../../../functions/markets/seed.ts';
 import { DirectSink } from '../../../functions/ingest/candle-sink.ts';
 import { createPullHandler, readPullConfig } from '../../../functions/pull/pull-lambda.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
+import { followedSeries } from '../../../functions/store/markets.ts';
 import { runCli } from '../../support/cli.ts';
 import { testSqs } from '../../support/sqs.ts';
 import type { CandleRow } from '../../../functions/candles/candle-batch.ts';
@@ -30,7 +31,7 @@ const series = async (exchange: string, symbol: string) =>
 
 /** One scheduled tick of the pull Lambda over the file's database, writing straight to it. */
 async function tick(intervals: string[]): Promise<{ series: number; candles: number }> {
-  const pull = createPullHandler(readPullConfig({ CANDLES_QUEUE_URL: 'https://sqs.example/unused', BACKFILL_BUS_NAME: 'unused' }), {
+  const pull = createPullHandler(readPullConfig({ CANDLES_QUEUE_URL: 'https://sqs.example/unused', BACKFILL_BUS_NAME: 'unused', PULL_DELAY_MS: '0' }), {
     db: async () => api.pool,
     sqs: testSqs(),
     access: (db) => liveExchangeAccess(db, Object.fromEntries(Object.entries(fake.baseUrls).map(([e, url]) => [`CANDLEKEEP_${e.toUpperCase()}_URL`, url]))),
@@ -141,6 +142,21 @@ describe('following markets through the API', () => {
     expect(purged.body).toMatchObject({ purged: true, purgedCandles: 24, keptCandles: 0 });
     expect((await series('bybit', 'ETH/USDT')).map((s) => [s.state, s.candles])).toEqual([['removed', 0]]);
     expect((await api.call('DELETE', '/v1/markets', { query: { exchange: 'bybit', symbol: 'ETH/USDT' } })).status).toBe(404);
+  });
+});
+
+describe('aligned ticks', () => {
+  it('pulls a series only when its boundary has passed without its closed candle stored', async () => {
+    await follow([{ exchange: 'binance', symbol: 'BTC/USDT', intervals: ['5m'] }]);
+    const now = Date.now();
+    const boundary = Math.floor(now / (5 * MIN)) * 5 * MIN;
+    const due = async (at: number) =>
+      (await followedSeries(api.pool, ['5m'], () => at)).filter((f) => f.series.symbol === 'BTC/USDT' && f.series.exchange === 'binance');
+    expect(await due(boundary)).toHaveLength(1);
+    await tick(['5m']);
+    // The candle that closed at the boundary is stored: not due again until the next boundary.
+    expect(await due(boundary)).toHaveLength(0);
+    expect(await due(boundary + 5 * MIN)).toHaveLength(1);
   });
 });
 

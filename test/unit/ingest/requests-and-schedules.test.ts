@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { atExpression, scheduleName } from '../../../functions/ingest/backfill-events.ts';
 import { backfillEventSchema, backfillRequestSchema, toEventDetail } from '../../../functions/ingest/backfill-request.ts';
-import { pullGroups } from '../../../functions/ingest/pull-schedule.ts';
+import { nextCronFire, pullGroups } from '../../../functions/ingest/pull-schedule.ts';
 
 describe('backfill request', () => {
   it('accepts ISO dates, ISO times and epoch milliseconds', () => {
@@ -44,11 +44,24 @@ describe('one-time schedules', () => {
 });
 
 describe('pull schedules', () => {
-  it('has a schedule for every cadence, each covering all its intervals, whatever is followed today', () => {
-    expect(pullGroups()).toEqual([
-      { name: 'every-1-minute', minutes: 1, intervals: ['1m', '3m', '5m'] },
-      { name: 'every-5-minutes', minutes: 5, intervals: ['15m', '30m', '1h', '2h', '4h'] },
-      { name: 'every-15-minutes', minutes: 15, intervals: ['6h', '12h', '1d', '1w'] },
+  it('has one cron per group of intervals, whatever is followed today, each interval in exactly one', () => {
+    expect(pullGroups().map((g) => [g.cron, g.intervals])).toEqual([
+      ['cron(* * * * ? *)', ['1m', '3m', '5m']],
+      ['cron(0/15 * * * ? *)', ['15m', '30m']],
+      ['cron(0 * * * ? *)', ['1h', '2h', '4h', '6h', '12h']],
+      ['cron(0 0 * * ? *)', ['1d', '1w']],
     ]);
+  });
+
+  it('fires each cron at the next boundary of its group, in UTC', () => {
+    const at = (iso: string) => Date.parse(iso);
+    const next = (cron: string, iso: string) => new Date(nextCronFire(cron, at(iso))).toISOString();
+    expect(next('cron(* * * * ? *)', '2025-03-04T05:06:07.500Z')).toBe('2025-03-04T05:07:00.000Z');
+    expect(next('cron(* * * * ? *)', '2025-03-04T05:07:00.000Z')).toBe('2025-03-04T05:08:00.000Z');
+    expect(next('cron(0/15 * * * ? *)', '2025-03-04T05:06:07Z')).toBe('2025-03-04T05:15:00.000Z');
+    expect(next('cron(0/15 * * * ? *)', '2025-03-04T05:45:00Z')).toBe('2025-03-04T06:00:00.000Z');
+    expect(next('cron(0 * * * ? *)', '2025-03-04T23:06:07Z')).toBe('2025-03-05T00:00:00.000Z');
+    expect(next('cron(0 0 * * ? *)', '2025-12-31T00:00:00Z')).toBe('2026-01-01T00:00:00.000Z');
+    expect(() => nextCronFire('cron(0 12 ? * MON *)', 0)).toThrow(/not a cron\(M H \* \* \? \*\)/);
   });
 });
