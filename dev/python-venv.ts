@@ -13,15 +13,16 @@ import { pythonVersion, run, venvPython } from './localstack/venv.ts';
 const MIN_PYTHON: readonly [number, number] = [3, 9];
 const root = new URL('..', import.meta.url).pathname;
 
-async function findPython(): Promise<string> {
+/** A Python of at least `min` (CANDLEKEEP_PYTHON, then python3, then python), for `purpose` in the error. */
+export async function findPython(min: readonly [number, number] = MIN_PYTHON, purpose = 'the Python client'): Promise<string> {
   const seen: string[] = [];
   for (const candidate of [process.env.CANDLEKEEP_PYTHON, 'python3', 'python'].filter((c): c is string => !!c)) {
     const v = await pythonVersion(candidate);
     if (!v) continue;
     seen.push(`${candidate} (${v.join('.')})`);
-    if (v[0] > MIN_PYTHON[0] || (v[0] === MIN_PYTHON[0] && v[1] >= MIN_PYTHON[1])) return candidate;
+    if (v[0] > min[0] || (v[0] === min[0] && v[1] >= min[1])) return candidate;
   }
-  throw new Error(`the Python client needs Python >= ${MIN_PYTHON.join('.')} with venv; found ${seen.join(', ') || 'none'}. Set CANDLEKEEP_PYTHON to one.`);
+  throw new Error(`${purpose} needs Python >= ${min.join('.')} with venv; found ${seen.join(', ') || 'none'}. Set CANDLEKEEP_PYTHON to one.`);
 }
 
 /** Creates or refreshes `.dev/python-venv` with `pip install -e python[test]`; returns its python. */

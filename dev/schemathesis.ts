@@ -14,7 +14,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CandlekeepClient } from '../client/index.ts';
@@ -22,7 +23,8 @@ import type { CandleRow } from '../functions/candles/candle-batch.ts';
 import { CandleStore } from '../functions/store/candles.ts';
 import { openLocalDatabase } from './local-db.ts';
 import { REPO_ROOT, STATE_DIR } from './paths.ts';
-import { ensurePythonVenv } from './python-venv.ts';
+import { pythonVersion, run, venvPython } from './localstack/venv.ts';
+import { findPython } from './python-venv.ts';
 import { randomWalk, seededRandom, type WalkShape } from './sample-candles.ts';
 
 export const SCHEMATHESIS = 'schemathesis==4.32.5';
@@ -36,7 +38,7 @@ export interface FuzzSummary {
   cases: number;
   serverErrors: number;
   schemaViolations: number;
-  /** Failures per check (server errors and schema violations included), 0 when clean. */
+  /** Operations that failed each check (server errors and schema violations included); empty when clean. */
   failures: Record<string, number>;
   seconds: number;
 }
@@ -100,43 +102,59 @@ function startServe(databaseUrl: string, apiKey: string): Promise<{ url: string;
   });
 }
 
+/** `.dev/schemathesis-venv` with the pinned schemathesis (Python >= 3.11); a stamp skips pip when current. */
+async function ensureSchemathesis(): Promise<string> {
+  const dir = path.join(STATE_DIR, 'schemathesis-venv');
+  const python = venvPython(dir);
+  const stampPath = path.join(dir, '.candlekeep-install');
+  if (existsSync(python) && (await pythonVersion(python)) && (await readFile(stampPath, 'utf8').catch(() => '')) === SCHEMATHESIS) return python;
+  const logFile = path.join(STATE_DIR, 'schemathesis-pip.log');
+  if (!existsSync(python)) {
+    const base = await findPython([3, 11], 'schemathesis');
+    log(`creating ${dir} with ${base}`);
+    await run(base, ['-m', 'venv', dir], { logFile });
+  }
+  log(`pip install ${SCHEMATHESIS} (once; output in ${logFile})`);
+  await run(python, ['-m', 'pip', 'install', '--disable-pip-version-check', '--progress-bar', 'off', SCHEMATHESIS], { logFile });
+  await writeFile(stampPath, SCHEMATHESIS);
+  return python;
+}
+
 interface CheckResult {
   name?: string;
   status?: string;
 }
 
-/** Reads schemathesis' ndjson event stream: test cases run, and failed checks by name. */
+/**
+ * Reads schemathesis' ndjson event stream: the test cases it ran, the API operations they covered,
+ * and the failed checks by name, each failure counted once per operation (as its own summary does).
+ */
 export function summarise(ndjson: string): { operations: number; cases: number; failures: Record<string, number> } {
   let cases = 0;
   const operations = new Set<string>();
-  const failures: Record<string, number> = {};
+  const failed = new Set<string>();
   for (const line of ndjson.split('\n')) {
     if (!line.trim()) continue;
-    const event = JSON.parse(line) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-    const finished = event.ScenarioFinished;
-    if (!finished) continue;
-    if (finished.recorder?.label) operations.add(finished.recorder.label);
-    for (const interaction of Object.values((finished.recorder?.cases ?? {}) as Record<string, unknown>)) if (interaction) cases++;
-    for (const checks of Object.values((finished.recorder?.checks ?? {}) as Record<string, CheckResult[]>)) {
-      for (const c of checks) if (c.status === 'FAILURE' || c.status === 'failure') failures[c.name ?? 'unknown'] = (failures[c.name ?? 'unknown'] ?? 0) + 1;
+    const finished = (JSON.parse(line) as { ScenarioFinished?: { recorder?: { label?: string; cases?: Record<string, unknown>; checks?: Record<string, CheckResult[]> } } }).ScenarioFinished;
+    if (!finished?.recorder) continue;
+    const label = finished.recorder.label ?? '';
+    if (/^[A-Z]+ \//.test(label)) operations.add(label);
+    cases += Object.keys(finished.recorder.cases ?? {}).length;
+    for (const checks of Object.values(finished.recorder.checks ?? {})) {
+      for (const c of checks) if (c.status?.toLowerCase() === 'failure') failed.add(`${c.name ?? 'unknown'}\u0000${label}`);
     }
+  }
+  const failures: Record<string, number> = {};
+  for (const key of failed) {
+    const name = key.split('\u0000')[0]!;
+    failures[name] = (failures[name] ?? 0) + 1;
   }
   return { operations: operations.size, cases, failures };
 }
 
 export async function fuzzApi(opts: { seed: number; maxExamples: number; keepReport?: boolean }): Promise<FuzzSummary> {
   const started = Date.now();
-  const python = await ensurePythonVenv(
-    {
-      dir: path.join(STATE_DIR, 'schemathesis-venv'),
-      label: 'schemathesis',
-      packages: [SCHEMATHESIS],
-      minPython: [3, 11],
-      pythonVariable: 'SCHEMATHESIS_PYTHON',
-      logFile: path.join(STATE_DIR, 'schemathesis-pip.log'),
-    },
-    log,
-  );
+  const python = await ensureSchemathesis();
   const local = await openLocalDatabase({ log });
   const name = `candlekeep_fuzz_${randomBytes(4).toString('hex')}`;
   const apiKey = `fuzz-${randomBytes(12).toString('hex')}`;
@@ -166,7 +184,7 @@ export async function fuzzApi(opts: { seed: number; maxExamples: number; keepRep
     ];
     log(`schemathesis run --checks all --seed ${opts.seed} --max-examples ${opts.maxExamples}`);
     const code = await new Promise<number>((resolve, reject) => {
-      const st = spawn(python, args, { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NO_COLOR: '1' } });
+      const st = spawn(python, args, { cwd: reportDir, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NO_COLOR: '1' } });
       st.once('error', reject);
       st.once('exit', (c) => resolve(c ?? 1));
     });
