@@ -12,7 +12,8 @@ describe('schemathesis against candlekeep serve', () => {
     const summary = await fuzzApi({ seed: DEFAULT_SEED, maxExamples: DEFAULT_MAX_EXAMPLES });
     console.log(`schemathesis summary: ${JSON.stringify(summary)}`);
     expect(summary.cases).toBeGreaterThanOrEqual(1000);
-    expect(summary.operations).toBe(10);
+    // Every route the document had when this pass was set up; later ones count too.
+    expect(summary.operations).toBeGreaterThanOrEqual(10);
     expect(summary).toMatchObject({ serverErrors: 0, schemaViolations: 0 });
   });
 });
