@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { CandlekeepClient } from '../client/index.ts';
 import type { CandleRow } from '../functions/candles/candle-batch.ts';
 import { CandleStore } from '../functions/store/candles.ts';
+import { startFakeExchange } from './fake-exchange/server.ts';
 import { openLocalDatabase } from './local-db.ts';
 import { REPO_ROOT, STATE_DIR } from './paths.ts';
 import { pythonVersion, run, venvPython } from './localstack/venv.ts';
@@ -85,10 +86,10 @@ async function seed(db: Parameters<CandleStore['upsert']>[0], client: Candlekeep
 }
 
 /** `candlekeep serve` on a free port; resolves with its base URL once it listens. */
-function startServe(databaseUrl: string, apiKey: string): Promise<{ url: string; child: ChildProcess }> {
+function startServe(databaseUrl: string, apiKey: string, exchangeUrls: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/candlekeep.js'), 'serve', '--port', '0'], {
     cwd: REPO_ROOT,
-    env: { ...process.env, DATABASE_URL: databaseUrl, CANDLEKEEP_API_KEY: apiKey },
+    env: { ...process.env, ...exchangeUrls, DATABASE_URL: databaseUrl, CANDLEKEEP_API_KEY: apiKey },
     stdio: ['ignore', 'inherit', 'pipe'],
   });
   return new Promise((resolve, reject) => {
@@ -159,10 +160,13 @@ export async function fuzzApi(opts: { seed: number; maxExamples: number; keepRep
   const name = `candlekeep_fuzz_${randomBytes(4).toString('hex')}`;
   const apiKey = `fuzz-${randomBytes(12).toString('hex')}`;
   let serve: ChildProcess | undefined;
+  // Routes that ask an exchange (market discovery, following a market) talk to the fake one: offline and deterministic.
+  const fake = await startFakeExchange({ enforceLimits: false });
+  const exchangeUrls = Object.fromEntries(Object.entries(fake.baseUrls).map(([e, url]) => [`CANDLEKEEP_${e.toUpperCase()}_URL`, url]));
   const reportDir = path.join(STATE_DIR, 'schemathesis-report');
   try {
     const url = await local.prepare(name, { fresh: true });
-    const started_ = await startServe(url, apiKey);
+    const started_ = await startServe(url, apiKey, exchangeUrls);
     serve = started_.child;
     log(`candlekeep serve on ${started_.url}, database ${name}; seeding`);
     const pool = local.pool(url, 2);
@@ -205,6 +209,7 @@ export async function fuzzApi(opts: { seed: number; maxExamples: number; keepRep
     if (serve && serve.exitCode === null) await new Promise((resolve) => serve!.once('exit', resolve));
     await local.drop(name).catch((err: unknown) => log(`could not drop ${name}: ${(err as Error).message}`));
     await local.close();
+    await fake.close();
     if (!opts.keepReport) await rm(reportDir, { recursive: true, force: true }).catch(() => {});
   }
 }
