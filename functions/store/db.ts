@@ -123,6 +123,8 @@ export function configureLocalRelay(relayAddress: string): void {
 neonConfig.webSocketConstructor = ws;
 
 export interface PoolOptions {
+  /** Called when the server refuses the pool's credentials (SQLSTATE 28P01 or 28000), e.g. after a rotation. */
+  onAuthFailure?: () => void;
   /** Connections this pool may hold; a Lambda container serves one event at a time, so 1-2 suffice there. */
   max?: number;
   idleTimeoutMillis?: number;
@@ -300,6 +302,7 @@ export function createPool(url: string, opts: PoolOptions = {}): Db {
   const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
   const connect = pool.connect.bind(pool) as (...args: unknown[]) => unknown;
   const rethrow = (err: unknown) => {
+    if (isAuthenticationFailure(err)) opts.onAuthFailure?.();
     throw asDatabaseError(err);
   };
   pool.query = ((...args: unknown[]) => {
@@ -352,19 +355,80 @@ export async function resolveDatabaseUrl(config: DatabaseConfig, secrets?: Secre
   return readSecretUrl(config.secretArn, secrets);
 }
 
-/**
- * The database URL, read on first use and kept (a Lambda container's): the environment is read, the
- * driver configured and the secret read then, not at import. A failed read is retried on the next call.
- */
-export function lazyDatabaseUrl(env: Readonly<Record<string, string | undefined>>): () => Promise<string> {
-  return once(async () => {
-    const config = readDatabaseConfig(env);
-    configureDriver(config);
-    return resolveDatabaseUrl(config);
-  });
+/** How long a container trusts the URL it read from the secret: a rotation reaches warm containers within this. */
+export const SECRET_MAX_AGE_MS = 5 * 60_000;
+
+/** PostgreSQL refused the credentials: invalid_password (28P01) or invalid_authorization_specification (28000). */
+export function isAuthenticationFailure(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === '28P01' || code === '28000') return true;
+  }
+  return false;
 }
 
-/** A pool created on first use and reused after (a Lambda container's, across warm invocations). */
-export function lazyPool(env: Readonly<Record<string, string | undefined>>, opts?: PoolOptions, url = lazyDatabaseUrl(env)): () => Promise<Db> {
-  return once(async () => createPool(await url(), opts));
+/** The database URL as a container reads it; `invalidate` makes the next call read the secret again. */
+export interface DatabaseUrlSource {
+  (): Promise<string>;
+  invalidate(): void;
+}
+
+export interface DatabaseUrlOptions {
+  /** @default SECRET_MAX_AGE_MS */
+  maxAgeMs?: number;
+  /** @default Date.now */
+  now?: () => number;
+}
+
+/**
+ * The database URL, read on first use (the environment is read, the driver configured and the
+ * secret read then, not at import) and kept. A URL from the secret is read again once it is
+ * `maxAgeMs` old, or at once after `invalidate()` (an authentication failure), so a password
+ * rotation heals warm containers without recycling them. DATABASE_URL never changes. A failed read
+ * is not kept: the next call tries again.
+ */
+export function lazyDatabaseUrl(env: Readonly<Record<string, string | undefined>>, opts: DatabaseUrlOptions = {}): DatabaseUrlSource {
+  const maxAgeMs = opts.maxAgeMs ?? SECRET_MAX_AGE_MS;
+  const now = opts.now ?? Date.now;
+  const config = once(async () => {
+    const c = readDatabaseConfig(env);
+    configureDriver(c);
+    return c;
+  });
+  let held: { url: Promise<string>; readAt: number; expires: boolean } | undefined;
+  const source = (async () => {
+    const c = await config();
+    const t = now();
+    if (held && held.expires && t - held.readAt >= maxAgeMs) held = undefined;
+    if (!held) {
+      const read = { url: resolveDatabaseUrl(c), readAt: t, expires: !c.url };
+      held = read;
+      read.url.catch(() => {
+        if (held === read) held = undefined;
+      });
+    }
+    return held.url;
+  }) as DatabaseUrlSource;
+  source.invalidate = () => {
+    held = undefined;
+  };
+  return source;
+}
+
+/**
+ * A container's pool, created on first use and reused across warm invocations; when the URL
+ * changes (the secret was rotated) the next call gets a pool on the new URL and the old one is
+ * closed. A refused login invalidates the URL, so the next call reads the secret again.
+ */
+export function lazyPool(env: Readonly<Record<string, string | undefined>>, opts: PoolOptions = {}, url: DatabaseUrlSource = lazyDatabaseUrl(env)): () => Promise<Db> {
+  let current: { url: string; pool: Db } | undefined;
+  return async () => {
+    const u = await url();
+    if (current?.url === u) return current.pool;
+    const previous = current;
+    current = { url: u, pool: createPool(u, { ...opts, onAuthFailure: () => { opts.onAuthFailure?.(); url.invalidate(); } }) };
+    // A Lambda container runs one invocation at a time, and this is its start: the old pool is idle.
+    if (previous) previous.pool.end().catch(() => {});
+    return current.pool;
+  };
 }
