@@ -12,6 +12,7 @@ import { DeadLetterLedger } from './constructs/dead-letter-ledger.ts';
 import { Migrations } from './constructs/migrations.ts';
 import { Ingestion } from './constructs/ingestion.ts';
 import { AlarmTopic, IngestMonitoring } from './constructs/ingest-monitoring.ts';
+import { Operations } from './constructs/operations.ts';
 import { StorageWriter, WRITER_BATCHING_WINDOW, WRITER_TIMEOUT } from './constructs/storage-writer.ts';
 
 export interface CandlekeepStackProps extends StackProps {
@@ -39,6 +40,7 @@ export class CandlekeepStack extends Stack {
   public readonly backfill: Backfill;
   public readonly api: CandlekeepHttpApi;
   public readonly console: CandlekeepConsole;
+  public readonly operations: Operations;
 
   constructor(scope: Construct, id: string, props: CandlekeepStackProps = {}) {
     super(scope, id, props);
@@ -137,6 +139,28 @@ export class CandlekeepStack extends Stack {
     // Static files in S3 behind CloudFront (origin access control), the API under the same host.
     this.console = new CandlekeepConsole(this, 'Console', { api: this.api.api, removalPolicy: keepOrDestroy });
     new CfnOutput(this, 'ConsoleUrl', { value: this.console.url, description: 'The web console; it asks for the API key once per browser tab' });
+
+    // ── Operations ────────────────────────────────────────────────────────────
+    // Errors and Throttles alarms on every function, the backfill dead letters, API 5xx and p99
+    // latency, all to the alarm topic; one dashboard over the whole pipeline.
+    this.operations = new Operations(this, 'Operations', {
+      functions: {
+        Writer: this.writer,
+        Pull: this.ingestion.pull,
+        BackfillPlanner: this.backfill.planner,
+        BackfillWorker: this.backfill.worker,
+        DeadLetterScan: this.deadLetters.scan,
+        Api: this.api.handler,
+        Migrate: this.migrations.function,
+      },
+      candlesQueue: this.candlesQueue,
+      candlesDeadLetterQueue: this.deadLetterQueue,
+      backfillDeadLetterQueue: this.backfill.deadLetterQueue,
+      apiStage: this.api.api.deploymentStage,
+      otherAlarms: [this.ingestMonitoring.deadLetterAlarm, this.ingestMonitoring.queueAgeAlarm, this.ingestMonitoring.databaseNotConfiguredAlarm],
+      alarmTopic: this.alarmTopic.topic,
+    });
+    new CfnOutput(this, 'DashboardName', { value: this.operations.dashboard.dashboardName, description: 'CloudWatch dashboard of this stage' });
 
     // ── Outputs ───────────────────────────────────────────────────────────────
     new CfnOutput(this, 'CandlesQueueUrl', { value: this.candlesQueue.queueUrl });

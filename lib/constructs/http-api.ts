@@ -152,7 +152,8 @@ export class CandlekeepHttpApi extends Construct {
           : { loggingLevel: apigw.MethodLoggingLevel.OFF }),
         dataTraceEnabled: false,
         metricsEnabled: true,
-        tracingEnabled: true,
+        // No X-Ray, as for the functions (see CandlekeepFunction).
+        tracingEnabled: false,
         throttlingRateLimit: config.throttle.rateLimit,
         throttlingBurstLimit: config.throttle.burstLimit,
       },

@@ -57,7 +57,7 @@ describe('deploy-time migrations', () => {
 
   it('give the migration function the secret to read and nothing else but its logs', () => {
     const actions = roleStatementsIn(synth, synth.stack.migrations.function).flatMap((s) => s.Action);
-    expect(actions.filter((a) => !String(a).startsWith('logs:') && !String(a).startsWith('xray:')).sort()).toEqual(['secretsmanager:GetSecretValue']);
+    expect(actions.filter((a) => !String(a).startsWith('logs:')).sort()).toEqual(['secretsmanager:GetSecretValue']);
   });
 
   it('name the migration function in an output, for invoking it after the URL is first stored', () => {
