@@ -160,6 +160,7 @@ export class CandlekeepStack extends Stack {
       otherAlarms: [this.ingestMonitoring.deadLetterAlarm, this.ingestMonitoring.queueAgeAlarm, this.ingestMonitoring.databaseNotConfiguredAlarm],
       alarmTopic: this.alarmTopic.topic,
     });
+    new CfnOutput(this, 'PullLogGroupName', { value: this.ingestion.pull.logGroup.logGroupName, description: 'aws logs tail <this> shows the pulls' });
     new CfnOutput(this, 'DashboardName', { value: this.operations.dashboard.dashboardName, description: 'CloudWatch dashboard of this stage' });
 
     // ── Outputs ───────────────────────────────────────────────────────────────

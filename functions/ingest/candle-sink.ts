@@ -1,9 +1,8 @@
-import type { SQSClient } from '@aws-sdk/client-sqs';
 import { encodeCandleBatches, type BatchRange } from '../candles/candle-batch.ts';
 import type { Candle, SeriesKey } from '../candles/candle.ts';
 import type { CandleStore } from '../store/candles.ts';
 import type { Db } from '../store/db.ts';
-import { sendMessageBodies, type SendOptions } from '../queue/send.ts';
+import { sendMessageBodies, type SendOptions, type SqsClient } from '../queue/send.ts';
 import { writeCandleMessages } from './write-candles.ts';
 
 export interface SinkResult {
@@ -35,11 +34,11 @@ const nothingToSend = (candles: readonly Candle[], range: BatchRange | undefined
 
 export class QueueSink implements CandleSink {
   readonly kind = 'queue';
-  readonly #sqs: SQSClient;
+  readonly #sqs: SqsClient;
   readonly #queueUrl: string;
   readonly #options: SendOptions;
 
-  constructor(sqs: SQSClient, queueUrl: string, options: SendOptions = {}) {
+  constructor(sqs: SqsClient, queueUrl: string, options: SendOptions = {}) {
     this.#sqs = sqs;
     this.#queueUrl = queueUrl;
     this.#options = options;

@@ -1,13 +1,13 @@
-import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { DeadLettered } from '../queue/dead-letter.ts';
 import { describeDeadLetter, peekDeadLetters, type DeadLetter, type PeekOptions } from '../queue/dead-letter-scan.ts';
 import type { Queryable } from '../store/db.ts';
+import type { SqsClient } from '../queue/send.ts';
 import { databaseNow, forgetDeadLettersNotSeenSince, recordDeadLetters, type DeadLetterRow } from '../store/dead-letters.ts';
 import { SeriesRegistry } from '../store/series.ts';
 
 export interface LedgerDeps {
   db: Queryable;
-  sqs: SQSClient;
+  sqs: SqsClient;
   /** Series ids, cached across a container's invocations. */
   registry: SeriesRegistry;
 }

@@ -1,4 +1,4 @@
-import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { sqsModule, type SqsClient } from './send.ts';
 
 export interface QueueCounts {
   /** Waiting to be received. */
@@ -8,7 +8,8 @@ export interface QueueCounts {
 }
 
 /** SQS's approximate counts of a queue; visible + in flight = 0 means everything was handled and deleted. */
-export async function queueCounts(sqs: SQSClient, queueUrl: string): Promise<QueueCounts> {
+export async function queueCounts(sqs: SqsClient, queueUrl: string): Promise<QueueCounts> {
+  const { GetQueueAttributesCommand } = await sqsModule();
   const out = await sqs.send(
     new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
   );

@@ -1,4 +1,4 @@
-import { ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Message } from '@aws-sdk/client-sqs';
 import * as z from 'zod';
 import { exchangeSchema, symbolSchema, type SeriesKey } from '../candles/candle.ts';
 import { INTERVAL_MS, intervalSchema } from '../candles/intervals.ts';
@@ -6,6 +6,7 @@ import type { Range } from '../ingest/ranges.ts';
 import { queueCounts } from './counts.ts';
 import { REASON_ATTRIBUTE } from './dead-letter.ts';
 import { releaseMessages } from './redrive.ts';
+import { sqsModule, type SqsClient } from './send.ts';
 
 /** The reason recorded for a message SQS moved itself: the writer failed on it maxReceiveCount times. */
 export const RECEIVE_COUNT_EXCEEDED = 'receive count exceeded';
@@ -76,12 +77,13 @@ export interface Peek {
  * the length of the scan, so the next receive returns others), described, and made visible again
  * at the end, where a redrive finds it as before.
  */
-export async function peekDeadLetters(sqs: SQSClient, queueUrl: string, opts: PeekOptions = {}): Promise<Peek> {
+export async function peekDeadLetters(sqs: SqsClient, queueUrl: string, opts: PeekOptions = {}): Promise<Peek> {
   const max = opts.max ?? 10_000;
   const before = await queueCounts(sqs, queueUrl);
   const held: Message[] = [];
   const seen = new Map<string, DeadLetter>();
   let emptyReceives = 0;
+  const { ReceiveMessageCommand } = await sqsModule();
   try {
     while (seen.size < max && emptyReceives < 2) {
       const out = await sqs.send(

@@ -1,5 +1,5 @@
-import type { MessageAttributeValue, SQSClient } from '@aws-sdk/client-sqs';
-import { sendBatches } from './send.ts';
+import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
+import { sendBatches, type SqsClient } from './send.ts';
 
 export interface Rejected {
   messageId: string;
@@ -33,7 +33,7 @@ export interface DeadLettered {
  * so SQS keeps them (and its redrive policy still gets them to the DLQ) — nothing is dropped.
  */
 export async function sendRejections(
-  sqs: SQSClient,
+  sqs: SqsClient,
   queueUrl: string,
   rejected: readonly Rejected[],
 ): Promise<{ failed: string[]; sent: DeadLettered[] }> {
@@ -57,6 +57,6 @@ export async function sendRejections(
 }
 
 /** As sendRejections, returning only the ids that could not be sent. */
-export async function sendToDeadLetter(sqs: SQSClient, queueUrl: string, rejected: readonly Rejected[]): Promise<string[]> {
+export async function sendToDeadLetter(sqs: SqsClient, queueUrl: string, rejected: readonly Rejected[]): Promise<string[]> {
   return (await sendRejections(sqs, queueUrl, rejected)).failed;
 }

@@ -1,8 +1,7 @@
-import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import type { Message, MessageAttributeValue, SQSClient } from '@aws-sdk/client-sqs';
+import type { Message, MessageAttributeValue } from '@aws-sdk/client-sqs';
 import { queueCounts } from './counts.ts';
 import { DEAD_LETTER_ID_ATTRIBUTE, REASON_ATTRIBUTE, REJECTION_ATTRIBUTES } from './dead-letter.ts';
-import { sendBatches } from './send.ts';
+import { sendBatches, sqsModule, type SqsClient } from './send.ts';
 
 /** What a message moved by SQS itself (after maxReceiveCount failed receives) shows as its reason. */
 export const NO_REASON = '(no reason attribute: SQS moved it after maxReceiveCount receives, i.e. the writer kept failing on it)';
@@ -38,7 +37,7 @@ export interface RedriveReport {
  * a message the writer rejects again while this runs comes back to the DLQ and must not be
  * redriven in a loop.
  */
-export async function redrive(sqs: SQSClient, opts: RedriveOptions): Promise<RedriveReport> {
+export async function redrive(sqs: SqsClient, opts: RedriveOptions): Promise<RedriveReport> {
   const dryRun = opts.dryRun ?? false;
   const dlq = await queueCounts(sqs, opts.dlqUrl);
   const initial = dlq.visible + dlq.inFlight;
@@ -48,6 +47,7 @@ export async function redrive(sqs: SQSClient, opts: RedriveOptions): Promise<Red
   const seen = new Set<string>();
   const held: Message[] = [];
   let emptyReceives = 0;
+  const { DeleteMessageBatchCommand, ReceiveMessageCommand } = await sqsModule();
 
   while (report.moved + report.failed < limit && emptyReceives < 2) {
     const out = await sqs.send(
@@ -120,7 +120,8 @@ function forwardedAttributes(m: Message): Record<string, MessageAttributeValue> 
 }
 
 /** Makes received messages visible again at once (a dry run's, or those a run held but did not move). */
-export async function releaseMessages(sqs: SQSClient, queueUrl: string, messages: readonly Message[]): Promise<void> {
+export async function releaseMessages(sqs: SqsClient, queueUrl: string, messages: readonly Message[]): Promise<void> {
+  const { ChangeMessageVisibilityBatchCommand } = await sqsModule();
   for (let i = 0; i < messages.length; i += 10) {
     const chunk = messages.slice(i, i + 10);
     await sqs

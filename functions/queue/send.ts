@@ -1,10 +1,22 @@
 import { setTimeout as defaultSleep } from 'node:timers/promises';
-import { SendMessageBatchCommand, type MessageAttributeValue, type SQSClient } from '@aws-sdk/client-sqs';
+import type { MessageAttributeValue, SQSClient } from '@aws-sdk/client-sqs';
 import { SQS_MAX_BYTES } from '../candles/candle-batch.ts';
 
 /** SendMessageBatch takes at most 10 entries and 256 KiB of message bodies per call. */
 export const MAX_BATCH_ENTRIES = 10;
 export const MAX_BATCH_BYTES = SQS_MAX_BYTES;
+
+/**
+ * The part of an SQS client the functions use. A Lambda container's is made by lazySqsClient
+ * (lambda-kit/container.ts), which loads the SDK module only when something is first sent.
+ */
+export type SqsClient = Pick<SQSClient, 'send'>;
+
+/**
+ * The SQS module, loaded when first needed rather than at import: it costs about 80 ms of cold
+ * start, and the writer, for one, sends only to dead-letter a bad message.
+ */
+export const sqsModule = () => import('@aws-sdk/client-sqs');
 
 export class QueueSendError extends Error {
   override name = 'QueueSendError';
@@ -58,10 +70,11 @@ export function packBatches<T extends { bytes: number }>(entries: readonly T[], 
  * not accepted. A call that throws fails all of its messages; the caller decides whether to retry,
  * dead-letter, keep them in their queue, or give up.
  */
-export async function sendBatches(sqs: SQSClient, queueUrl: string, messages: readonly OutgoingMessage[]): Promise<BatchesResult> {
+export async function sendBatches(sqs: SqsClient, queueUrl: string, messages: readonly OutgoingMessage[]): Promise<BatchesResult> {
   const failed: FailedMessage[] = [];
   const sent: BatchesResult['sent'] = [];
   const groups = packBatches(messages.map((message) => ({ message, bytes: Buffer.byteLength(message.body) })));
+  const { SendMessageBatchCommand } = await sqsModule();
   for (const group of groups) {
     try {
       const out = await sqs.send(
@@ -112,7 +125,7 @@ export interface SendResult {
  * as failed (and whole calls that throw) are sent again with jittered backoff; anything still
  * unsent after `maxAttempts` throws, so a caller never believes candles were queued when they were not.
  */
-export async function sendMessageBodies(sqs: SQSClient, queueUrl: string, bodies: readonly string[], options: SendOptions = {}): Promise<SendResult> {
+export async function sendMessageBodies(sqs: SqsClient, queueUrl: string, bodies: readonly string[], options: SendOptions = {}): Promise<SendResult> {
   const maxAttempts = options.maxAttempts ?? 5;
   const baseDelayMs = options.baseDelayMs ?? 100;
   const sleep = options.sleep ?? defaultSleep;

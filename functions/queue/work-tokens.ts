@@ -1,6 +1,5 @@
-import type { SQSClient } from '@aws-sdk/client-sqs';
 import * as z from 'zod';
-import { sendBatches } from './send.ts';
+import { sendBatches, type SqsClient } from './send.ts';
 
 /**
  * A message on the backfill work queue: "there may be chunks to claim". It carries no chunk: workers
@@ -13,7 +12,7 @@ export type WorkToken = z.infer<typeof workTokenSchema>;
 /** SQS caps a message delay at 15 minutes. */
 export const MAX_DELAY_SECONDS = 900;
 
-export async function sendWorkTokens(sqs: SQSClient, queueUrl: string, count: number, token: WorkToken = {}, delaySeconds = 0): Promise<void> {
+export async function sendWorkTokens(sqs: SqsClient, queueUrl: string, count: number, token: WorkToken = {}, delaySeconds = 0): Promise<void> {
   const body = JSON.stringify(token);
   const delay = Math.max(0, Math.min(MAX_DELAY_SECONDS, Math.ceil(delaySeconds)));
   const tokens = Array.from({ length: count }, (_, i) => ({ id: String(i), body, delaySeconds: delay }));

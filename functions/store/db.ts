@@ -10,7 +10,7 @@ import { rememberSecret } from '../lambda-kit/redact.ts';
  * One place that configures the Neon serverless driver.
  *
  * - In AWS: the connection string comes from Secrets Manager (`DATABASE_SECRET_ARN`, a JSON secret
- *   `{"url": "postgres://..."}` or the bare URL), read once per container and cached; the driver
+ *   `{"url": "postgres://..."}` or the bare URL), read on first use and again after 5 minutes or a refused login; the driver
  *   speaks TLS WebSockets to Neon's proxy.
  * - Locally: `DATABASE_URL` plus `CANDLEKEEP_WS_PROXY` (`host:port` of the project's WebSocket-to-TCP
  *   relay, see dev/ws-relay.ts), so the very same driver code talks to a plain PostgreSQL.
