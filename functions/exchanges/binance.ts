@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { INTERVALS } from '../candles/intervals.ts';
-import { defineExchange } from './define.ts';
+import { byPathSuffix, defineExchange } from './define.ts';
 import { BadRequestError, BannedError, ExchangeHttpError, MalformedResponseError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
 import { countInt, decimalText, errorMessage, excerpt, msTime, parseShape, retryAfterOf, tryParseJson } from './normalise.ts';
 import { newerPage } from './paging.ts';
@@ -34,7 +34,7 @@ export const binance: ExchangeAdapter = defineExchange({
   historyDepth: 'full',
   limits: {
     buckets: { binance: { limit: 6000, windowMs: 60_000 } }, // request weight per minute
-    route: (url) => ({ key: 'binance', weight: WEIGHTS[url.pathname] ?? 2 }), // klines cost 2
+    route: (url) => ({ key: 'binance', weight: byPathSuffix(WEIGHTS, url.pathname) ?? 2 }), // klines cost 2
     usageHeader: { name: 'x-mbx-used-weight-1m', key: 'binance' },
   },
   // 418: banned for 2 minutes up to 3 days; the first ban is the shortest.

@@ -71,6 +71,16 @@ const nothing = (): PageResult => ({ candles: [], weight: 0 });
 /** Candlekeep's symbol rule: instruments whose names it cannot carry (lower case, dots, long names) are left out. */
 const UNIFIED_RE = /^[A-Z0-9]{1,20}\/[A-Z0-9]{1,20}$/;
 
+/**
+ * The entry of a table keyed by API path that a request's path ends with. A base URL may carry a
+ * path of its own (a proxy, the fake exchange's `/okx` prefix), so a limit rule keyed by the exact
+ * pathname would silently miss and charge the request to the wrong bucket or weight.
+ */
+export function byPathSuffix<T>(table: Readonly<Record<string, T>>, pathname: string): T | undefined {
+  for (const [path, value] of Object.entries(table)) if (pathname.endsWith(path)) return value;
+  return undefined;
+}
+
 export function defineExchange<N extends string | number>(spec: ExchangeSpec<N>): ExchangeAdapter {
   async function listing<T>(call: ListingCall<T>, deps: FetchDeps, now: number): Promise<T> {
     const url = withQuery(deps.baseUrl, call.path, call.query ?? {});

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { bucketStart } from '../candles/intervals.ts';
-import { defineExchange } from './define.ts';
+import { byPathSuffix, defineExchange } from './define.ts';
 import { BadRequestError, ExchangeHttpError, RateLimitedError, UnknownSymbolError, UnsupportedIntervalError } from './errors.ts';
 import { decimalText, errorMessage, msTimeText, parseShape, retryAfterOf, tryParseJson } from './normalise.ts';
 import { olderPage, oldestOpenTime } from './paging.ts';
@@ -48,7 +48,7 @@ export const okx: ExchangeAdapter = defineExchange({
       'okx:instruments': { limit: 20, windowMs: 2_000 },
       'okx:tickers': { limit: 20, windowMs: 2_000 },
     },
-    route: (url) => ({ key: BUCKET_OF_PATH[url.pathname] ?? 'okx:candles', weight: 1 }),
+    route: (url) => ({ key: byPathSuffix(BUCKET_OF_PATH, url.pathname) ?? 'okx:candles', weight: 1 }),
   },
   // OKX bans nobody and sends no Retry-After; its limits are per 2 s window.
   bans: { statuses: [], defaultMs: 0, rateLimitedMs: 2_000 },
