@@ -213,20 +213,124 @@ export class SessionsExhausted extends Error {
 }
 
 /**
- * A Queryable whose every statement runs in its own short transaction with `SET LOCAL
- * statement_timeout` (a per-transaction setting: startup parameters are refused by Neon's pooler,
- * and a session SET would leak to other clients of a transaction-mode pooler). The timeout is the
- * smaller of the cap and what is left before the deadline. When `signal` aborts, the statement is
- * cancelled on the server with pg_cancel_backend from another connection, so nothing keeps running
- * for a client that is gone.
+ * How the server end of a connection behaves. `session`: a direct connection (or a session-mode
+ * pooler), where the backend stays ours for as long as we hold the connection, so settings made
+ * on it stick. `transaction`: a transaction-mode pooler (Neon's `-pooler` host, PgBouncer's usual
+ * mode), which hands the backend to another client after every transaction.
+ */
+export type PoolerMode = 'session' | 'transaction';
+
+/**
+ * The mode of a database URL: `CANDLEKEEP_DB_POOLER` (`session` or `transaction`) when set, else
+ * `transaction` for a Neon pooled host (`…-pooler.…`) or PgBouncer's default port 6432, else `session`.
+ */
+export function poolerModeOf(url: string, env: Readonly<Record<string, string | undefined>> = process.env): PoolerMode {
+  const forced = env.CANDLEKEEP_DB_POOLER?.trim();
+  if (forced) {
+    if (forced === 'session' || forced === 'transaction') return forced;
+    throw new Error(`CANDLEKEEP_DB_POOLER must be session or transaction, not ${JSON.stringify(forced.slice(0, 40))}`);
+  }
+  const rest = url.slice(url.indexOf('://') + 3).split(/[/?]/)[0] ?? '';
+  const hostPort = rest.slice(rest.lastIndexOf('@') + 1);
+  const [host = '', port] = hostPort.startsWith('[') ? [hostPort.slice(0, hostPort.indexOf(']') + 1), hostPort.split(']:')[1]] : hostPort.split(':');
+  return /-pooler(\.|$)/i.test(host) || port === '6432' ? 'transaction' : 'session';
+}
+
+const poolModes = new WeakMap<object, PoolerMode>();
+
+/** The mode createPool recorded for a pool; `transaction` (the safe assumption) for any other. */
+export function poolerModeOfPool(pool: object): PoolerMode {
+  return poolModes.get(pool) ?? 'transaction';
+}
+
+/** What a session-mode connection has been set up with: its backend and its current statement_timeout. */
+interface SessionState {
+  pid: number;
+  timeoutMs: number;
+}
+const sessionStates = new WeakMap<object, SessionState>();
+
+/**
+ * A Queryable whose every statement is bounded in time and cancelled when its caller is gone. The
+ * timeout is the smaller of the cap and what is left before the deadline. When `signal` aborts,
+ * the statement is cancelled on the server with pg_cancel_backend from another connection, so
+ * nothing keeps running for a client that is gone.
+ *
+ * How, depends on the connection (see PoolerMode):
+ * - `session` (a direct connection) with no `sessions` bound: one round trip per statement. A
+ *   connection is set up on first use (`statement_timeout` = the cap, `jit = off`, its backend
+ *   pid), and its timeout is only lowered, with one more round trip, when less than the cap is
+ *   left before the deadline.
+ * - `transaction` (a transaction-mode pooler), or a `sessions` bound: each statement runs in its
+ *   own short transaction with `SET LOCAL statement_timeout` (startup parameters are refused by
+ *   Neon's pooler, and a session SET would leak to other clients of the pooler) and, with
+ *   `sessions`, takes one of that many transaction-scoped advisory locks. Three round trips.
  */
 export function boundedQueryable(pool: Pick<Db, 'connect' | 'query'>, bounds: StatementBounds): Queryable {
   const now = bounds.now ?? Date.now;
-  const run = async (args: unknown[]): Promise<unknown> => {
+  const direct = !bounds.sessions && poolerModeOfPool(pool) === 'session';
+  const timeoutNow = (): number => {
     if (bounds.signal?.aborted) throw new StatementCancelled('the request was abandoned before its statement ran');
     const left = bounds.deadline ? bounds.deadline() - now() - DEADLINE_MARGIN_MS : Infinity;
     const timeout = Math.floor(Math.min(bounds.timeoutMs, left));
     if (timeout < 1) throw new StatementCancelled('no time left before the request deadline to run a statement');
+    return timeout;
+  };
+  const cancelledError = (err: unknown, timeout: number): StatementCancelled =>
+    new StatementCancelled(bounds.signal?.aborted ? 'the statement was cancelled: the request was abandoned' : `the statement ran past its ${timeout} ms limit`, { cause: err });
+
+  const runDirect = async (args: unknown[]): Promise<unknown> => {
+    const timeout = timeoutNow();
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    const onError = (err: Error): void => {
+      broken = asDatabaseError(err);
+    };
+    client.on('error', onError);
+    let running = false;
+    let cancelled: Promise<unknown> | undefined;
+    let state: SessionState | undefined;
+    const cancel = (): void => {
+      if (running && state) cancelled ??= pool.query('SELECT pg_cancel_backend($1)', [state.pid]).catch(() => {});
+    };
+    try {
+      state = sessionStates.get(client);
+      if (!state) {
+        const { rows } = await client.query<{ pid: number }>(
+          "SELECT pg_backend_pid() AS pid, set_config('statement_timeout', $1, false), set_config('jit', 'off', false)",
+          [String(timeout)],
+        );
+        state = { pid: rows[0]!.pid, timeoutMs: timeout };
+        sessionStates.set(client, state);
+      } else if (state.timeoutMs !== timeout) {
+        // Only near the deadline (the cap is otherwise the same for every statement).
+        await client.query(`SET statement_timeout = ${timeout}`);
+        state.timeoutMs = timeout;
+      }
+      running = true;
+      bounds.signal?.addEventListener('abort', cancel, { once: true });
+      if (bounds.signal?.aborted) cancel();
+      try {
+        return await (client.query as (...a: unknown[]) => Promise<unknown>)(...args);
+      } finally {
+        running = false;
+        bounds.signal?.removeEventListener('abort', cancel);
+        // A cancel still on its way must land before the backend runs anything else of ours.
+        await cancelled;
+      }
+    } catch (err) {
+      if ((err as { code?: string }).code === '57014') throw cancelledError(err, timeout);
+      throw asDatabaseError(err);
+    } finally {
+      bounds.signal?.removeEventListener('abort', cancel);
+      client.off('error', onError);
+      if (broken) sessionStates.delete(client);
+      client.release(broken);
+    }
+  };
+
+  const runInTransaction = async (args: unknown[]): Promise<unknown> => {
+    const timeout = timeoutNow();
     const client = await pool.connect();
     let broken: Error | undefined;
     const onError = (err: Error): void => {
@@ -269,9 +373,7 @@ export function boundedQueryable(pool: Pick<Db, 'connect' | 'query'>, bounds: St
       await client.query('ROLLBACK').catch((rollbackError: unknown) => {
         broken = asDatabaseError(rollbackError);
       });
-      if ((err as { code?: string }).code === '57014') {
-        throw new StatementCancelled(bounds.signal?.aborted ? 'the statement was cancelled: the request was abandoned' : `the statement ran past its ${timeout} ms limit`, { cause: err });
-      }
+      if ((err as { code?: string }).code === '57014') throw cancelledError(err, timeout);
       throw asDatabaseError(err);
     } finally {
       bounds.signal?.removeEventListener('abort', cancel);
@@ -279,6 +381,7 @@ export function boundedQueryable(pool: Pick<Db, 'connect' | 'query'>, bounds: St
       client.release(broken);
     }
   };
+  const run = direct ? runDirect : runInTransaction;
   return { query: ((...args: unknown[]) => run(args)) as Queryable['query'] };
 }
 
@@ -290,6 +393,7 @@ export function createPool(url: string, opts: PoolOptions = {}): Db {
     idleTimeoutMillis: opts.idleTimeoutMillis ?? 30_000,
     connectionTimeoutMillis: 10_000,
   });
+  poolModes.set(pool, poolerModeOf(url));
   // An idle client can lose its socket (database restart, network); without a listener that error
   // would crash the process. The next query simply opens a new connection.
   pool.on('error', () => {});
