@@ -61,7 +61,7 @@ export class CandlekeepStack extends Stack {
 
     // Deploy-time migrations: every deploy that ships new migrations applies them (once the secret
     // holds a URL); a failed one fails the deploy.
-    this.migrations = new Migrations(this, 'Migrations', { databaseSecret: this.databaseSecret, logRemovalPolicy: keepOrDestroy });
+    this.migrations = new Migrations(this, 'Migrations', { databaseSecret: this.databaseSecret, seedMarkets: config.markets, logRemovalPolicy: keepOrDestroy });
 
     // ── Ingestion queue ───────────────────────────────────────────────────────
     const ingest = new ConsumerQueue(this, 'Candles', {

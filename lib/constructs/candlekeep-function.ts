@@ -39,6 +39,8 @@ export interface CandlekeepFunctionProps {
   readonly logRemovalPolicy?: RemovalPolicy;
   /** Folders of the repository copied next to the bundle (e.g. `migrations`), for files the code reads at run time. */
   readonly bundleFolders?: readonly string[];
+  /** Files written next to the bundle at synth time (name → content), for data the code reads at run time. */
+  readonly bundleFiles?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -95,13 +97,20 @@ export class CandlekeepFunction extends NodejsFunction {
         sourcesContent: false,
         // The Node.js runtime ships AWS SDK v3.
         externalModules: ['@aws-sdk/*'],
-        ...(props.bundleFolders?.length
+        ...(props.bundleFolders?.length || Object.keys(props.bundleFiles ?? {}).length
           ? {
               commandHooks: {
                 beforeBundling: () => [],
                 beforeInstall: () => [],
-                afterBundling: (inputDir: string, outputDir: string) =>
-                  (props.bundleFolders ?? []).map((folder) => `cp -R "${inputDir}/${folder}" "${outputDir}/${folder}"`),
+                afterBundling: (inputDir: string, outputDir: string) => [
+                  ...(props.bundleFolders ?? []).map((folder) => `cp -R "${inputDir}/${folder}" "${outputDir}/${folder}"`),
+                  // Written by node (which runs the synth anyway) from base64, so no content needs shell quoting.
+                  ...Object.entries(props.bundleFiles ?? {}).map(([name, content]) => {
+                    if (!/^[\w.-]+$/.test(name)) throw new Error(`bundle file name ${JSON.stringify(name)} must be a plain file name`);
+                    const b64 = Buffer.from(content, 'utf8').toString('base64');
+                    return `node -e "require('node:fs').writeFileSync(process.argv[1], Buffer.from(process.argv[2], 'base64'))" "${outputDir}/${name}" "${b64}"`;
+                  }),
+                ],
               },
             }
           : {}),

@@ -2,6 +2,8 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parseMarkets } from '../../functions/config/markets.ts';
+import { seedDigest } from '../../functions/migrate/migrate-lambda.ts';
 import { MIGRATIONS_DIR, migrationsDigest, readMigrationsSync } from '../../functions/store/migrate.ts';
 import { bundleDir, exportedNames, logicalIdIn, resourceIn, roleStatementsIn, synthesizeStack, type CfnResource, type SynthesizedStack } from './support.ts';
 
@@ -19,6 +21,7 @@ describe('deploy-time migrations', () => {
     expect(run[0]!.Properties).toEqual({
       ServiceToken: { 'Fn::GetAtt': [fnId, 'Arn'] },
       MigrationsDigest: migrationsDigest(readMigrationsSync()),
+      SeedDigest: seedDigest(JSON.stringify(synth.stack.markets)),
     });
     // Invoked only once the function may read the secret.
     expect(run[0]!.DependsOn).toEqual(expect.arrayContaining([logicalIdIn(synth, synth.stack.migrations.function.serviceRole)]));
@@ -54,6 +57,26 @@ describe('deploy-time migrations', () => {
       Environment: { Variables: { MIGRATIONS_DIR: '/var/task/migrations', DATABASE_SECRET_ARN: { Ref: logicalIdIn(synth, synth.stack.databaseSecret as never) } } },
     });
   });
+
+  it('bundle cdk.json\'s seed markets as a file the function reads after migrating, whose digest the custom resource carries', () => {
+    const fn = synth.stack.migrations.function;
+    const text = readFileSync(join(bundleDir(fn), 'seed-markets.json'), 'utf8');
+    expect(parseMarkets(JSON.parse(text))).toEqual(synth.stack.markets);
+    expect(synth.stack.migrations.seedDigest).toBe(seedDigest(text));
+    expect(resourceIn(synth, fn).Properties).toMatchObject({ Environment: { Variables: { SEED_MARKETS_PATH: '/var/task/seed-markets.json' } } });
+  });
+
+  it('carry a seed of hundreds of markets in the bundle, not in the template, and change the digest with it', () => {
+    const many = Array.from({ length: 400 }, (_, i) => ({ exchange: 'binance', symbol: `SEED${i}/USDT`, intervals: ['1m', '1h'], start: '2024-01-01' }));
+    const other = synthesizeStack({ 'candlekeep:markets': many });
+    expect(JSON.stringify(other.template.toJSON())).not.toContain('SEED399/USDT');
+    const bundled = JSON.parse(readFileSync(join(bundleDir(other.stack.migrations.function), 'seed-markets.json'), 'utf8')) as unknown[];
+    expect(bundled).toHaveLength(400);
+    expect(other.stack.migrations.seedDigest).not.toBe(synth.stack.migrations.seedDigest);
+    // A new seed is new code for the function, so CloudFormation updates the function before invoking it.
+    const code = (s: SynthesizedStack) => JSON.stringify((resourceIn(s, s.stack.migrations.function).Properties as { Code: unknown }).Code);
+    expect(code(other)).not.toBe(code(synth));
+  }, 180_000);
 
   it('give the migration function the secret to read and nothing else but its logs', () => {
     const actions = roleStatementsIn(synth, synth.stack.migrations.function).flatMap((s) => s.Action);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { CreateSecretCommand, DeleteSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { createMigrateHandler, liveMigrateDeps, MIGRATIONS_DIGEST_PROPERTY } from '../../functions/migrate/migrate-lambda.ts';
+import { createMigrateHandler, liveMigrateDeps, MIGRATIONS_DIGEST_PROPERTY, SEED_DIGEST_PROPERTY, seedDigest } from '../../functions/migrate/migrate-lambda.ts';
 import { createPool } from '../../functions/store/db.ts';
 import { MIGRATIONS_DIR, migrationsDigest, readMigrations } from '../../functions/store/migrate.ts';
 import { emptyDatabase, uniqueName } from '../support/db.ts';
@@ -48,13 +48,13 @@ async function secretHolding(value: string): Promise<string> {
 }
 
 /** The handler as its entry builds it in AWS: the URL from the secret, through the Neon driver. */
-function handlerFor(secretArn: string, migrationsDir = MIGRATIONS_DIR) {
-  return createMigrateHandler({ migrationsDir }, liveMigrateDeps({ DATABASE_SECRET_ARN: secretArn, CANDLEKEEP_WS_PROXY: process.env.CANDLEKEEP_WS_PROXY }));
+function handlerFor(secretArn: string, migrationsDir = MIGRATIONS_DIR, seedPath?: string) {
+  return createMigrateHandler({ migrationsDir, seedPath }, liveMigrateDeps({ DATABASE_SECRET_ARN: secretArn, CANDLEKEEP_WS_PROXY: process.env.CANDLEKEEP_WS_PROXY }));
 }
 
 const context = { functionName: 'migrate', awsRequestId: 'test', getRemainingTimeInMillis: () => 120_000 } as unknown as Context;
 
-function request(type: 'Create' | 'Update' | 'Delete', migrationsDigest: string) {
+function request(type: 'Create' | 'Update' | 'Delete', migrationsDigest: string, seed?: string) {
   return {
     RequestType: type,
     ResponseURL: `${responseUrl}?request=${responses.length}`,
@@ -63,14 +63,18 @@ function request(type: 'Create' | 'Update' | 'Delete', migrationsDigest: string)
     LogicalResourceId: 'Migrations',
     ...(type === 'Create' ? {} : { PhysicalResourceId: 'candlekeep-migrations' }),
     ResourceType: 'Custom::CandlekeepMigrations',
-    ResourceProperties: { ServiceToken: 'arn:aws:lambda:us-east-1:123456789012:function:migrate', [MIGRATIONS_DIGEST_PROPERTY]: migrationsDigest },
+    ResourceProperties: {
+      ServiceToken: 'arn:aws:lambda:us-east-1:123456789012:function:migrate',
+      [MIGRATIONS_DIGEST_PROPERTY]: migrationsDigest,
+      ...(seed === undefined ? {} : { [SEED_DIGEST_PROPERTY]: seed }),
+    },
   };
 }
 
 /** Invokes the handler with a CloudFormation request and returns what CloudFormation received. */
-async function deploy(handler: ReturnType<typeof handlerFor>, type: 'Create' | 'Update' | 'Delete', d = digest): Promise<Record<string, unknown>> {
+async function deploy(handler: ReturnType<typeof handlerFor>, type: 'Create' | 'Update' | 'Delete', d = digest, seed?: string): Promise<Record<string, unknown>> {
   const before = responses.length;
-  await handler(request(type, d), context);
+  await handler(request(type, d, seed), context);
   expect(responses.length).toBe(before + 1);
   return responses.at(-1)!;
 }
@@ -150,5 +154,73 @@ describe('the migration custom resource, against real PostgreSQL', () => {
     const deleted = await deploy(handler, 'Delete');
     expect(deleted).toMatchObject({ Status: 'SUCCESS', Reason: 'nothing to undo: migrations stay applied and the data stays' });
     expect(await appliedMigrations(db.url)).toEqual([]);
+  });
+
+  describe('seed markets', () => {
+    /** A seed file as the stack bundles it, and its digest. */
+    async function seedFile(text: string): Promise<{ path: string; digest: string }> {
+      const dir = await mkdtemp(path.join(tmpdir(), 'ck-seed-'));
+      onTestFinished(() => rm(dir, { recursive: true, force: true }));
+      await writeFile(path.join(dir, 'seed-markets.json'), text);
+      return { path: path.join(dir, 'seed-markets.json'), digest: seedDigest(text) };
+    }
+
+    async function followed(url: string): Promise<string[]> {
+      const pool = createPool(url, { max: 1 });
+      try {
+        const { rows } = await pool.query<{ m: string }>(
+          "SELECT ms.exchange || ' ' || ms.symbol || ' ' || s.interval AS m FROM market_series ms JOIN series s ON s.id = ms.series_id ORDER BY 1",
+        );
+        return rows.map((r) => r.m);
+      } finally {
+        await pool.end();
+      }
+    }
+
+    const seed = [
+      { exchange: 'binance', symbol: 'BTC/USDT', intervals: ['1m', '1h'], start: '2024-01-01' },
+      { exchange: 'kraken', symbol: 'ETH/USD', intervals: ['1d'], start: '2023-06-01' },
+    ];
+
+    it('follows the seed markets after migrating, on Create and when invoked directly, and adds none twice', async () => {
+      const db = await emptyDatabase();
+      const file = await seedFile(JSON.stringify(seed));
+      const handler = handlerFor(await secretHolding(JSON.stringify({ url: db.url })), MIGRATIONS_DIR, file.path);
+      const created = await deploy(handler, 'Create', digest, file.digest);
+      expect(created).toMatchObject({ Status: 'SUCCESS', Data: { SeededMarkets: 2 } });
+      expect(created.Reason).toMatch(/; 2 new seed market\(s\) followed$/);
+      expect(await followed(db.url)).toEqual(['binance BTC/USDT 1h', 'binance BTC/USDT 1m', 'kraken ETH/USD 1d']);
+      const again = await deploy(handler, 'Update', digest, file.digest);
+      expect(again).toMatchObject({ Status: 'SUCCESS', Data: { Applied: 0, SeededMarkets: 0 } });
+      await expect(handler({}, context)).resolves.toMatchObject({ seededMarkets: 0, applied: [] });
+    });
+
+    it('applies the seed when invoked directly after the URL was put in the secret', async () => {
+      const db = await emptyDatabase();
+      const file = await seedFile(JSON.stringify(seed));
+      const handler = handlerFor(await secretHolding(JSON.stringify({ url: db.url })), MIGRATIONS_DIR, file.path);
+      await expect(handler({}, context)).resolves.toMatchObject({ seededMarkets: 2 });
+      expect(await followed(db.url)).toHaveLength(3);
+    });
+
+    it('fails the deploy on a bad seed file before migrating anything, naming the entry', async () => {
+      const db = await emptyDatabase();
+      const bad = JSON.stringify([{ ...seed[0], intervals: ['2m'] }]);
+      const file = await seedFile(bad);
+      const handler = handlerFor(await secretHolding(JSON.stringify({ url: db.url })), MIGRATIONS_DIR, file.path);
+      const failed = await deploy(handler, 'Create', digest, file.digest);
+      expect(failed.Status).toBe('FAILED');
+      expect(failed.Reason).toMatch(/\[0\]\.intervals\[0\].*2m/);
+      expect(await appliedMigrations(db.url)).toEqual([]);
+    });
+
+    it('applies nothing when the request names another seed than the bundled one (a rollback)', async () => {
+      const db = await emptyDatabase();
+      const file = await seedFile(JSON.stringify(seed));
+      const handler = handlerFor(await secretHolding(JSON.stringify({ url: db.url })), MIGRATIONS_DIR, file.path);
+      const rollback = await deploy(handler, 'Update', digest, 'e'.repeat(64));
+      expect(rollback).toMatchObject({ Status: 'SUCCESS', Reason: expect.stringMatching(/seed markets e{12} are not this bundle's/) });
+      expect(await appliedMigrations(db.url)).toEqual([]);
+    });
   });
 });
