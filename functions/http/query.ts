@@ -26,6 +26,7 @@ export const timeParam = (description: string) =>
       return z.NEVER;
     })
     .meta({
+      minLength: 1,
       description: `${description} ISO 8601 (\`2024-03-01\`, \`2024-03-01T12:00:00Z\`) or epoch milliseconds; times without an offset are UTC. Epoch seconds and microseconds are rejected.`,
       examples: ['2024-03-01T00:00:00Z', '1709251200000'],
     });
@@ -157,7 +158,11 @@ export function parseQuery<S extends Shape>(
       );
     }
     if (isListSchema(field)) {
-      input[name] = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+      const items = values.flatMap((v) => v.split(',')).map((v) => v.trim());
+      // `include=` or `a,,b` is a list with an empty value in it, not an empty list: say so rather
+      // than answer as if the parameter had not been given.
+      if (items.includes('')) throw badRequest(`query parameter ${name} has an empty value; give each value, e.g. ${name}=a,b, or leave ${name} out`, name);
+      input[name] = items;
     } else {
       if (values.length > 1) throw badRequest(`query parameter ${name} is given ${values.length} times; give it once`, name);
       input[name] = values[0];

@@ -71,6 +71,12 @@ describe('parseQuery', () => {
     expect(huge.message).toBe('limit must be at most 10000; request pages of up to 10000 and follow nextCursor for the rest');
     expect(problemOf(() => parseQuery(q({ ids: ['a,b,c,d'] }), schema)).message).toMatch(/at most 3/);
   });
+
+  it('refuses a list with an empty value instead of reading it as no list at all', () => {
+    for (const given of [[''], ['a,,b'], ['a', ''], ['a,']]) {
+      expect(problemOf(() => parseQuery(q({ ids: given }), schema))).toMatchObject({ status: 400, parameter: 'ids', message: expect.stringMatching(/empty value/) });
+    }
+  });
 });
 
 describe('negotiateFormat', () => {
