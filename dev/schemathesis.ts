@@ -9,13 +9,15 @@
  *     --max-examples per operation;
  *  5. prints a summary (cases, server errors, response-schema violations, other failures by check)
  *     and a last line of JSON; exits 1 when anything failed. The database is dropped afterwards.
+ *     schemathesis' own report (each failure with a curl to reproduce it) is written to
+ *     `.dev/schemathesis-output.txt`, or shown as it runs with --verbose.
  *
- *   npm run fuzz:api -- [--seed 20261201] [--max-examples 100] [--keep-report]
+ *   npm run fuzz:api -- [--seed 20261201] [--max-examples 100] [--keep-report] [--verbose]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CandlekeepClient } from '../client/index.ts';
@@ -42,6 +44,8 @@ export interface FuzzSummary {
   /** Operations that failed each check (server errors and schema violations included); empty when clean. */
   failures: Record<string, number>;
   seconds: number;
+  /** schemathesis' own report (every failure with its curl to reproduce), unless it went to the terminal. */
+  outputFile?: string | undefined;
 }
 
 const log = (msg: string) => process.stderr.write(`[fuzz] ${msg}\n`);
@@ -153,7 +157,7 @@ export function summarise(ndjson: string): { operations: number; cases: number; 
   return { operations: operations.size, cases, failures };
 }
 
-export async function fuzzApi(opts: { seed: number; maxExamples: number; keepReport?: boolean }): Promise<FuzzSummary> {
+export async function fuzzApi(opts: { seed: number; maxExamples: number; keepReport?: boolean; verbose?: boolean }): Promise<FuzzSummary> {
   const started = Date.now();
   const python = await ensureSchemathesis();
   const local = await openLocalDatabase({ log });
@@ -187,11 +191,18 @@ export async function fuzzApi(opts: { seed: number; maxExamples: number; keepRep
       '--report-ndjson-path', ndjsonPath,
     ];
     log(`schemathesis run --checks all --seed ${opts.seed} --max-examples ${opts.maxExamples}`);
+    // schemathesis' own report goes to a file, not to this process's output: its closing line is
+    // pytest's ("== 14 failures in 168 s ==") and would read, to anything scanning a CI log, as a
+    // test run that passed nothing. The summary below says what it found; the file says where.
+    const outputFile = path.join(STATE_DIR, 'schemathesis-output.txt');
+    log(`schemathesis' report: ${opts.verbose ? 'below' : outputFile}`);
+    const out = opts.verbose ? 'inherit' : await open(outputFile, 'w');
     const code = await new Promise<number>((resolve, reject) => {
-      const st = spawn(python, args, { cwd: reportDir, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NO_COLOR: '1' } });
+      const fd = typeof out === 'string' ? out : out.fd;
+      const st = spawn(python, args, { cwd: reportDir, stdio: ['ignore', fd, fd], env: { ...process.env, NO_COLOR: '1' } });
       st.once('error', reject);
       st.once('exit', (c) => resolve(c ?? 1));
-    });
+    }).finally(() => (typeof out === 'string' ? undefined : out.close()));
     const { operations, cases, failures } = summarise(await readFile(ndjsonPath, 'utf8'));
     if (code !== 0 && Object.keys(failures).length === 0) failures['schemathesis exit status'] = code;
     return {
@@ -203,6 +214,7 @@ export async function fuzzApi(opts: { seed: number; maxExamples: number; keepRep
       schemaViolations: failures.response_schema_conformance ?? 0,
       failures,
       seconds: Math.round((Date.now() - started) / 1000),
+      outputFile: opts.verbose ? undefined : outputFile,
     };
   } finally {
     serve?.kill('SIGTERM');
@@ -216,12 +228,18 @@ export async function fuzzApi(opts: { seed: number; maxExamples: number; keepRep
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({
-    options: { seed: { type: 'string' }, 'max-examples': { type: 'string' }, 'keep-report': { type: 'boolean', default: false } },
+    options: {
+      seed: { type: 'string' },
+      'max-examples': { type: 'string' },
+      'keep-report': { type: 'boolean', default: false },
+      verbose: { type: 'boolean', default: false },
+    },
   });
   const summary = await fuzzApi({
     seed: values.seed === undefined ? DEFAULT_SEED : Number(values.seed),
     maxExamples: values['max-examples'] === undefined ? DEFAULT_MAX_EXAMPLES : Number(values['max-examples']),
     keepReport: values['keep-report'],
+    verbose: values.verbose,
   });
   const other = Object.entries(summary.failures).filter(([k]) => k !== 'not_a_server_error' && k !== 'response_schema_conformance');
   console.log(
