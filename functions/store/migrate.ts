@@ -61,8 +61,11 @@ export function migrationsDigest(files: readonly Pick<MigrationFile, 'name' | 'c
 
 /**
  * Applies pending migrations in order. Each file runs in its own transaction together with the row
- * that records it; a session advisory lock makes concurrent runners take turns (the second finds
- * nothing to do). Refuses to run anything when an applied file was edited since.
+ * that records it. Concurrent runners take turns through a transaction-scoped advisory lock that
+ * each file's transaction takes first, re-checking there whether another runner applied the file
+ * meanwhile: a session-level lock would outlive its transaction behind a transaction-mode pooler
+ * (Neon's `-pooler` host, the URL the deploy uses), held by a server connection the pooler hands to
+ * others, and block every later run. Refuses to run anything when an applied file was edited since.
  */
 export async function migrate(
   pool: Db,
@@ -70,9 +73,21 @@ export async function migrate(
 ): Promise<MigrateResult> {
   const files = await readMigrations(opts.dir);
   const client = await pool.connect();
-  try {
-    await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
+  /** Runs `work` in one transaction that holds the migration lock; rolls back and rethrows on error. */
+  const locked = async <T>(work: () => Promise<T>): Promise<T> => {
+    await client.query('BEGIN');
     try {
+      await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+      const out = await work();
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+  };
+  try {
+    const applied = await locked(async () => {
       await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
         name text PRIMARY KEY,
         checksum text NOT NULL,
@@ -80,44 +95,40 @@ export async function migrate(
         duration_ms integer NOT NULL
       )`);
       const { rows } = await client.query<{ name: string; checksum: string }>('SELECT name, checksum FROM schema_migrations');
-      const applied = new Map(rows.map((r) => [r.name, r.checksum]));
-      for (const f of files) {
-        const recorded = applied.get(f.name);
-        if (recorded !== undefined && recorded !== f.checksum) {
-          throw new MigrationError(
-            `migration ${f.name} was edited after it was applied (recorded sha256 ${recorded.slice(0, 12)}…, file now ${f.checksum.slice(0, 12)}…); ` +
-              'restore the file and put the change in a new migration',
-          );
-        }
+      return new Map(rows.map((r) => [r.name, r.checksum]));
+    });
+    for (const f of files) {
+      const recorded = applied.get(f.name);
+      if (recorded !== undefined && recorded !== f.checksum) {
+        throw new MigrationError(
+          `migration ${f.name} was edited after it was applied (recorded sha256 ${recorded.slice(0, 12)}…, file now ${f.checksum.slice(0, 12)}…); ` +
+            'restore the file and put the change in a new migration',
+        );
       }
-      const known = new Set(files.map((f) => f.name));
-      for (const name of applied.keys()) {
-        if (!known.has(name)) opts.log?.(`warning: applied migration ${name} is not in the migrations folder`);
-      }
-      const done: string[] = [];
-      for (const f of files) {
-        if (applied.has(f.name)) continue;
-        const started = Date.now();
-        await client.query('BEGIN');
-        try {
-          await client.query(f.sql);
-          await client.query('INSERT INTO schema_migrations (name, checksum, duration_ms) VALUES ($1, $2, $3)', [
-            f.name,
-            f.checksum,
-            Date.now() - started,
-          ]);
-          await client.query('COMMIT');
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => {});
-          throw new MigrationError(`migration ${f.name} failed and was rolled back: ${(err as Error).message}`);
-        }
-        opts.log?.(`applied ${f.name} (${Date.now() - started} ms)`);
-        done.push(f.name);
-      }
-      return { applied: done, alreadyApplied: files.length - done.length };
-    } finally {
-      await client.query('SELECT pg_advisory_unlock($1)', [LOCK_KEY]).catch(() => {});
     }
+    const known = new Set(files.map((f) => f.name));
+    for (const name of applied.keys()) {
+      if (!known.has(name)) opts.log?.(`warning: applied migration ${name} is not in the migrations folder`);
+    }
+    const done: string[] = [];
+    for (const f of files) {
+      if (applied.has(f.name)) continue;
+      const started = Date.now();
+      const ran = await locked(async () => {
+        // Another runner may have applied it while this one waited for the lock.
+        const { rows } = await client.query<{ checksum: string }>('SELECT checksum FROM schema_migrations WHERE name = $1', [f.name]);
+        if (rows.length) return false;
+        await client.query(f.sql);
+        await client.query('INSERT INTO schema_migrations (name, checksum, duration_ms) VALUES ($1, $2, $3)', [f.name, f.checksum, Date.now() - started]);
+        return true;
+      }).catch((err: unknown) => {
+        throw new MigrationError(`migration ${f.name} failed and was rolled back: ${(err as Error).message}`);
+      });
+      if (!ran) continue;
+      opts.log?.(`applied ${f.name} (${Date.now() - started} ms)`);
+      done.push(f.name);
+    }
+    return { applied: done, alreadyApplied: files.length - done.length };
   } finally {
     client.release();
   }
