@@ -40,18 +40,18 @@ afterAll(async () => {
 
 const series: SeriesKey[] = ['BTC/USDT', 'ETH/USDT', 'SOL/USDT'].flatMap((symbol) => (['3m', '15m'] as const).map((interval) => ({ exchange: 'binance' as const, symbol, interval })));
 
-function lambdaAccess(f: FakeExchange, store: BudgetStore): ExchangeAccess {
-  const rules = scaleRules({ binance: deriveRule(PUBLISHED) }, TIME_SCALE);
+function lambdaAccess(f: FakeExchange, store: BudgetStore, timeScale = TIME_SCALE): ExchangeAccess {
+  const rules = scaleRules({ binance: deriveRule(PUBLISHED) }, timeScale);
   return { governor: new Governor({ now: Date.now, sleep }, { store, rules }), baseUrls: f.baseUrls, now: Date.now };
 }
 
 /** Every "Lambda" pulls every followed series at once, from ten days back: 5 pages of 3m and 1 of 15m per symbol. */
-async function burst(f: FakeExchange, stores: BudgetStore[]) {
+async function burst(f: FakeExchange, stores: BudgetStore[], timeScale = TIME_SCALE) {
   const start = Date.now() - 10 * 1440 * MIN;
   const jobs = series.map((s) => ({ series: s, start }));
   return Promise.all(
     pools.map((pool, i) =>
-      pullSeries(jobs, { db: pool, access: lambdaAccess(f, stores[i]!), sink: new DirectSink(pool, new CandleStore()) }, { concurrency: 6 }),
+      pullSeries(jobs, { db: pool, access: lambdaAccess(f, stores[i]!, timeScale), sink: new DirectSink(pool, new CandleStore()) }, { concurrency: 6 }),
     ),
   );
 }
@@ -70,8 +70,11 @@ describe('a burst of concurrent pulls sharing the PostgreSQL budget', () => {
 
   it('is refused by the fake when each Lambda keeps its own budget (so the shared one is what helps)', async () => {
     await resetSeries(admin, series);
-    fake = await startFakeExchange({ timeScale: TIME_SCALE, limits: { binance: { weightPerWindow: PUBLISHED.limit } } });
-    await burst(fake, pools.map(() => new MemoryBudgetStore()));
+    // A 10 s window: the six bursts (each within its own budget, so no governor waits) land in one
+    // window even on a loaded machine, where a 2 s one could pass before the later ones arrive.
+    const timeScale = 6;
+    fake = await startFakeExchange({ timeScale, limits: { binance: { weightPerWindow: PUBLISHED.limit } } });
+    await burst(fake, pools.map(() => new MemoryBudgetStore()), timeScale);
     const stats = fake.stats('binance');
     expect(stats.rateLimited + stats.banned).toBeGreaterThan(0);
   });
