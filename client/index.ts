@@ -123,6 +123,8 @@ export interface CandlesParams {
   limit?: number;
   cursor?: string;
   gaps?: GapPolicy;
+  /** Point-in-time read: the candles as stored at this moment (repeat it with every cursor). */
+  asOf?: TimeInput;
 }
 
 export interface SeriesRef {
@@ -248,6 +250,7 @@ export class CandlekeepClient {
   private candleQuery(p: CandlesParams): [string, string][] {
     const q = seriesPageQuery(p);
     if (p.gaps !== undefined) q.push(['gaps', p.gaps]);
+    if (p.asOf !== undefined) q.push(['asOf', time(p.asOf)]);
     return q;
   }
 

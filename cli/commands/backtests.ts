@@ -2,9 +2,12 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Backtest, CreateBacktestInput } from '../../client/index.ts';
 import { toCsv } from '../../functions/http/csv.ts';
+import { reproduceRun } from '../../functions/backtests/reproduce.ts';
+import { withLocalDatabase } from '../database.ts';
+import { endProgress, progressBar, requireSchema } from './pull.ts';
 import { defineCommand, defineGroup, progress, UsageError } from '../command.ts';
 import { apiClient, API_NOTES, outputMode, positiveInt, table, type Cell } from '../api/output.ts';
-import { JSON_OPTION, OUTPUT_OPTIONS, PAGE_OPTIONS } from '../options.ts';
+import { JSON_OPTION, OUTPUT_OPTIONS, PAGE_OPTIONS, QUIET_OPTION } from '../options.ts';
 
 const SHOWN_METRICS = ['totalReturn', 'cagr', 'sharpe', 'maxDrawdown', 'winRate', 'tradeCount'];
 const num = (v: number | null | undefined): Cell => (v === null || v === undefined ? '' : Number.isInteger(v) ? v : Number(v.toPrecision(6)));
@@ -106,6 +109,7 @@ const get = defineCommand({
     console.log(`created ${run.createdAt}, range ${run.start} .. ${run.end}`);
     console.log(`instruments ${run.instruments.map((i) => `${i.exchange}:${i.symbol}:${i.interval}`).join(', ')}`);
     console.log(`tags ${run.tags.join(', ') || '-'}; fingerprint ${run.fingerprint.value} (${run.fingerprint.candles} candles)`);
+    if (run.reproducedFrom) console.log(`reproduces ${run.reproducedFrom}`);
     console.log(`parameters ${JSON.stringify(run.parameters)}`);
     console.log(table(['metric', 'value'], Object.entries(run.metrics).map(([k, v]) => [k, num(v)])));
     if (run.notes) console.log(`notes: ${run.notes}`);
@@ -181,8 +185,65 @@ const remove = defineCommand({
   },
 });
 
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const reproduce = defineCommand({
+  summary: "write a run's configuration and its exact input candles as of the run, and check them against its fingerprint",
+  args: '<id>',
+  options: {
+    out: { type: 'string', short: 'o', value: '<dir>', description: 'folder to write run.json, candles.parquet and rerun.json into (default: reproduce-<id>)' },
+    json: JSON_OPTION,
+    quiet: QUIET_OPTION,
+  },
+  notes: [
+    'It reads DATABASE_URL, or the embedded PostgreSQL. candles.parquet holds the source candles of every instrument in the',
+    "run's range as they were stored when the run was recorded (restated candles with their values then, candles stored",
+    'since left out); run.json holds the stored run and its fingerprint; rerun.json the body to record the re-run with',
+    '(fill in its metrics, then `candlekeep backtests put rerun.json`): it carries reproducedFrom. Exit status 1 when the candles as of',
+    'the run do not match the stored fingerprint (a candle that was still open then has changed; its earlier values are not kept).',
+    'e.g. candlekeep backtests reproduce 0190a6c2-7f7e-7d4e-9b1a-3c5d7e9f1a2b --out rerun/',
+  ],
+  async run({ values, positionals }) {
+    const [id] = positionals;
+    if (!id || positionals.length > 1) throw new UsageError('give one run id');
+    if (!UUID_RE.test(id)) throw new UsageError(`${id} is not a run id (a UUID, as \`candlekeep backtests list\` shows them)`);
+    const dir = values.out ?? `reproduce-${id}`;
+    return withLocalDatabase(async (pool) => {
+      await requireSchema(pool);
+      let r;
+      try {
+        r = await reproduceRun(pool, id, dir, {
+          onProgress: (p) => {
+            if (!values.quiet) progressBar('candles', p.totalSourceCandles > 0 ? p.sourceCandles / p.totalSourceCandles : 1, `${p.rows} rows`);
+          },
+        });
+      } finally {
+        if (!values.quiet) endProgress();
+      }
+      const { check } = r;
+      if (values.json) console.log(JSON.stringify({ id: r.run.id, asOf: r.asOf, files: r.files, rows: r.rows, ...check }));
+      else {
+        console.log(`${r.files.run}: the run's configuration (${r.run.strategy} ${r.run.strategyVersion})`);
+        console.log(`${r.files.candles}: ${r.rows} candles as of ${r.asOf}`);
+        console.log(`${r.files.rerun}: the body to record the re-run with (fill in its metrics, then \`candlekeep backtests put\`)`);
+        console.log(
+          check.matches
+            ? `fingerprint matches: ${check.asOfRun} (${check.candles} candles)`
+            : `fingerprint does NOT match: ${check.asOfRun} as of the run, ${check.stored} stored\n  ${check.mismatches.join('\n  ')}`,
+        );
+        console.log(
+          check.current === check.stored
+            ? 'the data stored now is the same'
+            : `the data stored now differs (${check.current}, ${check.currentCandles} candles): the file holds what the run saw`,
+        );
+      }
+      return check.matches ? 0 : 1;
+    });
+  },
+});
+
 export const command = defineGroup({
-  summary: 'backtest records from the API: list | get | compare | put | delete',
-  subcommands: { list, get, compare, put, delete: remove },
+  summary: 'backtest records from the API: list | get | compare | put | delete; reproduce (from the database)',
+  subcommands: { list, get, compare, put, delete: remove, reproduce },
 });
 

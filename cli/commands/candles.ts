@@ -10,6 +10,7 @@ export const command = defineCommand({
     start: { type: 'string', value: '<ISO|ms>', description: 'first open time (inclusive): ISO 8601 or epoch ms' },
     end: { type: 'string', value: '<ISO|ms>', description: 'end of the range (exclusive)' },
     gaps: { type: 'string', value: '<omit|null|ffill>', description: 'missing candles: left out (omit, the default), null rows, or forward-filled' },
+    'as-of': { type: 'string', value: '<ISO|ms>', description: 'the candles as stored at this moment (restated candles show their values then)' },
     ...PAGE_OPTIONS,
     ...OUTPUT_OPTIONS,
   },
@@ -25,6 +26,7 @@ export const command = defineCommand({
       ...(values.start ? { start: values.start } : {}),
       ...(values.end ? { end: values.end } : {}),
       ...(values.gaps ? { gaps: values.gaps as GapPolicy } : {}),
+      ...(values['as-of'] ? { asOf: values['as-of'] } : {}),
       ...(values.cursor ? { cursor: values.cursor } : {}),
     };
     const limit = positiveInt('limit', values.limit);

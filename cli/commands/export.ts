@@ -20,13 +20,14 @@ export function exportRequestFromOptions(values: Record<string, string | boolean
     ...(str('start') !== undefined ? { start: str('start') } : {}),
     ...(str('end') !== undefined ? { end: str('end') } : {}),
     ...(str('gaps') !== undefined ? { gaps: str('gaps') as never } : {}),
+    ...(str('as-of') !== undefined ? { asOf: str('as-of') } : {}),
     format: (str('format') ?? (out?.endsWith('.csv.gz') ? 'csv.gz' : 'parquet')) as never,
   };
   const parsed = exportRequestSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const path = issue.path.filter((p) => typeof p === 'string');
-    const option = path[0] === 'markets' ? (path[1] === 'symbols' ? 'symbol' : String(path[1] ?? 'interval')) : String(path[0] ?? 'series');
+    const option = path[0] === 'markets' ? (path[1] === 'symbols' ? 'symbol' : String(path[1] ?? 'interval')) : path[0] === 'asOf' ? 'as-of' : String(path[0] ?? 'series');
     throw new UsageError(`--${option}: ${issue.message}`);
   }
   return parsed.data;
@@ -41,6 +42,7 @@ export const command = defineCommand({
     start: { type: 'string', value: '<ISO|ms>', description: 'first open time (inclusive): ISO 8601 or epoch ms' },
     end: { type: 'string', value: '<ISO|ms>', description: 'end of the range (exclusive)' },
     gaps: { type: 'string', value: '<omit|null|ffill>', description: 'missing candles: left out (omit, the default), null rows, or forward-filled' },
+    'as-of': { type: 'string', value: '<ISO|ms>', description: 'the candles as stored at this moment, from the restatement history' },
     format: { type: 'string', value: '<parquet|csv.gz>', description: 'file format (default: from the --out name, else parquet)' },
     out: { ...OUT_OPTION, required: true, description: 'the file to write (written as FILE.partial, renamed when complete)' },
     json: JSON_OPTION,

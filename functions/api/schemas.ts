@@ -57,6 +57,10 @@ export const candlesQuerySchema = z.object({
         'What to do with missing buckets between the first and last stored candle of the range: `omit` (default) leaves them out; ' +
         '`null` returns a row with null prices and volumes; `ffill` repeats the previous close with zero volume. Filled rows have `gap: true` and `closed: false`.',
     }),
+  asOf: timeParam(
+    'Point-in-time read: the candles as stored at this moment (ISO 8601 or epoch ms), rebuilt from the restatement history; candles first stored ' +
+      'after it are absent. Resampled intervals are built from the stored source, never from rollups. A cursor holds to the asOf it was issued for.',
+  ).optional(),
   format: formatParam,
 });
 export type CandlesQuery = z.output<typeof candlesQuerySchema>;
@@ -140,6 +144,7 @@ export const candlePageSchema = z.object({
   gaps: gapPolicySchema,
   start: z.iso.datetime().nullable(),
   end: z.iso.datetime().nullable(),
+  asOf: z.iso.datetime().nullable().optional().meta({ description: 'The point in time the candles were read as of; null (or absent) for the current data.' }),
   count: z.number().int(),
   candles: z.array(candleSchema),
   nextCursor: z.string().nullable().meta({ description: 'Pass as `cursor` for the next page; null on the last page.' }),

@@ -150,6 +150,10 @@ export const createBacktestSchema = z
       .optional()
       .meta({ description: 'Equity over time, in increasing time order.' }),
     trades: z.array(tradeSchema).max(MAX_POINTS, `accepts at most ${MAX_POINTS} trades`).optional(),
+    reproducedFrom: z
+      .uuid('must be the id (a UUID) of a stored run')
+      .optional()
+      .meta({ description: 'The id of the stored run this one re-runs (see `candlekeep backtests reproduce`); it must exist.' }),
   })
   .superRefine((b, ctx) => {
     if (b.end <= b.start) ctx.addIssue({ code: 'custom', path: ['end'], message: 'must be after start' });
@@ -188,6 +192,7 @@ export const backtestSchema = z.object({
   fingerprint: fingerprintSummarySchema,
   equityCurvePoints: z.number().int(),
   tradesStored: z.number().int(),
+  reproducedFrom: z.uuid().nullable().meta({ description: 'The run this one re-runs; null for an original run.' }),
   equityCurve: z.array(z.object({ t: z.number().int(), equity: z.number() })).optional().meta({ description: 'Only with include=equityCurve.' }),
   trades: z.array(z.record(z.string(), z.unknown())).optional().meta({ description: 'Only with include=trades.' }),
 });

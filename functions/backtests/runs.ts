@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { NotFound, Unprocessable } from '../errors.ts';
 import type { Queryable } from '../store/db.ts';
-import { deleteRun, findRunByKey, getRun, insertRun, runSeriesPage } from '../store/backtests.ts';
+import { deleteRun, findRunByKey, getRun, insertRun, runExists, runSeriesPage } from '../store/backtests.ts';
 import { computeFingerprint } from './fingerprint.ts';
 import type { Backtest, CreateBacktest } from './record.ts';
 
@@ -64,6 +64,13 @@ export async function createBacktest(db: Queryable, body: CreateBacktest, opts: 
   if (opts.idempotencyKey) {
     const existing = await findByKey(db, opts.idempotencyKey, hash);
     if (existing) return { run: existing, created: false };
+  }
+  if (body.reproducedFrom !== undefined && !(await runExists(db, body.reproducedFrom))) {
+    throw new Unprocessable(
+      `reproducedFrom: no stored run ${body.reproducedFrom}; give the id of the run this one re-runs (GET /v1/backtests lists them)`,
+      'reproducedFrom',
+      'unknown-run',
+    );
   }
   const fingerprint = await computeFingerprint(db, body.instruments, body.start, body.end, opts.now);
   const run = await insertRun(db, {

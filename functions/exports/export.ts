@@ -30,6 +30,8 @@ export interface ExportOptions {
   onProgress?: ((p: ExportProgress) => void) | undefined;
   /** Candles per read (tests make it small to cross many page boundaries). */
   pageSize?: number | undefined;
+  /** With `asOf`: restatements with a larger id are after the point (see ExportPlan.asOfMark). */
+  asOfMark?: number | undefined;
 }
 
 /** Writes the planned export into `out` (left open), reporting progress after each page. */
@@ -65,7 +67,7 @@ export async function exportToFile(
   path: string,
   opts: ExportOptions = {},
 ): Promise<ExportResult & { bytes: number }> {
-  const plan = await planExport(db, req);
+  const plan = await planExport(db, req, opts.asOfMark);
   const partial = `${path}.partial`;
   const out = createWriteStream(partial);
   try {

@@ -27,17 +27,18 @@ type Read = { page: ExportPage | null; next: number | null };
  */
 export async function* exportPages(db: Queryable, plan: ExportPlan, pageSize = EXPORT_PAGE): AsyncGenerator<ExportPage> {
   const { start, end, gaps } = plan.request;
+  const asOf = plan.request.asOf === undefined ? undefined : { at: plan.request.asOf, mark: plan.asOfMark };
   for (const series of plan.series) {
     if (series.stats.candles === 0) continue;
     const [lo, hi] = storedBounds(series.key.interval, start, end);
     const bulk = !series.source.resampled && gaps === 'omit';
     const read = async (from: number | undefined): Promise<Read> => {
       if (bulk) {
-        const t = await storedCandleText(db, series.source.seriesId, from ?? lo, hi, pageSize);
+        const t = await storedCandleText(db, series.source.seriesId, from ?? lo, hi, pageSize, asOf);
         const page: ExportPage = { series, rows: t.rows, sourceCandles: t.rows, kind: 'text', text: t.text };
         return { page: t.rows ? page : null, next: t.rows === pageSize && t.last !== null ? t.last + 1 : null };
       }
-      const r = await readCandles(db, series.source, { start, end, limit: pageSize, from, gaps });
+      const r = await readCandles(db, series.source, { start, end, limit: pageSize, from, gaps, asOf });
       let sourceCandles = 0;
       for (const c of r.candles) sourceCandles += c.gap ? 0 : (c.sourceCandles ?? 1);
       const page: ExportPage = { series, rows: r.candles.length, sourceCandles, kind: 'candles', candles: r.candles };

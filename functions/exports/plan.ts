@@ -28,6 +28,11 @@ export interface ExportPlan {
   resampled: boolean;
   /** Stored candles the export reads: the progress total. */
   sourceCandles: number;
+  /**
+   * With `request.asOf`: restatements with a larger id are after the point (a backtest's fingerprint
+   * mark, exact whatever the clocks); without it, restatements after `asOf` by their time.
+   */
+  asOfMark?: number | undefined;
 }
 
 /** The stored open times a read of [start, end) at `interval` covers: whole buckets, as readCandles takes them. */
@@ -54,7 +59,8 @@ async function requestedSeries(db: Queryable, req: ExportRequest): Promise<Serie
  * decimal scale and magnitude over the whole range (one aggregate per series), so no row group has
  * to be rewritten, and the candle total for progress.
  */
-export async function planExport(db: Queryable, req: ExportRequest): Promise<ExportPlan> {
+export async function planExport(db: Queryable, req: ExportRequest, asOfMark?: number): Promise<ExportPlan> {
+  const asOf = req.asOf === undefined ? undefined : { at: req.asOf, mark: asOfMark };
   const keys = await requestedSeries(db, req);
   const resolved: { key: SeriesKey; source: CandleSource }[] = [];
   const skipped: ExportPlan['skipped'] = [];
@@ -75,7 +81,7 @@ export async function planExport(db: Queryable, req: ExportRequest): Promise<Exp
   for (const r of resolved) byInterval.set(r.key.interval, [...(byInterval.get(r.key.interval) ?? []), r]);
   for (const [interval, group] of byInterval) {
     const [lo, hi] = storedBounds(interval, req.start, req.end);
-    const stats = lo < hi ? await exportStats(db, group.map((g) => g.source.seriesId), lo, hi) : [];
+    const stats = lo < hi ? await exportStats(db, group.map((g) => g.source.seriesId), lo, hi, asOf) : [];
     const byId = new Map(stats.map((s) => [s.seriesId, s]));
     for (const g of group) series.push({ ...g, stats: byId.get(g.source.seriesId) ?? emptyStats(g.source.seriesId) });
   }
@@ -107,6 +113,7 @@ export async function planExport(db: Queryable, req: ExportRequest): Promise<Exp
     decimals,
     resampled: series.some((s) => s.source.resampled),
     sourceCandles: series.reduce((n, s) => n + s.stats.candles, 0),
+    asOfMark,
   };
 }
 

@@ -41,6 +41,7 @@ export const exportRequestSchema = z
     start: exportTime('First open time (inclusive); default: the first stored candle.').optional(),
     end: exportTime('Open time to stop before (exclusive); default: no limit.').optional(),
     gaps: gapPolicySchema.default('omit'),
+    asOf: exportTime('Point-in-time export: the candles as stored at this moment, from the restatement history (see GET /v1/candles).').optional(),
     format: exportFormatSchema.default('parquet'),
   })
   .strict()

@@ -3,6 +3,7 @@ import type { Clause, Filter } from '../backtests/list.ts';
 import type { Backtest, CreateBacktest, Instrument } from '../backtests/record.ts';
 import type { Queryable } from './db.ts';
 import { ms } from './sql.ts';
+import { candlesAt, type AsOf } from './as-of.ts';
 
 /*
  * The backtests table (one row per immutable run, equity curve and trades beside it in
@@ -13,7 +14,7 @@ import { ms } from './sql.ts';
 const RUN_COLUMNS = `b.id, ${ms('b.created_at')} AS created_at, b.strategy, b.strategy_version, b.parameters, b.instruments,
   ${ms('b.range_start')} AS range_start, ${ms('b.range_end')} AS range_end, b.metrics, b.tags, b.notes,
   b.fingerprint->>'value' AS fp_value, b.fingerprint->>'computedAt' AS fp_at, (b.fingerprint->>'candles')::bigint AS fp_candles,
-  b.equity_points, b.trade_rows`;
+  b.equity_points, b.trade_rows, b.reproduced_from`;
 
 interface RunRow {
   id: string;
@@ -32,6 +33,7 @@ interface RunRow {
   fp_candles: string;
   equity_points: number;
   trade_rows: number;
+  reproduced_from: string | null;
 }
 
 const iso = (t: number) => new Date(t).toISOString();
@@ -52,6 +54,7 @@ function toBacktest(r: RunRow): Backtest {
     fingerprint: { value: r.fp_value, computedAt: r.fp_at, candles: Number(r.fp_candles) },
     equityCurvePoints: r.equity_points,
     tradesStored: r.trade_rows,
+    reproducedFrom: r.reproduced_from,
   };
 }
 
@@ -82,9 +85,9 @@ export async function insertRun(db: Queryable, r: NewRun): Promise<Backtest | un
   const { rows } = await db.query<RunRow>(
     `WITH ins AS (
        INSERT INTO backtests AS b (id, created_at, idempotency_key, request_hash, strategy, strategy_version, parameters, instruments,
-                                   range_start, range_end, metrics, tags, notes, fingerprint, equity_points, trade_rows)
+                                   range_start, range_end, metrics, tags, notes, fingerprint, equity_points, trade_rows, reproduced_from)
        VALUES ($1, $2::timestamptz, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9::timestamptz, $10::timestamptz, $11::jsonb, $12::text[], $13,
-               $14::jsonb, $15, $16)
+               $14::jsonb, $15, $16, $19::uuid)
        ON CONFLICT (idempotency_key) DO NOTHING
        RETURNING ${RUN_COLUMNS}
      ), side AS (
@@ -111,6 +114,7 @@ export async function insertRun(db: Queryable, r: NewRun): Promise<Backtest | un
       trades?.length ?? 0,
       curve ? JSON.stringify(curve) : null,
       trades ? JSON.stringify(trades) : null,
+      body.reproducedFrom ?? null,
     ],
   );
   const row = rows[0];
@@ -157,6 +161,18 @@ export async function runSeriesPage(
   );
   const row = rows[0];
   return row ? { items: row.items, total: Number(row.total) } : undefined;
+}
+
+/** Whether a run with this id is stored. */
+export async function runExists(db: Queryable, id: string): Promise<boolean> {
+  const { rows } = await db.query('SELECT 1 FROM backtests WHERE id = $1', [id]);
+  return rows.length > 0;
+}
+
+/** A run's full fingerprint; undefined when there is no such run. */
+export async function runFingerprint(db: Queryable, id: string): Promise<Fingerprint | undefined> {
+  const { rows } = await db.query<{ fingerprint: Fingerprint }>('SELECT fingerprint FROM backtests WHERE id = $1', [id]);
+  return rows[0]?.fingerprint;
 }
 
 /** False when there was no such run. */
@@ -318,6 +334,16 @@ export async function measureRange(
     open: Number(r.open_n) > limits.maxOpen ? null : (r.open ?? []).map(([t, h]) => [Number(t), h]),
     gaps: gapRows.length > limits.maxGaps ? null : gapRows.map((g) => [Number(g.a), Number(g.b)]),
   };
+}
+
+/** Count and digest (as `measureRange` computes them) of a series' candles in [lo, hi), as stored now or as of a point. */
+export async function digestRange(db: Queryable, seriesId: number, lo: number, hi: number, asOf?: AsOf): Promise<{ candles: number; digest: string }> {
+  const { rows } = await db.query<{ n: string; digest: string }>(
+    `SELECT count(*) AS n, ${digestOf('c.')} AS digest
+     FROM ${candlesAt(asOf, 'c')} WHERE c.series_id = $1 AND c.open_time >= $2::timestamptz AND c.open_time < $3::timestamptz`,
+    [seriesId, iso(lo), iso(hi)],
+  );
+  return { candles: Number(rows[0]!.n), digest: rows[0]!.digest };
 }
 
 export interface PrintChanges {

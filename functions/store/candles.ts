@@ -8,6 +8,7 @@ import { changedBuckets, markChanged } from './rollups.ts';
 import { SeriesRegistry } from './series.ts';
 import { candleColumns, fromColumns, type CandleColumns, type StoredCandle } from './candle-columns.ts';
 import { ms } from './sql.ts';
+import { candlesAt, type AsOf } from './as-of.ts';
 
 export type { StoredCandle } from './candle-columns.ts';
 
@@ -352,10 +353,10 @@ const iso = (t: number) => new Date(t).toISOString();
  * primary-key range scan, stopped by LIMIT. Rows come as arrays, not objects: this is the path
  * every candle download takes.
  */
-export async function candleWindow(db: Queryable, seriesId: number, lo: number, hi: number, limit?: number): Promise<StoredCandle[]> {
+export async function candleWindow(db: Queryable, seriesId: number, lo: number, hi: number, limit?: number, asOf?: AsOf): Promise<StoredCandle[]> {
   const { rows } = await db.query<CandleColumns>({
     text: `SELECT ${candleColumns('')}
-           FROM candles WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
+           FROM ${candlesAt(asOf)} WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
            ORDER BY open_time${limit === undefined ? '' : ' LIMIT $4'}`,
     values: limit === undefined ? [seriesId, iso(lo), iso(hi)] : [seriesId, iso(lo), iso(hi), limit],
     rowMode: 'array',
@@ -370,14 +371,16 @@ export async function windowBounds(
   lo: number,
   hi: number,
   prevClose: boolean,
+  asOf?: AsOf,
 ): Promise<{ first: number; last: number; prevClose: string | null } | undefined> {
+  const from = candlesAt(asOf);
   const { rows } = await db.query<{ first: number | null; last: number | null; prev_close: string | null }>(
     `SELECT
-       (SELECT ${ms('open_time')} FROM candles WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
+       (SELECT ${ms('open_time')} FROM ${from} WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
         ORDER BY open_time LIMIT 1) AS first,
-       (SELECT ${ms('open_time')} FROM candles WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
+       (SELECT ${ms('open_time')} FROM ${from} WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
         ORDER BY open_time DESC LIMIT 1) AS last,
-       ${prevClose ? `(SELECT close FROM candles WHERE series_id = $1 AND open_time < $2::timestamptz ORDER BY open_time DESC LIMIT 1)` : 'NULL::numeric'} AS prev_close`,
+       ${prevClose ? `(SELECT close FROM ${from} WHERE series_id = $1 AND open_time < $2::timestamptz ORDER BY open_time DESC LIMIT 1)` : 'NULL::numeric'} AS prev_close`,
     [seriesId, iso(lo), iso(hi)],
   );
   const b = rows[0];

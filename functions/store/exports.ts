@@ -1,4 +1,5 @@
 import type { Queryable } from './db.ts';
+import { candlesAt, type AsOf } from './as-of.ts';
 
 /** The decimal columns of a candle, in the order exports write them. */
 export const DECIMAL_COLUMNS = ['open', 'high', 'low', 'close', 'volume', 'quote_volume'] as const;
@@ -27,17 +28,17 @@ const iso = (t: number) => new Date(t).toISOString();
  * series over its primary-key range. Parquet needs a decimal column's scale and precision in the
  * schema before the first row group, and a progress bar needs the total.
  */
-export async function exportStats(db: Queryable, seriesIds: readonly number[], lo: number, hi: number): Promise<ExportStats[]> {
+export async function exportStats(db: Queryable, seriesIds: readonly number[], lo: number, hi: number, asOf?: AsOf): Promise<ExportStats[]> {
   // PostgreSQL computes the repeated max(c.high) once.
   const largestOf = (c: DecimalColumn) => (c === 'volume' || c === 'quote_volume' ? c : 'high');
   const cols = DECIMAL_COLUMNS.map((c) => `coalesce(max(scale(c.${c})), 0), coalesce(max(c.${largestOf(c)}), 0)::text`).join(', ');
   const { rows } = await db.query<unknown[]>({
     text: `SELECT s.id, a.*,
-              (SELECT close FROM candles p WHERE p.series_id = s.id AND p.open_time < $2::timestamptz ORDER BY p.open_time DESC LIMIT 1)
+              (SELECT close FROM ${candlesAt(asOf, 'p')} WHERE p.series_id = s.id AND p.open_time < $2::timestamptz ORDER BY p.open_time DESC LIMIT 1)
            FROM unnest($1::integer[]) AS s(id)
            CROSS JOIN LATERAL (
              SELECT count(*)::float8, ${cols}
-             FROM candles c WHERE c.series_id = s.id AND c.open_time >= $2::timestamptz AND c.open_time < $3::timestamptz
+             FROM ${candlesAt(asOf, 'c')} WHERE c.series_id = s.id AND c.open_time >= $2::timestamptz AND c.open_time < $3::timestamptz
            ) a`,
     values: [seriesIds, iso(lo), iso(hi)],
     rowMode: 'array',
@@ -67,13 +68,13 @@ export interface StoredCandleText {
  * absent optionals empty and decimals as stored. One value crosses the wire instead of nine per
  * candle, which spares the driver a string per field: this is the path bulk exports take.
  */
-export async function storedCandleText(db: Queryable, seriesId: number, lo: number, hi: number, limit: number): Promise<StoredCandleText> {
+export async function storedCandleText(db: Queryable, seriesId: number, lo: number, hi: number, limit: number, asOf?: AsOf): Promise<StoredCandleText> {
   const { rows } = await db.query<[number, number | null, string | null]>({
     text: `SELECT count(*)::int, max(t),
                   string_agg(concat_ws(',', t::int8, open, high, low, close, volume, coalesce(quote_volume::text, ''),
                                        coalesce(trades::text, ''), closed::int), E'\\n' ORDER BY t)
            FROM (SELECT date_part('epoch', open_time) * 1000 AS t, open, high, low, close, volume, quote_volume, trades, closed
-                 FROM candles WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
+                 FROM ${candlesAt(asOf)} WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
                  ORDER BY open_time LIMIT $4) c`,
     values: [seriesId, iso(lo), iso(hi), limit],
     rowMode: 'array',

@@ -2,6 +2,7 @@ import { bucketStart, INTERVAL_MS, INTERVALS, type Interval } from '../candles/i
 import { fromColumns, type CandleColumns, type StoredCandle } from './candle-columns.ts';
 import type { Queryable } from './db.ts';
 import { ms, ts } from './sql.ts';
+import { candlesAt, type AsOf } from './as-of.ts';
 
 /**
  * The intervals whose closed buckets are kept in `candle_rollups` when they are resampled. Finer
@@ -68,7 +69,8 @@ export const markChanged = (n: number): string => `WITH changed AS (
  * understate it). `closed` (the API's) holds when every source candle is closed and the bucket's
  * last one is stored; `all_closed` only the first half. A bucket without candles has n = 0.
  */
-function bucketAggregates(buckets: string, bounds: [string, string], step: number, source: Interval): string {
+function bucketAggregates(buckets: string, bounds: [string, string], step: number, source: Interval, asOf?: AsOf): string {
+  const candles = candlesAt(asOf);
   // The page's bounds, repeated beside each bucket's: the planner cannot see where a LATERAL's
   // bucket lies, but it can prune to the partitions these parameters name.
   const page = `open_time >= ${bounds[0]} AND open_time < ${bounds[1]}`;
@@ -84,11 +86,11 @@ function bucketAggregates(buckets: string, bounds: [string, string], step: numbe
        SELECT min(open_time) AS first_t, max(open_time) AS last_t, max(high) AS high, min(low) AS low,
               sum(volume) AS volume, sum(quote_volume) AS quote_volume, count(quote_volume) AS nq,
               sum(trades) AS trades, count(trades) AS nt, bool_and(closed) AS all_closed, count(*)::int AS n
-       FROM candles WHERE series_id = $1 AND open_time >= g.bucket AND open_time < g.bucket + ${stepSql} AND ${page}
+       FROM ${candles} WHERE series_id = $1 AND open_time >= g.bucket AND open_time < g.bucket + ${stepSql} AND ${page}
      ) a
      -- LIMIT 1 keeps these primary-key probes rather than joins against the whole series.
-     LEFT JOIN LATERAL (SELECT open FROM candles WHERE series_id = $1 AND open_time = a.first_t AND ${page} LIMIT 1) f ON true
-     LEFT JOIN LATERAL (SELECT close FROM candles WHERE series_id = $1 AND open_time = a.last_t AND ${page} LIMIT 1) l ON true`;
+     LEFT JOIN LATERAL (SELECT open FROM ${candles} WHERE series_id = $1 AND open_time = a.first_t AND ${page} LIMIT 1) f ON true
+     LEFT JOIN LATERAL (SELECT close FROM ${candles} WHERE series_id = $1 AND open_time = a.last_t AND ${page} LIMIT 1) l ON true`;
 }
 
 const OUT_COLUMNS = `${ms('bucket')}, open, high, low, close, volume, quote_volume, trades, closed, n`;
@@ -109,7 +111,7 @@ const toBucket = (r: [...CandleColumns, number]): Bucket => ({ candle: fromColum
  * OHLCV over whole buckets of `interval` in [lo, hi), built from the stored `source` candles of the
  * series every time (see `bucketAggregates`). Empty buckets are left out.
  */
-export async function resampledWindow(db: Queryable, { seriesId, interval, source, lo, hi }: ResampledPage): Promise<Bucket[]> {
+export async function resampledWindow(db: Queryable, { seriesId, interval, source, lo, hi }: ResampledPage, asOf?: AsOf): Promise<Bucket[]> {
   const step = INTERVAL_MS[interval];
   const stepSql = `interval '${step} milliseconds'`;
   const { rows } = await db.query<[...CandleColumns, number]>({
@@ -120,6 +122,7 @@ export async function resampledWindow(db: Queryable, { seriesId, interval, sourc
       [ts('$2'), ts('$3')],
       step,
       source,
+      asOf,
     )}) c WHERE n > 0 ORDER BY bucket`,
     values: [seriesId, lo, hi, Math.ceil((hi - lo) / step)],
     rowMode: 'array',

@@ -46,7 +46,8 @@ def _time(t: TimeLike) -> Optional[str]:
     if isinstance(t, datetime):
         if t.tzinfo is None:
             t = t.replace(tzinfo=timezone.utc)
-        return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        # The API takes whole milliseconds: a datetime's microseconds (datetime.now()) are cut to them.
+        return t.astimezone(timezone.utc).isoformat(timespec="milliseconds" if t.microsecond else "seconds").replace("+00:00", "Z")
     if isinstance(t, date):
         return t.isoformat()
     return str(t)
@@ -99,10 +100,10 @@ class Client:
     # ---- candles ----
 
     def candle_pages(self, exchange: str, symbol: str, interval: str, start: TimeLike = None, end: TimeLike = None,
-                     gaps: str = "omit", page_size: int = CANDLE_PAGE) -> Iterator[dict]:
+                     gaps: str = "omit", page_size: int = CANDLE_PAGE, as_of: TimeLike = None) -> Iterator[dict]:
         """Every page of GET /v1/candles for the query, following ``nextCursor`` to the last one."""
         query = [("exchange", exchange), ("symbol", symbol), ("interval", interval), ("start", _time(start)),
-                 ("end", _time(end)), ("gaps", gaps), ("limit", str(page_size))]
+                 ("end", _time(end)), ("gaps", gaps), ("limit", str(page_size)), ("asOf", _time(as_of))]
         cursor = None
         while True:
             page = self._get("/v1/candles", query + ([("cursor", cursor)] if cursor else []))
@@ -112,8 +113,12 @@ class Client:
                 return
 
     def candles(self, exchange: str, symbol: str, interval: str, start: TimeLike = None, end: TimeLike = None, *,
-                gaps: str = "omit", exact: bool = False, page_size: int = CANDLE_PAGE) -> pd.DataFrame:
+                gaps: str = "omit", exact: bool = False, page_size: int = CANDLE_PAGE,
+                as_of: TimeLike = None) -> pd.DataFrame:
         """Candles with open time in [start, end) as a DataFrame, every page of them.
+
+        With ``as_of``, the candles as they were stored at that moment (restated candles with their
+        values then, candles stored since left out): the data a past run saw.
 
         The index is the open time (``DatetimeIndex``, UTC, named ``open_time``). Prices and volumes
         are float64, or with ``exact=True`` the exact ``decimal.Decimal`` values the exchange sent
@@ -123,7 +128,7 @@ class Client:
         times: List[int] = []
         cols: Dict[str, list] = {c: [] for c in PRICE_COLUMNS + ["trades", "closed", "gap", "source_candles"]}
         resampled_from = None
-        for page in self.candle_pages(exchange, symbol, interval, start, end, gaps, page_size):
+        for page in self.candle_pages(exchange, symbol, interval, start, end, gaps, page_size, as_of):
             resampled_from = page.get("resampledFrom")
             for c in page["candles"]:
                 times.append(c["openTime"])

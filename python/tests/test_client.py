@@ -125,3 +125,13 @@ def test_backtests_record_list_and_compare(client, series):
     cmp = client.compare(ids[:2])
     assert {r["id"] for r in cmp["runs"]} == set(ids[:2])
     assert client.run(ids[0])["strategy"] == strategy
+
+
+def test_candles_as_of_a_moment_before_anything_was_stored_are_empty(client, series, expected):
+    start, end = frame_range(expected)
+    now = client.candles(series["exchange"], series["symbol"], series["interval"], start, start + 60 * 60_000,
+                         as_of=pd.Timestamp.now(tz="UTC"))
+    assert len(now) == len(client.candles(series["exchange"], series["symbol"], series["interval"], start, start + 60 * 60_000))
+    assert len(now) > 0
+    before = client.candles(series["exchange"], series["symbol"], series["interval"], start, end, as_of="2001-01-01T00:00:00Z")
+    assert len(before) == 0

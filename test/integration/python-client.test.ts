@@ -94,6 +94,6 @@ describe('the Python client (pytest against candlekeep serve)', () => {
       CANDLEKEEP_TEST_EXPORT: join(dir, 'export.parquet'),
     }, { timeoutMs: 300_000 });
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-    expect(r.stdout).toMatch(/\b7 passed\b/);
+    expect(r.stdout).toMatch(/\b8 passed\b/);
   }, 360_000);
 });

@@ -3,6 +3,7 @@ import { bucketStart, INTERVAL_MS, type Interval } from '../../candles/intervals
 import { candleWindow, windowBounds, type StoredCandle } from '../../store/candles.ts';
 import { isRolledUp, resampledWindow, rolledUpWindow } from '../../store/rollups.ts';
 import type { Queryable } from '../../store/db.ts';
+import type { AsOf } from '../../store/as-of.ts';
 import type { CandleOut, GapPolicy } from '../schemas.ts';
 import type { CandleSource } from './source.ts';
 
@@ -15,6 +16,8 @@ export interface ReadCandlesOptions {
   /** Cursor position: the first bucket of this page. */
   from?: number | undefined;
   gaps: GapPolicy;
+  /** Read the candles as they were stored at this point (resampled ones from the source, never from rollups). */
+  asOf?: AsOf | undefined;
 }
 
 export interface CandleRead {
@@ -51,8 +54,8 @@ export async function readCandles(db: Queryable, src: CandleSource, opts: ReadCa
     // bounding the range by that lets the planner prune to the partitions involved. Only when gaps
     // leave it short is the open range read.
     const bounded = Math.min(hi, lo + (opts.limit + 1) * step);
-    let rows = await candleWindow(db, src.seriesId, lo, bounded, opts.limit + 1);
-    if (rows.length <= opts.limit && bounded < hi) rows = await candleWindow(db, src.seriesId, lo, hi, opts.limit + 1);
+    let rows = await candleWindow(db, src.seriesId, lo, bounded, opts.limit + 1, opts.asOf);
+    if (rows.length <= opts.limit && bounded < hi) rows = await candleWindow(db, src.seriesId, lo, hi, opts.limit + 1, opts.asOf);
     const n = Math.min(rows.length, opts.limit);
     const candles: CandleOut[] = new Array(n);
     for (let i = 0; i < n; i++) candles[i] = toCandle(rows[i]!);
@@ -61,7 +64,7 @@ export async function readCandles(db: Queryable, src: CandleSource, opts: ReadCa
 
   // Bounds of the stored data in range, so pages span only buckets that can hold data, and the
   // close before this page for ffill.
-  const b = await windowBounds(db, src.seriesId, lo, hi, opts.gaps === 'ffill');
+  const b = await windowBounds(db, src.seriesId, lo, hi, opts.gaps === 'ffill', opts.asOf);
   if (!b) return { candles: [], next: null };
   const pageLo = opts.from ?? bucketStart(b.first, src.interval);
   const lastBucket = bucketStart(b.last, src.interval);
@@ -69,9 +72,12 @@ export async function readCandles(db: Queryable, src: CandleSource, opts: ReadCa
   const next = pageHi <= lastBucket ? pageHi : null;
 
   const page = { seriesId: src.seriesId, interval: src.interval, source: src.source, lo: pageLo, hi: pageHi };
+  // Rollups hold the current data: a point-in-time read builds its buckets from the source.
   const candles = src.resampled
-    ? (isRolledUp(src.interval, src.source) ? await rolledUpWindow(db, page, b.last) : await resampledWindow(db, page)).map((r) => toCandle(r.candle, r.sourceCandles))
-    : (await candleWindow(db, src.seriesId, pageLo, pageHi)).map((c) => toCandle(c));
+    ? (isRolledUp(src.interval, src.source) && !opts.asOf ? await rolledUpWindow(db, page, b.last) : await resampledWindow(db, page, opts.asOf)).map((r) =>
+        toCandle(r.candle, r.sourceCandles),
+      )
+    : (await candleWindow(db, src.seriesId, pageLo, pageHi, undefined, opts.asOf)).map((c) => toCandle(c));
   if (opts.gaps === 'omit') return { candles, next };
   return { candles: fill(candles, pageLo, pageHi, step, opts.gaps, b.prevClose, src.resampled), next };
 }

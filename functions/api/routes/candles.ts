@@ -43,7 +43,8 @@ export const candles = defineRoute({
   description:
     'Candles with open time in [start, end), oldest first, as exact decimal strings. An interval that is not stored is built from the coarsest stored ' +
     'interval that divides it (first open, max high, min low, last close, summed volumes) and `resampledFrom` says so. `Accept: text/csv` or ' +
-    '`format=csv` returns CSV with a header row; the next cursor is then in the `X-Next-Cursor` header.',
+    '`format=csv` returns CSV with a header row; the next cursor is then in the `X-Next-Cursor` header. With `asOf`, the candles are the values ' +
+    'as stored at that moment: a candle restated since reads as the version it had then, and one first stored after it is absent.',
   query: candlesQuerySchema,
   csv: (page: CandlePage) => {
     const resampled = page.resampledFrom !== null;
@@ -54,6 +55,7 @@ export const candles = defineRoute({
         'X-Gap-Policy': page.gaps,
         ...nextCursorHeader(page.nextCursor),
         ...(page.resampledFrom ? { 'X-Resampled-From': page.resampledFrom } : {}),
+        ...(page.asOf ? { 'X-As-Of': page.asOf } : {}),
       },
     };
   },
@@ -65,6 +67,7 @@ export const candles = defineRoute({
         'X-Next-Cursor': 'CSV only: cursor of the next page (absent on the last page).',
         'X-Resampled-From': 'CSV only: the stored interval the candles were built from, when resampled.',
         'X-Gap-Policy': 'CSV only: the gap policy applied.',
+        'X-As-Of': 'CSV only: the point in time read (with `asOf`).',
       },
     },
     ...problems(...COMMON, 404),
@@ -72,7 +75,7 @@ export const candles = defineRoute({
   async handle({ query: q, db, cursors, reply, fits }) {
     checkTimeRange(q);
     const codec = await cursors();
-    const hash = queryHash(['candles', q.exchange, q.symbol, q.interval, q.start, q.end, q.gaps]);
+    const hash = queryHash(['candles', q.exchange, q.symbol, q.interval, q.start, q.end, q.gaps, ...(q.asOf === undefined ? [] : [q.asOf])]);
     const from = q.cursor
       ? codec.decode(
           q.cursor,
@@ -82,7 +85,8 @@ export const candles = defineRoute({
       : undefined;
     const conn = await db();
     const src = await resolveSource(conn, q.exchange, q.symbol, q.interval);
-    const page = await readCandles(conn, src, { start: q.start, end: q.end, limit: q.limit, from, gaps: q.gaps });
+    const asOf = q.asOf === undefined ? undefined : { at: q.asOf };
+    const page = await readCandles(conn, src, { start: q.start, end: q.end, limit: q.limit, from, gaps: q.gaps, asOf });
     // The first k candles; a page cut short for size continues at the open time of the first one left out.
     const pageOf = (k: number): CandlePage => {
       const candles = page.candles.slice(0, k);
@@ -96,6 +100,7 @@ export const candles = defineRoute({
         gaps: q.gaps,
         start: isoOrNull(q.start),
         end: isoOrNull(q.end),
+        ...(q.asOf === undefined ? {} : { asOf: iso(q.asOf) }),
         count: candles.length,
         candles,
         nextCursor: next === null ? null : codec.encode(next, hash),
