@@ -125,6 +125,9 @@ export const candleSchema = z.object({
   trades: z.number().int().nullable(),
   closed: z.boolean().meta({ description: 'True only when the candle can no longer change.' }),
   gap: z.boolean().meta({ description: 'True on rows the gap policy made up for a missing bucket.' }),
+  takerBuyVolume: decimal.optional().meta({ description: 'Base volume bought by takers, where the exchange sends it (Binance); absent otherwise and on resampled buckets.' }),
+  takerBuyQuoteVolume: decimal.optional().meta({ description: 'Quote volume bought by takers, where the exchange sends it (Binance); absent otherwise and on resampled buckets.' }),
+  vwap: decimal.optional().meta({ description: "Volume-weighted average price, where the exchange sends it (Kraken); absent otherwise and on resampled buckets." }),
   sourceCandles: z
     .number()
     .int()

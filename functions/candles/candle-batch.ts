@@ -3,6 +3,7 @@ import {
   alignmentProblem,
   DECIMAL_RE,
   decimalSchema,
+  EXTRA_FIELDS,
   exchangeSchema,
   MAX_OPEN_TIME,
   MIN_OPEN_TIME,
@@ -29,6 +30,11 @@ export interface BatchRange {
  * `fetchedAt` (ms) is when the exchange was asked; it orders versions of a still-open candle so a
  * late-delivered older version never replaces a newer one.
  *
+ * A row may carry three more fields, the optional ones some exchanges send:
+ * `[..., closed, takerBuyVolume|null, takerBuyQuoteVolume|null, vwap|null]` (12 fields). Senders
+ * append them only when a candle has one; a 9-field row (every older message) stays valid and
+ * means none of them.
+ *
  * An optional `"range": [startMs, endMs]` is the half-open span of buckets the exchange was asked
  * for that this message accounts for: the writer records it in the coverage ledger in the same
  * transaction as the candles, so only a stored message ever claims a range. With a range, `rows`
@@ -40,7 +46,7 @@ export const CANDLE_BATCH_VERSION = 1;
 export const SQS_MAX_BYTES = 256 * 1024;
 
 /** A compact row: [openTime, open, high, low, close, volume, quoteVolume|null, trades|null, closed 0|1]. */
-export type CandleRow = [
+export type BaseCandleRow = [
   openTime: number,
   open: string,
   high: string,
@@ -51,12 +57,15 @@ export type CandleRow = [
   trades: number | null,
   closed: 0 | 1,
 ];
+/** A row with the optional fields: [...BaseCandleRow, takerBuyVolume|null, takerBuyQuoteVolume|null, vwap|null]. */
+export type ExtendedCandleRow = [...BaseCandleRow, takerBuyVolume: string | null, takerBuyQuoteVolume: string | null, vwap: string | null];
+export type CandleRow = BaseCandleRow | ExtendedCandleRow;
 
 /**
  * The row contract as a zod schema: the reference the fast checker below must agree with (a test
  * holds them to it), and the form documentation is generated from.
  */
-export const candleRowSchema = z.tuple([
+const baseRow = [
   openTimeSchema,
   decimalSchema,
   decimalSchema,
@@ -66,9 +75,13 @@ export const candleRowSchema = z.tuple([
   decimalSchema.nullable(),
   z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).nullable(),
   z.union([z.literal(0), z.literal(1)]),
+] as const;
+export const candleRowSchema = z.union([
+  z.tuple([...baseRow]),
+  z.tuple([...baseRow, decimalSchema.nullable(), decimalSchema.nullable(), decimalSchema.nullable()]),
 ]);
 
-const FIELD_NAMES = ['openTime', 'open', 'high', 'low', 'close', 'volume', 'quoteVolume', 'trades', 'closed'] as const;
+const FIELD_NAMES = ['openTime', 'open', 'high', 'low', 'close', 'volume', 'quoteVolume', 'trades', 'closed', ...EXTRA_FIELDS] as const;
 const isDecimal = (v: unknown): v is string => typeof v === 'string' && v.length <= 80 && DECIMAL_RE.test(v);
 
 /**
@@ -77,7 +90,9 @@ const isDecimal = (v: unknown): v is string => typeof v === 'string' && v.length
  */
 export function rowProblem(row: unknown, interval: Interval): string | undefined {
   if (!Array.isArray(row)) return 'expected a row array [openTime, open, high, low, close, volume, quoteVolume, trades, closed]';
-  if (row.length !== 9) return `expected 9 fields per row, got ${row.length}`;
+  if (row.length !== 9 && row.length !== 12) {
+    return `expected 9 fields per row (or 12 with takerBuyVolume, takerBuyQuoteVolume, vwap), got ${row.length}`;
+  }
   const t = row[0];
   if (typeof t !== 'number' || !Number.isInteger(t)) return `openTime must be an integer number of milliseconds, got ${JSON.stringify(t)}`;
   if (t < MIN_OPEN_TIME || t >= MAX_OPEN_TIME) {
@@ -94,6 +109,9 @@ export function rowProblem(row: unknown, interval: Interval): string | undefined
     return `trades must be a non-negative integer or null, got ${JSON.stringify(trades)}`;
   }
   if (row[8] !== 0 && row[8] !== 1) return `closed must be 0 or 1, got ${JSON.stringify(row[8])}`;
+  for (let i = 9; i < row.length; i++) {
+    if (row[i] !== null && !isDecimal(row[i])) return `${FIELD_NAMES[i]} must be a decimal string or null, got ${JSON.stringify(row[i])}`;
+  }
   return ohlcProblem({ open: row[1], high: row[2], low: row[3], close: row[4] });
 }
 
@@ -168,13 +186,16 @@ export function parseCandleBatch(body: string): ParseResult {
   return { ok: true, batch: result.data };
 }
 
+/** A candle as a row: 9 fields, or 12 when it has any of the optional fields. */
 export function toRow(c: Candle): CandleRow {
-  return [c.openTime, c.open, c.high, c.low, c.close, c.volume, c.quoteVolume ?? null, c.trades ?? null, c.closed ? 1 : 0];
+  const base: BaseCandleRow = [c.openTime, c.open, c.high, c.low, c.close, c.volume, c.quoteVolume ?? null, c.trades ?? null, c.closed ? 1 : 0];
+  if (c.takerBuyVolume === undefined && c.takerBuyQuoteVolume === undefined && c.vwap === undefined) return base;
+  return [...base, c.takerBuyVolume ?? null, c.takerBuyQuoteVolume ?? null, c.vwap ?? null];
 }
 
 export function fromRow(row: CandleRow): Candle {
   const [openTime, open, high, low, close, volume, quoteVolume, trades, closed] = row;
-  return {
+  const c: Candle = {
     openTime,
     open,
     high,
@@ -185,6 +206,11 @@ export function fromRow(row: CandleRow): Candle {
     ...(trades !== null && { trades }),
     closed: closed === 1,
   };
+  EXTRA_FIELDS.forEach((f, k) => {
+    const v = row[9 + k];
+    if (typeof v === 'string') c[f] = v;
+  });
+  return c;
 }
 
 /**

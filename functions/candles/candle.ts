@@ -58,7 +58,17 @@ export interface Candle {
   trades?: number | undefined;
   /** True only when the candle can no longer change. */
   closed: boolean;
+  /** Base volume of trades where the buyer took liquidity (Binance). */
+  takerBuyVolume?: string | undefined;
+  /** Quote volume of those trades (Binance). */
+  takerBuyQuoteVolume?: string | undefined;
+  /** Volume-weighted average price of the candle (Kraken). */
+  vwap?: string | undefined;
 }
+
+/** The optional fields an exchange may send with a candle, beyond quote volume and trades, in row order. */
+export const EXTRA_FIELDS = ['takerBuyVolume', 'takerBuyQuoteVolume', 'vwap'] as const;
+export type ExtraField = (typeof EXTRA_FIELDS)[number];
 
 /**
  * Compares two non-negative plain decimal strings by value without floating point (and without

@@ -22,7 +22,7 @@ const tickersSchema = z.array(z.object({ symbol: z.string(), quoteVolume: decima
 
 // [openTime, open, high, low, close, volume, closeTime, quoteVolume, trades, takerBase, takerQuote, ignore]
 const rowSchema = z.tuple(
-  [msTime, decimalText, decimalText, decimalText, decimalText, decimalText, z.number().int(), decimalText, countInt],
+  [msTime, decimalText, decimalText, decimalText, decimalText, decimalText, z.number().int(), decimalText, countInt, decimalText.optional(), decimalText.optional()],
   z.unknown(),
 );
 const errorSchema = z.object({ code: z.number().int(), msg: z.string() });
@@ -51,7 +51,7 @@ export const binance: ExchangeAdapter = defineExchange({
 
   parse(body, raw, { req, step }) {
     const rows = parseShape('binance', z.array(rowSchema), body, raw);
-    const candles = rows.map(([openTime, open, high, low, close, volume, closeTime, quoteVolume, trades], i) => {
+    const candles = rows.map(([openTime, open, high, low, close, volume, closeTime, quoteVolume, trades, takerBuyVolume, takerBuyQuoteVolume], i) => {
       if (closeTime !== openTime + step - 1) {
         throw new MalformedResponseError(
           'binance',
@@ -60,7 +60,11 @@ export const binance: ExchangeAdapter = defineExchange({
         );
       }
       // Binance does not flag the forming candle; it is the one whose close time is not yet past.
-      return { openTime, open, high, low, close, volume, quoteVolume, trades, closed: closeTime < req.now };
+      return {
+        openTime, open, high, low, close, volume, quoteVolume, trades, closed: closeTime < req.now,
+        ...(takerBuyVolume !== undefined && { takerBuyVolume }),
+        ...(takerBuyQuoteVolume !== undefined && { takerBuyQuoteVolume }),
+      };
     });
     return { candles, next: newerPage(rows.at(-1)?.[0], req, step) };
   },

@@ -73,8 +73,8 @@ export const kraken: ExchangeAdapter = defineExchange({
     const { result } = parseShape('kraken', z.object({ result: resultSchema }), body, raw);
     const lastCommitted = result.last * 1000;
     // The final row is always the forming candle; `last` and the clock must agree for any other row.
-    const candles = result.rows.map(([openTime, open, high, low, close, , volume, trades], i, rows) => ({
-      openTime, open, high, low, close, volume, trades,
+    const candles = result.rows.map(([openTime, open, high, low, close, vwap, volume, trades], i, rows) => ({
+      openTime, open, high, low, close, volume, trades, vwap,
       closed: i < rows.length - 1 && openTime <= lastCommitted && openTime + step <= req.now,
     }));
     return { candles };

@@ -19,6 +19,8 @@ import { writeChunk } from './sink.ts';
 export const ROW_GROUP_ROWS = 262_144;
 
 const TWO32 = 4294967296;
+/** Decimal columns every stored candle has: quote volume and the optional fields may be null. */
+const BASE_REQUIRED = new Set<DecimalColumn>(['open', 'high', 'low', 'close', 'volume']);
 const utf8Dict = () => new arrow.Dictionary(new arrow.Utf8(), new arrow.Int32());
 
 /** The file's schema: documented in the README's Exports section. */
@@ -30,7 +32,7 @@ export function exportSchema(plan: ExportPlan): arrow.Schema {
     new arrow.Field('symbol', utf8Dict(), false),
     new arrow.Field('interval', utf8Dict(), false),
     new arrow.Field('open_time', new arrow.TimestampMillisecond('UTC'), false),
-    ...DECIMAL_COLUMNS.map((c) => new arrow.Field(c, decimal(c), c === 'quote_volume' || nullablePrices)),
+    ...DECIMAL_COLUMNS.map((c) => new arrow.Field(c, decimal(c), !BASE_REQUIRED.has(c) || nullablePrices)),
     new arrow.Field('trades', new arrow.Int64(), true),
     new arrow.Field('closed', new arrow.Bool(), false),
     new arrow.Field('gap', new arrow.Bool(), false),
@@ -112,6 +114,14 @@ class PageColumns {
       this.trade(i, e === pos ? null : digits(text, pos, e));
       if (text.charCodeAt(e + 1) === 49) setBit(this.closed, i);
       pos = e + 3;
+      // The optional fields: the last ends the line (or the text).
+      for (let k = 6; k < 9; k++) {
+        e = k < 8 ? text.indexOf(',', pos) : text.indexOf('\n', pos);
+        if (e < 0) e = text.length;
+        if (e === pos) this.nulls[k]!++;
+        else this.decimal(i, k, text, pos, e);
+        pos = e + 1;
+      }
       this.sourceNulls++;
     }
   }
@@ -120,8 +130,8 @@ class PageColumns {
     for (let i = 0; i < this.n; i++) {
       const c = candles[i]!;
       this.time(i, c.openTime);
-      const values = [c.open, c.high, c.low, c.close, c.volume, c.quoteVolume];
-      for (let k = 0; k < 6; k++) {
+      const values = [c.open, c.high, c.low, c.close, c.volume, c.quoteVolume, c.takerBuyVolume, c.takerBuyQuoteVolume, c.vwap];
+      for (let k = 0; k < 9; k++) {
         const v = values[k];
         if (v === null || v === undefined) this.nulls[k]!++;
         else this.decimal(i, k, v, 0, v.length);

@@ -4,7 +4,7 @@ import { MAX_OPEN_TIME, MIN_OPEN_TIME } from '../candles/candle.ts';
 import { ceilBucket } from '../api/candles/read-candles.ts';
 import { resolveSource, type CandleSource } from '../api/candles/source.ts';
 import { DomainError, NotFound } from '../errors.ts';
-import { DECIMAL_COLUMNS, exportStats, type DecimalColumn, type ExportStats } from '../store/exports.ts';
+import { DECIMAL_COLUMNS, exportStats, PRICE_COLUMNS, type DecimalColumn, type ExportStats } from '../store/exports.ts';
 import type { Queryable } from '../store/db.ts';
 import { listSeries } from '../store/series.ts';
 import { decimalSpec, integerDigits, type DecimalSpec } from './decimal.ts';
@@ -98,7 +98,7 @@ export async function planExport(db: Queryable, req: ExportRequest, asOfMark?: n
       const sums = (c === 'volume' || c === 'quote_volume') && s.source.resampled ? Math.ceil(Math.log10(s.source.perBucket)) : 0;
       digits = Math.max(digits, integerDigits(s.stats.largest[c]) + sums);
       // ffill repeats the close before the range in every price column.
-      if (req.gaps === 'ffill' && s.stats.prevClose !== null && c !== 'volume' && c !== 'quote_volume') {
+      if (req.gaps === 'ffill' && s.stats.prevClose !== null && PRICE_COLUMNS.includes(c)) {
         const p = s.stats.prevClose;
         scale = Math.max(scale, p.includes('.') ? p.length - p.indexOf('.') - 1 : 0);
         digits = Math.max(digits, integerDigits(p));

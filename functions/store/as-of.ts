@@ -23,7 +23,9 @@ export interface AsOf {
 /**
  * A relation with the columns of `candles` (series_id, open_time, fetched_at, closed, trades, open,
  * high, low, close, volume, quote_volume), named `alias`: the table itself without a point, the
- * candles as of it with one. Outer conditions on series_id and open_time are pushed into the scan.
+ * candles as of it with one, which also has the optional fields of `candle_extras`
+ * (taker_buy_volume, taker_buy_quote_volume, vwap) as of the point. Outer conditions on series_id
+ * and open_time are pushed into the scan.
  */
 export function candlesAt(asOf: AsOf | undefined, alias = 'candles'): string {
   if (!asOf) return alias === 'candles' ? 'candles' : `candles ${alias}`;
@@ -31,11 +33,15 @@ export function candlesAt(asOf: AsOf | undefined, alias = 'candles'): string {
   const at = `'${new Date(asOf.at).toISOString()}'::timestamptz`;
   const after = asOf.mark !== undefined ? `r.id > ${BigInt(Math.trunc(asOf.mark))}` : `r.restated_at > ${at}`;
   const pick = (col: string) => `CASE WHEN r.id IS NULL THEN c.${col} ELSE r.old_${col} END AS ${col}`;
+  const extra = (col: string) => `CASE WHEN r.id IS NULL THEN x.${col} ELSE r.old_${col} END AS ${col}`;
   return `(SELECT c.series_id, c.open_time, ${pick('fetched_at')}, (r.id IS NOT NULL OR c.closed) AS closed, ${pick('trades')},
-            ${pick('open')}, ${pick('high')}, ${pick('low')}, ${pick('close')}, ${pick('volume')}, ${pick('quote_volume')}
+            ${pick('open')}, ${pick('high')}, ${pick('low')}, ${pick('close')}, ${pick('volume')}, ${pick('quote_volume')},
+            ${extra('taker_buy_volume')}, ${extra('taker_buy_quote_volume')}, ${extra('vwap')}
      FROM candles c
+     LEFT JOIN candle_extras x ON x.series_id = c.series_id AND x.open_time = c.open_time
      LEFT JOIN LATERAL (
-       SELECT r.id, r.old_fetched_at, r.old_trades, r.old_open, r.old_high, r.old_low, r.old_close, r.old_volume, r.old_quote_volume
+       SELECT r.id, r.old_fetched_at, r.old_trades, r.old_open, r.old_high, r.old_low, r.old_close, r.old_volume, r.old_quote_volume,
+              r.old_taker_buy_volume, r.old_taker_buy_quote_volume, r.old_vwap
        FROM candle_restatements r WHERE r.series_id = c.series_id AND r.open_time = c.open_time AND ${after}
        ORDER BY r.id LIMIT 1
      ) r ON true

@@ -1,16 +1,27 @@
 import type { Candle } from '../candles/candle.ts';
 import { ms } from './sql.ts';
 
-/** A candle as read back: decimals as stored text, absent optionals as null. */
+/**
+ * A candle as read back: decimals as stored text, absent quote volume and trades as null. The
+ * optional fields (taker-buy volumes, VWAP) are there only when the exchange sent them.
+ */
 export type StoredCandle = Omit<Candle, 'quoteVolume' | 'trades'> & { quoteVolume: string | null; trades: number | null };
 
-/** The columns of a stored candle, in the order `fromColumns` reads them. */
-export const candleColumns = (c: string) =>
-  `${ms(`${c}open_time`)}, ${c}open, ${c}high, ${c}low, ${c}close, ${c}volume, ${c}quote_volume, ${c}trades, ${c}closed`;
-export type CandleColumns = [number, string, string, string, string, string, string | null, string | null, boolean];
+/** The optional fields' columns (in `candle_extras`), in row order. */
+export const EXTRA_COLUMNS = ['taker_buy_volume', 'taker_buy_quote_volume', 'vwap'] as const;
+
+/**
+ * The columns of a stored candle, in the order `fromColumns` reads them: those of `candles` under
+ * alias prefix `c`, then the optional fields under prefix `x` (a `candle_extras` row joined beside
+ * it), or NULLs when there is none to read (resampled buckets).
+ */
+export const candleColumns = (c: string, x?: string) =>
+  `${ms(`${c}open_time`)}, ${c}open, ${c}high, ${c}low, ${c}close, ${c}volume, ${c}quote_volume, ${c}trades, ${c}closed, ` +
+  (x === undefined ? 'NULL::numeric, NULL::numeric, NULL::numeric' : EXTRA_COLUMNS.map((e) => `${x}${e}`).join(', '));
+export type CandleColumns = [number, string, string, string, string, string, string | null, string | null, boolean, string | null, string | null, string | null];
 
 export function fromColumns(r: CandleColumns): StoredCandle {
-  return {
+  const c: StoredCandle = {
     openTime: r[0],
     open: r[1],
     high: r[2],
@@ -21,5 +32,8 @@ export function fromColumns(r: CandleColumns): StoredCandle {
     trades: r[7] === null ? null : Number(r[7]),
     closed: r[8],
   };
+  if (r[9] !== null && r[9] !== undefined) c.takerBuyVolume = r[9];
+  if (r[10] !== null && r[10] !== undefined) c.takerBuyQuoteVolume = r[10];
+  if (r[11] !== null && r[11] !== undefined) c.vwap = r[11];
+  return c;
 }
-

@@ -89,29 +89,82 @@ WHERE ${FINALITY_GUARD}`;
 const PROBE_SQL = `
 SELECT p.series_id, date_part('epoch', c.open_time) * 1000 AS t, date_part('epoch', c.fetched_at) * 1000 AS f,
        concat_ws('|', c.closed::int, coalesce(c.trades::text, ''), c.open, c.high, c.low, c.close, c.volume,
-                 coalesce(c.quote_volume::text, '')) AS sig
+                 coalesce(c.quote_volume::text, '')) AS sig,
+       concat_ws('|', coalesce(x.taker_buy_volume::text, ''), coalesce(x.taker_buy_quote_volume::text, ''), coalesce(x.vwap::text, '')) AS xsig
 FROM unnest($1::integer[], $2::bigint[], $3::bigint[]) AS p(series_id, lo, hi)
 JOIN LATERAL (
   SELECT open_time, fetched_at, closed, trades, open, high, low, close, volume, quote_volume
   FROM candles
   WHERE series_id = p.series_id AND open_time BETWEEN to_timestamp(p.lo::float8 / 1000) AND to_timestamp(p.hi::float8 / 1000)
-) c ON true`;
+) c ON true
+LEFT JOIN candle_extras x ON x.series_id = p.series_id AND x.open_time = c.open_time`;
 
 const signature = (r: CandleRow) => `${r[8]}|${r[7] ?? ''}|${r[1]}|${r[2]}|${r[3]}|${r[4]}|${r[5]}|${r[6] ?? ''}`;
+/** The optional fields of a row, as the probe's `xsig` writes those stored: '||' when it has none. */
+const extrasSignature = (r: CandleRow) => `${r[9] ?? ''}|${r[10] ?? ''}|${r[11] ?? ''}`;
+const NO_EXTRAS = '||';
 
-/**
- * Whether the stored version certainly stays, by the finality rules. Only certain cases are
- * decided here; anything else goes to the guarded upsert, which decides atomically. Skipping on a
- * stale read is safe because versions only move forward (open → closed, older → newer fetch).
- */
-function storedVersionStays(stored: { f: number; sig: string }, v: Version): boolean {
-  if (stored.sig === signature(v.row)) return true; // identical values, whatever the fetch time
+interface StoredVersion {
+  f: number;
+  sig: string;
+  xsig: string;
+}
+
+/** Whether an incoming version is newer than the stored one by the finality rules (values aside). */
+function laterVersion(stored: StoredVersion, v: Version): boolean {
   const storedClosed = stored.sig.startsWith('1|');
   const incomingClosed = v.row[8] === 1;
-  if (storedClosed && !incomingClosed) return true;
-  if (storedClosed === incomingClosed) return incomingClosed ? v.fetchedAt <= stored.f : v.fetchedAt < stored.f;
-  return false;
+  if (storedClosed && !incomingClosed) return false;
+  if (storedClosed === incomingClosed) return incomingClosed ? v.fetchedAt > stored.f : v.fetchedAt >= stored.f;
+  return true;
 }
+
+/**
+ * What becomes of the stored version, by the finality rules: it stays, it is replaced, or only its
+ * optional fields change (a restatement of those alone: the candle's row is touched so that the
+ * restatement is recorded, then its extras are written). Only certain cases are decided here;
+ * replacements go to the guarded upsert, which decides atomically. Skipping on a stale read is
+ * safe because versions only move forward (open → closed, older → newer fetch).
+ */
+function storedVersionFate(stored: StoredVersion, v: Version): 'stays' | 'replace' | 'extras' {
+  if (stored.sig === signature(v.row)) {
+    if (stored.xsig === extrasSignature(v.row)) return 'stays'; // identical values, whatever the fetch time
+    return laterVersion(stored, v) ? 'extras' : 'stays';
+  }
+  return laterVersion(stored, v) ? 'replace' : 'stays';
+}
+
+/**
+ * Marks a candle whose optional fields alone changed as a newer version (its fetched_at), under the
+ * same rules as the guarded upsert; for a closed candle the update records the restatement, with
+ * the optional fields it had (the extras statement runs after this one).
+ */
+const TOUCH_SQL = `
+UPDATE candles AS e SET fetched_at = to_timestamp(u.f::float8 / 1000)
+FROM unnest($1::integer[], $2::bigint[], $3::bigint[], $4::boolean[]) AS u(series_id, t, f, closed)
+WHERE e.series_id = u.series_id AND e.open_time = to_timestamp(u.t::float8 / 1000) AND e.closed = u.closed
+  AND (CASE WHEN e.closed THEN e.fetched_at < to_timestamp(u.f::float8 / 1000) ELSE e.fetched_at <= to_timestamp(u.f::float8 / 1000) END)`;
+
+/**
+ * Writes the optional fields of the versions that are now the stored ones (their fetched_at is the
+ * candle's): upserts those that have any, deletes the row of those that have none.
+ */
+const EXTRAS_SQL = `
+WITH u AS (
+  SELECT u.series_id, to_timestamp(u.t::float8 / 1000) AS open_time, u.tbv, u.tbq, u.vwap
+  FROM unnest($1::integer[], $2::bigint[], $3::bigint[], $4::numeric[], $5::numeric[], $6::numeric[]) AS u(series_id, t, f, tbv, tbq, vwap)
+  JOIN candles c ON c.series_id = u.series_id AND c.open_time = to_timestamp(u.t::float8 / 1000) AND c.fetched_at = to_timestamp(u.f::float8 / 1000)
+), gone AS (
+  DELETE FROM candle_extras x USING u
+  WHERE x.series_id = u.series_id AND x.open_time = u.open_time AND u.tbv IS NULL AND u.tbq IS NULL AND u.vwap IS NULL
+)
+INSERT INTO candle_extras AS x (series_id, open_time, taker_buy_volume, taker_buy_quote_volume, vwap)
+SELECT series_id, open_time, tbv, tbq, vwap FROM u WHERE tbv IS NOT NULL OR tbq IS NOT NULL OR vwap IS NOT NULL
+ON CONFLICT (series_id, open_time) DO UPDATE SET
+  taker_buy_volume = excluded.taker_buy_volume, taker_buy_quote_volume = excluded.taker_buy_quote_volume, vwap = excluded.vwap
+WHERE (x.taker_buy_volume, x.taker_buy_quote_volume, x.vwap) IS DISTINCT FROM (excluded.taker_buy_volume, excluded.taker_buy_quote_volume, excluded.vwap)`;
+
+const hasExtras = (r: CandleRow) => r.length > 9 && (r[9] !== null || r[10] !== null || r[11] !== null);
 
 function toArrays(versions: readonly Version[]): string[] {
   const n = versions.length;
@@ -141,6 +194,10 @@ interface WritePlan {
   received: number;
   fresh: Version[];
   replace: Version[];
+  /** Stored candles whose optional fields alone change. */
+  extras: Version[];
+  /** Versions to replace whose stored version has optional fields (the new one may clear them). */
+  storedExtras: Set<Version>;
   /** The interval of each series, whose rollup buckets a write marks. */
   sourceOf: Map<number, Interval>;
 }
@@ -220,7 +277,7 @@ export class CandleStore {
     let early = chunks.length === 1 ? await this.#plan(db, chunks[0]!, ids) : undefined;
     // A redelivered batch whose candles and ranges are all stored already changes nothing: no
     // transaction, no lock, one read of the ledger.
-    if (early && early.fresh.length === 0 && early.replace.length === 0 && (await claimsRecorded(db, claimsOf(chunks[0]!)))) {
+    if (early && early.fresh.length === 0 && early.replace.length === 0 && early.extras.length === 0 && (await claimsRecorded(db, claimsOf(chunks[0]!)))) {
       onChunk?.(chunks[0]!);
       return { received: early.received, written: 0, unchanged: early.received };
     }
@@ -281,25 +338,33 @@ export class CandleStore {
     }
     const sourceOf = new Map<number, Interval>();
     for (const b of batches) sourceOf.set(ids.get(SeriesRegistry.key(b))!, b.interval);
-    if (versions.size === 0) return { received: 0, fresh: [], replace: [], sourceOf };
+    if (versions.size === 0) return { received: 0, fresh: [], replace: [], extras: [], storedExtras: new Set(), sourceOf };
 
-    const probe = await db.query<{ series_id: number; t: number; f: number; sig: string }>(PROBE_SQL, [
+    const probe = await db.query<{ series_id: number; t: number; f: number; sig: string; xsig: string }>(PROBE_SQL, [
       arrayLiteral([...spans.keys()]),
       arrayLiteral([...spans.values()].map((s) => s.lo)),
       arrayLiteral([...spans.values()].map((s) => s.hi)),
     ]);
-    const stored = new Map<number, { f: number; sig: string }>();
+    const stored = new Map<number, StoredVersion>();
     // float8 milliseconds can land a hair off the integer (x.123 s * 1000); round before comparing.
-    for (const r of probe.rows) stored.set(candleKey(r.series_id, Math.round(r.t)), { f: Math.round(r.f), sig: r.sig });
+    for (const r of probe.rows) stored.set(candleKey(r.series_id, Math.round(r.t)), { f: Math.round(r.f), sig: r.sig, xsig: r.xsig });
 
     const fresh: Version[] = [];
     const replace: Version[] = [];
+    const extras: Version[] = [];
+    const storedExtras = new Set<Version>();
     for (const [key, v] of versions) {
       const s = stored.get(key);
       if (!s) fresh.push(v);
-      else if (!storedVersionStays(s, v)) replace.push(v);
+      else {
+        const fate = storedVersionFate(s, v);
+        if (fate === 'replace') {
+          replace.push(v);
+          if (s.xsig !== NO_EXTRAS) storedExtras.add(v);
+        } else if (fate === 'extras') extras.push(v);
+      }
     }
-    return { received: versions.size, fresh, replace, sourceOf };
+    return { received: versions.size, fresh, replace, extras, storedExtras, sourceOf };
   }
 
   /** Writes what the plan found new or changed, in one statement per kind. */
@@ -325,6 +390,32 @@ export class CandleStore {
       }
     }
     if (replace.length > 0) written += (await db.query(marked(UPSERT_SQL, replace))).rowCount ?? 0;
+    const touched = plan.extras;
+    if (touched.length > 0) {
+      written +=
+        (
+          await db.query(TOUCH_SQL, [
+            arrayLiteral(touched.map((v) => v.seriesId)),
+            arrayLiteral(touched.map((v) => v.row[0])),
+            arrayLiteral(touched.map((v) => v.fetchedAt)),
+            arrayLiteral(touched.map((v) => (v.row[8] === 1 ? 't' : 'f'))),
+          ])
+        ).rowCount ?? 0;
+    }
+    // The optional fields are written after the candles' rows, so a restatement's trigger kept the
+    // old ones. Sent: versions with any, and replacements of a stored version that had some (the
+    // new one may clear them). Batches without them (most exchanges) skip this statement.
+    const withExtras = new Set<Version>(touched);
+    for (const v of [...fresh, ...replace]) if (hasExtras(v.row) || plan.storedExtras.has(v)) withExtras.add(v);
+    if (withExtras.size > 0) {
+      const rows = [...withExtras];
+      await db.query(EXTRAS_SQL, [
+        arrayLiteral(rows.map((v) => v.seriesId)),
+        arrayLiteral(rows.map((v) => v.row[0])),
+        arrayLiteral(rows.map((v) => v.fetchedAt)),
+        ...[9, 10, 11].map((k) => arrayLiteral(rows.map((v) => (v.row[k] as string | null | undefined) ?? null))),
+      ]);
+    }
     return { received: plan.received, written, unchanged: plan.received - written };
   }
 }
@@ -354,10 +445,15 @@ const iso = (t: number) => new Date(t).toISOString();
  * every candle download takes.
  */
 export async function candleWindow(db: Queryable, seriesId: number, lo: number, hi: number, limit?: number, asOf?: AsOf): Promise<StoredCandle[]> {
+  // The candles first (the LIMIT applies to them), then their optional fields by primary key; a
+  // point-in-time relation has those as of its point already.
+  const window = `SELECT * FROM ${candlesAt(asOf)} WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
+                  ORDER BY open_time${limit === undefined ? '' : ' LIMIT $4'}`;
   const { rows } = await db.query<CandleColumns>({
-    text: `SELECT ${candleColumns('')}
-           FROM ${candlesAt(asOf)} WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
-           ORDER BY open_time${limit === undefined ? '' : ' LIMIT $4'}`,
+    text: asOf
+      ? `SELECT ${candleColumns('c.', 'c.')} FROM (${window}) c ORDER BY c.open_time`
+      : `SELECT ${candleColumns('c.', 'x.')} FROM (${window}) c
+         LEFT JOIN candle_extras x ON x.series_id = c.series_id AND x.open_time = c.open_time ORDER BY c.open_time`,
     values: limit === undefined ? [seriesId, iso(lo), iso(hi)] : [seriesId, iso(lo), iso(hi), limit],
     rowMode: 'array',
   });
@@ -400,21 +496,22 @@ export async function latestClosedCandles(
     ? [refs.map((r) => r.exchange), refs.map((r) => r.symbol), refs.map((r) => r.interval)]
     : [filter.exchange ?? null, filter.symbol ?? null, filter.interval ?? null];
   const { rows } = await db.query<[...CandleColumns, SeriesKey['exchange'], string, Interval]>({
-    text: `SELECT ${candleColumns('c.')}, s.exchange, s.symbol, s.interval
+    text: `SELECT ${candleColumns('c.', 'x.')}, s.exchange, s.symbol, s.interval
      FROM series s
      LEFT JOIN LATERAL (
        SELECT open_time, open, high, low, close, volume, quote_volume, trades, closed
        FROM candles WHERE series_id = s.id AND closed ORDER BY open_time DESC LIMIT 1
      ) c ON true
+     LEFT JOIN candle_extras x ON x.series_id = s.id AND x.open_time = c.open_time
      WHERE ${where}
      ORDER BY s.exchange, s.symbol, s.interval`,
     values: params,
     rowMode: 'array',
   });
   return rows.map((r) => ({
-    exchange: r[9],
-    symbol: r[10],
-    interval: r[11],
+    exchange: r[12],
+    symbol: r[13],
+    interval: r[14],
     candle: r[0] === null ? null : fromColumns(r as unknown as CandleColumns),
   }));
 }

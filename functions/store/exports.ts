@@ -1,9 +1,13 @@
 import type { Queryable } from './db.ts';
 import { candlesAt, type AsOf } from './as-of.ts';
 
-/** The decimal columns of a candle, in the order exports write them. */
-export const DECIMAL_COLUMNS = ['open', 'high', 'low', 'close', 'volume', 'quote_volume'] as const;
+/** The decimal columns of a candle, in the order exports write them: those of `candles`, then the optional fields. */
+export const BASE_DECIMAL_COLUMNS = ['open', 'high', 'low', 'close', 'volume', 'quote_volume'] as const;
+export const EXTRA_DECIMAL_COLUMNS = ['taker_buy_volume', 'taker_buy_quote_volume', 'vwap'] as const;
+export const DECIMAL_COLUMNS = [...BASE_DECIMAL_COLUMNS, ...EXTRA_DECIMAL_COLUMNS] as const;
 export type DecimalColumn = (typeof DECIMAL_COLUMNS)[number];
+/** Columns that hold prices (gaps=ffill repeats the previous close in them). */
+export const PRICE_COLUMNS: readonly DecimalColumn[] = ['open', 'high', 'low', 'close'];
 
 /** What an export needs to know of one series' stored candles in a range before it writes a byte. */
 export interface ExportStats {
@@ -30,16 +34,23 @@ const iso = (t: number) => new Date(t).toISOString();
  */
 export async function exportStats(db: Queryable, seriesIds: readonly number[], lo: number, hi: number, asOf?: AsOf): Promise<ExportStats[]> {
   // PostgreSQL computes the repeated max(c.high) once.
-  const largestOf = (c: DecimalColumn) => (c === 'volume' || c === 'quote_volume' ? c : 'high');
-  const cols = DECIMAL_COLUMNS.map((c) => `coalesce(max(scale(c.${c})), 0), coalesce(max(c.${largestOf(c)}), 0)::text`).join(', ');
+  const largestOf = (c: DecimalColumn) => (PRICE_COLUMNS.includes(c) ? 'high' : c);
+  const cols = (list: readonly DecimalColumn[], t: string) =>
+    list.map((c) => `coalesce(max(scale(${t}.${c})), 0), coalesce(max(${t}.${largestOf(c)}), 0)::text`).join(', ');
+  // A point-in-time relation has the optional fields as of its point; otherwise they are in candle_extras.
+  const extras = asOf ? candlesAt(asOf, 'e') : 'candle_extras e';
   const { rows } = await db.query<unknown[]>({
-    text: `SELECT s.id, a.*,
+    text: `SELECT s.id, a.*, b.*,
               (SELECT close FROM ${candlesAt(asOf, 'p')} WHERE p.series_id = s.id AND p.open_time < $2::timestamptz ORDER BY p.open_time DESC LIMIT 1)
            FROM unnest($1::integer[]) AS s(id)
            CROSS JOIN LATERAL (
-             SELECT count(*)::float8, ${cols}
+             SELECT count(*)::float8, ${cols(BASE_DECIMAL_COLUMNS, 'c')}
              FROM ${candlesAt(asOf, 'c')} WHERE c.series_id = s.id AND c.open_time >= $2::timestamptz AND c.open_time < $3::timestamptz
-           ) a`,
+           ) a
+           CROSS JOIN LATERAL (
+             SELECT ${cols(EXTRA_DECIMAL_COLUMNS, 'e')}
+             FROM ${extras} WHERE e.series_id = s.id AND e.open_time >= $2::timestamptz AND e.open_time < $3::timestamptz
+           ) b`,
     values: [seriesIds, iso(lo), iso(hi)],
     rowMode: 'array',
   });
@@ -64,18 +75,24 @@ export interface StoredCandleText {
 
 /**
  * Up to `limit` stored candles of a series with open time in [lo, hi), oldest first, as one text
- * block of lines `open_time_ms,open,high,low,close,volume,quote_volume,trades,closed(0|1)`, with
+ * block of lines `open_time_ms,open,high,low,close,volume,quote_volume,trades,closed(0|1),
+ * taker_buy_volume,taker_buy_quote_volume,vwap`, with
  * absent optionals empty and decimals as stored. One value crosses the wire instead of nine per
  * candle, which spares the driver a string per field: this is the path bulk exports take.
  */
 export async function storedCandleText(db: Queryable, seriesId: number, lo: number, hi: number, limit: number, asOf?: AsOf): Promise<StoredCandleText> {
+  // The page's candles first (the LIMIT applies to them), then their optional fields by primary key.
+  const page = `SELECT series_id, open_time, open, high, low, close, volume, quote_volume, trades, closed${asOf ? ', taker_buy_volume, taker_buy_quote_volume, vwap' : ''}
+                FROM ${candlesAt(asOf)} WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
+                ORDER BY open_time LIMIT $4`;
   const { rows } = await db.query<[number, number | null, string | null]>({
     text: `SELECT count(*)::int, max(t),
                   string_agg(concat_ws(',', t::int8, open, high, low, close, volume, coalesce(quote_volume::text, ''),
-                                       coalesce(trades::text, ''), closed::int), E'\\n' ORDER BY t)
-           FROM (SELECT date_part('epoch', open_time) * 1000 AS t, open, high, low, close, volume, quote_volume, trades, closed
-                 FROM ${candlesAt(asOf)} WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
-                 ORDER BY open_time LIMIT $4) c`,
+                                       coalesce(trades::text, ''), closed::int, coalesce(tbv::text, ''), coalesce(tbq::text, ''),
+                                       coalesce(vwap::text, '')), E'\\n' ORDER BY t)
+           FROM (${asOf ? `SELECT date_part('epoch', c.open_time) * 1000 AS t, c.*, c.taker_buy_volume AS tbv, c.taker_buy_quote_volume AS tbq
+                 FROM (${page}) c` : `SELECT date_part('epoch', c.open_time) * 1000 AS t, c.*, x.taker_buy_volume AS tbv, x.taker_buy_quote_volume AS tbq, x.vwap
+                 FROM (${page}) c LEFT JOIN candle_extras x ON x.series_id = c.series_id AND x.open_time = c.open_time`}) c`,
     values: [seriesId, iso(lo), iso(hi), limit],
     rowMode: 'array',
   });

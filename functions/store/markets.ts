@@ -145,6 +145,7 @@ export async function removeMarket(db: Db, exchange: Exchange, symbol: string, o
     }
     const { rowCount: purged } = await tx.query('DELETE FROM candles WHERE series_id = ANY($1::int[])', [seriesIdList]);
     await tx.query('DELETE FROM candle_restatements WHERE series_id = ANY($1::int[])', [seriesIdList]);
+    await tx.query('DELETE FROM candle_extras WHERE series_id = ANY($1::int[])', [seriesIdList]);
     await tx.query('DELETE FROM coverage WHERE series_id = ANY($1::int[])', [seriesIdList]);
     await tx.query('DELETE FROM backfills WHERE series_id = ANY($1::int[])', [seriesIdList]);
     return { purgedCandles: purged ?? 0, keptCandles: 0 };

@@ -104,8 +104,13 @@ export interface ResampledPage {
   hi: number;
 }
 
+/** The columns of `candles` without the optional fields: a resampled bucket has none (they are per stored candle). */
+type BaseColumns = [number, string, string, string, string, string, string | null, string | null, boolean];
 type Bucket = { candle: StoredCandle; sourceCandles: number };
-const toBucket = (r: [...CandleColumns, number]): Bucket => ({ candle: fromColumns(r as unknown as CandleColumns), sourceCandles: r[9] });
+const toBucket = (r: [...BaseColumns, number]): Bucket => ({
+  candle: fromColumns([...(r.slice(0, 9) as BaseColumns), null, null, null] as CandleColumns),
+  sourceCandles: r[9],
+});
 
 /**
  * OHLCV over whole buckets of `interval` in [lo, hi), built from the stored `source` candles of the
@@ -114,7 +119,7 @@ const toBucket = (r: [...CandleColumns, number]): Bucket => ({ candle: fromColum
 export async function resampledWindow(db: Queryable, { seriesId, interval, source, lo, hi }: ResampledPage, asOf?: AsOf): Promise<Bucket[]> {
   const step = INTERVAL_MS[interval];
   const stepSql = `interval '${step} milliseconds'`;
-  const { rows } = await db.query<[...CandleColumns, number]>({
+  const { rows } = await db.query<[...BaseColumns, number]>({
     // LIMIT (the bucket count) tells the planner how many buckets there are; it assumes 1000 for
     // generate_series, and a plan costed that high is JIT-compiled first on a stock server.
     text: `SELECT ${OUT_COLUMNS} FROM (${bucketAggregates(
@@ -130,7 +135,7 @@ export async function resampledWindow(db: Queryable, { seriesId, interval, sourc
   return rows.map(toBucket);
 }
 
-type RollupRow = [...CandleColumns, number, string, boolean];
+type RollupRow = [...BaseColumns, number, string, boolean];
 
 /**
  * The same buckets as `resampledWindow`, value for value, read from `candle_rollups` where a bucket
@@ -164,11 +169,11 @@ export async function rolledUpWindow(db: Queryable, { seriesId, interval, source
     gens.push(r ? r[10] : '0');
   }
   const out: Bucket[] = [];
-  for (const r of kept.rows) if (!r[11] && r[9] > 0) out.push(toBucket(r as unknown as [...CandleColumns, number]));
+  for (const r of kept.rows) if (!r[11] && r[9] > 0) out.push(toBucket(r as unknown as [...BaseColumns, number]));
   if (todo.length === 0) return out;
 
   const stepSql = `interval '${step} milliseconds'`;
-  const built = await db.query<[...CandleColumns, number]>({
+  const built = await db.query<[...BaseColumns, number]>({
     text: `WITH c AS (${bucketAggregates(`SELECT ${ts('u.t')} AS bucket, u.gen FROM unnest($2::bigint[], $3::bigint[]) AS u(t, gen)`, [ts('$6'), ts('$7')], step, source)}),
      kept AS (
        INSERT INTO candle_rollups AS r (series_id, interval, open_time, gen, stale, closed, source_candles,

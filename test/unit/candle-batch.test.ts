@@ -38,7 +38,10 @@ describe('CandleBatch v1 parsing', () => {
     ['a price as a JSON number', message({ rows: [[T0, 100.5, '101', '99', '100', '1', null, null, 1]] }), /rows\[0\]: open must be a non-negative decimal string/],
     ['exponent notation', message({ rows: [row(0, { volume: '1e-8' })] }), /volume must be a non-negative decimal string/],
     ['a negative volume', message({ rows: [row(0, { volume: '-1' })] }), /volume must be/],
-    ['a short row', message({ rows: [[T0, '1', '1', '1', '1']] }), /expected 9 fields per row, got 5/],
+    ['a short row', message({ rows: [[T0, '1', '1', '1', '1']] }), /expected 9 fields per row \(or 12 with takerBuyVolume, takerBuyQuoteVolume, vwap\), got 5/],
+    ['a row of 10 fields', message({ rows: [[...row(0), '1']] }), /expected 9 fields per row .*got 10/],
+    ['an optional field as a number', message({ rows: [[...row(0), 1.5, null, null]] }), /rows\[0\]: takerBuyVolume must be a decimal string or null/],
+    ['a VWAP in exponent notation', message({ rows: [[...row(0), null, null, '1e5']] }), /rows\[0\]: vwap must be a decimal string or null/],
     ['closed as a boolean', message({ rows: [[...row(0).slice(0, 8), true]] }), /closed must be 0 or 1/],
     ['a duplicate open time', message({ rows: [row(0), row(0)] }), /rows\[1\]\[0\]: duplicate openTime/],
     ['an unknown interval', message({ interval: '2m' }), /interval: unknown interval "2m"/],
@@ -60,6 +63,24 @@ describe('CandleBatch v1 parsing', () => {
     expect(ranged.ok && ranged.batch.range).toEqual([T0, T0 + 120_000]);
     const empty = parseCandleBatch(message({ range: [T0, T0 + 600_000], rows: [] }));
     expect(empty.ok && empty.batch.rows).toEqual([]);
+  });
+
+  it('keeps 9-field rows valid (every older message) beside rows with the optional fields', () => {
+    const r = parseCandleBatch(message({ rows: [row(0), [...row(1), '5.5', '552.75', null]] }));
+    expect(r.ok && r.batch.rows).toEqual([row(0), [...row(1), '5.5', '552.75', null]]);
+    expect(r.ok && r.batch.rows.map(fromRow)).toEqual([
+      expect.not.objectContaining({ takerBuyVolume: expect.anything() }),
+      expect.objectContaining({ takerBuyVolume: '5.5', takerBuyQuoteVolume: '552.75' }),
+    ]);
+    expect(r.ok && 'vwap' in fromRow(r.batch.rows[1]!)).toBe(false);
+  });
+
+  it('encodes candles without the optional fields as 9-field rows, and with any of them as 12', () => {
+    const [plain, extended] = encodeCandleBatches({ exchange: 'kraken', symbol: 'BTC/USD', interval: '1m' }, [fromRow(row(0))], T0).concat(
+      encodeCandleBatches({ exchange: 'kraken', symbol: 'BTC/USD', interval: '1m' }, [{ ...fromRow(row(0)), vwap: '100.9' }], T0),
+    );
+    expect(JSON.parse(plain!).rows).toEqual([row(0)]);
+    expect(JSON.parse(extended!).rows).toEqual([[...row(0), null, null, '100.9']]);
   });
 
   it('keeps messages without a range valid (older senders)', () => {
@@ -91,6 +112,12 @@ describe('the fast row checker agrees with the zod row schema', () => {
     ['1709251200000', '1', '1', '1', '1', '0', null, null, 1],
     [T0, '1'.repeat(81), '1', '1', '1', '0', null, null, 1],
     [T0, '1'.repeat(80), '1'.repeat(80), '1', '1', '0', null, null, 1],
+    [...row(0), '1.5', '2.5', '100.5'],
+    [...row(0), null, null, null],
+    [...row(0), '1.5', null],
+    [...row(0), 1.5, null, null],
+    [...row(0), null, null, '-1'],
+    [...row(0), null, null, null, null],
     {},
     null,
   ];

@@ -25,10 +25,16 @@ const candleColumns = (resampled: boolean) => [
   'trades',
   'closed',
   'gap',
+  'taker_buy_volume',
+  'taker_buy_quote_volume',
+  'vwap',
   ...(resampled ? ['source_candles'] : []),
 ];
 const candleRow = (c: CandleOut, resampled: boolean): CsvValue[] => {
-  const row: CsvValue[] = [iso(c.openTime), c.openTime, c.open, c.high, c.low, c.close, c.volume, c.quoteVolume, c.trades, c.closed, c.gap];
+  const row: CsvValue[] = [
+    iso(c.openTime), c.openTime, c.open, c.high, c.low, c.close, c.volume, c.quoteVolume, c.trades, c.closed, c.gap,
+    c.takerBuyVolume ?? null, c.takerBuyQuoteVolume ?? null, c.vwap ?? null,
+  ];
   if (resampled) row.push(c.sourceCandles ?? 0);
   return row;
 };

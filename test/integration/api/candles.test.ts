@@ -115,7 +115,7 @@ describe('GET /v1/candles (stored interval)', () => {
     expect(byAccept.text).toBe(byParam.text);
     expect(byParam.headers.get('x-next-cursor')).toBe(json.body.nextCursor);
     const rows = parseCsv(byParam.text);
-    expect(Object.keys(rows[0]!)).toEqual(['time', 'open_time', 'open', 'high', 'low', 'close', 'volume', 'quote_volume', 'trades', 'closed', 'gap']);
+    expect(Object.keys(rows[0]!)).toEqual(['time', 'open_time', 'open', 'high', 'low', 'close', 'volume', 'quote_volume', 'trades', 'closed', 'gap', 'taker_buy_volume', 'taker_buy_quote_volume', 'vwap']);
     expect(
       rows.map((r) => ({
         openTime: Number(r.open_time),

@@ -170,9 +170,12 @@ describe('candlekeep export to csv.gz', () => {
     await exportToFile(db, request({ markets: { exchange: 'binance', symbols: [A], interval: '1m' }, format: 'csv.gz' }), path, { pageSize: 999 });
     const stored = await storedRows([A]);
     const file = await readBack(path, 'csv.gz');
-    expect(file.columns).toEqual(['exchange', 'symbol', 'interval', 'time', 'open_time', 'open', 'high', 'low', 'close', 'volume', 'quote_volume', 'trades', 'closed', 'gap']);
+    expect(file.columns).toEqual([
+      'exchange', 'symbol', 'interval', 'time', 'open_time', 'open', 'high', 'low', 'close', 'volume', 'quote_volume', 'trades', 'closed', 'gap',
+      'taker_buy_volume', 'taker_buy_quote_volume', 'vwap',
+    ]);
     expect(file.rows.map((r) => ({ ...r, open_time: Number(r.open_time), trades: r.trades === null ? null : Number(r.trades), closed: r.closed === 'true' }))).toEqual(
-      stored.map((s) => ({ ...s, time: new Date(s.open_time as number).toISOString(), gap: 'false' })),
+      stored.map((s) => ({ ...s, time: new Date(s.open_time as number).toISOString(), gap: 'false', taker_buy_volume: null, taker_buy_quote_volume: null, vwap: null })),
     );
   });
 });

@@ -24,6 +24,7 @@ describe('binance adapter', () => {
       {
         openTime: WEEK_OPEN, open: '0.01634790', high: '0.80000000', low: '0.01575800', close: '0.01577100',
         volume: '148976.11427815', quoteVolume: '2434.19055334', trades: 308, closed: true,
+        takerBuyVolume: '1756.87402397', takerBuyQuoteVolume: '28.46694368',
       },
     ]);
     // The next week may exist: the range goes on until a page comes back empty or `now` is reached.

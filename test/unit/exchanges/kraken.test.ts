@@ -13,11 +13,11 @@ describe('kraken adapter', () => {
     const page = await kraken.fetchPage(req, { fetch: canned.fetch, baseUrl: BASE });
     expect(Object.fromEntries(canned.urls[0]?.searchParams ?? [])).toEqual({ pair: 'XBTUSD', interval: '1', since: String(T0 / 1000 - 1) });
     expect(page.candles).toEqual([
-      { openTime: 1688671200000, open: '30306.1', high: '30306.2', low: '30305.7', close: '30305.7', volume: '3.39243896', trades: 23, closed: true },
-      { openTime: 1688671260000, open: '30304.5', high: '30304.5', low: '30300.0', close: '30300.0', volume: '4.42996871', trades: 18, closed: true },
-      { openTime: 1688671320000, open: '30300.3', high: '30300.4', low: '30291.4', close: '30291.4', volume: '2.13024789', trades: 25, closed: true },
+      { openTime: 1688671200000, open: '30306.1', high: '30306.2', low: '30305.7', close: '30305.7', volume: '3.39243896', trades: 23, closed: true, vwap: '30306.1' },
+      { openTime: 1688671260000, open: '30304.5', high: '30304.5', low: '30300.0', close: '30300.0', volume: '4.42996871', trades: 18, closed: true, vwap: '30300.0' },
+      { openTime: 1688671320000, open: '30300.3', high: '30300.4', low: '30291.4', close: '30291.4', volume: '2.13024789', trades: 25, closed: true, vwap: '30294.7' },
       // The last row is always the forming candle.
-      { openTime: 1688671380000, open: '30291.8', high: '30295.1', low: '30291.8', close: '30295.0', volume: '1.01836275', trades: 9, closed: false },
+      { openTime: 1688671380000, open: '30291.8', high: '30295.1', low: '30291.8', close: '30295.0', volume: '1.01836275', trades: 9, closed: false, vwap: '30293.8' },
     ]);
     expect(page.next).toBeUndefined();
   });
