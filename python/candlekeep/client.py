@@ -20,6 +20,8 @@ import pandas as pd
 TimeLike = Union[str, int, datetime, date, pd.Timestamp, None]
 
 PRICE_COLUMNS = ["open", "high", "low", "close", "volume", "quote_volume"]
+# The optional fields some exchanges send (Binance's taker-buy volumes, Kraken's VWAP), in exported files.
+EXTRA_COLUMNS = ["taker_buy_volume", "taker_buy_quote_volume", "vwap"]
 _JSON_NAMES = {"open": "open", "high": "high", "low": "low", "close": "close", "volume": "volume", "quote_volume": "quoteVolume"}
 CANDLE_PAGE = 10_000
 
@@ -237,14 +239,15 @@ def _runs_frame(runs: List[dict]) -> pd.DataFrame:
 def read_export(path: str, *, exact: bool = False) -> pd.DataFrame:
     """A Parquet file written by ``candlekeep export`` as a DataFrame shaped like ``Client.candles``
     (indexed by open time, UTC), with the exchange, symbol and interval columns kept. Prices and
-    volumes are float64, or exact ``decimal.Decimal`` with ``exact=True``."""
+    volumes (and the optional ``taker_buy_volume``, ``taker_buy_quote_volume`` and ``vwap``, NaN
+    where absent) are float64, or exact ``decimal.Decimal`` with ``exact=True``."""
     import pyarrow.parquet as pq
 
     df = pq.read_table(path).to_pandas()
     for col in ["exchange", "symbol", "interval"]:
         df[col] = df[col].astype(str)
     if not exact:
-        for col in PRICE_COLUMNS:
+        for col in PRICE_COLUMNS + [c for c in EXTRA_COLUMNS if c in df.columns]:
             df[col] = df[col].astype("float64")
     df["trades"] = df["trades"].astype("Int64")
     return df.set_index("open_time")

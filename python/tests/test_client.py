@@ -89,6 +89,9 @@ def test_read_export_matches_the_api(client, series, expected, export_path):
         assert [None if pd.isna(v) else Decimal(v) for v in df[col]] == [None if v is None else Decimal(v) for v in api[col]]
     floats = read_export(export_path)
     assert floats["close"].dtype == "float64"
+    # The optional fields' columns are there too, float64 like the others (NaN: this series has none).
+    assert floats["taker_buy_volume"].dtype == "float64"
+    assert floats["vwap"].isna().all()
 
 
 def run_body(strategy, fast, sharpe, series):
