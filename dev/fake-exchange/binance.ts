@@ -190,8 +190,8 @@ export function binanceVenue(ctx: VenueContext, limits: (typeof BINANCE_LIMITS)[
     },
     expected(m, interval, t, now): Candle {
       const c = ctx.gen.candle('binance', m, interval, t, now);
-      const { open, high, low, close, volume, quoteVolume } = text(m, c);
-      return { openTime: t, closed: c.closed, open, high, low, close, volume, quoteVolume, trades: c.trades };
+      const { open, high, low, close, volume, quoteVolume, takerBase, takerQuote } = text(m, c);
+      return { openTime: t, closed: c.closed, open, high, low, close, volume, quoteVolume, trades: c.trades, takerBuyVolume: takerBase, takerBuyQuoteVolume: takerQuote };
     },
     reset() {
       limiter.reset();

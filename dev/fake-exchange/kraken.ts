@@ -42,7 +42,7 @@ export function krakenVenue(ctx: VenueContext, limits: (typeof KRAKEN_LIMITS)['k
     const count = flat ? 0 : c.trades;
     return {
       row: [t / 1000, fixed(o, d), fixed(h, d), fixed(l, d), fixed(cl, d), fixed(vwap, d), fixed(volume, 8), count],
-      candle: { openTime: t, open: fixed(o, d), high: fixed(h, d), low: fixed(l, d), close: fixed(cl, d), volume: fixed(volume, 8), trades: count, closed: c.closed },
+      candle: { openTime: t, open: fixed(o, d), high: fixed(h, d), low: fixed(l, d), close: fixed(cl, d), volume: fixed(volume, 8), trades: count, closed: c.closed, vwap: fixed(vwap, d) },
     };
   }
 
