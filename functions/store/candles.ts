@@ -97,7 +97,8 @@ JOIN LATERAL (
   FROM candles
   WHERE series_id = p.series_id AND open_time BETWEEN to_timestamp(p.lo::float8 / 1000) AND to_timestamp(p.hi::float8 / 1000)
 ) c ON true
-LEFT JOIN candle_extras x ON x.series_id = p.series_id AND x.open_time = c.open_time`;
+LEFT JOIN candle_extras x ON x.series_id = p.series_id AND x.open_time = c.open_time
+  AND x.open_time BETWEEN to_timestamp(p.lo::float8 / 1000) AND to_timestamp(p.hi::float8 / 1000)`;
 
 const signature = (r: CandleRow) => `${r[8]}|${r[7] ?? ''}|${r[1]}|${r[2]}|${r[3]}|${r[4]}|${r[5]}|${r[6] ?? ''}`;
 /** The optional fields of a row, as the probe's `xsig` writes those stored: '||' when it has none. */
@@ -453,7 +454,9 @@ export async function candleWindow(db: Queryable, seriesId: number, lo: number, 
     text: asOf
       ? `SELECT ${candleColumns('c.', 'c.')} FROM (${window}) c ORDER BY c.open_time`
       : `SELECT ${candleColumns('c.', 'x.')} FROM (${window}) c
-         LEFT JOIN candle_extras x ON x.series_id = c.series_id AND x.open_time = c.open_time ORDER BY c.open_time`,
+         LEFT JOIN candle_extras x ON x.series_id = c.series_id AND x.open_time = c.open_time
+           AND x.series_id = $1 AND x.open_time >= $2::timestamptz AND x.open_time < $3::timestamptz
+         ORDER BY c.open_time`,
     values: limit === undefined ? [seriesId, iso(lo), iso(hi)] : [seriesId, iso(lo), iso(hi), limit],
     rowMode: 'array',
   });

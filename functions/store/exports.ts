@@ -92,7 +92,8 @@ export async function storedCandleText(db: Queryable, seriesId: number, lo: numb
                                        coalesce(vwap::text, '')), E'\\n' ORDER BY t)
            FROM (${asOf ? `SELECT date_part('epoch', c.open_time) * 1000 AS t, c.*, c.taker_buy_volume AS tbv, c.taker_buy_quote_volume AS tbq
                  FROM (${page}) c` : `SELECT date_part('epoch', c.open_time) * 1000 AS t, c.*, x.taker_buy_volume AS tbv, x.taker_buy_quote_volume AS tbq, x.vwap
-                 FROM (${page}) c LEFT JOIN candle_extras x ON x.series_id = c.series_id AND x.open_time = c.open_time`}) c`,
+                 FROM (${page}) c LEFT JOIN candle_extras x ON x.series_id = c.series_id AND x.open_time = c.open_time
+                   AND x.series_id = $1 AND x.open_time >= $2::timestamptz AND x.open_time < $3::timestamptz`}) c`,
     values: [seriesId, iso(lo), iso(hi), limit],
     rowMode: 'array',
   });
