@@ -24,9 +24,10 @@ import { createDeadLetterScanHandler, readDeadLetterScanConfig } from '../functi
 import { createWorkerHandler, readWorkerConfig } from '../functions/backfill/worker-lambda.ts';
 import type { Exchange } from '../functions/candles/candle.ts';
 import { liveExchangeAccess } from '../functions/exchanges/access.ts';
-import type { Env } from '../functions/lambda-kit/env.ts';
+import { once, type Env } from '../functions/lambda-kit/env.ts';
 import { createMigrateHandler, readMigrateConfig } from '../functions/migrate/migrate-lambda.ts';
 import { createPullHandler, readPullConfig } from '../functions/pull/pull-lambda.ts';
+import { createPullWorkerHandler, readPullWorkerConfig } from '../functions/pull/worker-lambda.ts';
 import { createPool, readDatabaseConfig, resolveDatabaseUrl, type Db } from '../functions/store/db.ts';
 import { MIGRATIONS_DIR } from '../functions/store/migrate.ts';
 import { createWriterHandler, readWriterConfig } from '../functions/writer/writer-lambda.ts';
@@ -109,13 +110,16 @@ function buildHandler(role: FunctionRole, env: Env, shared: SharedDeps): AnyHand
     case 'writer':
       return createWriterHandler(readWriterConfig(env), { db, sqs }) as AnyHandler;
     case 'pull':
-      return createPullHandler(readPullConfig(env), { db, sqs, access, events: async () => shared.events }) as AnyHandler;
+      return createPullHandler(readPullConfig(env), { db, sqs, access }) as AnyHandler;
+    case 'pullWorker':
+      return createPullWorkerHandler(readPullWorkerConfig(env), { db, sqs, access, events: async () => shared.events }) as AnyHandler;
     case 'planner':
       return createPlannerHandler(readPlannerConfig(env), { db, sqs, access }) as AnyHandler;
     case 'worker':
       return createWorkerHandler(readWorkerConfig(env), { db, sqs, access }) as AnyHandler;
     case 'api':
-      return createApiHandler(readApiConfig(env), { db, events: async () => shared.events }) as unknown as AnyHandler;
+      // Its market routes ask the exchanges whether they list a symbol: the pipeline's exchanges, as the pulls reach them.
+      return createApiHandler(readApiConfig(env), { db, events: async () => shared.events, exchanges: once(async () => access(await db())) }) as unknown as AnyHandler;
     case 'deadLetterScan':
       return createDeadLetterScanHandler(readDeadLetterScanConfig(env), { db, sqs }) as AnyHandler;
     case 'migrate':

@@ -147,6 +147,7 @@ export class CandlekeepStack extends Stack {
       functions: {
         Writer: this.writer,
         Pull: this.ingestion.pull,
+        PullWorker: this.ingestion.worker,
         BackfillPlanner: this.backfill.planner,
         BackfillWorker: this.backfill.worker,
         DeadLetterScan: this.deadLetters.scan,
@@ -156,11 +157,14 @@ export class CandlekeepStack extends Stack {
       candlesQueue: this.candlesQueue,
       candlesDeadLetterQueue: this.deadLetterQueue,
       backfillDeadLetterQueue: this.backfill.deadLetterQueue,
+      pullWorkQueue: this.ingestion.workQueue,
+      pullDeadLetterQueue: this.ingestion.workDeadLetterQueue,
       apiStage: this.api.api.deploymentStage,
       otherAlarms: [this.ingestMonitoring.deadLetterAlarm, this.ingestMonitoring.queueAgeAlarm, this.ingestMonitoring.databaseNotConfiguredAlarm],
       alarmTopic: this.alarmTopic.topic,
     });
-    new CfnOutput(this, 'PullLogGroupName', { value: this.ingestion.pull.logGroup.logGroupName, description: 'aws logs tail <this> shows the pulls' });
+    new CfnOutput(this, 'PullLogGroupName', { value: this.ingestion.pull.logGroup.logGroupName, description: 'aws logs tail <this> shows the ticks' });
+    new CfnOutput(this, 'PullWorkerLogGroupName', { value: this.ingestion.worker.logGroup.logGroupName, description: 'aws logs tail <this> shows the pulls of each shard' });
     new CfnOutput(this, 'DashboardName', { value: this.operations.dashboard.dashboardName, description: 'CloudWatch dashboard of this stage' });
 
     // ── Outputs ───────────────────────────────────────────────────────────────

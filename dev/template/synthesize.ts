@@ -11,6 +11,7 @@ import type { CfnTemplate } from './shapes.ts';
 export const FUNCTION_ENTRIES = {
   writer: 'functions/writer/handler.ts',
   pull: 'functions/pull/handler.ts',
+  pullWorker: 'functions/pull/worker-handler.ts',
   planner: 'functions/backfill/planner-handler.ts',
   worker: 'functions/backfill/worker-handler.ts',
   api: 'functions/api/handler.ts',
@@ -65,6 +66,7 @@ export async function synthesizeCandlekeep(opts: SynthesizeOptions = {}): Promis
     const functions: Record<FunctionRole, string> = {
       writer: id(stack.writer),
       pull: id(stack.ingestion.pull),
+      pullWorker: id(stack.ingestion.worker),
       planner: id(stack.backfill.planner),
       worker: id(stack.backfill.worker),
       api: id(stack.api.handler),

@@ -32,6 +32,9 @@ export function pullGroups(): PullGroup[] {
 /** Wait after a boundary before fetching, so the exchange has closed the candle: 2 s unless configured. */
 export const DEFAULT_PULL_DELAY_MS = 2_000;
 
+/** Pull workers that may run at once (the pull-work queue's event source maximum concurrency). */
+export const DEFAULT_PULL_WORKERS = 10;
+
 const CRON_RE = /^cron\((\S+) (\S+) \* \* \? \*\)$/;
 
 /** Minute or hour field of the crons above: `*`, `N` or `0/N`. */

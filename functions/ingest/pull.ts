@@ -51,6 +51,8 @@ export interface PullResult {
   written?: number | undefined;
   /** The older part of the hole, handed to the backfill path. */
   backfill?: Range | undefined;
+  /** When the last window was handed to the sink (the clock of `access`). */
+  queuedAt?: number | undefined;
 }
 
 const registries = new WeakMap<object, SeriesRegistry>();
@@ -129,6 +131,7 @@ export async function pullRange(series: SeriesKey, range: Range, deps: PullDeps)
     const asked = coverageStart < closedEnd ? { start: coverageStart, end: closedEnd } : undefined;
     const written = await deps.sink.write(series, fetched.candles, now, asked);
     accumulate(result, fetched.candles, fetched.pages, fetched.weight, written.messages, written.written);
+    result.queuedAt = deps.access.now();
     deps.onProgress?.({ series, range: result.range, through: Math.min(window.end, to + 1), candles: result.candles });
   }
   return result;
@@ -137,6 +140,8 @@ export async function pullRange(series: SeriesKey, range: Range, deps: PullDeps)
 export interface MarketPullOutcome {
   results: PullResult[];
   failures: { series: SeriesKey; error: Error }[];
+  /** Series not started because `shouldStop` said so (the next tick pulls them). */
+  skipped: SeriesKey[];
 }
 
 /** One series a tick pulls, and the start of its market (undefined: the newest page only). */
@@ -145,16 +150,27 @@ export interface PullJob {
   start?: number | undefined;
 }
 
+export interface PullSeriesOptions {
+  /** Series pulled at once. Default 8. */
+  concurrency?: number;
+  /** Checked before each series starts: true leaves the rest unpulled (an invocation near its end). */
+  shouldStop?: () => boolean;
+}
+
 /**
  * Pulls every job, a few at a time: the governor paces each exchange, so concurrency only overlaps
  * waiting. One failing series does not stop the others; failures are returned for the caller to
  * report.
  */
-export async function pullSeries(jobs: readonly PullJob[], deps: PullDeps, options: { concurrency?: number } = {}): Promise<MarketPullOutcome> {
-  const outcome: MarketPullOutcome = { results: [], failures: [] };
+export async function pullSeries(jobs: readonly PullJob[], deps: PullDeps, options: PullSeriesOptions = {}): Promise<MarketPullOutcome> {
+  const outcome: MarketPullOutcome = { results: [], failures: [], skipped: [] };
   let next = 0;
   const worker = async () => {
     for (let job = jobs[next++]; job; job = jobs[next++]) {
+      if (options.shouldStop?.()) {
+        outcome.skipped.push(job.series);
+        continue;
+      }
       try {
         outcome.results.push(await pullLatest(job.series, { start: job.start }, deps));
       } catch (err) {

@@ -13,6 +13,7 @@ export const METRICS_NAMESPACE = 'candlekeep';
 export const SERVICES = {
   writer: 'candlekeep-writer',
   pull: 'candlekeep-pull',
+  pullWorker: 'candlekeep-pull-worker',
   planner: 'candlekeep-backfill-planner',
   worker: 'candlekeep-backfill-worker',
   api: 'candlekeep-api',

@@ -1,62 +1,81 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { setTimeout as sleep } from 'node:timers/promises';
 import middy from '@middy/core';
 import * as z from 'zod';
 import { DatabaseNotConfiguredError } from '../errors.ts';
-import type { SeriesKey } from '../candles/candle.ts';
-import type { BackfillRequest } from '../ingest/backfill-request.ts';
-import { QueueSink, type CandleSink } from '../ingest/candle-sink.ts';
+import { bucketStart, INTERVAL_MS } from '../candles/intervals.ts';
 import type { ExchangeAccess } from '../exchanges/access.ts';
-import { DEFAULT_PULL_MAX_PAGES, pullSeries } from '../ingest/pull.ts';
-import { followedSeries, recordPulls } from '../store/markets.ts';
-import { SeriesRegistry } from '../store/series.ts';
-import { DEFAULT_PULL_DELAY_MS, pullEventSchema } from '../ingest/pull-schedule.ts';
-import { bucketStart } from '../candles/intervals.ts';
+import { planShards, type PullShard } from '../ingest/pull-shards.ts';
+import { DEFAULT_PULL_DELAY_MS, DEFAULT_PULL_WORKERS, pullEventSchema } from '../ingest/pull-schedule.ts';
 import { liveExchangeDeps, type ExchangeDeps } from '../lambda-kit/container.ts';
-import { configReader, once, type Env } from '../lambda-kit/env.ts';
+import { configReader, type Env } from '../lambda-kit/env.ts';
 import { powertoolsFor, SERVICES, withPowertools } from '../lambda-kit/powertools.ts';
+import { sendMessageBodies, type SqsClient } from '../queue/send.ts';
+import { freshnessLag } from '../store/candles.ts';
+import { followedSeries, type FollowedSeries } from '../store/markets.ts';
 
 const configSchema = z
   .object({
-    CANDLES_QUEUE_URL: z.url('CANDLES_QUEUE_URL must be the URL of the candles queue'),
-    BACKFILL_BUS_NAME: z.string().min(1, 'BACKFILL_BUS_NAME must name the backfill event bus'),
-    PULL_MAX_PAGES: z.coerce.number().int().positive().default(DEFAULT_PULL_MAX_PAGES),
+    PULL_WORK_QUEUE_URL: z.url('PULL_WORK_QUEUE_URL must be the URL of the pull-work queue'),
+    /** The pull workers' maximum concurrency: shards are planned so every exchange gets its share of them. */
+    PULL_WORKERS: z.coerce.number().int().min(1).max(1000).default(DEFAULT_PULL_WORKERS),
     PULL_DELAY_MS: z.coerce.number().int().min(0).max(30_000, 'PULL_DELAY_MS must be at most 30000').default(DEFAULT_PULL_DELAY_MS),
   })
-  .transform((e) => ({ candlesQueueUrl: e.CANDLES_QUEUE_URL, backfillBusName: e.BACKFILL_BUS_NAME, maxPages: e.PULL_MAX_PAGES, delayMs: e.PULL_DELAY_MS }));
+  .transform((e) => ({ workQueueUrl: e.PULL_WORK_QUEUE_URL, workers: e.PULL_WORKERS, delayMs: e.PULL_DELAY_MS }));
 export const readPullConfig = configReader(configSchema, SERVICES.pull);
 export type PullConfig = ReturnType<typeof readPullConfig>;
 
 /** Published by a tick that found no database URL in the secret; the stack alarms on it. */
 export const DATABASE_NOT_CONFIGURED_METRIC = 'DatabaseNotConfigured';
+/** Published by every tick: followed series of its intervals whose newest closed candle is more than one interval late. */
+export const SERIES_BEHIND_METRIC = 'SeriesBehind';
+/** Published by every tick: the largest freshness lag among its series (ms), as /v1/markets reports it. */
+export const FRESHNESS_LAG_METRIC = 'FreshnessLagMax';
 
 export interface PullDeps extends ExchangeDeps {
-  /** Most ticks never hand a hole to the backfill path, so the client is made (and its SDK loaded) on first use. */
-  events: () => Promise<EventBridgeClient>;
-  sink?: CandleSink;
   /** How the tick waits for its boundary's delay to pass (tests run on a clock of their own). */
   sleep?: (ms: number) => Promise<void>;
 }
 
-/** A Lambda container's: the pool on first use, exchange access from the environment, EventBridge loaded lazily. */
+/** A Lambda container's: the pool on first use, exchange access (for its clock and budget rules) from the environment. */
 export function livePullDeps(env: Env): PullDeps {
-  return { ...liveExchangeDeps(env), events: once(async () => new (await import('@aws-sdk/client-eventbridge')).EventBridgeClient({})) };
+  return liveExchangeDeps(env);
 }
 
-/** The pull Lambda: one schedule tick → the newest candles of every followed series of its intervals, as the database lists them. */
+export interface TickResult {
+  /** Followed series of the tick's intervals. */
+  series: number;
+  /** Those whose boundary passed without their closed candle stored: sent to the workers. */
+  due: number;
+  shards: number;
+  /** Series more than one interval behind. */
+  behind: number;
+  /** The largest freshness lag among the series (ms). */
+  lagMaxMs: number;
+  skipped?: string;
+}
+
+/**
+ * How late each series is, as /v1/markets says it (`freshnessLag`); a series never stored yet is
+ * measured from when it was followed, as if its newest closed candle were the one before that.
+ */
+export function seriesLag(f: FollowedSeries, now: number): number {
+  const step = INTERVAL_MS[f.series.interval];
+  const newestClosed = f.closedThrough !== null ? f.closedThrough - step : bucketStart(f.followedAt, f.series.interval) - step;
+  return freshnessLag(newestClosed, step, now);
+}
+
+/**
+ * The pull tick: one schedule firing → the due series of its intervals (read from the database, so
+ * a market followed at runtime is pulled on the next tick), cut into shards per exchange sized to
+ * its budget and sent to the pull-work queue, where pull workers (bounded by the event source's
+ * maximum concurrency) fetch them. It also publishes how fresh every series of its intervals is.
+ */
 export function createPullHandler(config: PullConfig, deps: PullDeps) {
   const { logger, metrics } = powertoolsFor(SERVICES.pull, deps);
-  const sink = deps.sink ?? new QueueSink(deps.sqs, config.candlesQueueUrl);
   let access: ExchangeAccess | undefined;
 
-  async function requestBackfill(req: BackfillRequest): Promise<void> {
-    const [events, { putBackfillRequests }] = await Promise.all([deps.events(), import('../ingest/backfill-events.ts')]);
-    await putBackfillRequests(events, config.backfillBusName, [req]);
-    logger.info('hole handed to the backfill path', { ...req, from: new Date(req.from).toISOString(), to: new Date(req.to).toISOString() });
-  }
-
-  async function pull(event: unknown): Promise<{ series: number; candles: number; backfills: number; skipped?: string }> {
+  async function tick(event: unknown): Promise<TickResult> {
     const parsed = pullEventSchema.safeParse(event);
     if (!parsed.success) throw new Error(`pull expects {"intervals": [...]} from its schedule: ${parsed.error.issues[0]?.message}`);
     let db;
@@ -68,7 +87,7 @@ export function createPullHandler(config: PullConfig, deps: PullDeps) {
       // (its alarm says "database not configured"), not an error on every tick.
       logger.error(`database not configured, pull skipped: ${err.message}`);
       metrics.addMetric(DATABASE_NOT_CONFIGURED_METRIC, MetricUnit.Count, 1);
-      return { series: 0, candles: 0, backfills: 0, skipped: 'database not configured' };
+      return { series: 0, due: 0, shards: 0, behind: 0, lagMaxMs: 0, skipped: 'database not configured' };
     }
     access ??= deps.access(db);
     // The schedule fires at the boundary; the exchange gets `delayMs` to close the candle.
@@ -76,28 +95,34 @@ export function createPullHandler(config: PullConfig, deps: PullDeps) {
     const wait = boundary + config.delayMs - access.now();
     if (wait > 0) await (deps.sleep ?? sleep)(wait);
     const now = access.now();
-    const jobs = await followedSeries(db, parsed.data.intervals, (interval) => bucketStart(now, interval));
-    const outcome = await pullSeries(jobs, { db, access, sink, maxPages: config.maxPages, requestBackfill });
-    const ids = new Map(jobs.map((j) => [SeriesRegistry.key(j.series), j.seriesId]));
-    const idOf = (s: SeriesKey) => ids.get(SeriesRegistry.key(s))!;
-    await recordPulls(db, [
-      ...outcome.results.map((r) => ({ seriesId: idOf(r.series) })),
-      ...outcome.failures.map((f) => ({ seriesId: idOf(f.series), error: f.error.message.slice(0, 500) })),
-    ]);
-    const candles = outcome.results.reduce((n, r) => n + r.candles, 0);
-    const backfills = outcome.results.filter((r) => r.backfill).length;
-    metrics.addMetric('CandlesFetched', MetricUnit.Count, candles);
-    metrics.addMetric('SeriesFailed', MetricUnit.Count, outcome.failures.length);
-    metrics.addMetric('BackfillsRequested', MetricUnit.Count, backfills);
-    for (const f of outcome.failures) logger.error('series pull failed', { ...f.series, error: f.error.message });
-    logger.info('pull finished', { intervals: parsed.data.intervals, series: outcome.results.length, candles, backfills });
-    // Failing the invocation makes the failure count in the function's Errors metric and alarms; the
-    // next tick refetches from the watermark, so nothing is lost by not retrying this one.
-    if (outcome.failures.length > 0) {
-      throw new Error(`${outcome.failures.length} series failed: ${outcome.failures.map((f) => `${f.series.exchange} ${f.series.symbol} ${f.series.interval}: ${f.error.message}`).join('; ')}`);
+
+    const followed = await followedSeries(db, parsed.data.intervals);
+    // Due: the boundary passed and the closed candle it ended is not in the coverage ledger yet.
+    const due = followed.filter((f) => f.closedThrough === null || f.closedThrough < bucketStart(now, f.series.interval));
+    const shards = planShards(due, { rules: access.governor.rules, tick: boundary, sentAt: now, workers: config.workers });
+    if (shards.length > 0) await sendShards(deps.sqs, config.workQueueUrl, shards);
+
+    const lags = followed.map((f) => ({ f, lag: seriesLag(f, now) }));
+    const behind = lags.filter(({ f, lag }) => lag > INTERVAL_MS[f.series.interval]);
+    const lagMaxMs = Math.max(0, ...lags.map((l) => l.lag));
+    metrics.addMetric('SeriesDue', MetricUnit.Count, due.length);
+    metrics.addMetric('PullShards', MetricUnit.Count, shards.length);
+    metrics.addMetric(SERIES_BEHIND_METRIC, MetricUnit.Count, behind.length);
+    metrics.addMetric(FRESHNESS_LAG_METRIC, MetricUnit.Milliseconds, lagMaxMs);
+    if (behind.length > 0) {
+      logger.warn('series behind', {
+        behind: behind.length,
+        worst: behind.sort((a, b) => b.lag - a.lag).slice(0, 10).map(({ f, lag }) => ({ ...f.series, lagMs: lag })),
+      });
     }
-    return { series: outcome.results.length, candles, backfills };
+    logger.info('tick dispatched', { intervals: parsed.data.intervals, series: followed.length, due: due.length, shards: shards.length, behind: behind.length, lagMaxMs });
+    return { series: followed.length, due: due.length, shards: shards.length, behind: behind.length, lagMaxMs };
   }
 
-  return withPowertools(middy(pull), { logger, metrics });
+  return withPowertools(middy(tick), { logger, metrics });
+}
+
+/** Every shard, or an error naming how many were not queued (the next tick plans them again). */
+async function sendShards(sqs: SqsClient, queueUrl: string, shards: readonly PullShard[]): Promise<void> {
+  await sendMessageBodies(sqs, queueUrl, shards.map((s) => JSON.stringify(s)));
 }

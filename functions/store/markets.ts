@@ -24,6 +24,10 @@ export interface FollowedSeries {
   series: SeriesKey;
   seriesId: number;
   start: number | undefined;
+  /** Where the coverage ledger's newest range ends: the newest closed candle stored (or confirmed absent) closes there. Null before the first write. */
+  closedThrough: number | null;
+  /** When the market was last followed, paused or changed. */
+  followedAt: number;
 }
 
 export interface MarketRow {
@@ -160,14 +164,14 @@ export async function removeMarket(db: Db, exchange: Exchange, symbol: string, o
  */
 export async function followedSeries(db: Queryable, intervals?: readonly Interval[], due?: (interval: Interval) => number): Promise<FollowedSeries[]> {
   const boundaries = due ? (intervals ?? INTERVALS).map((i) => [i, due(i)] as const) : [];
-  const { rows } = await db.query<{ id: number; exchange: Exchange; symbol: string; interval: Interval; start: number | null }>(
-    `SELECT s.id, s.exchange, s.symbol, s.interval, ${ms('m.start_time')} AS start
+  const { rows } = await db.query<{ id: number; exchange: Exchange; symbol: string; interval: Interval; start: number | null; closed: number | null; followed: number }>(
+    `SELECT s.id, s.exchange, s.symbol, s.interval, ${ms('m.start_time')} AS start, ${ms('k.range_end')} AS closed, ${ms('m.updated_at')} AS followed
      FROM market_series ms JOIN series s ON s.id = ms.series_id
      JOIN markets m ON m.exchange = ms.exchange AND m.symbol = ms.symbol
      LEFT JOIN unnest($2::text[], $3::float8[]) AS b(interval, boundary) ON b.interval = s.interval
+     LEFT JOIN LATERAL (SELECT c.range_end FROM coverage c WHERE c.series_id = s.id ORDER BY c.range_start DESC LIMIT 1) k ON true
      WHERE m.removed_at IS NULL AND NOT m.paused AND ($1::text[] IS NULL OR s.interval = ANY($1::text[]))
-       AND (NOT $4 OR coalesce((SELECT c.range_end FROM coverage c WHERE c.series_id = s.id ORDER BY c.range_start DESC LIMIT 1), '-infinity')
-                      < ${ts('b.boundary')})
+       AND (NOT $4 OR coalesce(k.range_end, '-infinity') < ${ts('b.boundary')})
      ORDER BY s.exchange, s.symbol, s.interval`,
     [intervals ?? null, boundaries.map(([i]) => i), boundaries.map(([, b]) => b), due !== undefined],
   );
@@ -175,6 +179,8 @@ export async function followedSeries(db: Queryable, intervals?: readonly Interva
     series: { exchange: r.exchange, symbol: r.symbol, interval: r.interval },
     seriesId: r.id,
     start: r.start === null ? undefined : Number(r.start),
+    closedThrough: r.closed === null ? null : Math.round(Number(r.closed)),
+    followedAt: Math.round(Number(r.followed)),
   }));
 }
 

@@ -47,6 +47,11 @@ export class SeriesRegistry {
     return out;
   }
 
+  /** An id known from elsewhere (a pull shard carries its series' ids), so resolving it costs no query. */
+  remember(series: SeriesKey, id: number): void {
+    this.ids.set(seriesKey(series), id);
+  }
+
   static key = seriesKey;
 }
 

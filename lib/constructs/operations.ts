@@ -7,12 +7,15 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { METRICS_NAMESPACE, SERVICES } from '../../functions/lambda-kit/powertools.ts';
+import { FRESHNESS_LAG_METRIC, SERIES_BEHIND_METRIC } from '../../functions/pull/pull-lambda.ts';
 
 const FIVE_MINUTES = Duration.minutes(5);
 /** API answers slower than this at the 99th percentile for 15 minutes mean the database or the function struggles. */
 export const API_P99_LATENCY_MS = 5_000;
 /** 5xx answers in five minutes that are worth waking someone for (one is a blip). */
 export const API_5XX_PER_5_MINUTES = 5;
+/** Minutes in a row with a series behind (or no tick at all) before the freshness alarm fires. */
+export const FRESHNESS_ALARM_MINUTES = 3;
 
 export interface OperationsProps {
   /** Every function of the stack, by the name its alarms and dashboard use. */
@@ -20,6 +23,9 @@ export interface OperationsProps {
   readonly candlesQueue: sqs.IQueue;
   readonly candlesDeadLetterQueue: sqs.IQueue;
   readonly backfillDeadLetterQueue: sqs.IQueue;
+  /** The pull ticks' shards on their way to the pull workers, and the ones no worker could read. */
+  readonly pullWorkQueue: sqs.IQueue;
+  readonly pullDeadLetterQueue: sqs.IQueue;
   readonly apiStage: apigw.Stage;
   /** Alarms made elsewhere (the write path's), shown on the dashboard with these. */
   readonly otherAlarms: readonly cloudwatch.IAlarm[];
@@ -39,14 +45,15 @@ const candlekeepMetric = (metricName: string, service: string, statistic: string
   new cloudwatch.Metric({ namespace: METRICS_NAMESPACE, metricName, dimensionsMap: { service }, statistic, period: Duration.minutes(1), label });
 
 /**
- * Running it: an Errors and a Throttles alarm per function, the backfill dead-letter queue, API
- * 5xx and p99 latency, all sent to the alarm topic, and one dashboard with the ingest rate, the
- * writer's batch latency, the candles queue's depth and age, the dead-letter queues, the API and
- * every alarm's state.
+ * Running it: an Errors and a Throttles alarm per function, freshness (a followed series behind),
+ * the backfill and pull dead-letter queues, API 5xx and p99 latency, all sent to the alarm topic,
+ * and one dashboard with freshness, the ingest rate, the writer's batch latency, the queues'
+ * depth and age, the dead-letter queues, the API and every alarm's state.
  */
 export class Operations extends Construct {
   public readonly alarms: cloudwatch.Alarm[] = [];
   public readonly dashboard: cloudwatch.Dashboard;
+  public readonly freshnessAlarm: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: OperationsProps) {
     super(scope, id);
@@ -94,6 +101,42 @@ export class Operations extends Construct {
       }),
     );
 
+    add(
+      new cloudwatch.Alarm(this, 'PullDeadLetters', {
+        alarmDescription:
+          'Pull shards reached the pull dead-letter queue: messages on the pull-work queue no pull worker could read (a bug, or a ' +
+          'mismatched deploy). Nothing is lost: every tick plans the due series again. Read the messages and the pull worker log.',
+        metric: props.pullDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM }),
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    );
+
+    // Every tick publishes how many followed series are more than one interval behind; the
+    // every-minute schedule always ticks, so a minute without the metric means pulls stopped.
+    const seriesBehind = candlekeepMetric(SERIES_BEHIND_METRIC, SERVICES.pull, cloudwatch.Stats.MAXIMUM, 'series behind');
+    this.freshnessAlarm = new cloudwatch.Alarm(this, 'SeriesBehind', {
+      alarmDescription:
+        `A followed series has been more than one interval behind for ${FRESHNESS_ALARM_MINUTES} minutes (or no pull tick ran): its newest ` +
+        'closed candle is not stored. `candlekeep markets` (or GET /v1/markets) shows which series lag and their last pull error; the ' +
+        'pull worker log says why (exchange refusing or banning, unknown symbol, database down). The pull log names the worst series.',
+      metric: new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: SERIES_BEHIND_METRIC,
+        dimensionsMap: { service: SERVICES.pull },
+        statistic: cloudwatch.Stats.MAXIMUM,
+        period: Duration.minutes(1),
+      }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: FRESHNESS_ALARM_MINUTES,
+      datapointsToAlarm: FRESHNESS_ALARM_MINUTES,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+    add(this.freshnessAlarm);
+
     // Unlabelled for the alarms (a label would turn them into metric-math alarms); labelled on the dashboard.
     const api5xx = props.apiStage.metricServerError({ period: FIVE_MINUTES, statistic: cloudwatch.Stats.SUM });
     const api4xx = props.apiStage.metricClientError({ period: FIVE_MINUTES, statistic: cloudwatch.Stats.SUM, label: '4xx' });
@@ -131,9 +174,34 @@ export class Operations extends Construct {
     });
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
+        title: 'Freshness',
+        left: [
+          candlekeepMetric(FRESHNESS_LAG_METRIC, SERVICES.pull, cloudwatch.Stats.MAXIMUM, 'largest lag of a series (ms)'),
+          candlekeepMetric('PullFreshness', SERVICES.pullWorker, cloudwatch.Stats.MAXIMUM, 'candle close to queued (ms)'),
+        ],
+        right: [seriesBehind],
+        width: 12,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Pull fan-out',
+        left: [
+          candlekeepMetric('SeriesDue', SERVICES.pull, cloudwatch.Stats.SUM, 'series due'),
+          candlekeepMetric('SeriesPulled', SERVICES.pullWorker, cloudwatch.Stats.SUM, 'pulled'),
+          candlekeepMetric('SeriesFailed', SERVICES.pullWorker, cloudwatch.Stats.SUM, 'failed'),
+          candlekeepMetric('SeriesSkipped', SERVICES.pullWorker, cloudwatch.Stats.SUM, 'skipped'),
+        ],
+        right: [
+          props.pullWorkQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM, label: 'shards waiting' }),
+          props.pullWorkQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM, label: 'oldest shard age (s)' }),
+        ],
+        width: 12,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
         title: 'Ingest rate (candles per minute)',
         left: [
-          candlekeepMetric('CandlesFetched', SERVICES.pull, cloudwatch.Stats.SUM, 'fetched by pulls'),
+          candlekeepMetric('CandlesFetched', SERVICES.pullWorker, cloudwatch.Stats.SUM, 'fetched by pulls'),
           candlekeepMetric('CandlesWritten', SERVICES.writer, cloudwatch.Stats.SUM, 'written'),
           candlekeepMetric('CandlesUnchanged', SERVICES.writer, cloudwatch.Stats.SUM, 'unchanged (redelivered)'),
         ],
@@ -160,6 +228,7 @@ export class Operations extends Construct {
         left: [
           props.candlesDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM, label: 'candles' }),
           props.backfillDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM, label: 'backfill' }),
+          props.pullDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM, label: 'pull' }),
         ],
         width: 12,
       }),

@@ -80,7 +80,7 @@ describe('event source mapping', () => {
     expect(writerMapping().Properties).toMatchObject({
       EventSourceArn: { 'Fn::GetAtt': [logicalId(synth.stack.candlesQueue.node.defaultChild), 'Arn'] },
       BatchSize: 100,
-      MaximumBatchingWindowInSeconds: 5,
+      MaximumBatchingWindowInSeconds: 1,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
       ScalingConfig: { MaximumConcurrency: 5 },
     });

@@ -37,14 +37,15 @@ function pullSchedules(of: SynthesizedStack): CfnResource[] {
 }
 
 describe('pull function and its schedules', () => {
-  it('runs the bundled `handler` export with the queue, bus and secret it reads at start-up, and no market list', () => {
+  it('runs the bundled `handler` export with the pull-work queue, worker count and secret it reads at start-up, and no market list', () => {
     const pull = synth.stack.ingestion.pull;
     expect(exportedNames(pull)).toContain('handler');
     const fn = resource(pull);
     expect(fn.Properties).toMatchObject({ Handler: 'index.handler', Runtime: 'nodejs24.x', Timeout: 50 });
     const vars = (fn.Properties?.Environment as { Variables: Record<string, unknown> }).Variables;
-    expect(vars.CANDLES_QUEUE_URL).toEqual({ Ref: logicalId(synth.stack.candlesQueue) });
-    expect(vars.BACKFILL_BUS_NAME).toEqual({ Ref: logicalId(synth.stack.backfill.bus) });
+    expect(vars.PULL_WORK_QUEUE_URL).toEqual({ Ref: logicalId(synth.stack.ingestion.workQueue) });
+    // Shards are planned for as many workers as the event source lets run.
+    expect(vars.PULL_WORKERS).toBe('10');
     // The followed markets live in PostgreSQL: no environment size limit on how many.
     expect(vars.MARKETS).toBeUndefined();
     expect(vars.DATABASE_SECRET_ARN).toEqual({ Ref: logicalId(synth.stack.databaseSecret) });
@@ -101,13 +102,14 @@ describe('pull function and its schedules', () => {
     });
   });
 
-  it('may only send to the candles queue, put events on the backfill bus and read the database secret', () => {
+  it('may only send shards to the pull-work queue and read the database secret', () => {
     const statements = roleStatements(synth.stack.ingestion.pull);
-    expect(actionsOn(statements, { 'Fn::GetAtt': [logicalId(synth.stack.candlesQueue), 'Arn'] })).toEqual(['sqs:SendMessage']);
-    expect(actionsOn(statements, { 'Fn::GetAtt': [logicalId(synth.stack.backfill.bus), 'Arn'] })).toEqual(['events:PutEvents']);
+    expect(actionsOn(statements, { 'Fn::GetAtt': [logicalId(synth.stack.ingestion.workQueue), 'Arn'] })).toEqual(['sqs:SendMessage']);
+    expect(actionsOn(statements, { 'Fn::GetAtt': [logicalId(synth.stack.candlesQueue), 'Arn'] })).toEqual([]);
     expect(actionsOn(statements, { Ref: logicalId(synth.stack.databaseSecret) })).toEqual(['secretsmanager:GetSecretValue']);
     const all = statements.flatMap((s) => asArray(s.Action));
     expect(all.filter((a) => a.startsWith('sqs:'))).toEqual(['sqs:SendMessage']);
+    expect(all.filter((a) => a.startsWith('events:'))).toEqual([]);
   });
 
   it('synthesizes a seed list far larger than a function environment could carry, keeping it out of every environment', () => {
@@ -116,6 +118,62 @@ describe('pull function and its schedules', () => {
     expect(other.stack.markets).toHaveLength(400);
     expect(JSON.stringify(other.template.toJSON())).not.toContain('COIN399/USDT');
   }, 180_000);
+});
+
+describe('pull fan-out: pull-work queue and pull workers', () => {
+  it('feeds the pull workers one shard per invocation, at most ten at once, with no batching window and no reserved concurrency', () => {
+    const worker = synth.stack.ingestion.worker;
+    expect(exportedNames(worker)).toContain('handler');
+    expect(resource(worker).Properties).toMatchObject({ Handler: 'index.handler', Runtime: 'nodejs24.x', Timeout: 60 });
+    // New accounts refuse any reservation: the event source's maximum concurrency is the bound.
+    expect(resource(worker).Properties).not.toHaveProperty('ReservedConcurrentExecutions');
+    const mappings = Object.values(synth.template.findResources('AWS::Lambda::EventSourceMapping')).filter(
+      (m) => JSON.stringify((m as CfnResource).Properties?.FunctionName) === JSON.stringify({ Ref: logicalId(worker) }),
+    ) as CfnResource[];
+    expect(mappings).toHaveLength(1);
+    expect(mappings[0]!.Properties).toMatchObject({
+      EventSourceArn: { 'Fn::GetAtt': [logicalId(synth.stack.ingestion.workQueue), 'Arn'] },
+      BatchSize: 1,
+      ScalingConfig: { MaximumConcurrency: 10 },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    expect(mappings[0]!.Properties).not.toHaveProperty('MaximumBatchingWindowInSeconds');
+  });
+
+  it('keeps a shard invisible for six worker timeouts and dead-letters one no worker could read after five receives', () => {
+    expect(resource(synth.stack.ingestion.workQueue).Properties).toMatchObject({
+      VisibilityTimeout: 360,
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [logicalId(synth.stack.ingestion.workDeadLetterQueue), 'Arn'] }, maxReceiveCount: 5 },
+    });
+  });
+
+  it('gives the worker the candles queue, bus and secret it reads at start-up, and only the sends and events it makes', () => {
+    const vars = (resource(synth.stack.ingestion.worker).Properties?.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(vars).toMatchObject({
+      CANDLES_QUEUE_URL: { Ref: logicalId(synth.stack.candlesQueue) },
+      BACKFILL_BUS_NAME: { Ref: logicalId(synth.stack.backfill.bus) },
+      DATABASE_SECRET_ARN: { Ref: logicalId(synth.stack.databaseSecret) },
+    });
+    const statements = roleStatements(synth.stack.ingestion.worker);
+    expect(actionsOn(statements, { 'Fn::GetAtt': [logicalId(synth.stack.candlesQueue), 'Arn'] })).toEqual(['sqs:SendMessage']);
+    expect(actionsOn(statements, { 'Fn::GetAtt': [logicalId(synth.stack.backfill.bus), 'Arn'] })).toEqual(['events:PutEvents']);
+    const work = actionsOn(statements, { 'Fn::GetAtt': [logicalId(synth.stack.ingestion.workQueue), 'Arn'] });
+    expect(work).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage']));
+    expect(work).not.toContain('sqs:SendMessage');
+    expect(work).not.toContain('sqs:PurgeQueue');
+  });
+
+  it("keeps the writer's batching window on the live path to one second", () => {
+    synth.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: logicalId(synth.stack.writer) },
+      EventSourceArn: { 'Fn::GetAtt': [logicalId(synth.stack.candlesQueue), 'Arn'] },
+      BatchSize: 100,
+      MaximumBatchingWindowInSeconds: 1,
+    });
+    // The window is added to the candles queue's visibility timeout, so a batch being gathered cannot reappear.
+    expect(resource(synth.stack.candlesQueue).Properties).toMatchObject({ VisibilityTimeout: 361 });
+  });
 });
 
 describe('backfill path', () => {

@@ -21,7 +21,7 @@ const alarms = () => Object.values(template.findResources('AWS::CloudWatch::Alar
 describe('alarms', () => {
   it('has an Errors and a Throttles alarm on every function of candlekeep (not CDK\'s deploy-time copier)', () => {
     const functionIds = stack.node.findAll().filter((c) => c instanceof CandlekeepFunction).map((f) => stack.getLogicalId(f.node.defaultChild as never));
-    expect(functionIds.length).toBe(7);
+    expect(functionIds.length).toBe(8);
     for (const id of functionIds) {
       for (const metric of ['Errors', 'Throttles']) {
         const found = alarms().filter(
@@ -40,6 +40,30 @@ describe('alarms', () => {
     expect(found[0]).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
   });
 
+  it('alarms on anything in the pull dead-letter queue', () => {
+    const dlq = { 'Fn::GetAtt': [stack.getLogicalId(stack.ingestion.workDeadLetterQueue.node.defaultChild as never), 'QueueName'] };
+    const found = alarms().filter((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible' && JSON.stringify(a.Dimensions).includes(JSON.stringify(dlq)));
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
+  });
+
+  it('fires when a followed series stays behind for three minutes, or when no tick publishes freshness at all', () => {
+    const found = alarms().filter((a) => a.Namespace === 'candlekeep' && a.MetricName === 'SeriesBehind');
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({
+      Dimensions: [{ Name: 'service', Value: 'candlekeep-pull' }],
+      Statistic: 'Maximum',
+      Period: 60,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 3,
+      // The every-minute schedule always ticks: silence means the pulls stopped.
+      TreatMissingData: 'breaching',
+    });
+    expect(String(found[0]!.AlarmDescription)).toMatch(/candlekeep markets/);
+  });
+
   it('alarms on API 5xx answers and on p99 latency of the stage', () => {
     const five = alarms().find((a) => a.Namespace === 'AWS/ApiGateway' && a.MetricName === '5XXError');
     expect(five).toMatchObject({ Statistic: 'Sum', Threshold: 5, ComparisonOperator: 'GreaterThanOrEqualToThreshold' });
@@ -49,7 +73,7 @@ describe('alarms', () => {
   });
 
   it('sends every alarm, firing and clearing, to the alarm topic', () => {
-    expect(alarms().length).toBeGreaterThanOrEqual(7 * 2 + 6);
+    expect(alarms().length).toBeGreaterThanOrEqual(8 * 2 + 8);
     for (const a of alarms()) {
       expect(a.AlarmActions, String(a.AlarmDescription)).toEqual([topicRef]);
       expect(a.OKActions).toEqual([topicRef]);
@@ -68,9 +92,14 @@ describe('dashboard', () => {
     expect(dashboards).toHaveLength(1);
     expect(dashboards[0]!.Properties?.DashboardName).toBe('Candlekeep-dev');
     const body = JSON.stringify(dashboards[0]!.Properties?.DashboardBody);
-    for (const title of ['Ingest rate', 'Writer batch latency', 'Candles queue', 'Dead-letter queues', 'API latency', 'API errors', 'Function errors', 'Function throttles', 'Alarms']) {
+    for (const title of ['Freshness', 'Pull fan-out', 'Ingest rate', 'Writer batch latency', 'Candles queue', 'Dead-letter queues', 'API latency', 'API errors', 'Function errors', 'Function throttles', 'Alarms']) {
       expect(body, title).toContain(`\\"title\\":\\"${title}`);
     }
-    for (const metric of ['CandlesWritten', 'CandlesFetched', 'BatchLatency', 'ApproximateAgeOfOldestMessage', '5XXError', 'Latency']) expect(body, metric).toContain(metric);
+    for (const metric of ['FreshnessLagMax', 'SeriesBehind', 'PullFreshness', 'SeriesDue', 'SeriesFailed', 'CandlesWritten', 'CandlesFetched', 'BatchLatency', 'ApproximateAgeOfOldestMessage', '5XXError', 'Latency']) {
+      expect(body, metric).toContain(metric);
+    }
+    // The freshness alarm shows among the others.
+    const freshness = stack.getLogicalId(stack.operations.freshnessAlarm.node.defaultChild as never);
+    expect(body).toContain(freshness);
   });
 });

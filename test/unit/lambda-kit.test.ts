@@ -4,6 +4,7 @@ import { readWorkerConfig } from '../../functions/backfill/worker-lambda.ts';
 import { ConfigError } from '../../functions/lambda-kit/env.ts';
 import { parseSqsEvent } from '../../functions/lambda-kit/sqs-event.ts';
 import { readPullConfig } from '../../functions/pull/pull-lambda.ts';
+import { readPullWorkerConfig } from '../../functions/pull/worker-lambda.ts';
 import { readWriterConfig } from '../../functions/writer/writer-lambda.ts';
 
 describe('reading a function configuration from its environment', () => {
@@ -28,11 +29,11 @@ describe('reading a function configuration from its environment', () => {
       }),
     ).toMatchObject({ poolMax: 8, corsOrigins: ['https://a.example', 'https://b.example'], statementTimeoutMs: 5000, dbSessions: 12 });
     expect(() => readApiConfig({ CANDLEKEEP_API_STATEMENT_TIMEOUT_MS: '30000' })).toThrow(/below the gateway limit/);
-    const pull = readPullConfig({
-      CANDLES_QUEUE_URL: 'https://sqs.example/candles',
-      BACKFILL_BUS_NAME: 'bus',
-    });
-    expect(pull).toEqual({ candlesQueueUrl: 'https://sqs.example/candles', backfillBusName: 'bus', maxPages: 5, delayMs: 2000 });
+    expect(readPullConfig({ PULL_WORK_QUEUE_URL: 'https://sqs.example/pull-work' })).toEqual({ workQueueUrl: 'https://sqs.example/pull-work', workers: 10, delayMs: 2000 });
+    expect(() => readPullConfig({ PULL_WORK_QUEUE_URL: 'https://sqs.example/pull-work', PULL_WORKERS: '0' })).toThrow(/candlekeep-pull configuration: PULL_WORKERS/);
+    const worker = readPullWorkerConfig({ CANDLES_QUEUE_URL: 'https://sqs.example/candles', BACKFILL_BUS_NAME: 'bus' });
+    expect(worker).toEqual({ candlesQueueUrl: 'https://sqs.example/candles', backfillBusName: 'bus', maxPages: 5, stopMarginMs: 10_000 });
+    expect(() => readPullWorkerConfig({ BACKFILL_BUS_NAME: 'bus' })).toThrow(/CANDLES_QUEUE_URL/);
   });
 });
 

@@ -1,14 +1,13 @@
-import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { INTERVAL_MS } from '../../../functions/candles/intervals.ts';
 import { liveExchangeAccess } from '../../../functions/exchanges/access.ts';
 import { applySeed } from '../../../functions/markets/seed.ts';
 import { DirectSink } from '../../../functions/ingest/candle-sink.ts';
-import { createPullHandler, readPullConfig } from '../../../functions/pull/pull-lambda.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
 import { followedSeries } from '../../../functions/store/markets.ts';
 import { runCli } from '../../support/cli.ts';
+import { runTick } from '../../support/pull.ts';
 import { testSqs } from '../../support/sqs.ts';
 import type { CandleRow } from '../../../functions/candles/candle-batch.ts';
 import { API_KEY, useApi, walk } from './support.ts';
@@ -29,19 +28,21 @@ const follow = (markets: object[]) => api.call('POST', '/v1/markets', { body: { 
 const series = async (exchange: string, symbol: string) =>
   ((await api.get('/v1/markets', { exchange, symbol })).body as { markets: Record<string, unknown>[] }).markets;
 
-/** One scheduled tick of the pull Lambda over the file's database, writing straight to it. */
+/**
+ * One scheduled tick over the file's database: the tick's shards through a pull-work queue to the
+ * pull worker, writing straight to it. Returns the series it found due and the candles it added.
+ */
 async function tick(intervals: string[]): Promise<{ series: number; candles: number }> {
-  const pull = createPullHandler(readPullConfig({ CANDLES_QUEUE_URL: 'https://sqs.example/unused', BACKFILL_BUS_NAME: 'unused', PULL_DELAY_MS: '0' }), {
+  const count = async () => Number((await api.pool.query<{ n: string }>('SELECT count(*) AS n FROM candles')).rows[0]?.n ?? 0);
+  const before = await count();
+  const run = await runTick(intervals, {
     db: async () => api.pool,
     sqs: testSqs(),
     access: (db) => liveExchangeAccess(db, Object.fromEntries(Object.entries(fake.baseUrls).map(([e, url]) => [`CANDLEKEEP_${e.toUpperCase()}_URL`, url]))),
-    events: async () => {
-      throw new Error('no backfill expected: new markets without a start fetch the newest page only');
-    },
     sink: new DirectSink(api.pool, new CandleStore()),
   });
-  const context = { awsRequestId: 'tick', functionName: 'pull', getRemainingTimeInMillis: () => 50_000 } as unknown as Context;
-  return (await pull({ intervals }, context)) as { series: number; candles: number };
+  expect(run.responses.flatMap((r) => r.batchItemFailures)).toEqual([]);
+  return { series: run.tick.due, candles: (await count()) - before };
 }
 
 describe('following markets through the API', () => {

@@ -108,6 +108,31 @@ describe('the local pipeline end to end (LocalStack + PostgreSQL + fake exchange
     expect(errors).toEqual([]);
   });
 
+  it('a market followed through the API at runtime is pulled on the next tick, through the pull-work queue and its workers, with no redeploy', async () => {
+    const followed = await fetch(`${local.server.url}/v1/markets`, {
+      method: 'POST',
+      headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({ markets: [{ exchange: 'okx', symbol: 'SOL/USDT', intervals: ['1m'] }] }),
+    });
+    expect(followed.status, await followed.clone().text()).toBe(201);
+    const workQueue = local.deployment.resolve(local.functions.functions.find((f) => f.role === 'pull')!.environment.PULL_WORK_QUEUE_URL!);
+    const workerRuns = () => local.pipeline.runnerStats().pullWorker?.batches ?? 0;
+    const before = workerRuns();
+
+    await local.pipeline.tick();
+    // A new market without a start: the newest page (OKX serves 300 rows), forming candle included.
+    const forming = bucketStart(frozenAt, '1m');
+    const expected = fake.expected('okx', 'SOL/USDT', '1m', forming - 299 * 60_000, frozenAt).map(asStored);
+    expect(expected).toHaveLength(300);
+    await pollUntil(
+      async () => (await queueDepth(local.sqs, workQueue)) === 0 && (await drained()) && (await apiCandles('okx', 'SOL/USDT', '1m', forming - 400 * 60_000, frozenAt + HOUR)).length === expected.length,
+      { timeoutMs: 45_000, intervalMs: 500, description: 'the new market to reach the API' },
+    );
+    expect(await apiCandles('okx', 'SOL/USDT', '1m', forming - 400 * 60_000, frozenAt + HOUR)).toEqual(expected);
+    expect(workerRuns()).toBeGreaterThan(before);
+    expect(errors).toEqual([]);
+  });
+
   it('a backfill request on the bus flows through the rule, planner, work queue, worker and candles queue, and out of the API unchanged', async () => {
     const from = Date.UTC(2025, 0, 1);
     const to = Date.UTC(2025, 0, 15);

@@ -32,6 +32,8 @@ import { testPool, uniqueName } from '../../support/db.ts';
 import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { containerPool, testWriter, type SqsHandler } from '../../support/handlers.ts';
 import { pollUntil } from '../../support/poll.ts';
+import { runTick } from '../../support/pull.ts';
+import { parseCandleBatch } from '../../../functions/candles/candle-batch.ts';
 import { createQueues, drain, queueDepth, testSqs, type TestQueues } from '../../support/sqs.ts';
 import { asStored, resetSeries, storedCandles } from './support.ts';
 
@@ -178,28 +180,23 @@ describe('the pull Lambda', () => {
     await resetSeries(db, [series]);
     const candles = await createQueues(sqs);
     const start = Date.now() - 30 * 86_400_000;
-    const config = readPullConfig({
-      CANDLES_QUEUE_URL: candles.queueUrl,
-      BACKFILL_BUS_NAME: busName,
-    });
-    // The pull reads the followed markets from its database: one of its own, following only this market.
+    // The tick reads the followed markets from its database: one of its own, following only this market.
     const scratch = await scratchDatabase('ck_pull');
     const pool = containerPool(scratch.url);
     try {
       await followMarkets(await pool.db(), [{ exchange: 'coinbase', symbol: 'BTC/USD', intervals: ['5m'], start }]);
-      const pull = createPullHandler(config, {
-        db: pool.db,
-        sqs,
-        access: (handlerDb) => liveExchangeAccess(handlerDb, { CANDLEKEEP_COINBASE_URL: fake.baseUrls.coinbase }),
-        events: async () => events,
-      });
+      const access = (handlerDb: Db) => liveExchangeAccess(handlerDb, { CANDLEKEEP_COINBASE_URL: fake.baseUrls.coinbase });
+      const pull = createPullHandler(readPullConfig({ PULL_WORK_QUEUE_URL: candles.queueUrl }), { db: pool.db, sqs, access });
       const context = { awsRequestId: 'pull-1', functionName: 'pull', getRemainingTimeInMillis: () => 50_000 } as unknown as Context;
       await expect(pull({ bad: true }, context)).rejects.toThrow(/pull expects \{"intervals": \[...\]\}/);
-      const result = await pull({ intervals: ['5m'] }, context);
+
+      const run = await runTick(['5m'], { db: pool.db, sqs, access, candlesQueueUrl: candles.queueUrl, backfillBusName: busName, events: async () => events });
+      expect(run.tick).toMatchObject({ series: 1, due: 1, shards: 1 });
+      expect(run.responses).toEqual([{ batchItemFailures: [] }]);
       // Five pages of 300 buckets inline (the forming one included), the rest handed over.
-      expect(result).toMatchObject({ series: 1, backfills: 1, candles: 1500 });
-      const queued = await drain(sqs, candles.queueUrl, 1, 5_000);
-      expect(queued.length).toBeGreaterThan(0);
+      const queued = await drain(sqs, candles.queueUrl, 5, 5_000);
+      const rows = queued.map((m) => parseCandleBatch(m.Body!)).flatMap((p) => (p.ok ? p.batch.rows : []));
+      expect(rows).toHaveLength(1500);
       const requests = (await drain(sqs, target.queueUrl, 10, 3_000)).map((m) => backfillEventSchema.safeParse(JSON.parse(m.Body!)));
       const ours = requests.flatMap((r) => (r.success && r.data.detail.exchange === 'coinbase' ? [r.data.detail] : []));
       expect(ours).toEqual([{ ...series, from: Math.ceil(start / 300_000) * 300_000, to: expect.any(Number), requestedBy: 'pull' }]);
@@ -222,11 +219,7 @@ describe('the pull Lambda', () => {
     const writes = streams.map((s) => s.write.bind(s));
     const restore = () => streams.forEach((s, i) => (s.write = writes[i]!));
     try {
-      const config = readPullConfig({
-        CANDLES_QUEUE_URL: candles.queueUrl,
-        BACKFILL_BUS_NAME: busName,
-        MARKETS: JSON.stringify([{ exchange: 'coinbase', symbol: 'BTC/USD', intervals: ['5m'], start: '2024-01-01' }]),
-      });
+      const config = readPullConfig({ PULL_WORK_QUEUE_URL: candles.queueUrl });
       // The container's own dependencies, reading the secret as in AWS.
       const deps = liveExchangeDeps({ DATABASE_SECRET_ARN: secret.ARN, CANDLEKEEP_WS_PROXY: process.env.CANDLEKEEP_WS_PROXY });
       // The test run turns metrics off (POWERTOOLS_METRICS_DISABLED); this one publishes, as in AWS.
@@ -234,7 +227,7 @@ describe('the pull Lambda', () => {
       process.env.POWERTOOLS_METRICS_DISABLED = 'false';
       const metrics = createMetrics(SERVICES.pull);
       process.env.POWERTOOLS_METRICS_DISABLED = disabled;
-      const pull = createPullHandler(config, { ...deps, sqs, metrics, events: async () => events });
+      const pull = createPullHandler(config, { ...deps, sqs, metrics });
       const context = { awsRequestId: 'pull-unconfigured', functionName: 'pull', getRemainingTimeInMillis: () => 50_000 } as unknown as Context;
       streams.forEach((s, i) => {
         s.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
@@ -244,7 +237,7 @@ describe('the pull Lambda', () => {
       });
       const result = await pull({ intervals: ['5m'] }, context);
       restore();
-      expect(result).toEqual({ series: 0, candles: 0, backfills: 0, skipped: 'database not configured' });
+      expect(result).toEqual({ series: 0, due: 0, shards: 0, behind: 0, lagMaxMs: 0, skipped: 'database not configured' });
       const lines = printed.join('').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
       const logged = lines.filter((l) => String(l.message ?? '').startsWith('database not configured'));
       expect(logged).toHaveLength(1);
