@@ -14,7 +14,9 @@
  * Binance's minute lasts one second), and Retry-After is then sent in fractional seconds. With
  * `enforceLimits: false` nothing is limited and Binance sends no X-MBX-USED-WEIGHT-1M. Only
  * candlekeep's intervals are served; other valid exchange intervals get the exchange's "bad
- * interval" answer. Each exchange is one venue module beside this one.
+ * interval" answer. `latencyMs: [min, max]` holds every answer for a random time in that range
+ * (seeded), as a real exchange's round trip would; limits count the request when it arrives. Each
+ * exchange is one venue module beside this one.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -47,6 +49,8 @@ export interface FakeExchangeOptions {
   listedAt?: number | Partial<Record<Exchange, number>> | ((exchange: Exchange, symbol: string) => number | undefined);
   /** Buckets without trades: Coinbase omits them, Kraken serves flat candles with count 0; others ignore this. */
   holes?: (openTime: number, series: { exchange: Exchange; symbol: string; interval: Interval }) => boolean;
+  /** Each answer is sent after a random delay in [min, max] ms (real time); default none. */
+  latencyMs?: readonly [number, number];
 }
 
 export interface RequestRecord {
@@ -82,6 +86,19 @@ const NO_ENDPOINT: Answer = { status: 404, body: '{"error":"no such endpoint"}',
 
 export async function startFakeExchange(options: FakeExchangeOptions = {}): Promise<FakeExchange> {
   let clock = options.now ?? Date.now;
+  const [minLatency, maxLatency] = options.latencyMs ?? [0, 0];
+  if (!(minLatency >= 0 && maxLatency >= minLatency)) throw new RangeError(`latencyMs must be [min, max] with 0 <= min <= max, got [${minLatency}, ${maxLatency}]`);
+  // A seeded generator, so a run's delays are the same every time (mulberry32).
+  let latencyState = (options.seed ?? 1) * 0x9e3779b1;
+  const nextLatency = (): number => {
+    if (maxLatency === 0) return 0;
+    latencyState = (latencyState + 0x6d2b79f5) | 0;
+    let t = latencyState;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    const unit = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return minLatency + unit * (maxLatency - minLatency);
+  };
   const timeScale = options.timeScale ?? 1;
   const gen = new SeriesGenerator(options.seed ?? 1);
   const limits = <K extends keyof FakeLimits>(key: K): FakeLimits[K] => ({ ...FAKE_LIMITS[key], ...options.limits?.[key] });
@@ -158,6 +175,15 @@ export async function startFakeExchange(options: FakeExchangeOptions = {}): Prom
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
+    const delay = nextLatency();
+    if (delay > 0) {
+      // The exchange counts the request as it arrives; the answer travels back later.
+      const end = res.end.bind(res);
+      res.end = ((...args: Parameters<typeof res.end>) => {
+        setTimeout(() => end(...args), delay);
+        return res;
+      }) as typeof res.end;
+    }
     const url = new URL(req.url ?? '/', 'http://fake');
     const [, first = '', ...rest] = url.pathname.split('/');
     const ex = EXCHANGES.find((e) => e === first);

@@ -88,6 +88,22 @@ describe('fake exchange wire behaviour', () => {
     expect(ahead.result.XXBTZUSD?.map((r) => r[0])).toEqual([CURRENT / 1000]);
   });
 
+  it('holds each answer for the latency asked for, counting the request when it arrives', async () => {
+    const slow = await startFakeExchange({ now: () => NOW, enforceLimits: false, latencyMs: [120, 150] });
+    try {
+      const url = `${slow.baseUrls.bybit}/v5/market/kline?category=spot&symbol=BTCUSDT&interval=1&limit=2`;
+      const started = performance.now();
+      const answer = await get(url);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(119);
+      expect(answer.status).toBe(200);
+      expect((answer.json() as { result: { list: unknown[] } }).result.list).toHaveLength(2);
+      expect(slow.stats('bybit')).toMatchObject({ requests: 1, ok: 1 });
+    } finally {
+      await slow.close();
+    }
+    await expect(startFakeExchange({ latencyMs: [100, 50] })).rejects.toThrow(/latencyMs must be \[min, max\]/);
+  });
+
   it('counts requests and rate-limit answers per exchange', async () => {
     fake.reset();
     fake.inject('coinbase', '429', { count: 2 });
