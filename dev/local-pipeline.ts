@@ -28,6 +28,7 @@ import { once, type Env } from '../functions/lambda-kit/env.ts';
 import { createMigrateHandler, readMigrateConfig } from '../functions/migrate/migrate-lambda.ts';
 import { createPullHandler, readPullConfig } from '../functions/pull/pull-lambda.ts';
 import { createPullWorkerHandler, readPullWorkerConfig } from '../functions/pull/worker-lambda.ts';
+import { createRetentionHandler, readRetentionConfig } from '../functions/retention/retention-lambda.ts';
 import { createPool, readDatabaseConfig, resolveDatabaseUrl, type Db } from '../functions/store/db.ts';
 import { MIGRATIONS_DIR } from '../functions/store/migrate.ts';
 import { createWriterHandler, readWriterConfig } from '../functions/writer/writer-lambda.ts';
@@ -122,6 +123,8 @@ function buildHandler(role: FunctionRole, env: Env, shared: SharedDeps): AnyHand
       return createApiHandler(readApiConfig(env), { db, events: async () => shared.events, exchanges: once(async () => access(await db())) }) as unknown as AnyHandler;
     case 'deadLetterScan':
       return createDeadLetterScanHandler(readDeadLetterScanConfig(env), { db, sqs }) as AnyHandler;
+    case 'retention':
+      return createRetentionHandler(readRetentionConfig(env), { db }) as AnyHandler;
     case 'migrate':
       // The repository's migrations, where the bundle would carry them next to the code.
       return createMigrateHandler(readMigrateConfig({ ...env, MIGRATIONS_DIR }), { databaseUrl: async () => shared.databaseUrl }) as AnyHandler;

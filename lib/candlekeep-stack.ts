@@ -13,6 +13,7 @@ import { Migrations } from './constructs/migrations.ts';
 import { Ingestion } from './constructs/ingestion.ts';
 import { AlarmTopic, IngestMonitoring } from './constructs/ingest-monitoring.ts';
 import { Operations } from './constructs/operations.ts';
+import { Retention } from './constructs/retention.ts';
 import { StorageWriter, WRITER_BATCHING_WINDOW, WRITER_TIMEOUT } from './constructs/storage-writer.ts';
 
 export interface CandlekeepStackProps extends StackProps {
@@ -41,6 +42,7 @@ export class CandlekeepStack extends Stack {
   public readonly api: CandlekeepHttpApi;
   public readonly console: CandlekeepConsole;
   public readonly operations: Operations;
+  public readonly retention: Retention;
 
   constructor(scope: Construct, id: string, props: CandlekeepStackProps = {}) {
     super(scope, id, props);
@@ -101,6 +103,11 @@ export class CandlekeepStack extends Stack {
       databaseSecret: this.databaseSecret,
       logRemovalPolicy: keepOrDestroy,
     });
+    // ── Retention ─────────────────────────────────────────────────────────────
+    // Daily: deletes what each followed series keeps no longer (settings in the markets tables), in
+    // bounded batches; gaps read the deleted range as expired and no backfill fetches it again.
+    this.retention = new Retention(this, 'Retention', { databaseSecret: this.databaseSecret, logRemovalPolicy: keepOrDestroy });
+
     new CfnOutput(this, 'BackfillBusName', { value: this.backfill.bus.eventBusName, description: 'CANDLEKEEP_BACKFILL_BUS for `candlekeep backfill`' });
     new CfnOutput(this, 'BackfillBusArn', { value: this.backfill.bus.eventBusArn, description: 'CANDLEKEEP_BACKFILL_BUS for `candlekeep backfill --at`' });
     new CfnOutput(this, 'BackfillScheduleGroup', { value: this.backfill.scheduleGroup.scheduleGroupName, description: 'CANDLEKEEP_BACKFILL_SCHEDULE_GROUP' });
@@ -151,9 +158,12 @@ export class CandlekeepStack extends Stack {
         BackfillPlanner: this.backfill.planner,
         BackfillWorker: this.backfill.worker,
         DeadLetterScan: this.deadLetters.scan,
+        Retention: this.retention.function,
         Api: this.api.handler,
         Migrate: this.migrations.function,
       },
+      // Runs once a day: one failure is a missed day, not a blip the next tick repeats.
+      alarmOnEveryFailure: ['Retention'],
       candlesQueue: this.candlesQueue,
       candlesDeadLetterQueue: this.deadLetterQueue,
       backfillDeadLetterQueue: this.backfill.deadLetterQueue,

@@ -132,7 +132,7 @@ const compare = defineCommand({
       ['strategy', ...cmp.runs.map((r) => `${r.strategy} ${r.strategyVersion}`)],
       ...cmp.metrics.map((m) => [m.name, ...m.values.map(num)]),
       ...cmp.parameters.differing.map((p) => [`param ${p.name}`, ...p.values.map((v) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : (v as Cell)))]),
-      ['data changed', ...cmp.data.map((d) => (d.changed ? `yes (${d.restatedCandles} restated, ${d.addedCandles} added, ${d.changedOpenCandles} open)` : 'no'))],
+      ['data changed', ...cmp.data.map((d) => (d.changed ? `yes (${d.expired ? 'expired by retention; ' : ''}${d.restatedCandles} restated, ${d.addedCandles} added, ${d.changedOpenCandles} open)` : 'no'))],
     ];
     if (mode === 'json') console.log(JSON.stringify(cmp));
     else if (mode === 'csv') process.stdout.write(toCsv(['name', ...cmp.runs.map((r) => r.id)], rows));

@@ -8,20 +8,22 @@ import { parseSeries, parseTime, requireSchema, SERIES_RANGE_OPTIONS } from './p
 function kindText(h: Hole): string {
   if (h.kind === 'missing') return 'missing';
   if (h.kind === 'empty') return 'empty (exchange has none)';
+  if (h.kind === 'expired') return 'expired by retention (deleted on purpose: not backfilled)';
   return `dead-lettered (${h.messages ?? 0} message(s) in the DLQ: run candlekeep redrive, not a backfill)`;
 }
 
 export function table(report: GapReport): string {
   const head = `${report.series.exchange} ${report.series.symbol} ${report.series.interval} ${iso(report.range.start)} .. ${iso(report.range.end)}: ` +
     `${report.stored} stored, ${report.missingCandles} missing, ${report.emptyCandles} confirmed empty by the exchange` +
-    (report.deadLetteredCandles > 0 ? `, ${report.deadLetteredCandles} in ranges waiting in the dead-letter queue` : '');
+    (report.deadLetteredCandles > 0 ? `, ${report.deadLetteredCandles} in ranges waiting in the dead-letter queue` : '') +
+    (report.expiredBefore !== null ? `, ${report.expiredCandles} expired by retention (before ${iso(report.expiredBefore)}${report.retentionDays === null ? '' : `, ${report.retentionDays} days kept`})` : '');
   if (report.holes.length === 0) return `${head}\nno holes`;
   const rows = report.holes.map((h) => `  ${iso(h.start)}  ${iso(h.end)}  ${String(h.candles).padStart(9)}  ${kindText(h)}`);
   return [head, `  ${'from'.padEnd(24)}  ${'to (exclusive)'.padEnd(24)}  ${'candles'.padStart(9)}  kind`, ...rows].join('\n');
 }
 
 export const command = defineCommand({
-  summary: 'list the holes of one series (missing, confirmed empty by the exchange, or waiting in the dead-letter queue); --backfill requests backfills for the missing ones',
+  summary: 'list the holes of one series (missing, confirmed empty by the exchange, waiting in the dead-letter queue, or expired by retention); --backfill requests backfills for the missing ones',
   options: {
     ...SERIES_RANGE_OPTIONS,
     backfill: { type: 'boolean', default: false, description: 'request backfills for the missing holes (with the options below)' },
@@ -46,6 +48,7 @@ export const command = defineCommand({
     const serialisable = {
       ...report,
       range: { start: iso(report.range.start), end: iso(report.range.end) },
+      expiredBefore: report.expiredBefore === null ? null : iso(report.expiredBefore),
       holes: report.holes.map((h) => ({ start: iso(h.start), end: iso(h.end), candles: h.candles, kind: h.kind, ...(h.messages !== undefined ? { messages: h.messages } : {}), fix: HOLE_FIX[h.kind] })),
       plan: requests.map((r) => ({ ...r, from: iso(r.from), to: iso(r.to) })),
     };

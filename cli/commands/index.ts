@@ -14,6 +14,7 @@ export const commands: Record<string, () => Promise<{ command: Command }>> = {
   pull: () => import('./pull.ts'),
   backfill: () => import('./backfill.ts'),
   gaps: () => import('./gaps.ts'),
+  retention: () => import('./retention.ts'),
   redrive: () => import('./redrive.ts'),
   export: () => import('./export.ts'),
   import: () => import('./import.ts'),

@@ -16,6 +16,7 @@ export const FUNCTION_ENTRIES = {
   worker: 'functions/backfill/worker-handler.ts',
   api: 'functions/api/handler.ts',
   deadLetterScan: 'functions/dead-letters/handler.ts',
+  retention: 'functions/retention/handler.ts',
   migrate: 'functions/migrate/handler.ts',
 } as const;
 export type FunctionRole = keyof typeof FUNCTION_ENTRIES;
@@ -71,6 +72,7 @@ export async function synthesizeCandlekeep(opts: SynthesizeOptions = {}): Promis
       worker: id(stack.backfill.worker),
       api: id(stack.api.handler),
       deadLetterScan: id(stack.deadLetters.scan),
+      retention: id(stack.retention.function),
       migrate: id(stack.migrations.function),
     };
     // A function added to the stack without an entry here would silently not run locally.

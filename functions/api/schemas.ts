@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { exchangeSchema, symbolSchema } from '../candles/candle.ts';
-import { intervalSchema } from '../candles/intervals.ts';
+import { INTERVALS, intervalSchema } from '../candles/intervals.ts';
 import { cursorParamSchema, formatParam, limitParam, listParam, timeParam } from '../http/query.ts';
 
 /**
@@ -194,6 +194,13 @@ export const marketSchema = z.object({
     .int()
     .meta({ description: 'Messages of this series waiting in the dead-letter queue, as of the last dead-letter scan: `candlekeep redrive` writes them.' }),
   deadLetteredCandles: z.number().int().meta({ description: 'Candles those messages carry.' }),
+  retentionDays: z
+    .number()
+    .int()
+    .nullable()
+    .meta({ description: 'Days of candles the series keeps; null: forever (or the series is not followed, so no retention applies).' }),
+  expiredBefore: ms('Candles before this open time are expired by retention: deleted, or due at the next retention run; null when none are').nullable(),
+  expiredCandles: z.number().int().meta({ description: 'Candles the retention job has deleted from this series so far.' }),
 });
 responseRegistry.add(marketSchema, { id: 'Market' });
 export const marketsSchema = z.object({ markets: z.array(marketSchema) });
@@ -204,6 +211,30 @@ export type Markets = z.infer<typeof marketsSchema>;
 
 const startField = timeParam('First candle to backfill from; default: only the newest page when the series starts.').optional();
 
+const retentionDaysValue = z
+  .number({ error: (i) => `expected a whole number of days from 1 to 36500, or null for forever; got ${JSON.stringify(i.input)}` })
+  .int({ error: (i) => `expected a whole number of days from 1 to 36500, or null for forever; got ${JSON.stringify(i.input)}` })
+  .min(1, 'retention must keep at least 1 day (null keeps candles forever)')
+  .max(36500, 'retention is at most 36500 days (null keeps candles forever)')
+  .nullable();
+
+/** `default` and each interval: days of candles to keep, null for forever. */
+export const retentionSchema = z
+  .strictObject(Object.fromEntries(['default', ...INTERVALS].map((k) => [k, retentionDaysValue.optional()])) as Record<'default' | (typeof INTERVALS)[number], z.ZodOptional<typeof retentionDaysValue>>)
+  .refine((r) => Object.keys(r).length > 0, { error: 'name at least one of default and the intervals' })
+  .meta({
+    description:
+      'Days of candles to keep, null for forever: `default` is the market\'s, followed by every interval without its own; an interval key ' +
+      '(e.g. `"1m": 365`) sets that interval\'s own (`"1d": null` keeps it forever whatever the default). Keys left out keep their setting. ' +
+      'The retention job deletes older candles daily; gaps before the horizon read as `expired`, and no backfill fetches them again.',
+    examples: [{ '1m': 365, '1d': null }],
+  });
+export type RetentionInput = z.infer<typeof retentionSchema>;
+
+/** Interval keys of a retention setting that are not among `intervals`. */
+export const retentionOutside = (retention: RetentionInput | undefined, intervals: readonly string[]): string[] =>
+  Object.keys(retention ?? {}).filter((k) => k !== 'default' && !intervals.includes(k));
+
 export const followSchema = z.strictObject({
   exchange: exchangeSchema,
   symbol: symbolSchema,
@@ -212,6 +243,15 @@ export const followSchema = z.strictObject({
     .min(1, 'list at least one interval')
     .refine((l) => new Set(l).size === l.length, { error: 'intervals must not repeat' }),
   start: startField,
+  retentionDays: retentionSchema.optional(),
+}).superRefine((m, ctx) => {
+  for (const k of retentionOutside(m.retentionDays, m.intervals)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['retentionDays', k],
+      message: `${k} is not among the intervals followed here (${m.intervals.join(' ')}): add it to intervals, or set its retention with \`default\``,
+    });
+  }
 });
 
 export const followBodySchema = z.strictObject({
@@ -231,9 +271,10 @@ export const marketChangeSchema = z
     intervals: followSchema.shape.intervals.optional().meta({ description: 'The exact intervals to follow from now on.' }),
     paused: z.boolean().optional().meta({ description: 'True pauses the pulls of every interval; false resumes them.' }),
     start: startField,
+    retentionDays: retentionSchema.optional(),
   })
-  .refine((c) => c.intervals !== undefined || c.paused !== undefined || c.start !== undefined, {
-    error: 'change at least one of intervals, paused and start',
+  .refine((c) => c.intervals !== undefined || c.paused !== undefined || c.start !== undefined || c.retentionDays !== undefined, {
+    error: 'change at least one of intervals, paused, start and retentionDays',
   });
 requestRegistry.add(marketChangeSchema, { id: 'MarketChange' });
 export type MarketChangeInput = z.input<typeof marketChangeSchema>;
@@ -258,6 +299,10 @@ export const followedMarketSchema = z.object({
   addedAt: ms('When the market was first added'),
   updatedAt: ms('Last change'),
   removedAt: ms('When it was removed; null while followed').nullable(),
+  retentionDays: z.record(z.string(), z.number().int().nullable()).meta({
+    description: 'Days of candles kept, null for forever: `default` (the market\'s) and each followed interval\'s, as in force.',
+    examples: [{ default: null, '1m': 365, '1d': null }],
+  }),
 });
 responseRegistry.add(followedMarketSchema, { id: 'FollowedMarket' });
 export const followedMarketsSchema = z.object({ markets: z.array(followedMarketSchema) });
@@ -280,10 +325,11 @@ export const gapSchema = z.object({
   start: ms('First missing open time'),
   end: ms('Open time of the next stored candle (exclusive end)'),
   missingCandles: z.number().int(),
-  kind: z.enum(['missing', 'empty', 'dead-lettered']).meta({
+  kind: z.enum(['missing', 'empty', 'dead-lettered', 'expired']).meta({
     description:
       '`missing`: a backfill fills it. `empty`: the exchange was asked and had nothing. `dead-lettered`: messages with candles for it wait in the ' +
-      'dead-letter queue; `candlekeep redrive` fills it, not a backfill.',
+      'dead-letter queue; `candlekeep redrive` fills it, not a backfill. `expired`: before the series\' retention horizon, deleted on purpose ' +
+      '(or due at the next retention run); no backfill fetches it again.',
   }),
   confirmedByExchange: z
     .boolean()

@@ -14,8 +14,9 @@ import type { Instrument } from './record.ts';
  * restated, added or changed.
  *
  * Checking later whether the data changed must be cheap (compare looks at up to 10 runs), so the
- * fingerprint also keeps what can change under candlekeep's write rules, which never delete a
- * candle and record every change to a closed one in candle_restatements:
+ * fingerprint also keeps what can change under candlekeep's write rules, which delete a candle only
+ * by retention (recorded per series in series_expiry, and reported as `expired`, not as a
+ * restatement) and record every change to a closed one in candle_restatements:
  * - restatements of closed candles in range: newer rows in candle_restatements (by id mark);
  * - candles added in range: only possible inside the gaps, which are kept as ranges;
  * - candles that were still open: kept with a hash of their values.
@@ -138,6 +139,8 @@ export interface DataCheck {
   restatedCandles: number;
   addedCandles: number;
   changedOpenCandles: number;
+  /** Candles of the run's range were deleted by retention since: the data is gone, not restated. */
+  expired: boolean;
 }
 
 /**
@@ -146,28 +149,29 @@ export interface DataCheck {
  */
 export async function checkFingerprints(db: Queryable, prints: readonly Fingerprint[]): Promise<DataCheck[]> {
   const keys = new Map<string, number>();
-  const unique: InstrumentPrint[] = [];
+  const unique: (InstrumentPrint & { computedAt: string })[] = [];
   const perRun = prints.map((fp) =>
     fp.instruments.map((p) => {
-      const key = JSON.stringify([p.seriesId, p.start, p.end, p.restatementMark, p.digest]);
+      const key = JSON.stringify([p.seriesId, p.start, p.end, p.restatementMark, p.digest, fp.computedAt]);
       let k = keys.get(key);
       if (k === undefined) {
         k = unique.length;
         keys.set(key, k);
-        unique.push(p);
+        unique.push({ ...p, computedAt: fp.computedAt });
       }
       return k;
     }),
   );
   const byKey = await changesSince(db, unique);
   return perRun.map((ks) => {
-    const c = { changed: false, restatedCandles: 0, addedCandles: 0, changedOpenCandles: 0 };
+    const c = { changed: false, restatedCandles: 0, addedCandles: 0, changedOpenCandles: 0, expired: false };
     for (const k of ks) {
       const x = byKey[k]!;
       c.restatedCandles += x.restated;
       c.addedCandles += x.added;
       c.changedOpenCandles += x.open;
-      if (x.restated || x.added || x.open || x.full) c.changed = true;
+      if (x.expired) c.expired = true;
+      if (x.restated || x.added || x.open || x.full || x.expired) c.changed = true;
     }
     return c;
   });

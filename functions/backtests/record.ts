@@ -225,6 +225,9 @@ const dataCheckSchema = z.object({
   restatedCandles: z.number().int().meta({ description: 'Closed candles in range the exchange restated since.' }),
   addedCandles: z.number().int().meta({ description: 'Candles stored since into what were gaps.' }),
   changedOpenCandles: z.number().int().meta({ description: 'Candles that were still open then and have changed or closed since.' }),
+  expired: z
+    .boolean()
+    .meta({ description: "True when retention has deleted candles of the run's range since it was recorded: the data is gone on purpose, not restated." }),
 });
 
 export const comparisonSchema = z.object({

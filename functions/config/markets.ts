@@ -19,16 +19,38 @@ const startSchema = z
     { error: (issue) => `start ${JSON.stringify(issue.input)} is outside 2000-01-01 .. 2100-01-01` },
   );
 
-export const marketSchema = z.strictObject({
-  exchange: exchangeSchema,
-  symbol: symbolSchema,
-  intervals: z
-    .array(intervalSchema)
-    .min(1, 'list at least one interval')
-    .refine((list) => new Set(list).size === list.length, { error: 'intervals must not repeat' }),
-  /** First candle to backfill from. */
-  start: startSchema,
-});
+const retentionDaysValue = z
+  .number({ error: (i) => `expected a whole number of days from 1 to 36500, or null for forever; got ${JSON.stringify(i.input)}` })
+  .int({ error: (i) => `expected a whole number of days from 1 to 36500, or null for forever; got ${JSON.stringify(i.input)}` })
+  .min(1, 'retention must keep at least 1 day (null keeps candles forever)')
+  .max(36500, 'retention is at most 36500 days (null keeps candles forever)')
+  .nullable();
+
+export const marketSchema = z
+  .strictObject({
+    exchange: exchangeSchema,
+    symbol: symbolSchema,
+    intervals: z
+      .array(intervalSchema)
+      .min(1, 'list at least one interval')
+      .refine((list) => new Set(list).size === list.length, { error: 'intervals must not repeat' }),
+    /** First candle to backfill from. */
+    start: startSchema,
+    /**
+     * Days of candles to keep, null for forever: `default` for every interval without its own, an
+     * interval key for that interval (`{ "1m": 365 }`: 1m for a year, the rest forever).
+     */
+    retentionDays: z
+      .partialRecord(z.union([z.literal('default'), intervalSchema]), retentionDaysValue)
+      .optional(),
+  })
+  .superRefine((m, ctx) => {
+    for (const k of Object.keys(m.retentionDays ?? {})) {
+      if (k !== 'default' && !m.intervals.includes(k as (typeof m.intervals)[number])) {
+        ctx.addIssue({ code: 'custom', path: ['retentionDays', k], message: `${k} is not among this market's intervals (${m.intervals.join(' ')})` });
+      }
+    }
+  });
 export type Market = z.infer<typeof marketSchema>;
 
 export const marketsSchema = z.array(marketSchema).superRefine((markets, ctx) => {

@@ -11,6 +11,7 @@ import { pageDeps, type ExchangeAccess } from '../exchanges/access.ts';
 import { findFirstCandle } from './listing.ts';
 import { bucketAtOrAfter, describeRange, iso, splitRange, subtractRanges, type Range } from './ranges.ts';
 import { servableFrom } from './servable.ts';
+import { seriesExpiry } from '../store/retention.ts';
 
 /** Pages per chunk: small enough that a chunk finishes well inside its lease, large enough to keep the ledger short. */
 export const DEFAULT_CHUNK_PAGES = 10;
@@ -45,7 +46,8 @@ export interface PlanResult {
  * - ranges the coverage ledger already holds, or that another active backfill has in its chunks,
  *   are skipped, so re-sending a request resumes rather than repeats;
  * - before the listing nothing is planned; where the exchange answered that exactly, the empty
- *   stretch is recorded as confirmed empty.
+ *   stretch is recorded as confirmed empty;
+ * - before the series' retention horizon nothing is planned: those candles are expired on purpose.
  */
 export async function planBackfill(req: BackfillRequest & { requestId?: string | undefined }, deps: PlanDeps): Promise<PlanResult> {
   const series: SeriesKey = { exchange: req.exchange, symbol: req.symbol, interval: req.interval };
@@ -91,13 +93,24 @@ export async function planBackfill(req: BackfillRequest & { requestId?: string |
   if (end <= start) return finish('done', `nothing to fetch: ${describeRange({ start, end: requestedEnd })} holds no closed ${req.interval} candle yet`);
 
   let plan: Range = { start, end };
+  // Before the retention horizon candles are deleted on purpose: fetching them would only feed the next retention run.
+  const { horizon, retentionDays } = await seriesExpiry(deps.db, seriesId, req.interval, now);
+  let expiredNote: string | undefined;
+  if (horizon !== undefined && start < horizon) {
+    const kept = retentionDays === null ? '' : ` (the series keeps ${retentionDays} days)`;
+    expiredNote = `${describeRange({ start, end: Math.min(end, horizon) })} is expired by retention${kept} and not backfilled`;
+    if (end <= horizon) return finish('done', `nothing to fetch: ${expiredNote}`);
+    plan = { start: horizon, end };
+    row.message = expiredNote;
+  }
   const servable = servableFrom(adapter, req.interval, now);
-  if (start < servable) {
+  if (plan.start < servable) {
     const depth = adapter.historyDepth === 'full' ? 0 : adapter.historyDepth.maxCandles;
     row.unsupportedEnd = Math.min(end, servable);
     row.message =
       `${req.exchange} serves only its newest ${depth} ${req.interval} candles (from ${iso(servable)}); ` +
-      `${describeRange({ start, end: row.unsupportedEnd })} cannot be backfilled from this exchange`;
+      `${describeRange({ start: plan.start, end: row.unsupportedEnd })} cannot be backfilled from this exchange` +
+      (expiredNote ? `; ${expiredNote}` : '');
     if (end <= servable) return finish('unsupported', row.message);
     plan = { start: servable, end };
   }
@@ -137,7 +150,7 @@ export async function planBackfill(req: BackfillRequest & { requestId?: string |
   if (row.chunks.length === 0) {
     if (row.unsupportedEnd !== undefined) return finish('unsupported', row.message, undefined, probes);
     const why = alreadyKnown ? 'every bucket is already fetched' : `${req.exchange} has no candles in ${describeRange(plan)}`;
-    return finish('done', `nothing to fetch: ${why}`, undefined, probes);
+    return finish('done', `nothing to fetch: ${why}${expiredNote ? `; ${expiredNote}` : ''}`, undefined, probes);
   }
   return finish('planned', row.message, undefined, probes);
 }

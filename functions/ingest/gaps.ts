@@ -4,6 +4,7 @@ import { loadCoverage } from '../store/coverage.ts';
 import type { Queryable } from '../store/db.ts';
 import { loadDeadLetteredRanges } from '../store/dead-letters.ts';
 import { earliestKnownTime, scanStoredSpan } from '../store/gaps.ts';
+import { seriesExpiry } from '../store/retention.ts';
 import { findSeriesId } from '../store/series.ts';
 import type { BackfillRequest } from './backfill-request.ts';
 import { bucketAtOrAfter, bucketsIn, intersectRanges, mergeRanges, subtractRanges, type Range } from './ranges.ts';
@@ -13,10 +14,12 @@ import { bucketAtOrAfter, bucketsIn, intersectRanges, mergeRanges, subtractRange
  * backfill can fill it); `empty`: the coverage ledger shows the exchange was asked and had nothing
  * (a quiet market, or before its listing), so a backfill would find nothing either;
  * `dead-lettered`: messages with candles for it wait in the dead-letter queue, so `candlekeep
- * redrive` (after fixing what made the writer fail) fills it, not a backfill.
+ * redrive` (after fixing what made the writer fail) fills it, not a backfill; `expired`: before the
+ * series' retention horizon, deleted (or due to be) by the retention job on purpose, so a backfill
+ * would only fetch what the next run deletes.
  */
 export interface Hole extends Range {
-  kind: 'missing' | 'empty' | 'dead-lettered';
+  kind: 'missing' | 'empty' | 'dead-lettered' | 'expired';
   /** Buckets in the hole. */
   candles: number;
   /** For `dead-lettered`: the dead-lettered messages whose span overlaps the hole. */
@@ -28,6 +31,7 @@ export const HOLE_FIX: Record<Hole['kind'], string> = {
   missing: 'backfill',
   empty: 'none: the exchange has no candles there',
   'dead-lettered': 'candlekeep redrive (candles wait in the dead-letter queue)',
+  expired: 'none: expired by retention (candlekeep markets set --retention keeps more)',
 };
 
 export interface GapReport {
@@ -40,6 +44,12 @@ export interface GapReport {
   missingCandles: number;
   emptyCandles: number;
   deadLetteredCandles: number;
+  /** Buckets before the retention horizon without a stored candle. */
+  expiredCandles: number;
+  /** The series' retention in days, null for forever (or not followed). */
+  retentionDays: number | null;
+  /** Candles before this open time are expired by retention; null when none are. */
+  expiredBefore: number | null;
 }
 
 export class UnknownSeriesError extends Error {
@@ -59,13 +69,18 @@ export async function findGaps(db: Queryable, series: SeriesKey, opts: { from?: 
   const step = INTERVAL_MS[series.interval];
   const forming = bucketStart(opts.now, series.interval);
   const end = Math.min(opts.to === undefined ? forming : bucketAtOrAfter(opts.to, series.interval), forming);
+  const expiry = await seriesExpiry(db, seriesId, series.interval, opts.now);
   let start = opts.from === undefined ? undefined : bucketAtOrAfter(opts.from, series.interval);
   if (start === undefined) {
-    const earliest = await earliestKnownTime(db, seriesId);
-    start = earliest === undefined ? end : bucketAtOrAfter(earliest, series.interval);
+    // From the oldest candle ever known: one the retention job deleted counts, so its range reads as expired.
+    const earliest = [await earliestKnownTime(db, seriesId), expiry.firstExpired].filter((t) => t !== undefined);
+    start = earliest.length === 0 ? end : bucketAtOrAfter(Math.min(...earliest), series.interval);
   }
   const range = { start, end: Math.max(start, end) };
-  if (range.end <= range.start) return { series, range, stored: 0, holes: [], missingCandles: 0, emptyCandles: 0, deadLetteredCandles: 0 };
+  const retention = { retentionDays: expiry.retentionDays, expiredBefore: expiry.horizon ?? null };
+  if (range.end <= range.start) {
+    return { series, range, stored: 0, holes: [], missingCandles: 0, emptyCandles: 0, deadLetteredCandles: 0, expiredCandles: 0, ...retention };
+  }
 
   const { stored, first, last, jumps } = await scanStoredSpan(db, seriesId, range, step);
   const raw: Range[] = [];
@@ -78,7 +93,7 @@ export async function findGaps(db: Queryable, series: SeriesKey, opts: { from?: 
   }
 
   const [coverage, deadLettered] = await Promise.all([loadCoverage(db, seriesId, range), loadDeadLetteredRanges(db, seriesId, range)]);
-  const holes = classifyHoles(mergeRanges(raw), coverage, deadLettered, series.interval);
+  const holes = classifyHoles(mergeRanges(raw), coverage, deadLettered, series.interval, expiry.horizon);
   const total = (kind: Hole['kind']) => holes.filter((h) => h.kind === kind).reduce((n, h) => n + h.candles, 0);
   return {
     series,
@@ -88,27 +103,43 @@ export async function findGaps(db: Queryable, series: SeriesKey, opts: { from?: 
     missingCandles: total('missing'),
     emptyCandles: total('empty'),
     deadLetteredCandles: total('dead-lettered'),
+    expiredCandles: total('expired'),
+    ...retention,
   };
 }
 
 /**
- * Splits each hole by what explains it. A dead-lettered span wins over the coverage ledger: the
- * message carried candles for it, so whatever the ledger says, the exchange had them.
+ * Splits each hole by what explains it. Before the retention horizon (`expiredBefore`) a hole is
+ * expired, whatever else is known of it: its candles are not to be kept. A dead-lettered span wins
+ * over the coverage ledger: the message carried candles for it, so whatever the ledger says, the
+ * exchange had them.
  */
-export function classifyHoles(holes: readonly Range[], coverage: readonly Range[], deadLettered: readonly Range[], interval: Interval): Hole[] {
+export function classifyHoles(
+  holes: readonly Range[],
+  coverage: readonly Range[],
+  deadLettered: readonly Range[],
+  interval: Interval,
+  expiredBefore?: number,
+): Hole[] {
   const out: Hole[] = [];
-  for (const hole of holes) {
-    const parts: Hole[] = intersectRanges(hole, deadLettered).map((r) => ({
-      ...r,
-      kind: 'dead-lettered' as const,
-      candles: 0,
-      messages: deadLettered.filter((d) => d.start < r.end && d.end > r.start).length,
-    }));
-    for (const rest of subtractRanges(hole, deadLettered)) {
+  const expired: Range[] = expiredBefore === undefined ? [] : [{ start: -8.64e15, end: expiredBefore }];
+  for (const whole of holes) {
+    const parts: Hole[] = intersectRanges(whole, expired).map((r) => ({ ...r, kind: 'expired' as const, candles: 0 }));
+    for (const hole of subtractRanges(whole, expired)) {
       parts.push(
-        ...intersectRanges(rest, coverage).map((r) => ({ ...r, kind: 'empty' as const, candles: 0 })),
-        ...subtractRanges(rest, coverage).map((r) => ({ ...r, kind: 'missing' as const, candles: 0 })),
+        ...intersectRanges(hole, deadLettered).map((r) => ({
+          ...r,
+          kind: 'dead-lettered' as const,
+          candles: 0,
+          messages: deadLettered.filter((d) => d.start < r.end && d.end > r.start).length,
+        })),
       );
+      for (const rest of subtractRanges(hole, deadLettered)) {
+        parts.push(
+          ...intersectRanges(rest, coverage).map((r) => ({ ...r, kind: 'empty' as const, candles: 0 })),
+          ...subtractRanges(rest, coverage).map((r) => ({ ...r, kind: 'missing' as const, candles: 0 })),
+        );
+      }
     }
     for (const p of parts) p.candles = bucketsIn(p, interval);
     out.push(...parts.sort((a, b) => a.start - b.start));
@@ -118,9 +149,9 @@ export function classifyHoles(holes: readonly Range[], coverage: readonly Range[
 
 /**
  * Backfill requests for the missing holes (confirmed-empty ones would fetch nothing, dead-lettered
- * ones are filled by a redrive). Holes closer
- * than `joinWithin` are asked for together: a request per tiny hole would cost more in planning and
- * probes than the few candles between them.
+ * ones are filled by a redrive, expired ones would be deleted again by the next retention run).
+ * Holes closer than `joinWithin` are asked for together: a request per tiny hole would cost more in
+ * planning and probes than the few candles between them.
  */
 export function backfillRequestsForGaps(report: GapReport, opts: { joinWithin?: number; requestedBy?: string } = {}): BackfillRequest[] {
   const joinWithin = opts.joinWithin ?? 1000 * INTERVAL_MS[report.series.interval];

@@ -18,6 +18,7 @@ export const SERVICES = {
   worker: 'candlekeep-backfill-worker',
   api: 'candlekeep-api',
   deadLetterScan: 'candlekeep-dead-letter-scan',
+  retention: 'candlekeep-retention',
   migrate: 'candlekeep-migrate',
 } as const;
 export type Service = (typeof SERVICES)[keyof typeof SERVICES];

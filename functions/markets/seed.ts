@@ -10,6 +10,6 @@ import { seedMarkets } from '../store/markets.ts';
 export function applySeed(db: Db, markets: readonly Market[]): Promise<number> {
   return seedMarkets(
     db,
-    markets.map((m) => ({ exchange: m.exchange, symbol: m.symbol, intervals: m.intervals, start: Date.parse(m.start) })),
+    markets.map((m) => ({ exchange: m.exchange, symbol: m.symbol, intervals: m.intervals, start: Date.parse(m.start), retention: m.retentionDays })),
   );
 }

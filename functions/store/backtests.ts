@@ -352,15 +352,19 @@ export interface PrintChanges {
   open: number;
   /** Non-zero when a print that kept too much to check cheaply no longer matches its count and digest. */
   full: number;
+  /** Non-zero when the retention job has deleted candles of the print's range since `computedAt`. */
+  expired: number;
 }
 
-/** What changed since each print was taken, in one statement for all of them. */
-export async function changesSince(db: Queryable, prints: readonly InstrumentPrint[]): Promise<PrintChanges[]> {
+/** What changed since each print was taken (at `computedAt`, ISO), in one statement for all of them. */
+export async function changesSince(db: Queryable, prints: readonly (InstrumentPrint & { computedAt: string })[]): Promise<PrintChanges[]> {
   const restated = prints.map((p, k) => ({ k, s: p.seriesId, a: iso(p.start), b: iso(p.end), m: p.restatementMark }));
   const gaps = prints.flatMap((p, k) => (p.gaps ?? []).map(([a, b]) => ({ k, s: p.seriesId, a: iso(a), b: iso(b) })));
   const open = prints.flatMap((p, k) => (p.open ?? []).map(([t, h]) => ({ k, s: p.seriesId, t: iso(t), h })));
   // Prints that kept too much to check cheaply are recounted and re-hashed.
   const full = prints.flatMap((p, k) => (p.gaps === null || p.open === null ? [{ k, s: p.seriesId, a: iso(p.start), b: iso(p.end), n: p.candles, d: p.digest }] : []));
+  // Retention deletes candles, which none of the checks above would see as a restatement.
+  const expired = prints.map((p, k) => ({ k, s: p.seriesId, a: iso(p.start), c: p.computedAt }));
   // Only the parts with input are sent: each part that reads candles makes the planner consider
   // every partition, which costs more than the check itself.
   const parts: string[] = [];
@@ -392,10 +396,15 @@ export async function changesSince(db: Queryable, prints: readonly InstrumentPri
         FROM candles c WHERE c.series_id = f.s AND c.open_time >= f.a AND c.open_time < f.b)
       FROM jsonb_to_recordset(${p}) AS f(k int, s int, a timestamptz, b timestamptz, n bigint, d text)`,
   );
+  part(
+    expired,
+    (p) => `SELECT 'expired', e.k, (SELECT count(*) FROM series_expiry x WHERE x.series_id = e.s AND x.expired_before > e.a AND x.updated_at > e.c)
+      FROM jsonb_to_recordset(${p}) AS e(k int, s int, a timestamptz, c timestamptz)`,
+  );
   const { rows } = parts.length
     ? await db.query<{ kind: keyof PrintChanges; k: number; n: string }>(parts.join('\n     UNION ALL\n     '), params)
     : { rows: [] };
-  const out = prints.map(() => ({ restated: 0, added: 0, open: 0, full: 0 }));
+  const out = prints.map(() => ({ restated: 0, added: 0, open: 0, full: 0, expired: 0 }));
   for (const r of rows) out[r.k]![r.kind] += Number(r.n);
   return out;
 }

@@ -5,6 +5,7 @@ import { claimsRecorded, recordClaims, type CoverageClaim } from './coverage.ts'
 import { inTransaction, type Db, type Queryable } from './db.ts';
 import { CandlePartitions, yearsOf } from './partitions.ts';
 import { changedBuckets, markChanged } from './rollups.ts';
+import { retentionHorizon } from './retention.ts';
 import { SeriesRegistry } from './series.ts';
 import { candleColumns, fromColumns, type CandleColumns, type StoredCandle } from './candle-columns.ts';
 import { ms } from './sql.ts';
@@ -541,6 +542,9 @@ export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>, n
     state: SeriesState;
     pulled_at: number | null;
     last_error: string | null;
+    retention_days: number | null;
+    expired_before: number | null;
+    expired_candles: string | null;
   }>(
     `SELECT s.exchange, s.symbol, s.interval, coalesce(x.candles, 0) AS n, ${ms('x.first_open')} AS first_t, ${ms('x.last_open')} AS last_t,
             k.closed_t, coalesce(x.gap_count, 0) AS gap_count, coalesce(x.missing, 0) AS missing,
@@ -550,11 +554,14 @@ export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>, n
                  WHEN f.series_id IS NOT NULL THEN 'following'
                  WHEN m.removed_at IS NOT NULL THEN 'removed'
                  ELSE 'not-followed' END AS state,
-            ${ms('f.pulled_at')} AS pulled_at, f.last_error
+            ${ms('f.pulled_at')} AS pulled_at, f.last_error,
+            CASE WHEN f.series_id IS NULL THEN NULL WHEN f.retention_own THEN f.retention_days ELSE m.retention_days END AS retention_days,
+            ${ms('e.expired_before')} AS expired_before, e.expired_candles
      FROM series s
      LEFT JOIN series_stats x ON x.series_id = s.id
      LEFT JOIN market_series f ON f.series_id = s.id
      LEFT JOIN markets m ON m.exchange = s.exchange AND m.symbol = s.symbol
+     LEFT JOIN series_expiry e ON e.series_id = s.id
      CROSS JOIN LATERAL (
        SELECT (SELECT ${ms('range_end')} FROM coverage WHERE series_id = s.id ORDER BY range_start DESC LIMIT 1) AS closed_t
      ) k
@@ -569,6 +576,10 @@ export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>, n
     // The coverage ledger's newest range ends where the closed candles stored (or confirmed absent)
     // end: its last bucket is the newest closed candle. Read from the ledger, not the candles.
     const closed = r.closed_t === null ? null : Number(r.closed_t) - INTERVAL_MS[r.interval];
+    const horizons = [
+      ...(r.expired_before === null ? [] : [Math.round(Number(r.expired_before))]),
+      ...(r.retention_days === null ? [] : [retentionHorizon(r.retention_days, r.interval, now)]),
+    ];
     return {
       exchange: r.exchange,
       symbol: r.symbol,
@@ -586,6 +597,9 @@ export async function seriesExtents(db: Queryable, filter: Partial<SeriesKey>, n
       largestGapCandles: Number(r.largest),
       deadLetteredMessages: Number(r.dl_messages),
       deadLetteredCandles: Number(r.dl_candles),
+      retentionDays: r.retention_days,
+      expiredBefore: horizons.length ? Math.max(...horizons) : null,
+      expiredCandles: Number(r.expired_candles ?? 0),
     };
   });
 }
@@ -608,6 +622,8 @@ export interface GapWindow {
   limit: number;
   /** Cursor position: the open time of the stored candle that ended the previous page's last gap. */
   from?: number | undefined;
+  /** The retention horizon: a gap (or its part) before it is expired, not missing. */
+  expiredBefore?: number | undefined;
 }
 
 /**
@@ -642,16 +658,27 @@ export async function storedGaps(db: Queryable, seriesId: number, interval: Inte
   );
   const more = rows.length > opts.limit;
   const page = more ? rows.slice(0, opts.limit) : rows;
+  const horizon = opts.expiredBefore;
   return {
-    gaps: page.map((r) => ({
-      start: r.gap_start,
-      end: r.gap_end,
-      missingCandles: Number(r.missing),
-      // A dead-lettered message carried candles for the gap: whatever the ledger says, the exchange had them.
-      kind: r.dead_lettered > 0 ? ('dead-lettered' as const) : r.confirmed ? ('empty' as const) : ('missing' as const),
-      confirmedByExchange: r.confirmed && r.dead_lettered === 0,
-      deadLetteredMessages: r.dead_lettered,
-    })),
+    gaps: page.flatMap((r) => {
+      const gap = {
+        start: r.gap_start,
+        end: r.gap_end,
+        missingCandles: Number(r.missing),
+        // A dead-lettered message carried candles for the gap: whatever the ledger says, the exchange had them.
+        kind: r.dead_lettered > 0 ? ('dead-lettered' as GapKind) : r.confirmed ? ('empty' as const) : ('missing' as const),
+        confirmedByExchange: r.confirmed && r.dead_lettered === 0,
+        deadLetteredMessages: r.dead_lettered,
+      };
+      if (horizon === undefined || gap.start >= horizon) return [gap];
+      // Before the retention horizon the candles are not to be kept: expired, not something to fetch again.
+      const expired = { ...gap, end: Math.min(gap.end, horizon), kind: 'expired' as GapKind, confirmedByExchange: false, deadLetteredMessages: 0 };
+      expired.missingCandles = Math.round((expired.end - expired.start) / step);
+      if (gap.end <= horizon) return [expired];
+      return [expired, { ...gap, start: horizon, missingCandles: Math.round((gap.end - horizon) / step) }];
+    }),
     next: more ? page[page.length - 1]!.gap_end : null,
   };
 }
+
+export type GapKind = 'missing' | 'empty' | 'dead-lettered' | 'expired';

@@ -12,12 +12,20 @@ import { ms, ts } from './sql.ts';
 
 export type MarketSource = 'seed' | 'api';
 
+/**
+ * Days of candles to keep, null for forever: `default` is the market's, which every interval
+ * without its own setting follows; an interval key sets that interval's own.
+ */
+export type RetentionSetting = Partial<Record<Interval | 'default', number | null>>;
+
 export interface FollowRequest {
   exchange: Exchange;
   symbol: string;
   intervals: readonly Interval[];
   /** First candle to backfill from (ms); undefined: only the newest page when the series starts. */
   start?: number | undefined;
+  /** Retention to set: keys left out keep their current setting (forever for a new market). */
+  retention?: RetentionSetting | undefined;
 }
 
 export interface FollowedSeries {
@@ -40,6 +48,8 @@ export interface MarketRow {
   addedAt: number;
   updatedAt: number;
   removedAt: number | null;
+  /** The market's default (`default`) and each followed interval's retention in days, null for forever. */
+  retentionDays: RetentionSetting & { default: number | null };
 }
 
 async function attachIntervals(db: Queryable, requests: readonly FollowRequest[]): Promise<void> {
@@ -63,14 +73,16 @@ export async function seedMarkets(db: Db, seeds: readonly FollowRequest[]): Prom
   if (seeds.length === 0) return 0;
   return inTransaction(db, async (tx) => {
     const { rows } = await tx.query<{ exchange: Exchange; symbol: string }>(
-      `INSERT INTO markets (exchange, symbol, start_time, source)
-       SELECT e, s, ${ts('t')}, 'seed' FROM unnest($1::text[], $2::text[], $3::float8[]) AS x(e, s, t)
+      `INSERT INTO markets (exchange, symbol, start_time, source, retention_days)
+       SELECT e, s, ${ts('t')}, 'seed', r FROM unnest($1::text[], $2::text[], $3::float8[], $4::int[]) AS x(e, s, t, r)
        ON CONFLICT (exchange, symbol) DO NOTHING
        RETURNING exchange, symbol`,
-      [seeds.map((m) => m.exchange), seeds.map((m) => m.symbol), seeds.map((m) => m.start ?? null)],
+      [seeds.map((m) => m.exchange), seeds.map((m) => m.symbol), seeds.map((m) => m.start ?? null), seeds.map((m) => m.retention?.default ?? null)],
     );
     const added = new Set(rows.map((r) => `${r.exchange}|${r.symbol}`));
-    await attachIntervals(tx, seeds.filter((m) => added.has(`${m.exchange}|${m.symbol}`)));
+    const fresh = seeds.filter((m) => added.has(`${m.exchange}|${m.symbol}`));
+    await attachIntervals(tx, fresh);
+    await setIntervalRetention(tx, fresh);
     return added.size;
   });
 }
@@ -83,14 +95,40 @@ export async function followMarkets(db: Db, requests: readonly FollowRequest[]):
   if (requests.length === 0) return;
   await inTransaction(db, async (tx) => {
     await tx.query(
-      `INSERT INTO markets (exchange, symbol, start_time, source)
-       SELECT e, s, ${ts('t')}, 'api' FROM unnest($1::text[], $2::text[], $3::float8[]) AS x(e, s, t)
+      `INSERT INTO markets (exchange, symbol, start_time, source, retention_days)
+       SELECT e, s, ${ts('t')}, 'api', r FROM unnest($1::text[], $2::text[], $3::float8[], $4::int[], $5::boolean[]) AS x(e, s, t, r, set_r)
        ON CONFLICT (exchange, symbol) DO UPDATE
-         SET removed_at = NULL, updated_at = now(), start_time = coalesce(excluded.start_time, markets.start_time)`,
-      [requests.map((m) => m.exchange), requests.map((m) => m.symbol), requests.map((m) => m.start ?? null)],
+         SET removed_at = NULL, updated_at = now(), start_time = coalesce(excluded.start_time, markets.start_time),
+             retention_days = CASE WHEN (SELECT set_r FROM unnest($1::text[], $2::text[], $5::boolean[]) AS y(e, s, set_r)
+                                         WHERE y.e = excluded.exchange AND y.s = excluded.symbol)
+                                   THEN excluded.retention_days ELSE markets.retention_days END`,
+      [
+        requests.map((m) => m.exchange),
+        requests.map((m) => m.symbol),
+        requests.map((m) => m.start ?? null),
+        requests.map((m) => m.retention?.default ?? null),
+        requests.map((m) => m.retention !== undefined && 'default' in m.retention),
+      ],
     );
     await attachIntervals(tx, requests);
+    await setIntervalRetention(tx, requests);
   });
+}
+
+/** Gives the intervals named in each request's retention their own setting (null: forever). */
+async function setIntervalRetention(db: Queryable, requests: readonly FollowRequest[]): Promise<void> {
+  const own = requests.flatMap((r) =>
+    Object.entries(r.retention ?? {})
+      .filter(([k]) => k !== 'default')
+      .map(([interval, days]) => ({ exchange: r.exchange, symbol: r.symbol, interval, days: days ?? null })),
+  );
+  if (own.length === 0) return;
+  await db.query(
+    `UPDATE market_series m SET retention_days = o.days, retention_own = true
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS o(exchange, symbol, interval, days), series s
+     WHERE s.exchange = o.exchange AND s.symbol = o.symbol AND s.interval = o.interval AND m.series_id = s.id`,
+    [own.map((o) => o.exchange), own.map((o) => o.symbol), own.map((o) => o.interval), own.map((o) => o.days)],
+  );
 }
 
 export interface MarketChange {
@@ -98,15 +136,18 @@ export interface MarketChange {
   intervals?: readonly Interval[] | undefined;
   paused?: boolean | undefined;
   start?: number | undefined;
+  /** Retention to change; keys left out keep theirs. */
+  retention?: RetentionSetting | undefined;
 }
 
 /** Changes a followed market; false when no such market is followed (never added, or removed). */
 export async function changeMarket(db: Db, exchange: Exchange, symbol: string, change: MarketChange): Promise<boolean> {
   return inTransaction(db, async (tx) => {
     const { rowCount } = await tx.query(
-      `UPDATE markets SET paused = coalesce($3, paused), start_time = coalesce(${ts('$4')}, start_time), updated_at = now()
+      `UPDATE markets SET paused = coalesce($3, paused), start_time = coalesce(${ts('$4')}, start_time), updated_at = now(),
+              retention_days = CASE WHEN $5 THEN $6::int ELSE retention_days END
        WHERE exchange = $1 AND symbol = $2 AND removed_at IS NULL`,
-      [exchange, symbol, change.paused ?? null, change.start ?? null],
+      [exchange, symbol, change.paused ?? null, change.start ?? null, change.retention !== undefined && 'default' in change.retention, change.retention?.default ?? null],
     );
     if (!rowCount) return false;
     if (change.intervals) {
@@ -117,6 +158,7 @@ export async function changeMarket(db: Db, exchange: Exchange, symbol: string, c
       );
       await attachIntervals(tx, [{ exchange, symbol, intervals: change.intervals }]);
     }
+    if (change.retention) await setIntervalRetention(tx, [{ exchange, symbol, intervals: [], retention: change.retention }]);
     return true;
   });
 }
@@ -152,6 +194,7 @@ export async function removeMarket(db: Db, exchange: Exchange, symbol: string, o
     await tx.query('DELETE FROM candle_extras WHERE series_id = ANY($1::int[])', [seriesIdList]);
     await tx.query('DELETE FROM coverage WHERE series_id = ANY($1::int[])', [seriesIdList]);
     await tx.query('DELETE FROM backfills WHERE series_id = ANY($1::int[])', [seriesIdList]);
+    await tx.query('DELETE FROM series_expiry WHERE series_id = ANY($1::int[])', [seriesIdList]);
     return { purgedCandles: purged ?? 0, keptCandles: 0 };
   });
 }
@@ -210,8 +253,13 @@ export async function listMarkets(db: Queryable, filter: { exchange?: Exchange |
     added: number;
     updated: number;
     removed: number | null;
+    retention_days: number | null;
+    retention: Record<string, number | null> | null;
   }>(
-    `SELECT m.exchange, m.symbol, ${ms('m.start_time')} AS start, m.paused, m.source,
+    `SELECT m.exchange, m.symbol, ${ms('m.start_time')} AS start, m.paused, m.source, m.retention_days,
+            (SELECT jsonb_object_agg(s.interval, CASE WHEN x.retention_own THEN x.retention_days ELSE m.retention_days END)
+             FROM market_series x JOIN series s ON s.id = x.series_id
+             WHERE x.exchange = m.exchange AND x.symbol = m.symbol) AS retention,
             ${ms('m.added_at')} AS added, ${ms('m.updated_at')} AS updated, ${ms('m.removed_at')} AS removed,
             (SELECT array_agg(s.interval ORDER BY st.ord) FROM market_series x JOIN series s ON s.id = x.series_id
                JOIN unnest('{1m,3m,5m,15m,30m,1h,2h,4h,6h,12h,1d,1w}'::text[]) WITH ORDINALITY AS st(interval, ord) ON st.interval = s.interval
@@ -231,5 +279,9 @@ export async function listMarkets(db: Queryable, filter: { exchange?: Exchange |
     addedAt: Math.round(Number(r.added)),
     updatedAt: Math.round(Number(r.updated)),
     removedAt: r.removed === null ? null : Math.round(Number(r.removed)),
+    retentionDays: {
+      default: r.retention_days,
+      ...Object.fromEntries((r.intervals ?? []).map((i) => [i, r.retention?.[i] ?? null])),
+    },
   }));
 }

@@ -138,6 +138,21 @@ export async function resampledWindow(db: Queryable, { seriesId, interval, sourc
 type RollupRow = [...BaseColumns, number, string, boolean];
 
 /**
+ * Open times of the first and last kept (not stale, not empty) rollup bucket of `interval` in
+ * [lo, hi): two index probes. A resampled read spans these as well as the stored candles, so the
+ * buckets kept from candles that retention has since deleted are still served.
+ */
+export async function keptBounds(db: Queryable, seriesId: number, interval: Interval, lo: number, hi: number): Promise<{ first: number; last: number } | undefined> {
+  const probe = (order: 'ASC' | 'DESC') =>
+    `(SELECT ${ms('open_time')} FROM candle_rollups
+      WHERE series_id = $1 AND interval = $2 AND open_time >= ${ts('$3')} AND open_time < ${ts('$4')} AND NOT stale AND source_candles > 0
+      ORDER BY open_time ${order} LIMIT 1)`;
+  const { rows } = await db.query<{ first: number | null; last: number | null }>(`SELECT ${probe('ASC')} AS first, ${probe('DESC')} AS last`, [seriesId, interval, lo, hi]);
+  const r = rows[0];
+  return r && r.first !== null && r.last !== null ? { first: Number(r.first), last: Number(r.last) } : undefined;
+}
+
+/**
  * The same buckets as `resampledWindow`, value for value, read from `candle_rollups` where a bucket
  * is kept there, and built from the source otherwise. The buckets built are kept when they can no
  * longer change but by a write that marks them: every source candle is closed, and either the

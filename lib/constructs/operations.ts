@@ -20,6 +20,8 @@ export const FRESHNESS_ALARM_MINUTES = 3;
 export interface OperationsProps {
   /** Every function of the stack, by the name its alarms and dashboard use. */
   readonly functions: Record<string, lambda.IFunction>;
+  /** Functions (by name) that run rarely (daily): their Errors alarm fires on one failed run, not on 2 of 3 periods. */
+  readonly alarmOnEveryFailure?: readonly string[];
   readonly candlesQueue: sqs.IQueue;
   readonly candlesDeadLetterQueue: sqs.IQueue;
   readonly backfillDeadLetterQueue: sqs.IQueue;
@@ -61,16 +63,19 @@ export class Operations extends Construct {
     const add = (alarm: cloudwatch.Alarm) => this.alarms.push(notify(alarm, props.alarmTopic));
 
     for (const [name, fn] of Object.entries(props.functions)) {
+      const rare = props.alarmOnEveryFailure?.includes(name) ?? false;
       add(
         new cloudwatch.Alarm(this, `${name}Errors`, {
-          alarmDescription:
-            `The ${name} function failed in 2 of the last 3 five-minute periods. Its log group says why ` +
-            '(look for level ERROR); a failed pull or scan is repeated by the next tick, a failed writer batch is redelivered.',
+          alarmDescription: rare
+            ? `The ${name} function, which runs once a day, failed. Its log group says why (look for level ERROR); ` +
+              'the next run starts where this one stopped, or run it by hand (candlekeep retention apply) once the cause is fixed.'
+            : `The ${name} function failed in 2 of the last 3 five-minute periods. Its log group says why ` +
+              '(look for level ERROR); a failed pull or scan is repeated by the next tick, a failed writer batch is redelivered.',
           metric: fn.metricErrors({ period: FIVE_MINUTES, statistic: cloudwatch.Stats.SUM }),
           threshold: 1,
           comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-          evaluationPeriods: 3,
-          datapointsToAlarm: 2,
+          evaluationPeriods: rare ? 1 : 3,
+          datapointsToAlarm: rare ? 1 : 2,
           treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
         }),
       );

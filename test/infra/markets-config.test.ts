@@ -29,9 +29,18 @@ describe('parseMarkets', () => {
     [{ ...btc, start: '01/02/2024' }, 'candlekeep:markets[1].start: expected an ISO 8601 date'],
     [{ ...btc, start: '1999-12-31' }, 'candlekeep:markets[1].start: start "1999-12-31" is outside'],
     [{ ...btc, interval: '1m' }, 'candlekeep:markets[1]: Unrecognized key: "interval"'],
+    [{ ...btc, retentionDays: { '1m': 0 } }, 'candlekeep:markets[1].retentionDays.1m: retention must keep at least 1 day'],
+    [{ ...btc, retentionDays: { '1m': '365d' } }, 'candlekeep:markets[1].retentionDays.1m: expected a whole number of days from 1 to 36500, or null for forever; got "365d"'],
+    [{ ...btc, retentionDays: { '1d': 30 } }, "candlekeep:markets[1].retentionDays.1d: 1d is not among this market's intervals (1m 1h)"],
+    [{ ...btc, retentionDays: { '2m': 30 } }, 'candlekeep:markets[1].retentionDays: Unrecognized key: "2m"'],
   ])('names the entry and field of a bad market: %j', (bad, message) => {
     const good = { ...btc, exchange: 'okx' };
     expect(() => parseMarkets([good, bad])).toThrow(message);
+  });
+
+  it('accepts retention per interval and a default, null for forever', () => {
+    const withRetention = { ...btc, retentionDays: { default: 30, '1m': 365, '1h': null } };
+    expect(parseMarkets([withRetention])).toEqual([withRetention]);
   });
 
   it('rejects the same market listed twice', () => {

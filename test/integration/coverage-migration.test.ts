@@ -20,13 +20,14 @@ afterEach(async () => {
 
 /**
  * The migrations a database in use before this fix had applied: 0001 to 0004, plus the dead-letter
- * ledger (0006), which has nothing to do with coverage but is read by the gaps code that shows the
- * ledger's state before and after.
+ * ledger (0006) and the markets and their retention (0010, 0013), which have nothing to do with
+ * coverage but are read by the gaps code that shows the ledger's state before and after.
  */
 async function migrationsBeforeTheFix(): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'candlekeep-migrations-'));
   await cp(MIGRATIONS_DIR, dir, { recursive: true });
-  for (const name of await readdir(dir)) if (name >= '0005' && !name.startsWith('0006_dead_letters')) await rm(path.join(dir, name));
+  const readByGaps = ['0006_dead_letters', '0010_markets', '0013_retention'];
+  for (const name of await readdir(dir)) if (name >= '0005' && !readByGaps.some((k) => name.startsWith(k))) await rm(path.join(dir, name));
   return dir;
 }
 

@@ -1,7 +1,7 @@
 import { MAX_OPEN_TIME, MIN_OPEN_TIME } from '../../candles/candle.ts';
 import { bucketStart, INTERVAL_MS, type Interval } from '../../candles/intervals.ts';
 import { candleWindow, windowBounds, type StoredCandle } from '../../store/candles.ts';
-import { isRolledUp, resampledWindow, rolledUpWindow } from '../../store/rollups.ts';
+import { isRolledUp, keptBounds, resampledWindow, rolledUpWindow } from '../../store/rollups.ts';
 import type { Queryable } from '../../store/db.ts';
 import type { AsOf } from '../../store/as-of.ts';
 import type { CandleOut, GapPolicy } from '../schemas.ts';
@@ -64,7 +64,14 @@ export async function readCandles(db: Queryable, src: CandleSource, opts: ReadCa
 
   // Bounds of the stored data in range, so pages span only buckets that can hold data, and the
   // close before this page for ffill.
-  const b = await windowBounds(db, src.seriesId, lo, hi, opts.gaps === 'ffill', opts.asOf);
+  let b = await windowBounds(db, src.seriesId, lo, hi, opts.gaps === 'ffill', opts.asOf);
+  // Rollups hold the current data: a point-in-time read builds its buckets from the source.
+  const rolledUp = src.resampled && isRolledUp(src.interval, src.source) && !opts.asOf;
+  if (rolledUp && (!b || bucketStart(b.first, src.interval) > lo)) {
+    // Kept buckets may reach further back than the stored candles: those retention deleted.
+    const kept = await keptBounds(db, src.seriesId, src.interval, lo, hi);
+    if (kept) b = b ? { ...b, first: Math.min(b.first, kept.first), last: Math.max(b.last, kept.last) } : { first: kept.first, last: kept.last, prevClose: null };
+  }
   if (!b) return { candles: [], next: null };
   const pageLo = opts.from ?? bucketStart(b.first, src.interval);
   const lastBucket = bucketStart(b.last, src.interval);
@@ -74,9 +81,7 @@ export async function readCandles(db: Queryable, src: CandleSource, opts: ReadCa
   const page = { seriesId: src.seriesId, interval: src.interval, source: src.source, lo: pageLo, hi: pageHi };
   // Rollups hold the current data: a point-in-time read builds its buckets from the source.
   const candles = src.resampled
-    ? (isRolledUp(src.interval, src.source) && !opts.asOf ? await rolledUpWindow(db, page, b.last) : await resampledWindow(db, page, opts.asOf)).map((r) =>
-        toCandle(r.candle, r.sourceCandles),
-      )
+    ? (rolledUp ? await rolledUpWindow(db, page, b.last) : await resampledWindow(db, page, opts.asOf)).map((r) => toCandle(r.candle, r.sourceCandles))
     : (await candleWindow(db, src.seriesId, pageLo, pageHi, undefined, opts.asOf)).map((c) => toCandle(c));
   if (opts.gaps === 'omit') return { candles, next };
   return { candles: fill(candles, pageLo, pageHi, step, opts.gaps, b.prevClose, src.resampled), next };

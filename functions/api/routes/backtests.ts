@@ -133,6 +133,7 @@ export const compareRuns = defineRoute({
       ...cmp.metrics.map((m) => ['metric', m.name, ...m.values]),
       ...cmp.parameters.differing.map((p) => ['param', p.name, ...p.values.map(paramText)]),
       ['data', 'changed', ...cmp.data.map((d) => d.changed)],
+      ['data', 'expired', ...cmp.data.map((d) => d.expired)],
     ],
   }),
   responses: { 200: { description: 'The comparison.', schema: comparisonSchema }, ...problems(...COMMON, 404) },

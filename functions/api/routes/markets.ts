@@ -9,7 +9,9 @@ import { json } from '../../http/response.ts';
 import { follow, MarketsRefused, refusals } from '../../markets/follow.ts';
 import { seriesExtents, storedGaps } from '../../store/candles.ts';
 import { changeMarket, listMarkets, removeMarket } from '../../store/markets.ts';
-import { NotFound } from '../../errors.ts';
+import { firstStored, seriesExpiry, type SeriesExpiry } from '../../store/retention.ts';
+import { INTERVAL_MS } from '../../candles/intervals.ts';
+import { NotFound, Unprocessable } from '../../errors.ts';
 import { resolveStored } from '../candles/source.ts';
 import { COMMON, defineRoute, problems } from '../route.ts';
 import {
@@ -23,6 +25,7 @@ import {
   marketsSchema,
   removalSchema,
   removeMarketQuerySchema,
+  retentionOutside,
   type GapPage,
   type Markets,
 } from '../schemas.ts';
@@ -33,7 +36,7 @@ export const markets = defineRoute({
   operationId: 'listMarkets',
   tag: 'candles',
   scope: 'read',
-  summary: 'Stored and followed series: state, first, last and newest closed candle, lag, count, gaps and dead-lettered messages',
+  summary: 'Stored and followed series: state, first, last and newest closed candle, lag, count, gaps, dead-lettered messages and retention',
   query: marketsQuerySchema,
   csv: (out: Markets) => ({
     columns: [
@@ -53,6 +56,9 @@ export const markets = defineRoute({
       'largest_gap_candles',
       'dead_lettered_messages',
       'dead_lettered_candles',
+      'retention_days',
+      'expired_before',
+      'expired_candles',
     ],
     rows: out.markets.map((m) => [
       m.exchange,
@@ -71,6 +77,9 @@ export const markets = defineRoute({
       m.largestGapCandles,
       m.deadLetteredMessages,
       m.deadLetteredCandles,
+      m.retentionDays,
+      isoOrNull(m.expiredBefore),
+      m.expiredCandles,
     ]),
   }),
   responses: { 200: { description: 'Every matching series.', schema: marketsSchema }, ...problems(...COMMON) },
@@ -93,16 +102,20 @@ export const gaps = defineRoute({
     headers: nextCursorHeader(page.nextCursor),
   }),
   responses: { 200: { description: 'A page of gaps, oldest first.', schema: gapsPageSchema }, ...problems(...COMMON, 404) },
-  async handle({ query: q, db, cursors, reply }) {
+  async handle({ query: q, db, cursors, reply, now }) {
     checkTimeRange(q);
     const codec = await cursors();
     const hash = queryHash(['gaps', q.exchange, q.symbol, q.interval, q.start, q.end]);
     const from = q.cursor ? codec.decode(q.cursor, hash, z.number().int().min(MIN_OPEN_TIME).max(MAX_OPEN_TIME)) : undefined;
     const conn = await db();
     const seriesId = await resolveStored(conn, q.exchange, q.symbol, q.interval);
-    const page = await storedGaps(conn, seriesId, q.interval, { start: q.start, end: q.end, limit: q.limit, from });
+    const expiry = await seriesExpiry(conn, seriesId, q.interval, now());
+    const page = await storedGaps(conn, seriesId, q.interval, { start: q.start, end: q.end, limit: q.limit, from, expiredBefore: expiry.horizon });
     const nextCursor = page.next === null ? null : codec.encode(page.next, hash);
-    return reply({ exchange: q.exchange, symbol: q.symbol, interval: q.interval, gaps: page.gaps, nextCursor });
+    // The range the retention job deleted, before the first stored candle: on the first page, expired.
+    const lead = expiry.firstExpired === undefined ? undefined : expiredLead(expiry, await firstStored(conn, seriesId), INTERVAL_MS[q.interval]);
+    const gaps = !q.cursor && lead && (q.start === undefined || lead.end > q.start) && (q.end === undefined || lead.start < q.end) ? [lead, ...page.gaps] : page.gaps;
+    return reply({ exchange: q.exchange, symbol: q.symbol, interval: q.interval, gaps, nextCursor });
   },
 });
 
@@ -124,7 +137,7 @@ export const followMarkets = defineRoute({
   },
   async handle({ req, pool, exchanges }) {
     const body = parseJsonBody(req.body, req.headers['content-type'], followBodySchema);
-    const markets = await follow(await pool(), await exchanges(), body.markets);
+    const markets = await follow(await pool(), await exchanges(), body.markets.map(({ retentionDays, ...m }) => ({ ...m, retention: retentionDays })));
     return json(201, { markets });
   },
 });
@@ -135,7 +148,7 @@ export const changeFollowedMarket = defineRoute({
   operationId: 'changeMarket',
   tag: 'markets',
   scope: 'admin',
-  summary: 'Change the intervals of a followed market, pause or resume it',
+  summary: 'Change the intervals or retention of a followed market, pause or resume it',
   body: marketChangeSchema,
   responses: {
     200: { description: 'The market as stored.', schema: followedMarketSchema },
@@ -149,7 +162,22 @@ export const changeFollowedMarket = defineRoute({
       const refused = await refusals(await exchanges(), [{ exchange: change.exchange, symbol: change.symbol, intervals: change.intervals }], { listed: () => true });
       if (refused.length) throw new MarketsRefused(refused);
     }
-    if (!(await changeMarket(db, change.exchange, change.symbol, change))) throw notFollowed(change.exchange, change.symbol);
+    if (change.retentionDays) {
+      // An interval's retention is set on an interval the market follows (after this change).
+      const [current] = await listMarkets(db, { exchange: change.exchange, symbol: change.symbol, active: true });
+      if (!current) throw notFollowed(change.exchange, change.symbol);
+      const intervals = change.intervals ?? current.intervals;
+      const outside = retentionOutside(change.retentionDays, intervals);
+      if (outside.length) {
+        throw new Unprocessable(
+          `retentionDays: ${change.exchange} ${change.symbol} does not follow ${outside.join(' ')} (it follows ${intervals.join(' ')}); ` +
+            'follow the interval first, or set the market\'s `default`',
+          'retentionDays',
+          'interval-not-followed',
+        );
+      }
+    }
+    if (!(await changeMarket(db, change.exchange, change.symbol, { ...change, retention: change.retentionDays }))) throw notFollowed(change.exchange, change.symbol);
     const [market] = await listMarkets(db, { exchange: change.exchange, symbol: change.symbol });
     return json(200, market);
   },
@@ -187,6 +215,14 @@ export const followedMarkets = defineRoute({
     return json(200, { markets: await listMarkets(await db(), q) });
   },
 });
+
+function expiredLead(expiry: SeriesExpiry, stored: number | undefined, step: number): GapPage['gaps'][number] | undefined {
+  if (expiry.firstExpired === undefined || expiry.horizon === undefined) return undefined;
+  const end = Math.min(expiry.horizon, stored ?? expiry.horizon);
+  if (end <= expiry.firstExpired) return undefined;
+  const start = expiry.firstExpired;
+  return { start, end, missingCandles: Math.round((end - start) / step), kind: 'expired', confirmedByExchange: false, deadLetteredMessages: 0 };
+}
 
 const notFollowed = (exchange: string, symbol: string) =>
   new NotFound(`${exchange} ${symbol} is not followed; GET /v1/markets/followed lists the followed markets`, 'symbol', 'market-not-followed');

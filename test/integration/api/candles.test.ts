@@ -331,7 +331,8 @@ describe('latest, markets, gaps', () => {
       { exchange: 'binance', symbol, interval: '1m', state: 'not-followed', candles: 12, firstOpenTime: T0, lastOpenTime: T0 + 19 * MIN,
         // Stored without a range (as a backfill or pull would send it), so the coverage ledger has nothing to say.
         newestClosedOpenTime: null, lagMs: null, pulledAt: null, lastError: null,
-        gapCount: 2, missingCandles: 8, largestGapCandles: 6, deadLetteredMessages: 0, deadLetteredCandles: 0 },
+        gapCount: 2, missingCandles: 8, largestGapCandles: 6, deadLetteredMessages: 0, deadLetteredCandles: 0,
+        retentionDays: null, expiredBefore: null, expiredCandles: 0 },
     ]);
     const csv = parseCsv((await api.get('/v1/markets', { symbol, format: 'csv' })).text);
     expect(csv[0]).toMatchObject({ candles: '12', gap_count: '2', first_open_time: '2024-03-01T00:00:00.000Z' });

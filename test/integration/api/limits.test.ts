@@ -163,6 +163,9 @@ describe('GET /v1/markets', () => {
         largestGapCandles: 10,
         deadLetteredMessages: 0,
         deadLetteredCandles: 0,
+        retentionDays: null,
+        expiredBefore: null,
+        expiredCandles: 0,
       },
     ]);
   });

@@ -121,7 +121,7 @@ describe('following markets through the API', () => {
     expect((lacking.body as { detail: string }).detail).toMatch(/kraken BTC\/USD is not followed/);
     const empty = await api.call('PATCH', '/v1/markets', { body: { exchange: 'okx', symbol: 'BTC/USDT' } });
     expect(empty.status).toBe(422);
-    expect((empty.body as { detail: string }).detail).toMatch(/change at least one of intervals, paused and start/);
+    expect((empty.body as { detail: string }).detail).toMatch(/change at least one of intervals, paused, start and retentionDays/);
   });
 
   it('removes a market keeping its data and says so; purge deletes it', async () => {
@@ -143,6 +143,80 @@ describe('following markets through the API', () => {
     expect(purged.body).toMatchObject({ purged: true, purgedCandles: 24, keptCandles: 0 });
     expect((await series('bybit', 'ETH/USDT')).map((s) => [s.state, s.candles])).toEqual([['removed', 0]]);
     expect((await api.call('DELETE', '/v1/markets', { query: { exchange: 'bybit', symbol: 'ETH/USDT' } })).status).toBe(404);
+  });
+});
+
+describe('retention', () => {
+  const followed = async (exchange: string, symbol: string) =>
+    ((await api.get('/v1/markets/followed', { exchange, symbol })).body as { markets: { retentionDays: Record<string, number | null> }[] }).markets[0];
+  const detail = (a: { body: unknown }) => (a.body as { detail: string }).detail;
+
+  it('is set when following and changing a market, reported per market and per series, and bad settings are refused changing nothing', async () => {
+    const added = await follow([{ exchange: 'binance', symbol: 'LTC/USDT', intervals: ['1m', '1d'], retentionDays: { '1m': 365, '1d': null } }]);
+    expect(added.status).toBe(201);
+    expect(added.body).toMatchObject({ markets: [{ retentionDays: { default: null, '1m': 365, '1d': null } }] });
+    const now = Date.now();
+    const perSeries = await series('binance', 'LTC/USDT');
+    expect(perSeries.map((s) => [s.interval, s.retentionDays, s.expiredCandles])).toEqual([
+      ['1d', null, 0],
+      ['1m', 365, 0],
+    ]);
+    const horizon = perSeries.find((s) => s.interval === '1m')!.expiredBefore as number;
+    expect(Math.abs(horizon - (now - 365 * 86_400_000))).toBeLessThan(2 * MIN);
+    expect(perSeries.find((s) => s.interval === '1d')!.expiredBefore).toBeNull();
+
+    // The market's default: what every interval without its own follows, one added later too.
+    const changed = await api.call('PATCH', '/v1/markets', { body: { exchange: 'binance', symbol: 'LTC/USDT', intervals: ['1m', '1h', '1d'], retentionDays: { default: 30 } } });
+    expect(changed.status).toBe(200);
+    expect(changed.body).toMatchObject({ retentionDays: { default: 30, '1m': 365, '1h': 30, '1d': null } });
+    const csv = await api.get('/v1/markets', { exchange: 'binance', symbol: 'LTC/USDT', format: 'csv' });
+    expect(csv.text.split('\n')[0]).toContain('retention_days,expired_before,expired_candles');
+
+    const refusals: [object, number, RegExp][] = [
+      [{ retentionDays: { '1m': 0 } }, 422, /retentionDays\.1m.*retention must keep at least 1 day/],
+      [{ retentionDays: { '1m': '365d' } }, 422, /expected a whole number of days from 1 to 36500, or null for forever; got "365d"/],
+      [{ retentionDays: { '1m': 36501 } }, 422, /at most 36500 days/],
+      [{ retentionDays: { '2m': 5 } }, 422, /retentionDays/],
+      [{ retentionDays: {} }, 422, /name at least one of default and the intervals/],
+      [{ retentionDays: { '4h': 5 } }, 422, /binance LTC\/USDT does not follow 4h \(it follows 1m 1h 1d\)/],
+    ];
+    for (const [body, status, message] of refusals) {
+      const refused = await api.call('PATCH', '/v1/markets', { body: { exchange: 'binance', symbol: 'LTC/USDT', ...body } });
+      expect(refused.status, JSON.stringify(body)).toBe(status);
+      expect(detail(refused), JSON.stringify(body)).toMatch(message);
+    }
+    const outside = await follow([{ exchange: 'binance', symbol: 'LINK/USDT', intervals: ['1m'], retentionDays: { '1h': 5 } }]);
+    expect(outside.status).toBe(422);
+    expect(detail(outside)).toMatch(/1h is not among the intervals followed here \(1m\)/);
+    expect((await api.get('/v1/markets/followed', { exchange: 'binance', symbol: 'LINK/USDT' })).body).toEqual({ markets: [] });
+    expect((await followed('binance', 'LTC/USDT'))!.retentionDays).toEqual({ default: 30, '1m': 365, '1h': 30, '1d': null });
+  });
+
+  it('reports gaps before the horizon as expired in /v1/gaps, before the job ran and after it deleted them', async () => {
+    await follow([{ exchange: 'okx', symbol: 'XRP/USDT', intervals: ['1m'], retentionDays: { default: 1 } }]);
+    const nowMinute = Math.floor(Date.now() / MIN) * MIN;
+    const old = nowMinute - 3 * 86_400_000;
+    const recent = nowMinute - 60 * MIN;
+    const rows = [...Array.from({ length: 120 }, (_, i) => old + i * MIN), ...Array.from({ length: 30 }, (_, i) => recent + i * MIN)].map(
+      (t) => [t, '1.5', '1.75', '1.25', '1.5', '10', '15', 3, 1] as CandleRow,
+    );
+    await api.store.upsert(api.pool, [{ v: 1, exchange: 'okx', symbol: 'XRP/USDT', interval: '1m', fetchedAt: nowMinute, rows }]);
+    const gapsOf = async () => ((await api.get('/v1/gaps', { exchange: 'okx', symbol: 'XRP/USDT', interval: '1m' })).body as { gaps: Record<string, unknown>[] }).gaps;
+
+    const horizon = (await series('okx', 'XRP/USDT'))[0]!.expiredBefore as number;
+    // Not deleted yet: the part of the gap before the horizon is expired, the rest missing.
+    expect(await gapsOf()).toEqual([
+      { start: old + 120 * MIN, end: horizon, missingCandles: (horizon - old - 120 * MIN) / MIN, kind: 'expired', confirmedByExchange: false, deadLetteredMessages: 0 },
+      { start: horizon, end: recent, missingCandles: (recent - horizon) / MIN, kind: 'missing', confirmedByExchange: false, deadLetteredMessages: 0 },
+    ]);
+
+    const { applyRetention } = await import('../../../functions/store/retention.ts');
+    const report = await applyRetention(api.pool, { now: Date.now() });
+    expect(report.series.find((s) => s.symbol === 'XRP/USDT')).toMatchObject({ deleted: 120, pending: false });
+    expect(await gapsOf()).toEqual([
+      { start: old, end: horizon, missingCandles: (horizon - old) / MIN, kind: 'expired', confirmedByExchange: false, deadLetteredMessages: 0 },
+    ]);
+    expect((await series('okx', 'XRP/USDT'))[0]).toMatchObject({ candles: 30, expiredCandles: 120, retentionDays: 1 });
   });
 });
 
@@ -232,7 +306,36 @@ describe('the seed list', () => {
 });
 
 describe('candlekeep markets', () => {
+  const followed = async (exchange: string, symbol: string) =>
+    ((await api.get('/v1/markets/followed', { exchange, symbol })).body as { markets: { retentionDays: Record<string, number | null> }[] }).markets[0];
   const candlekeep = (args: string[]) => runCli(['markets', ...args], { CANDLEKEEP_URL: api.url, CANDLEKEEP_API_KEY: API_KEY });
+
+  it('sets retention with --retention, lists it, and refuses a bad one before asking the API', async () => {
+    const added = await candlekeep(['add', '--exchange', 'okx', '--symbol', 'ADA/USDT', '--interval', '1m,1h,1d', '--retention', '1m=30d,1d=forever']);
+    expect(added).toMatchObject({ code: 0 });
+    expect(added.stdout).toContain('following okx ADA/USDT 1m,1h,1d, keeping 1m 30d, forever otherwise');
+    const set = await candlekeep(['set', '--exchange', 'okx', '--symbol', 'ADA/USDT', '--retention', '400d']);
+    expect(set.stdout).toContain('okx ADA/USDT: following 1m,1h,1d, keeping 1m 30d, 1d forever, 400d otherwise');
+    const followedOut = await candlekeep(['list', '--followed', '--exchange', 'okx', '--symbol', 'ADA/USDT']);
+    expect(followedOut.stdout).toMatch(/ADA\/USDT\s+1m,1h,1d\s+following\s+1m 30d, 1d forever, 400d otherwise/);
+    const seriesOut = await candlekeep(['list', '--exchange', 'okx', '--symbol', 'ADA/USDT']);
+    expect(seriesOut.stdout).toMatch(/ADA\/USDT\s+1m\s+following\s+30d \(expired < \d{4}-\d\d-\d\dT/);
+    expect(seriesOut.stdout).toMatch(/ADA\/USDT\s+1d\s+following\s+\d/);
+
+    const bad: [string[], number, string][] = [
+      [['--retention', '1m=365'], 2, 'is not a retention; write days as 365d (1 to 36500 days) or forever'],
+      [['--retention', '2m=5d'], 2, 'unknown interval "2m"'],
+      [['--retention', '1m=5d,1m=6d'], 2, '1m is given twice'],
+      [['--retention', '4h=5d'], 1, 'okx ADA/USDT does not follow 4h'],
+      [[], 2, 'give --interval, --retention or both'],
+    ];
+    for (const [args, code, message] of bad) {
+      const out = await candlekeep(['set', '--exchange', 'okx', '--symbol', 'ADA/USDT', ...args]);
+      expect(out.code, args.join(' ')).toBe(code);
+      expect(out.stderr, args.join(' ')).toContain(message);
+    }
+    expect((await followed('okx', 'ADA/USDT'))!.retentionDays).toEqual({ default: 400, '1m': 30, '1h': 400, '1d': null });
+  });
 
   it('adds, lists, pauses and removes, and refuses what the exchange does not list', async () => {
     const added = await candlekeep(['add', '--exchange', 'kraken', '--symbol', 'BTC/USD,ETH/USD', '--interval', '1m,1h']);

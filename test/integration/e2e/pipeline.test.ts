@@ -3,11 +3,13 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalCandlekeep, type LocalCandlekeep } from '../../../dev/local-candlekeep.ts';
 import { awsClientConfig } from '../../../dev/localstack/index.ts';
-import { synthesizeCandlekeep, type SynthesizedCandlekeep } from '../../../dev/template/index.ts';
+import { localFunctions, synthesizeCandlekeep, type SynthesizedCandlekeep } from '../../../dev/template/index.ts';
 import type { Exchange } from '../../../functions/candles/candle.ts';
 import { bucketStart, type Interval } from '../../../functions/candles/intervals.ts';
 import { putBackfillRequests } from '../../../functions/ingest/backfill-events.ts';
-import { encodeCandleBatches } from '../../../functions/candles/candle-batch.ts';
+import { encodeCandleBatches, parseCandleBatch } from '../../../functions/candles/candle-batch.ts';
+import { CandleStore } from '../../../functions/store/candles.ts';
+import { followMarkets } from '../../../functions/store/markets.ts';
 import { redrive } from '../../../functions/queue/redrive.ts';
 import { createPool, type Db } from '../../../functions/store/db.ts';
 import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
@@ -18,7 +20,7 @@ import { asStored, readAll, scratchDatabase, type ScratchDatabase, type StoredCa
 /**
  * The whole pipeline as `npm run dev` runs it: the synthesized stack's queues, DLQ, secret, bus and
  * rule deployed to LocalStack through CloudFormation; the stack's own handlers (pull, writer,
- * backfill planner and worker, dead-letter scan, API) run in this process with the template's environment and batch
+ * backfill planner and worker, dead-letter scan, retention, API) run in this process with the template's environment and batch
  * settings; the fake exchange behind the adapters. What goes in at the exchange must come out of
  * the HTTP API unchanged.
  */
@@ -197,6 +199,33 @@ describe('the local pipeline end to end (LocalStack + PostgreSQL + fake exchange
     await pollUntil(async () => (await drained()) && (await gaps()).length === 0, { timeoutMs: 45_000, intervalMs: 500, description: 'the redriven hours to be stored' });
     await local.pipeline.tick();
     expect(await market()).toMatchObject({ deadLetteredMessages: 0, deadLetteredCandles: 0 });
+    expect(errors).toEqual([]);
+  });
+
+  it('runs the retention job on its daily schedule, reading each market\'s retention from the database', async () => {
+    const [schedule] = localFunctions(synth).schedules.filter((x) => x.functionId === synth.ids.functions.retention);
+    expect(schedule?.expression).toBe('cron(30 2 * * ? *)');
+    expect(schedule!.next(Date.UTC(2026, 0, 1, 12))).toBe(Date.UTC(2026, 0, 2, 2, 30));
+
+    await followMarkets(pool, [{ exchange: 'binance', symbol: 'LINK/USDT', intervals: ['1h'], retention: { default: 2 } }]);
+    const old = bucketStart(frozenAt - 10 * 24 * HOUR, '1h');
+    const rows = fake.expected('binance', 'LINK/USDT', '1h', old, old + 24 * HOUR - 1);
+    await new CandleStore().upsert(pool, encodeCandleBatches({ exchange: 'binance', symbol: 'LINK/USDT', interval: '1h' }, rows, frozenAt).map((b) => {
+      const parsed = parseCandleBatch(b);
+      if (!parsed.ok) throw new Error(parsed.reason);
+      return parsed.batch;
+    }));
+
+    // Every schedule of the template fires, the retention job's among them.
+    await local.pipeline.tick();
+    const { rows: left } = await pool.query<{ n: string }>(
+      `SELECT count(*) AS n FROM candles WHERE series_id = (SELECT id FROM series WHERE exchange = 'binance' AND symbol = 'LINK/USDT' AND interval = '1h')
+         AND open_time < to_timestamp($1::float8 / 1000)`,
+      [old + 24 * HOUR],
+    );
+    expect(Number(left[0]!.n)).toBe(0);
+    const res = await fetch(`${local.server.url}/v1/markets?exchange=binance&symbol=LINK/USDT&interval=1h`, { headers: { 'x-api-key': API_KEY } });
+    expect(((await res.json()) as { markets: Record<string, unknown>[] }).markets[0]).toMatchObject({ retentionDays: 2, expiredCandles: 24 });
     expect(errors).toEqual([]);
   });
 });
