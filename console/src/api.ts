@@ -85,7 +85,7 @@ export interface Gap {
   start: number;
   end: number;
   missingCandles: number;
-  kind: 'missing' | 'empty' | 'dead-lettered';
+  kind: 'missing' | 'empty' | 'dead-lettered' | 'expired';
   deadLetteredMessages: number;
 }
 

@@ -1,6 +1,6 @@
 /**
  * Markets: every stored series with its coverage over time (stored, missing, confirmed empty by the
- * exchange, waiting in the dead-letter queue), how far behind it is, and a button that asks the
+ * exchange, waiting in the dead-letter queue, expired by retention), how far behind it is, and a button that asks the
  * public API to backfill a hole.
  */
 import { ApiError, get, INTERVAL_MS, post, type Gap, type Market } from '../api.ts';
@@ -12,6 +12,7 @@ const KIND_TEXT: Record<Gap['kind'], string> = {
   missing: 'missing: a backfill fills it',
   empty: 'confirmed empty by the exchange',
   'dead-lettered': 'waiting in the dead-letter queue: candlekeep redrive fills it',
+  expired: 'expired by retention: deleted on purpose',
 };
 
 interface Segment {
@@ -57,7 +58,7 @@ export async function marketsPage(main: HTMLElement): Promise<() => void> {
     h(
       'div',
       { class: 'legend' },
-      ...(['stored', 'missing', 'empty', 'dead-lettered'] as const).map((k) => h('span', {}, h('i', { class: `swatch ${k}` }), k === 'empty' ? 'confirmed empty' : k)),
+      ...(['stored', 'missing', 'empty', 'dead-lettered', 'expired'] as const).map((k) => h('span', {}, h('i', { class: `swatch ${k}` }), k === 'empty' ? 'confirmed empty' : k)),
     ),
   );
   if (markets.length === 0) {
@@ -119,7 +120,13 @@ export async function marketsPage(main: HTMLElement): Promise<() => void> {
     panel.replaceChildren(
       h('h2', {}, `${m.symbol} ${m.exchange} ${m.interval}: ${KIND_TEXT[g.kind]}`),
       h('p', {}, `${utc(g.start)} to ${utc(g.end)} UTC, ${count(g.missingCandles)} candles.`),
-      g.kind === 'missing' ? button : g.kind === 'dead-lettered' ? h('p', {}, 'Run ', h('code', {}, 'npx candlekeep redrive'), ' to store what waits in the dead-letter queue.') : h('p', { class: 'muted' }, 'The exchange has no candles there: nothing to fetch.'),
+      g.kind === 'missing'
+        ? button
+        : g.kind === 'dead-lettered'
+          ? h('p', {}, 'Run ', h('code', {}, 'npx candlekeep redrive'), ' to store what waits in the dead-letter queue.')
+          : g.kind === 'expired'
+            ? h('p', { class: 'muted' }, 'Older than this series keeps (its retention): deleted on purpose, not fetched again. ', h('code', {}, 'candlekeep markets set --retention'), ' keeps more.')
+            : h('p', { class: 'muted' }, 'The exchange has no candles there: nothing to fetch.'),
       h('details', {}, h('summary', {}, 'Or from a shell'), h('pre', {}, cmd)),
       status,
     );
@@ -133,7 +140,8 @@ export async function marketsPage(main: HTMLElement): Promise<() => void> {
       return;
     }
     const page = await get<{ gaps: Gap[]; nextCursor: string | null }>('/v1/gaps', { exchange: m.exchange, symbol: m.symbol, interval: m.interval, limit: GAPS_PER_BAR });
-    const first = m.firstOpenTime;
+    // The range retention deleted comes before the first stored candle.
+    const first = Math.min(m.firstOpenTime, page.gaps[0]?.start ?? m.firstOpenTime);
     const end = m.lastOpenTime + INTERVAL_MS[m.interval];
     const span = end - first;
     const segs = segments(first, end, page.gaps);
