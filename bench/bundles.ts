@@ -35,6 +35,7 @@ const LIMITS = { init_ms: 150, bytes: 1024 * 1024 };
 function placeholder(name: string): string {
   if (name.endsWith('_URL')) return `https://sqs.us-east-1.amazonaws.com/123456789012/candlekeep-bench-${name.toLowerCase()}`;
   if (name.endsWith('_ARN')) return 'arn:aws:secretsmanager:us-east-1:123456789012:secret:candlekeep-bench-AbCdEf';
+  if (name.endsWith('_ID')) return 'a1b2c3d4e5';
   return `candlekeep-bench-${name.toLowerCase()}`;
 }
 

@@ -2,14 +2,17 @@
  * The local stand-in for API Gateway in front of the API Lambda: `npm run dev`, `candlekeep serve`
  * and the API tests serve the same handler through it.
  */
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { CONSOLE_PATH, type ConsoleAsset } from '../console/build.ts';
 import { matchRoute, type ApiContext } from '../functions/api/app.ts';
 import { needsKey } from '../functions/api/route.ts';
+import { allowed, UNAUTHORIZED_DETAIL, type AuthorizerResult } from '../functions/auth/authorizer.ts';
+import { createAuthorizerHandler, type AuthorizerHandler } from '../functions/auth/authorizer-lambda.ts';
 import { PROBLEM_CONTENT_TYPE, problemBody } from '../functions/http/problem.ts';
+import type { Queryable } from '../functions/store/db.ts';
 
 /** What API Gateway accepts before Lambda's own 6 MB invoke limit applies. */
 export const LOCAL_MAX_BODY_BYTES = 6 * 1024 * 1024;
@@ -18,8 +21,11 @@ export type ProxyHandler = (event: APIGatewayProxyEvent, context: Context) => Pr
 
 export interface LocalServerOptions {
   handler: ProxyHandler;
-  /** The key clients must send in `x-api-key` (CANDLEKEEP_API_KEY). */
-  apiKey: string;
+  /**
+   * Who may call: the deployed API's REQUEST authorizer handler, called in-process before each
+   * request that needs a key (see localAuthorizer). Not cached, so a revoked key stops at once.
+   */
+  authorizer: AuthorizerHandler;
   port?: number;
   host?: string;
   log?: (msg: string) => void;
@@ -32,16 +38,43 @@ export interface LocalServer {
   close(): Promise<void>;
 }
 
-function sendProblem(res: ServerResponse, status: number, detail: string, parameter?: string): void {
-  res.writeHead(status, { 'Content-Type': PROBLEM_CONTENT_TYPE });
+function sendProblem(res: ServerResponse, status: number, detail: string, parameter?: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': PROBLEM_CONTENT_TYPE, ...headers });
   res.end(JSON.stringify(problemBody(status, detail, parameter ? { parameter } : {})));
 }
 
-function keyMatches(sent: string | undefined, expected: string): boolean {
-  if (sent === undefined) return false;
-  const a = Buffer.from(sent);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+/**
+ * The authorizer `candlekeep serve` and the tests put in front of the API: keys from the api_keys
+ * table of `db`, and `apiKey` (CANDLEKEEP_API_KEY) as the configured admin key when given.
+ */
+export function localAuthorizer(opts: { db: () => Promise<Queryable>; apiKey?: string | undefined; now?: () => number }): AuthorizerHandler {
+  const configured = opts.apiKey;
+  return createAuthorizerHandler(
+    { meterWithConfiguredKey: false },
+    { db: opts.db, configuredKey: async () => configured, ...(opts.now ? { now: opts.now } : {}) },
+  );
+}
+
+/** The fake account and API id of the local execute-api ARNs the authorizer sees. */
+const LOCAL_API_ARN = 'arn:aws:execute-api:local:000000000000:local/local';
+
+/** Asks the authorizer about a request as API Gateway does: its answer, or why there is none. */
+async function authorize(
+  authorizer: AuthorizerHandler,
+  req: { method: string; resource: string; path: string; headers: Record<string, string | string[] | undefined> },
+  log: ((msg: string) => void) | undefined,
+): Promise<AuthorizerResult | 'unauthorized' | 'failed'> {
+  const headers = Object.fromEntries(Object.entries(req.headers).flatMap(([k, v]) => (v === undefined ? [] : [[k, Array.isArray(v) ? v.join(', ') : v]])));
+  const event = { type: 'REQUEST', methodArn: `${LOCAL_API_ARN}/${req.method}${req.resource}`, resource: req.resource, path: req.path, httpMethod: req.method, headers };
+  let answer: AuthorizerResult;
+  try {
+    answer = await authorizer(event);
+  } catch (err) {
+    // API Gateway answers a failed authorizer with a 503 too (AUTHORIZER_FAILURE); the authorizer logged why, redacted.
+    log?.(`authorizer failed: ${(err as Error).message}`);
+    return 'failed';
+  }
+  return allowed(answer) ? answer : 'unauthorized';
 }
 
 /** The request body, or undefined when it exceeds the limit (reading stops there). */
@@ -158,7 +191,7 @@ function serveConsole(files: readonly ConsoleAsset[], method: string, path: stri
 
 /**
  * Serves the API handler over HTTP the way API Gateway fronts it in AWS: unknown paths are 404,
- * routes other than health need the API key (403 otherwise), bodies above the gateway's limit are
+ * routes other than health go through the authorizer (401 without a good key), bodies above the gateway's limit are
  * refused, and everything else becomes a proxy event for the very same middy handler.
  */
 export async function startLocalServer(opts: LocalServerOptions): Promise<LocalServer> {
@@ -174,10 +207,20 @@ export async function startLocalServer(opts: LocalServerOptions): Promise<LocalS
       }
       // Another method on a known path goes to the handler, as the stack's ANY methods send it, for its 405.
       const [resource, keyNeeded] = 'route' in match ? [match.route.path, needsKey(match.route)] : [match.resource, match.apiKey];
-      const sentKey = req.headers['x-api-key'];
-      if (keyNeeded && !keyMatches(Array.isArray(sentKey) ? sentKey[0] : sentKey, opts.apiKey)) {
-        sendProblem(res, 403, 'missing or invalid API key: send it in the x-api-key header', 'x-api-key');
-        return;
+      let caller: AuthorizerResult | undefined;
+      if (keyNeeded) {
+        const answer = await authorize(opts.authorizer, { method, resource, path: url.pathname, headers: req.headers }, opts.log);
+        if (answer === 'unauthorized') {
+          sendProblem(res, 401, UNAUTHORIZED_DETAIL, 'x-api-key');
+          req.resume();
+          return;
+        }
+        if (answer === 'failed') {
+          sendProblem(res, 503, 'the API key could not be checked; retry shortly', undefined, { 'Retry-After': '5' });
+          req.resume();
+          return;
+        }
+        caller = answer;
       }
       const body = await readBody(req, LOCAL_MAX_BODY_BYTES);
       if (body === undefined) {
@@ -186,6 +229,8 @@ export async function startLocalServer(opts: LocalServerOptions): Promise<LocalS
         return;
       }
       const event = toProxyEvent({ method, url, headers: req.headers, body }, resource, match.pathParameters);
+      // As API Gateway passes a Lambda authorizer's answer on: its principal and context, never the usage key.
+      if (caller) (event.requestContext as { authorizer?: unknown }).authorizer = { principalId: caller.principalId, ...caller.context };
       // A client that hangs up before its answer is written: its statements are cancelled.
       const gone = new AbortController();
       res.once('close', () => {

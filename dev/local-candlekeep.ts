@@ -16,6 +16,7 @@ import { sendWorkTokens } from '../functions/queue/work-tokens.ts';
 import { countOpenChunks } from '../functions/store/backfills.ts';
 import { createPool } from '../functions/store/db.ts';
 import type { ConsoleAsset } from '../console/build.ts';
+import type { AuthorizerHandler } from '../functions/auth/authorizer-lambda.ts';
 import { startLocalServer, type LocalServer, type ProxyHandler } from './local-api.ts';
 import { startLocalPipeline, type LocalPipeline, type PipelineOptions } from './local-pipeline.ts';
 import { awsClientConfig, localStackServices } from './localstack/index.ts';
@@ -36,7 +37,7 @@ export interface LocalCandlekeepOptions
   endpoint: string;
   /** The database the functions use, reachable through the driver's configured relay. */
   databaseUrl: string;
-  /** The key clients must send in x-api-key, as with API Gateway. */
+  /** The configured admin key clients may send in x-api-key (keys stored with `candlekeep keys create` work too). */
   apiKey: string;
   /** Where the API listens; 0 (default) picks a free port. */
   port?: number;
@@ -97,13 +98,14 @@ export async function startLocalCandlekeep(opts: LocalCandlekeepOptions): Promis
     sqs,
     endpoint,
     log,
+    apiKey: opts.apiKey,
     ...pick(opts, ['exchangeUrls', 'exchangeClock', 'onError', 'schedules', 'waitTimeSeconds', 'visibilityTimeoutSeconds', 'poolMax', 'skip']),
   });
   let server: LocalServer;
   try {
     server = await startLocalServer({
       handler: pipeline.handler('api') as unknown as ProxyHandler,
-      apiKey: opts.apiKey,
+      authorizer: pipeline.handler('authorizer') as unknown as AuthorizerHandler,
       port: opts.port ?? 0,
       ...(opts.host !== undefined ? { host: opts.host } : {}),
       ...(opts.console ? { console: opts.console } : {}),

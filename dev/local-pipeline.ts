@@ -19,6 +19,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createApiHandler, readApiConfig } from '../functions/api/api-lambda.ts';
+import { createAuthorizerHandler } from '../functions/auth/authorizer-lambda.ts';
 import { createPlannerHandler, readPlannerConfig } from '../functions/backfill/planner-lambda.ts';
 import { createDeadLetterScanHandler, readDeadLetterScanConfig } from '../functions/dead-letters/scan-lambda.ts';
 import { createWorkerHandler, readWorkerConfig } from '../functions/backfill/worker-lambda.ts';
@@ -71,6 +72,11 @@ export interface PipelineOptions {
   stopRemainingMs?: number;
   /** Roles not to run (e.g. a test that drives the writer itself). */
   skip?: readonly FunctionRole[];
+  /**
+   * The configured admin key of the API authorizer. In AWS it is the value of the stack's API
+   * Gateway key, which LocalStack does not hold; locally it is CANDLEKEEP_API_KEY.
+   */
+  apiKey?: string;
 }
 
 export interface LocalPipeline {
@@ -98,6 +104,7 @@ interface SharedDeps {
   events: EventBridgeClient;
   exchangeEnv: Env;
   exchangeClock: (() => number) | undefined;
+  apiKey: string | undefined;
 }
 
 /** Each role's handler from its factory, as its entry builds it in AWS but with this pipeline's clients. */
@@ -125,6 +132,10 @@ function buildHandler(role: FunctionRole, env: Env, shared: SharedDeps): AnyHand
       return createDeadLetterScanHandler(readDeadLetterScanConfig(env), { db, sqs }) as AnyHandler;
     case 'retention':
       return createRetentionHandler(readRetentionConfig(env), { db }) as AnyHandler;
+    case 'authorizer': {
+      const apiKey = shared.apiKey;
+      return createAuthorizerHandler({ meterWithConfiguredKey: false }, { db, configuredKey: async () => apiKey }) as unknown as AnyHandler;
+    }
     case 'migrate':
       // The repository's migrations, where the bundle would carry them next to the code.
       return createMigrateHandler(readMigrateConfig({ ...env, MIGRATIONS_DIR }), { databaseUrl: async () => shared.databaseUrl }) as AnyHandler;
@@ -136,11 +147,13 @@ export async function startLocalPipeline(opts: PipelineOptions): Promise<LocalPi
   const onError = opts.onError ?? (() => {});
   const { deployment, functions } = opts;
   const skip = new Set(opts.skip ?? []);
-  const environments = new Map(functions.functions.map((fn) => [fn.role, functionEnvironment(fn, deployment)]));
+  // The authorizer's one setting names the stack's API Gateway key, which is not deployed locally
+  // (its configured key is opts.apiKey instead).
+  const environments = new Map(functions.functions.map((fn) => [fn.role, fn.role === 'authorizer' ? {} : functionEnvironment(fn, deployment)]));
 
   // One pool for every handler of this pipeline, found as the functions find it in AWS: through
   // the stack's database secret (read from LocalStack).
-  const first = functions.functions[0];
+  const first = functions.functions.find((f) => f.role !== 'authorizer');
   if (!first) throw new Error('the template has no functions to run');
   const databaseUrl = await resolveDatabaseUrl(readDatabaseConfig(environments.get(first.role)!), new SecretsManagerClient(awsClientConfig(opts.endpoint)));
   const pool = createPool(databaseUrl, { max: opts.poolMax ?? 8 });
@@ -151,6 +164,7 @@ export async function startLocalPipeline(opts: PipelineOptions): Promise<LocalPi
     events: new EventBridgeClient(awsClientConfig(opts.endpoint)),
     exchangeEnv: Object.fromEntries(Object.entries(opts.exchangeUrls ?? {}).map(([ex, url]) => [`CANDLEKEEP_${ex.toUpperCase()}_URL`, url])),
     exchangeClock: opts.exchangeClock,
+    apiKey: opts.apiKey,
   };
 
   const byId = new Map(functions.functions.map((f) => [f.logicalId, f]));

@@ -160,6 +160,7 @@ export class CandlekeepStack extends Stack {
         DeadLetterScan: this.deadLetters.scan,
         Retention: this.retention.function,
         Api: this.api.handler,
+        ApiAuthorizer: this.api.authorizerFunction,
         Migrate: this.migrations.function,
       },
       // Runs once a day: one failure is a missed day, not a blip the next tick repeats.

@@ -10,6 +10,8 @@ import type { BackfillRequest } from '../ingest/backfill-request.ts';
 import { boundedQueryable, type Db } from '../store/db.ts';
 import { liveExchangeAccess, type ExchangeAccess } from '../exchanges/access.ts';
 import { once } from '../lambda-kit/env.ts';
+import { UNAUTHORIZED_DETAIL } from '../auth/authorizer.ts';
+import { isKeyScope, scopeCovers } from '../auth/keys.ts';
 import { needsKey, type Route } from './route.ts';
 import { ROUTES } from './routes/index.ts';
 
@@ -78,6 +80,28 @@ export function matchRoute(method: string, path: string): { route: Route; pathPa
   return { resource: top[0]!.route.path, pathParameters: top[0]!.params, allowed: top.map((c) => c.route.method), apiKey: top.some((c) => needsKey(c.route)) };
 }
 
+/**
+ * The one place a key's scope is checked against a route, for the deployed API and the local server
+ * alike: both put the authorizer's answer for the key into the event (`requestContext.authorizer`)
+ * before the function runs. A route that needs a key and arrives without that answer is refused, so
+ * a gateway method that lost its authorizer fails closed.
+ */
+function checkScope(req: ApiRequest, route: Pick<Route, 'method' | 'path' | 'scope'>): void {
+  if (!needsKey(route)) return;
+  const caller = req.caller;
+  if (!caller || !isKeyScope(caller.scope)) {
+    throw new HttpProblem(401, UNAUTHORIZED_DETAIL, { parameter: 'x-api-key' });
+  }
+  if (!scopeCovers(caller.scope, route.scope)) {
+    throw new HttpProblem(
+      403,
+      `${route.method} ${route.path} needs a key with scope ${route.scope}; this key (${caller.keyName}) has scope ${caller.scope}. ` +
+        `Ask for a ${route.scope} key (candlekeep keys create --scope ${route.scope})`,
+      { parameter: 'x-api-key', slug: 'insufficient-scope', requiredScope: route.scope },
+    );
+  }
+}
+
 /** The first query parameter or path parameter whose name or value PostgreSQL could not store as text. */
 function refuseUnstorable(req: ApiRequest): void {
   for (const [name, values] of req.query) {
@@ -125,7 +149,11 @@ export function createApi(deps: ApiDeps): (event: unknown, context?: ApiContext,
     const req = toApiRequest(parsed.data);
     const route = byKey.get(`${req.method} ${req.resource}`);
     if (!route) {
-      const allowed = ROUTES.filter((r) => r.path === req.resource).map((r) => r.method);
+      const others = ROUTES.filter((r) => r.path === req.resource);
+      const allowed = others.map((r) => r.method);
+      // Which methods a path has is for callers with a key, as the route itself would be.
+      const weakest = others.find((r) => !needsKey(r)) ?? others[0];
+      if (weakest) checkScope(req, { ...weakest, scope: needsKey(weakest) ? 'read' : 'public' });
       if (allowed.length) {
         throw new HttpProblem(405, `${req.method} is not supported on ${req.resource}; use ${allowed.join(' or ')}`, {
           headers: { Allow: allowed.join(', ') },
@@ -133,6 +161,7 @@ export function createApi(deps: ApiDeps): (event: unknown, context?: ApiContext,
       }
       throw new HttpProblem(404, `no route ${req.method} ${req.path}; GET /v1/openapi.json lists the routes`);
     }
+    checkScope(req, route);
     refuseUnstorable(req);
     let query: unknown = {};
     let dynamic = new Map<string, string[]>();

@@ -8,11 +8,11 @@ import type { ApiResponse } from '../http/response.ts';
 import type { ExchangeAccess } from '../exchanges/access.ts';
 import type { BackfillRequest } from '../ingest/backfill-request.ts';
 import type { Db, Queryable } from '../store/db.ts';
+import type { Scope } from '../auth/keys.ts';
 import { problemSchema } from './schemas.ts';
 
-/** What a key may do, each scope including the ones before it; `public` routes need no key. */
-export const SCOPES = ['public', 'read', 'write', 'admin'] as const;
-export type Scope = (typeof SCOPES)[number];
+/** What a key may do (read < write < admin), defined with the keys themselves; `public` routes need no key. */
+export { SCOPES, type Scope } from '../auth/keys.ts';
 
 /** Whether a route needs an API key at all. */
 export const needsKey = (route: { scope: Scope }): boolean => route.scope !== 'public';
@@ -99,7 +99,8 @@ export function defineRoute<Q extends z.ZodObject | undefined = undefined, P ext
 
 const PROBLEM_TEXT: Record<number, string> = {
   400: 'Invalid parameter: the problem names it.',
-  403: 'Missing or invalid API key (x-api-key header).',
+  401: 'Missing, unknown or revoked API key (x-api-key header).',
+  403: "The API key's scope does not cover this route: `requiredScope` names the scope it needs.",
   404: 'No such series, run or followed market.',
   406: 'The Accept header asks for a format this route does not produce.',
   413: 'Body too large.',
@@ -115,4 +116,4 @@ export const problems = (...statuses: number[]): Record<number, ResponseDoc> =>
   Object.fromEntries(statuses.map((s) => [s, { description: PROBLEM_TEXT[s] ?? 'Error', schema: problemSchema }]));
 
 /** What any route with parameters and the API key can answer (406: every route answers JSON, which an Accept header can rule out). */
-export const COMMON = [400, 403, 406, 429, 503];
+export const COMMON = [400, 401, 403, 406, 429, 503];

@@ -19,6 +19,7 @@ export const problemSchema = z
     detail: z.string().meta({ description: 'What went wrong and how to fix it, for people.' }),
     parameter: z.string().optional().meta({ description: 'The offending query parameter, header or body field (dotted path).' }),
     errors: z.array(z.object({ parameter: z.string(), detail: z.string() })).optional(),
+    requiredScope: z.enum(['read', 'write', 'admin']).optional().meta({ description: "On a 403 for a key whose scope is too weak: the scope the route needs." }),
     requestId: z.string().optional(),
   })
   .meta({ description: 'RFC 9457 problem details.' });

@@ -22,11 +22,14 @@ export interface Problem {
   parameter?: string;
   /** Every validation issue when there was more than one; `detail` and `parameter` repeat the first. */
   errors?: ProblemIssue[];
+  /** On a 403 for a key whose scope is too weak: the scope the route needs (read, write or admin). */
+  requiredScope?: string;
   requestId?: string;
 }
 
 const TITLES: Record<number, string> = {
   400: 'Bad request',
+  401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not found',
   405: 'Method not allowed',
@@ -46,6 +49,7 @@ export const problemType = (slug: string) => `https://candlekeep.dev/problems/${
 
 const DEFAULT_SLUGS: Record<number, string> = {
   400: 'invalid-request',
+  401: 'unauthorized',
   403: 'forbidden',
   404: 'not-found',
   405: 'method-not-allowed',
@@ -65,6 +69,7 @@ export interface ProblemOptions {
   slug?: string;
   errors?: ProblemIssue[];
   headers?: Record<string, string>;
+  requiredScope?: string;
 }
 
 export class HttpProblem extends Error {
@@ -74,6 +79,7 @@ export class HttpProblem extends Error {
   readonly slug: string;
   readonly errors: ProblemIssue[] | undefined;
   readonly headers: Record<string, string>;
+  readonly requiredScope: string | undefined;
 
   constructor(status: number, detail: string, opts: ProblemOptions = {}) {
     super(detail);
@@ -82,6 +88,7 @@ export class HttpProblem extends Error {
     this.slug = opts.slug ?? DEFAULT_SLUGS[status] ?? 'error';
     this.errors = opts.errors;
     this.headers = opts.headers ?? {};
+    this.requiredScope = opts.requiredScope;
   }
 
   toProblem(requestId?: string): Problem {
@@ -93,6 +100,7 @@ export class HttpProblem extends Error {
     };
     if (this.parameter !== undefined) p.parameter = this.parameter;
     if (this.errors && this.errors.length > 1) p.errors = this.errors;
+    if (this.requiredScope !== undefined) p.requiredScope = this.requiredScope;
     if (requestId) p.requestId = requestId;
     return p;
   }
@@ -107,6 +115,6 @@ export const domainProblem = (err: DomainError) =>
 export const badRequest = (detail: string, parameter?: string, slug?: string) =>
   new HttpProblem(400, detail, { parameter, ...(slug ? { slug } : {}) });
 
-export function problemBody(status: number, detail: string, opts: { parameter?: string; slug?: string; requestId?: string } = {}): Problem {
+export function problemBody(status: number, detail: string, opts: { parameter?: string; slug?: string; requestId?: string; headers?: Record<string, string> } = {}): Problem {
   return new HttpProblem(status, detail, opts).toProblem(opts.requestId);
 }

@@ -35,6 +35,8 @@ export const proxyEventSchema = z.object({
       requestId: z.string().nullish(),
       stage: z.string().nullish(),
       identity: z.object({ apiKeyId: z.string().nullish(), sourceIp: z.string().nullish() }).partial().nullish(),
+      // What the REQUEST authorizer (functions/auth/authorizer.ts) answered for the request's key.
+      authorizer: z.object({ principalId: z.string().nullish(), scope: z.string().nullish(), keyName: z.string().nullish() }).partial().nullish(),
     })
     .partial()
     .nullish(),
@@ -53,11 +55,29 @@ export interface ApiRequest {
   pathParams: Readonly<Record<string, string>>;
   body: string | undefined;
   requestId: string | undefined;
-  /** The API key's id behind API Gateway (not the key itself); scopes idempotency keys per caller. */
+  /** Who the caller is (not the key itself): the stored key's `key-<id>`, else API Gateway's API key id; scopes idempotency keys per caller. */
   apiKeyId: string | undefined;
+  /** The authorizer's answer for the request's key; undefined when no authorizer ran (a route without a key). */
+  caller: { principalId: string; scope: string; keyName: string } | undefined;
 }
 
 const table = (): Record<string, string> => Object.create(null) as Record<string, string>;
+
+function callerOf(event: ProxyEvent): ApiRequest['caller'] {
+  const a = event.requestContext?.authorizer;
+  if (!a?.scope) return undefined;
+  return { principalId: a.principalId ?? '', scope: a.scope, keyName: a.keyName ?? '' };
+}
+
+/**
+ * A stored key is its own caller; the configured key keeps API Gateway's API key id (its usage-plan
+ * key), as before keys had scopes, so idempotency keys recorded then still match.
+ */
+function callerId(event: ProxyEvent): string | undefined {
+  const principal = event.requestContext?.authorizer?.principalId;
+  if (principal?.startsWith('key-')) return principal;
+  return event.requestContext?.identity?.apiKeyId ?? undefined;
+}
 
 export function toApiRequest(event: ProxyEvent): ApiRequest {
   const query = new Map<string, string[]>();
@@ -81,6 +101,7 @@ export function toApiRequest(event: ProxyEvent): ApiRequest {
     pathParams,
     body,
     requestId: event.requestContext?.requestId ?? undefined,
-    apiKeyId: event.requestContext?.identity?.apiKeyId ?? undefined,
+    apiKeyId: callerId(event),
+    caller: callerOf(event),
   };
 }

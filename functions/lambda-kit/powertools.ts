@@ -17,6 +17,7 @@ export const SERVICES = {
   planner: 'candlekeep-backfill-planner',
   worker: 'candlekeep-backfill-worker',
   api: 'candlekeep-api',
+  authorizer: 'candlekeep-authorizer',
   deadLetterScan: 'candlekeep-dead-letter-scan',
   retention: 'candlekeep-retention',
   migrate: 'candlekeep-migrate',

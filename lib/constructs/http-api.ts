@@ -1,11 +1,14 @@
 import { Duration, RemovalPolicy, Size, Validations } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import type * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import * as z from 'zod';
 import { ROUTE_TABLE } from '../../functions/api/routes/index.ts';
+import { UNAUTHORIZED_DETAIL } from '../../functions/auth/authorizer.ts';
+import { AUTHORIZER_CACHE_SECONDS } from '../../functions/auth/keys.ts';
 import type { ApiGatewayLogs } from '../config.ts';
 import { CandlekeepFunction } from './candlekeep-function.ts';
 
@@ -46,6 +49,9 @@ export function readApiConfig(scope: Construct): ApiConfig {
   return parsed.data;
 }
 
+/** How long API Gateway reuses the authorizer's answer for a key (the bound on a revoked key's last use). */
+export const AUTHORIZER_CACHE_TTL = Duration.seconds(AUTHORIZER_CACHE_SECONDS);
+
 /** API Gateway's integration limit is 29 s; the function answers (or times out with a 503) before it. */
 export const API_TIMEOUT = Duration.seconds(28);
 /** The longest one API statement may run; each also ends a second before the function's own deadline. */
@@ -75,14 +81,22 @@ function problem(status: number, slug: string, title: string, detail: string, pa
 
 /**
  * The HTTPS API: a REST API (v1, which LocalStack also emulates) with one route-dispatching Lambda
- * behind Lambda proxy integrations. Every route but health needs an API key; a usage plan throttles
- * and caps each key; access logs go to their own log group; errors the gateway itself produces
- * (bad key, throttling, unknown route, oversized request) use the same problem+json shape as the
- * Lambda's. CORS exists only when origins are configured.
+ * behind Lambda proxy integrations. Every route but health goes through a REQUEST authorizer that
+ * looks the x-api-key up in the api_keys table (or recognises the stack's API Gateway key, an admin
+ * key) and hands the key's scope to the function, which checks it against the route. The answer
+ * is cached per key for AUTHORIZER_CACHE_TTL. The API's key source is the authorizer: every caller it
+ * allows counts against the stack's API key in the usage plan, which keeps throttling and the quota.
+ * Access logs go to their own log group; errors the gateway itself produces (bad key, throttling,
+ * unknown route, oversized request) use the same problem+json shape as the Lambda's. CORS exists
+ * only when origins are configured.
  */
 export class CandlekeepHttpApi extends Construct {
   public readonly api: apigw.RestApi;
   public readonly handler: CandlekeepFunction;
+  /** The REQUEST authorizer's function: API keys and their scopes. */
+  public readonly authorizerFunction: CandlekeepFunction;
+  public readonly authorizer: apigw.RequestAuthorizer;
+  /** The stack's API Gateway key: an admin key, and the usage-plan key every allowed caller counts against. */
   public readonly apiKey: apigw.IApiKey;
   public readonly usagePlan: apigw.UsagePlan;
   /** Absent when API Gateway logs are off. */
@@ -122,7 +136,9 @@ export class CandlekeepHttpApi extends Construct {
       restApiName: `candlekeep-${props.stageName}`,
       description: 'candlekeep market data and backtest records (OpenAPI at /v1/openapi.json)',
       endpointTypes: [apigw.EndpointType.REGIONAL],
-      apiKeySourceType: apigw.ApiKeySourceType.HEADER,
+      // The authorizer names the usage-plan key (usageIdentifierKey): keys from the api_keys table are
+      // not API Gateway keys, and a HEADER source would refuse them before the authorizer runs.
+      apiKeySourceType: apigw.ApiKeySourceType.AUTHORIZER,
       // API Gateway logs need the account's API Gateway CloudWatch role (AWS::ApiGateway::Account),
       // one per account and region: created here only when asked (candlekeep:apiGatewayLogs).
       cloudWatchRole: props.logs === 'create-role',
@@ -157,7 +173,6 @@ export class CandlekeepHttpApi extends Construct {
         throttlingRateLimit: config.throttle.rateLimit,
         throttlingBurstLimit: config.throttle.burstLimit,
       },
-      defaultMethodOptions: { apiKeyRequired: true },
       ...(config.corsOrigins.length
         ? {
             defaultCorsPreflightOptions: {
@@ -184,11 +199,47 @@ export class CandlekeepHttpApi extends Construct {
       schema: { schema: apigw.JsonSchemaVersion.DRAFT4, type: apigw.JsonSchemaType.OBJECT },
     });
 
+    // Where RestApi.addApiKey would put it (same logical id, so a deployed stack keeps its key and
+    // value), but not tied to the stage: the authorizer reads the key, and the stage is deployed after
+    // the methods that name the authorizer. It reaches the stage through the usage plan.
+    this.apiKey = new apigw.ApiKey(this.api, 'DefaultKey', { description: 'candlekeep default API key; read its value with aws apigateway get-api-key --include-value' });
+
+    this.authorizerFunction = new CandlekeepFunction(this, 'Authorizer', {
+      entry: 'functions/auth/authorizer-handler.ts',
+      description: 'candlekeep API authorizer: API keys from the api_keys table and their scopes',
+      memorySize: 512,
+      timeout: Duration.seconds(10),
+      logRemovalPolicy: props.logRemovalPolicy,
+      environment: {
+        POWERTOOLS_SERVICE_NAME: 'candlekeep-authorizer',
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        CANDLEKEEP_DB_POOL_MAX: '1',
+        CANDLEKEEP_USAGE_KEY_ID: this.apiKey.keyId,
+      },
+    });
+    this.authorizerFunction.bindDatabaseSecret(props.databaseSecret);
+    // Its own key's value only: the configured admin key, and what allowed callers are metered by.
+    this.authorizerFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['apigateway:GET'],
+        resources: [this.apiKey.keyArn],
+      }),
+    );
+    this.authorizer = new apigw.RequestAuthorizer(this, 'KeyAuthorizer', {
+      handler: this.authorizerFunction,
+      identitySources: [apigw.IdentitySource.header('x-api-key')],
+      resultsCacheTtl: AUTHORIZER_CACHE_TTL,
+    });
+    const guarded = (apiKey: boolean): apigw.MethodOptions =>
+      apiKey
+        ? { apiKeyRequired: true, authorizer: this.authorizer, authorizationType: apigw.AuthorizationType.CUSTOM }
+        : { apiKeyRequired: false, authorizationType: apigw.AuthorizationType.NONE };
+
     const integration = new apigw.LambdaIntegration(this.handler, { proxy: true, allowTestInvoke: false, timeout: Duration.seconds(29) });
     for (const route of ROUTE_TABLE) {
       const resource = this.api.root.resourceForPath(route.path);
       resource.addMethod(route.method, integration, {
-        apiKeyRequired: route.apiKey,
+        ...guarded(route.apiKey),
         ...(route.method === 'POST' || route.method === 'PATCH' ? { requestValidator: validator, requestModels: { 'application/json': objectBody } } : {}),
       });
     }
@@ -197,11 +248,16 @@ export class CandlekeepHttpApi extends Construct {
     // header; the gateway alone would answer 404 (missing authentication token) for it.
     const keyByPath = new Map<string, boolean>();
     for (const route of ROUTE_TABLE) keyByPath.set(route.path, (keyByPath.get(route.path) ?? false) || route.apiKey);
-    for (const [path, apiKey] of keyByPath) this.api.root.resourceForPath(path).addMethod('ANY', integration, { apiKeyRequired: apiKey });
+    for (const [path, apiKey] of keyByPath) this.api.root.resourceForPath(path).addMethod('ANY', integration, guarded(apiKey));
 
     const responses: [string, apigw.ResponseType, number, Record<string, string>][] = [
-      ['InvalidApiKey', apigw.ResponseType.INVALID_API_KEY, 403, problem(403, 'forbidden', 'Forbidden', 'missing or invalid API key: send it in the x-api-key header', 'x-api-key')],
-      ['AccessDenied', apigw.ResponseType.ACCESS_DENIED, 403, problem(403, 'forbidden', 'Forbidden', 'missing or invalid API key: send it in the x-api-key header', 'x-api-key')],
+      // No x-api-key header at all (the authorizer is not called), and the authorizer's Deny for an
+      // unknown or revoked key: one 401, word for word the local server's (dev/local-api.ts).
+      ['Unauthorized', apigw.ResponseType.UNAUTHORIZED, 401, problem(401, 'unauthorized', 'Unauthorized', UNAUTHORIZED_DETAIL, 'x-api-key')],
+      ['AccessDenied', apigw.ResponseType.ACCESS_DENIED, 401, problem(401, 'unauthorized', 'Unauthorized', UNAUTHORIZED_DETAIL, 'x-api-key')],
+      // The usage-plan key the authorizer names is not in the plan (it was removed or disabled by hand).
+      ['InvalidApiKey', apigw.ResponseType.INVALID_API_KEY, 403, problem(403, 'forbidden', 'Forbidden', "the stack's API key is not enabled in the usage plan; redeploy the stack", 'x-api-key')],
+      ['AuthorizerFailure', apigw.ResponseType.AUTHORIZER_FAILURE, 503, problem(503, 'unavailable', 'Service unavailable', 'the API key could not be checked; retry shortly')],
       ['UnknownRoute', apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, 404, problem(404, 'not-found', 'Not found', 'no such route or method; GET /v1/openapi.json lists the routes')],
       ['Throttled', apigw.ResponseType.THROTTLED, 429, problem(429, 'throttled', 'Too many requests', 'request rate above the usage plan limit; retry with backoff')],
       ['QuotaExceeded', apigw.ResponseType.QUOTA_EXCEEDED, 429, problem(429, 'quota-exceeded', 'Too many requests', 'the API key used up its quota for this period')],
@@ -219,7 +275,6 @@ export class CandlekeepHttpApi extends Construct {
       });
     }
 
-    this.apiKey = this.api.addApiKey('DefaultKey', { description: 'candlekeep default API key; read its value with aws apigateway get-api-key --include-value' });
     this.usagePlan = this.api.addUsagePlan('UsagePlan', {
       description: 'Per-key throttle and quota for candlekeep clients',
       throttle: { rateLimit: config.throttle.rateLimit, burstLimit: config.throttle.burstLimit },
@@ -233,7 +288,8 @@ export class CandlekeepHttpApi extends Construct {
       {
         id: 'AwsSolutions-APIG4',
         reason:
-          'Callers are scripts and notebooks authenticated by API key + usage plan (throttle and quota per key), as the API contract requires; ' +
+          'Callers are scripts and notebooks authenticated by API key (a Lambda REQUEST authorizer over the api_keys table, scopes read/write/admin) ' +
+          'and metered by the usage plan, as the API contract requires; ' +
           'IAM SigV4 or Cognito tokens are impractical from curl and pandas. GET /v1/health is public by design and reads nothing.',
       },
       {

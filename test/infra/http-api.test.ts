@@ -41,15 +41,19 @@ beforeAll(() => {
 }, SYNTH_TIMEOUT);
 
 describe('HTTP API', () => {
-  it('has every route, each requiring the API key except health, all proxied to the API function', () => {
+  it('has every route, each behind the key authorizer except health, all proxied to the API function', () => {
     const all = methods(template);
     const found = all.filter((m) => m.method !== 'ANY');
     expect(found.map((m) => `${m.method} ${m.path}`).sort()).toEqual(ROUTE_TABLE.map((r) => `${r.method} ${r.path}`).sort());
     // Every route path also has an ANY method, so other methods reach the function and answer 405.
     const paths = [...new Set(ROUTE_TABLE.map((r) => r.path))].sort();
     expect(all.filter((m) => m.method === 'ANY').map((m) => m.path).sort()).toEqual(paths);
+    const [authorizerId] = Object.keys(template.findResources('AWS::ApiGateway::Authorizer'));
     for (const m of all) {
-      expect(m.props.ApiKeyRequired, `${m.method} ${m.path}`).toBe(m.path !== '/v1/health');
+      const keyed = m.path !== '/v1/health';
+      expect(m.props.ApiKeyRequired, `${m.method} ${m.path}`).toBe(keyed);
+      expect(m.props.AuthorizationType, `${m.method} ${m.path}`).toBe(keyed ? 'CUSTOM' : 'NONE');
+      expect(m.props.AuthorizerId, `${m.method} ${m.path}`).toEqual(keyed ? { Ref: authorizerId } : undefined);
       expect((m.props.Integration as Json).Type).toBe('AWS_PROXY');
     }
     // No OPTIONS methods: CORS is off unless origins are configured.
@@ -99,7 +103,7 @@ describe('HTTP API', () => {
     SYNTH_TIMEOUT,
   );
 
-  it('has a usage plan with throttling and a quota, and an API key in it', () => {
+  it('has a usage plan with throttling and a quota, and the API key in it that the authorizer names for every caller', () => {
     template.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
       Throttle: { RateLimit: 50, BurstLimit: 100 },
       Quota: { Limit: 1_000_000, Period: 'DAY' },
@@ -107,7 +111,41 @@ describe('HTTP API', () => {
     });
     template.resourceCountIs('AWS::ApiGateway::ApiKey', 1);
     template.resourceCountIs('AWS::ApiGateway::UsagePlanKey', 1);
-    template.hasResourceProperties('AWS::ApiGateway::RestApi', { ApiKeySourceType: 'HEADER', MinimumCompressionSize: 8192 });
+    // Keys from the api_keys table are not API Gateway keys: the authorizer says which usage-plan key a request counts against.
+    template.hasResourceProperties('AWS::ApiGateway::RestApi', { ApiKeySourceType: 'AUTHORIZER', MinimumCompressionSize: 8192 });
+  });
+
+  it('authorizes with a REQUEST authorizer on x-api-key, cached 60 s, whose function reads the key table and only its own API key', () => {
+    template.resourceCountIs('AWS::ApiGateway::Authorizer', 1);
+    template.hasResourceProperties('AWS::ApiGateway::Authorizer', {
+      Type: 'REQUEST',
+      IdentitySource: 'method.request.header.x-api-key',
+      AuthorizerResultTtlInSeconds: 60,
+    });
+    const [keyId] = Object.keys(template.findResources('AWS::ApiGateway::ApiKey'));
+    const fns = template.findResources('AWS::Lambda::Function') as Record<string, CfnResource>;
+    const [fnId, fn] = Object.entries(fns).find(([, f]) => /authorizer/.test(String((f.Properties as Json).Description)))!;
+    expect(fn.Properties).toMatchObject({ Handler: 'index.handler', Timeout: 10, Architectures: ['arm64'] });
+    expect((fn.Properties as { Environment: { Variables: Json } }).Environment.Variables).toMatchObject({
+      CANDLEKEEP_USAGE_KEY_ID: { Ref: keyId },
+      POWERTOOLS_SERVICE_NAME: 'candlekeep-authorizer',
+      DATABASE_SECRET_ARN: expect.anything(),
+    });
+    const authorizer = Object.values(template.findResources('AWS::ApiGateway::Authorizer') as Record<string, CfnResource>)[0]!;
+    expect(JSON.stringify((authorizer.Properties as Json).AuthorizerUri)).toContain(fnId);
+    // Its role reads the database secret and GETs exactly the stack's API key, nothing else of API Gateway.
+    const role = (fn.Properties as { Role: { 'Fn::GetAtt': [string, string] } }).Role['Fn::GetAtt'][0];
+    const policy = Object.values(template.findResources('AWS::IAM::Policy') as Record<string, CfnResource>).find((p) =>
+      JSON.stringify((p.Properties as Json).Roles).includes(role),
+    )!;
+    const statements = ((policy.Properties as Json).PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement;
+    const gatewayGet = statements.filter((st) => [st.Action].flat().some((a) => a.startsWith('apigateway:')));
+    expect(gatewayGet).toHaveLength(1);
+    expect(gatewayGet[0]!.Action).toBe('apigateway:GET');
+    expect(JSON.stringify(gatewayGet[0]!.Resource)).toMatch(new RegExp(`/apikeys/"?,?\\{"Ref":"${keyId}"\\}|/apikeys/.*${keyId}`));
+    expect(JSON.stringify(statements)).toContain('secretsmanager:GetSecretValue');
+    // API Gateway may invoke it.
+    template.hasResourceProperties('AWS::Lambda::Permission', { Action: 'lambda:InvokeFunction', FunctionName: Match.objectLike({ 'Fn::GetAtt': [fnId, 'Arn'] }), Principal: 'apigateway.amazonaws.com' });
   });
 
   it('throttles the stage and, by default, keeps API Gateway logs off (they need the account-wide role)', () => {
@@ -137,6 +175,9 @@ describe('HTTP API', () => {
     const responses = Object.values(template.findResources('AWS::ApiGateway::GatewayResponse') as Record<string, CfnResource>).map((r) => r.Properties as Json);
     const byType = new Map(responses.map((r) => [r.ResponseType, r]));
     for (const [type, status] of [
+      ['UNAUTHORIZED', '401'],
+      ['ACCESS_DENIED', '401'],
+      ['AUTHORIZER_FAILURE', '503'],
       ['INVALID_API_KEY', '403'],
       ['MISSING_AUTHENTICATION_TOKEN', '404'],
       ['THROTTLED', '429'],

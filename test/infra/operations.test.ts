@@ -21,7 +21,7 @@ const alarms = () => Object.values(template.findResources('AWS::CloudWatch::Alar
 describe('alarms', () => {
   it('has an Errors and a Throttles alarm on every function of candlekeep (not CDK\'s deploy-time copier)', () => {
     const functionIds = stack.node.findAll().filter((c) => c instanceof CandlekeepFunction).map((f) => stack.getLogicalId(f.node.defaultChild as never));
-    expect(functionIds.length).toBe(9);
+    expect(functionIds.length).toBe(10);
     for (const id of functionIds) {
       for (const metric of ['Errors', 'Throttles']) {
         const found = alarms().filter(
@@ -73,7 +73,7 @@ describe('alarms', () => {
   });
 
   it('sends every alarm, firing and clearing, to the alarm topic', () => {
-    expect(alarms().length).toBeGreaterThanOrEqual(9 * 2 + 8);
+    expect(alarms().length).toBeGreaterThanOrEqual(10 * 2 + 8);
     for (const a of alarms()) {
       expect(a.AlarmActions, String(a.AlarmDescription)).toEqual([topicRef]);
       expect(a.OKActions).toEqual([topicRef]);

@@ -25,7 +25,7 @@ export const openapi = defineRoute({
   tag: 'meta',
   scope: 'read',
   summary: 'This OpenAPI 3.1 document',
-  responses: { 200: { description: 'The OpenAPI document.' }, ...problems(400, 403, 406) },
+  responses: { 200: { description: 'The OpenAPI document.' }, ...problems(400, 401, 403, 406) },
   async handle({ routes }) {
     // Imported on demand: building the document is only needed by this route.
     const { buildOpenApi } = await import('../openapi.ts');

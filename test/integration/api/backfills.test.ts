@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../dev/local-api.ts';
+import { localAuthorizer, startLocalServer, type LocalServer, type ProxyHandler } from '../../../dev/local-api.ts';
 import { createApiHandler } from '../../../functions/api/api-lambda.ts';
 import { insertBackfill } from '../../../functions/store/backfills.ts';
 import { SeriesRegistry } from '../../../functions/store/series.ts';
@@ -98,7 +98,7 @@ describe('POST /v1/backfills', () => {
       bus = await watchedBus('backfills');
       const pool = api.pool;
       const handler = createApiHandler({ poolMax: 2, corsOrigins: [], backfillBus: bus.name }, { db: async () => pool, events: async () => bus.events }) as unknown as ProxyHandler;
-      server = await startLocalServer({ handler, apiKey: API_KEY, port: 0 });
+      server = await startLocalServer({ handler, authorizer: localAuthorizer({ db: async () => pool, apiKey: API_KEY }), port: 0 });
       url = server.url;
     });
     afterAll(async () => {

@@ -270,16 +270,16 @@ describe('GET /v1/candles: invalid requests get a 4xx problem naming the paramet
 });
 
 describe('API key and routes', () => {
-  it('requires the API key on every route but health', async () => {
+  it('requires an API key on every route but health: 401 without one or with an unknown one', async () => {
     expect((await api.get('/v1/health', {}, { key: null })).status).toBe(200);
     for (const path of ['/v1/candles', '/v1/candles/latest', '/v1/markets', '/v1/gaps', '/v1/backtests', '/v1/backtests/compare', '/v1/openapi.json']) {
       const none = await api.get(path, {}, { key: null });
-      expect(none.status, path).toBe(403);
+      expect(none.status, path).toBe(401);
       expect(none.body.detail).toMatch(/x-api-key/);
-      expect((await api.get(path, {}, { key: 'wrong' })).status, path).toBe(403);
+      expect((await api.get(path, {}, { key: 'wrong' })).status, path).toBe(401);
     }
-    expect((await api.call('POST', '/v1/backtests', { key: null, body: {} })).status).toBe(403);
-    expect((await api.call('DELETE', '/v1/backtests/0190b6a0-0000-7000-8000-000000000000', { key: null })).status).toBe(403);
+    expect((await api.call('POST', '/v1/backtests', { key: null, body: {} })).status).toBe(401);
+    expect((await api.call('DELETE', '/v1/backtests/0190b6a0-0000-7000-8000-000000000000', { key: null })).status).toBe(401);
   });
 
   it('answers 404 problem for unknown routes and rejects query parameters where none are accepted', async () => {

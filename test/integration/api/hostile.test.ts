@@ -63,6 +63,8 @@ async function invoke(handler: ProxyHandler, method: string, path: string, query
   const multi = Object.fromEntries(query.map(([k, v]) => [k, [v]]));
   event.multiValueQueryStringParameters = multi;
   event.queryStringParameters = Object.fromEntries(query);
+  // What the authorizer hands on for a read key, as API Gateway passes it.
+  (event.requestContext as { authorizer?: unknown }).authorizer = { principalId: 'key-1', scope: 'read', keyName: 'hostile' };
   const res = await handler(event, context('hostile'));
   return { status: res.statusCode, type: res.headers?.['Content-Type'], body: JSON.parse(res.body) as { parameter?: string; detail: string } };
 }
@@ -217,9 +219,9 @@ describe('UUIDs and methods', () => {
     expect(r.headers.get('allow')).toBe(allow);
   });
 
-  it('answers an unknown path with 404, and another method on a keyed path without the key with 403', async () => {
+  it('answers an unknown path with 404, and another method on a keyed path without the key with 401', async () => {
     expectProblem(await api.call('GET', '/v1/nothing'), 404);
-    expectProblem(await api.call('PUT', '/v1/candles', { key: null }), 403);
+    expectProblem(await api.call('PUT', '/v1/candles', { key: null }), 401);
   });
 });
 

@@ -1,7 +1,7 @@
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsImport from 'ajv-formats';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { startLocalServer, type LocalServer, type ProxyHandler } from '../../../dev/local-api.ts';
+import { localAuthorizer, startLocalServer, type LocalServer, type ProxyHandler } from '../../../dev/local-api.ts';
 import { randomWalk, seededRandom, type WalkShape } from '../../../dev/sample-candles.ts';
 import { matchRoute } from '../../../functions/api/app.ts';
 import { createApiHandler, type ApiConfig } from '../../../functions/api/api-lambda.ts';
@@ -112,7 +112,7 @@ export function useApi(opts: ApiOptions = {}): Api {
     const exchangeUrls = opts.exchangeUrls;
     const exchanges = exchangeUrls ? once(async () => ({ ...liveExchangeAccess(pool), baseUrls: resolveBaseUrls(exchangeUrls()) })) : undefined;
     api.handler = createApiHandler({ poolMax: 4, corsOrigins: [], ...opts.config }, { db: async () => pool, ...(exchanges ? { exchanges } : {}) }) as unknown as ProxyHandler;
-    server = await startLocalServer({ handler: api.handler, apiKey: API_KEY, port: 0 });
+    server = await startLocalServer({ handler: api.handler, authorizer: localAuthorizer({ db: async () => pool, apiKey: API_KEY }), port: 0 });
     api.url = server.url;
     api.client = new CandlekeepClient({ baseUrl: server.url, apiKey: API_KEY });
     api.call = async (method, path, opts = {}) => {
