@@ -8,6 +8,7 @@ import type { Command } from '../command.ts';
 export const commands: Record<string, () => Promise<{ command: Command }>> = {
   migrate: () => import('./migrate.ts'),
   serve: () => import('./serve.ts'),
+  keys: () => import('./keys.ts'),
   candles: () => import('./candles.ts'),
   markets: () => import('./markets.ts'),
   backtests: () => import('./backtests.ts'),
