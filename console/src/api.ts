@@ -12,14 +12,17 @@ export class ApiError extends Error {
   override name = 'ApiError';
   readonly status: number;
   readonly parameter: string | undefined;
-  constructor(status: number, detail: string, parameter?: string) {
+  /** On a 403: the scope the refused action needs (read, write or admin); the key works, but not for this. */
+  readonly requiredScope: string | undefined;
+  constructor(status: number, detail: string, parameter?: string, requiredScope?: string) {
     super(detail);
     this.status = status;
     this.parameter = parameter;
+    this.requiredScope = requiredScope;
   }
 }
 
-/** Fired when the API refuses the key, so the page can ask for it again. */
+/** Fired when the API does not know the key (401: unknown or revoked), so the page can ask for it again. */
 export const KEY_REFUSED = 'candlekeep:key-refused';
 
 export type Query = Record<string, string | number | undefined | null>;
@@ -45,9 +48,10 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
     throw new ApiError(res.status, `the API answered ${res.status} with a body that is not JSON`);
   }
   if (!res.ok) {
-    const p = (parsed ?? {}) as { detail?: string; parameter?: string };
-    if (res.status === 403) window.dispatchEvent(new Event(KEY_REFUSED));
-    throw new ApiError(res.status, p.detail ?? `HTTP ${res.status}`, p.parameter);
+    const p = (parsed ?? {}) as { detail?: string; parameter?: string; requiredScope?: string };
+    // A 403 is a key whose scope is too weak for this one action: it stays, and the action says so.
+    if (res.status === 401) window.dispatchEvent(new Event(KEY_REFUSED));
+    throw new ApiError(res.status, p.detail ?? `HTTP ${res.status}`, p.parameter, p.requiredScope);
   }
   return parsed as T;
 }

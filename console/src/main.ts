@@ -69,7 +69,7 @@ async function route(): Promise<void> {
 
 window.addEventListener(KEY_REFUSED, () => {
   apiKey.clear();
-  keyForm('The API refused that key (403). Type it again.');
+  keyForm('The API does not know that key (401: mistyped, or revoked). Type it again.');
 });
 forget.addEventListener('click', () => {
   apiKey.clear();

@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CandleStore, type StoredCandle } from '../../functions/store/candles.ts';
+import { createApiKey, revokeApiKey } from '../../functions/store/api-keys.ts';
 import { insertBackfill } from '../../functions/store/backfills.ts';
 import { SeriesRegistry } from '../../functions/store/series.ts';
 import type { Db } from '../../functions/store/db.ts';
@@ -301,5 +302,32 @@ describe('the console', () => {
     expect(await page.textContent('tr[data-metric="sharpe"]')).toContain('1.400');
     await page.screenshot({ path: `${SHOTS}/backtests.png`, fullPage: true });
     noErrors();
+  });
+
+  it('with a read-only key: browses, and the backfill button says which scope it needs instead of failing silently', async () => {
+    const read = await createApiKey(pool, { name: uniqueName('dashboard'), scope: 'read', now: Date.now() });
+    await page.evaluate((k) => sessionStorage.setItem('candlekeep.apiKey', k), read.key);
+    await open('#/markets');
+    expect(await page.$$eval('.coverage[data-series="binance:BTC/USDT:1h"] .seg', (els) => els.length)).toBe(5);
+    await page.click('.coverage[data-series="binance:BTC/USDT:1h"] .seg.missing');
+    await page.waitForSelector('.hole-panel:not([hidden])');
+    await page.click('.hole-panel button.primary');
+    await page.waitForSelector('.hole-panel [role=status] .error');
+    const said = await page.textContent('.hole-panel [role=status]');
+    expect(said).toContain('needs a key with scope write');
+    expect(said).toContain('candlekeep keys create --scope write');
+    // The key is kept: it still reads.
+    expect(await page.evaluate(() => sessionStorage.getItem('candlekeep.apiKey'))).toBe(read.key);
+    expect(await page.isEnabled('.hole-panel button.primary')).toBe(true);
+    // Chromium reports the refused request itself; nothing else went wrong.
+    expect(errors.splice(0).filter((e) => !/status of 403/.test(e))).toEqual([]);
+
+    // Revoked, the key is asked for again.
+    await revokeApiKey(pool, String(read.id), Date.now());
+    await page.goto(`${url}/console/#/backtests`);
+    await page.waitForSelector('.key-form');
+    expect(await page.textContent('main')).toContain('401');
+    expect(await page.evaluate(() => sessionStorage.getItem('candlekeep.apiKey'))).toBeNull();
+    expect(errors.splice(0).filter((e) => !/status of 401/.test(e))).toEqual([]);
   });
 });

@@ -114,7 +114,13 @@ export async function marketsPage(main: HTMLElement): Promise<() => void> {
         .catch((err: unknown) => {
           button.disabled = false;
           const e = err as ApiError;
-          status.replaceChildren(notice(e.status === 501 ? `This API cannot send backfills (${e.message}). Run instead:` : `The API refused: ${e.message}`, 'error'), h('pre', {}, cmd));
+          const text =
+            e.status === 501
+              ? `This API cannot send backfills (${e.message}). Run instead:`
+              : e.status === 403
+                ? `Your API key's scope does not allow this: requesting a backfill needs a key with scope ${e.requiredScope ?? 'write'} (candlekeep keys create --scope ${e.requiredScope ?? 'write'}). Or run:`
+                : `The API refused: ${e.message}`;
+          status.replaceChildren(notice(text, 'error'), h('pre', {}, cmd));
         });
     });
     panel.replaceChildren(
