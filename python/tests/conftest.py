@@ -3,7 +3,8 @@
 test/integration/python-client.test.ts stores the candles, starts the server and runs pytest with:
 CANDLEKEEP_URL, CANDLEKEEP_API_KEY, CANDLEKEEP_TEST_SERIES (exchange:symbol:interval),
 CANDLEKEEP_TEST_EXPECTED (a JSON file of the stored candles, as PostgreSQL returns them) and
-CANDLEKEEP_TEST_EXPORT (a Parquet file ``candlekeep export`` wrote of the same series).
+CANDLEKEEP_TEST_EXPORT (a Parquet file ``candlekeep export`` wrote of the same series) and
+CANDLEKEEP_TEST_READ_KEY (a key of scope read, stored with the server's database).
 """
 import json
 import os
@@ -23,6 +24,11 @@ def _env(name):
 @pytest.fixture(scope="session")
 def client():
     return Client(_env("CANDLEKEEP_URL"), _env("CANDLEKEEP_API_KEY"))
+
+
+@pytest.fixture(scope="session")
+def read_key():
+    return _env("CANDLEKEEP_TEST_READ_KEY")
 
 
 @pytest.fixture(scope="session")

@@ -75,7 +75,17 @@ def test_errors_carry_the_problem(client, series):
     assert bad.value.problem["parameter"] == "start"
     with pytest.raises(CandlekeepError) as unauthorised:
         Client(client.url, "not-the-key").candles(series["exchange"], series["symbol"], "1m")
-    assert unauthorised.value.status in (401, 403)
+    assert unauthorised.value.status == 401
+
+
+def test_a_read_key_reads_and_is_told_which_scope_a_write_needs(client, series, read_key):
+    reader = Client(client.url, read_key)
+    assert len(reader.candles(series["exchange"], series["symbol"], "1m")) > 0
+    with pytest.raises(CandlekeepError) as refused:
+        reader.record_run({"strategy": "s"})
+    assert refused.value.status == 403
+    assert refused.value.problem["requiredScope"] == "write"
+    assert "needs a key with scope write" in refused.value.problem["detail"]
 
 
 def test_read_export_matches_the_api(client, series, expected, export_path):

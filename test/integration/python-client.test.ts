@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectPath } from '../../lib/constructs/candlekeep-function.ts';
 import type { CandleRow } from '../../functions/candles/candle-batch.ts';
+import { createApiKey } from '../../functions/store/api-keys.ts';
 import { CandleStore } from '../../functions/store/candles.ts';
 import type { Db } from '../../functions/store/db.ts';
 import { batch, T0 } from '../support/candles.ts';
 import { runCli, runProcess } from '../support/cli.ts';
-import { testPool, uniqueSymbol } from '../support/db.ts';
+import { testPool, uniqueName, uniqueSymbol } from '../support/db.ts';
 import { pollUntil } from '../support/poll.ts';
 
 /*
@@ -86,14 +87,16 @@ afterAll(async () => {
 describe('the Python client (pytest against candlekeep serve)', () => {
   it('passes every test in python/tests', async () => {
     const python = process.env.CANDLEKEEP_TEST_PYTHON!;
+    const readKey = (await createApiKey(db, { name: uniqueName('pytest-read'), scope: 'read', now: Date.now() })).key;
     const r = await runProcess(python, ['-m', 'pytest', 'python/tests', '-q', '-p', 'no:cacheprovider'], {
       CANDLEKEEP_URL: url,
       CANDLEKEEP_API_KEY: KEY,
       CANDLEKEEP_TEST_SERIES: `binance:${SYMBOL}:1m`,
       CANDLEKEEP_TEST_EXPECTED: join(dir, 'expected.json'),
       CANDLEKEEP_TEST_EXPORT: join(dir, 'export.parquet'),
+      CANDLEKEEP_TEST_READ_KEY: readKey,
     }, { timeoutMs: 300_000 });
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-    expect(r.stdout).toMatch(/\b8 passed\b/);
+    expect(r.stdout).toMatch(/\b9 passed\b/);
   }, 360_000);
 });
