@@ -93,6 +93,8 @@ describe('statement timeout', () => {
     await hold(long, 'candles');
     const url = new URL(`http://local/v1/candles?${new URLSearchParams(Object.entries(candlesQuery).map(([k, v]): [string, string] => [k, String(v)]))}`);
     const event = toProxyEvent({ method: 'GET', url, headers: {}, body: undefined }, '/v1/candles', {});
+    // What the key authorizer hands on for a read key, as API Gateway passes it to the function.
+    (event.requestContext as { authorizer?: unknown }).authorizer = { principalId: 'key-1', scope: 'read', keyName: 'limits' };
     const began = Date.now();
     const deadline = began + 2_500;
     const res = await long.handler(event, { awsRequestId: 'r1', getRemainingTimeInMillis: () => deadline - Date.now() } as never);
