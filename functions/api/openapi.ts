@@ -132,7 +132,16 @@ export function buildOpenApi(routes: readonly Route[]): Json {
     paths,
     components: {
       schemas: { ...components(responseRegistry, 'output'), ...components(requestRegistry, 'input') },
-      securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' } },
+      securitySchemes: {
+        apiKey: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'x-api-key',
+          description:
+            'A key of scope read, write or admin (candlekeep keys create), or the deployment\'s configured key (admin). ' +
+            "Each operation's x-candlekeep-scope names the scope it needs: 401 without a known, unrevoked key, 403 (requiredScope) when the key's scope is too weak.",
+        },
+      },
     },
   };
 }
