@@ -1,4 +1,5 @@
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import type { S3Client } from '@aws-sdk/client-s3';
 import middy from '@middy/core';
 import * as z from 'zod';
 import { liveExchangeAccess } from '../exchanges/access.ts';
@@ -9,6 +10,10 @@ import { cors, httpProblems } from '../http/middleware.ts';
 import { HttpProblem } from '../http/problem.ts';
 import { problem } from '../http/response.ts';
 import { lazyDatabaseUrl, lazyPool } from '../store/db.ts';
+import { lazyS3Client } from '../exports/s3-client.ts';
+import { DEFAULT_DOWNLOAD_URL_SECONDS, MAX_DOWNLOAD_URL_SECONDS, queuedExportService, type ExportService } from '../exports/service.ts';
+import { lazySqsClient } from '../lambda-kit/container.ts';
+import type { SqsClient } from '../queue/send.ts';
 import { createApi, type ApiDeps } from './app.ts';
 
 const DEFAULT_STATEMENT_TIMEOUT_MS = 20_000;
@@ -55,6 +60,22 @@ const configSchema = z
       .min(1)
       .optional()
       .meta({ description: 'Name or ARN of the backfill bus POST /v1/backfills puts requests on; unset: that route answers 501.' }),
+    CANDLEKEEP_EXPORTS_BUCKET: z
+      .string()
+      .min(3)
+      .optional()
+      .meta({ description: 'The bucket export files are written to; unset: POST /v1/exports answers 501.' }),
+    CANDLEKEEP_EXPORTS_QUEUE_URL: z
+      .url('CANDLEKEEP_EXPORTS_QUEUE_URL must be the URL of the exports queue')
+      .optional()
+      .meta({ description: 'The queue of the export worker; `candlekeep serve` runs exports in its own process instead.' }),
+    CANDLEKEEP_EXPORT_URL_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(60, 'CANDLEKEEP_EXPORT_URL_SECONDS must be at least 60')
+      .max(MAX_DOWNLOAD_URL_SECONDS, `CANDLEKEEP_EXPORT_URL_SECONDS must be at most ${MAX_DOWNLOAD_URL_SECONDS}`)
+      .default(DEFAULT_DOWNLOAD_URL_SECONDS)
+      .meta({ description: 'Seconds an export\'s presigned download URL stays valid.' }),
   })
   .transform((e) => ({
     poolMax: e.CANDLEKEEP_DB_POOL_MAX,
@@ -62,15 +83,24 @@ const configSchema = z
     dbSessions: e.CANDLEKEEP_API_DB_SESSIONS || undefined,
     corsOrigins: e.CANDLEKEEP_CORS_ORIGINS,
     backfillBus: e.CANDLEKEEP_BACKFILL_BUS,
+    exportsBucket: e.CANDLEKEEP_EXPORTS_BUCKET,
+    exportsQueueUrl: e.CANDLEKEEP_EXPORTS_QUEUE_URL,
+    exportUrlSeconds: e.CANDLEKEEP_EXPORT_URL_SECONDS,
     cursorKey: e.CANDLEKEEP_CURSOR_KEY === undefined ? undefined : Buffer.from(e.CANDLEKEEP_CURSOR_KEY),
   }));
 export const readApiConfig = configReader(configSchema, SERVICES.api);
-export type ApiConfig = Omit<ReturnType<typeof readApiConfig>, 'cursorKey' | 'statementTimeoutMs' | 'dbSessions' | 'backfillBus'> & {
+export type ApiConfig = Omit<
+  ReturnType<typeof readApiConfig>,
+  'cursorKey' | 'statementTimeoutMs' | 'dbSessions' | 'backfillBus' | 'exportsBucket' | 'exportsQueueUrl' | 'exportUrlSeconds'
+> & {
   cursorKey?: Uint8Array | undefined;
   /** Default 20 s. */
   statementTimeoutMs?: number | undefined;
   dbSessions?: number | undefined;
   backfillBus?: string | undefined;
+  exportsBucket?: string | undefined;
+  exportsQueueUrl?: string | undefined;
+  exportUrlSeconds?: number | undefined;
 };
 
 export interface ApiHandlerDeps extends Omit<ApiDeps, 'cursors' | 'statementTimeoutMs' | 'dbSessions' | 'requestBackfill'>, Pick<Observability, 'logger'> {
@@ -78,6 +108,10 @@ export interface ApiHandlerDeps extends Omit<ApiDeps, 'cursors' | 'statementTime
   cursorKey?: () => Promise<Uint8Array>;
   /** The EventBridge client backfill requests go through (when the config names a bus); default: one from the environment, made on first use. */
   events?: () => Promise<EventBridgeClient>;
+  /** The S3 client that signs export downloads; default: one from the environment, made on first use. */
+  s3?: () => Promise<S3Client>;
+  /** The SQS client exports are queued with; default: one from the environment, made on first send. */
+  sqs?: () => Promise<SqsClient>;
 }
 
 /**
@@ -107,6 +141,22 @@ function backfillSender(config: ApiConfig, deps: ApiHandlerDeps): ApiDeps['reque
   };
 }
 
+/** Exports through the configured queue and bucket; undefined unless both are set (and no service was given). */
+function exportService(config: ApiConfig, deps: ApiHandlerDeps): ExportService | undefined {
+  if (deps.exports) return deps.exports;
+  const { exportsBucket: bucket, exportsQueueUrl: queueUrl } = config;
+  if (!bucket || !queueUrl) return undefined;
+  const sqs = deps.sqs ?? once(async () => lazySqsClient());
+  return queuedExportService({
+    s3: deps.s3 ?? lazyS3Client(process.env),
+    sqs,
+    bucket,
+    queueUrl,
+    urlSeconds: config.exportUrlSeconds ?? DEFAULT_DOWNLOAD_URL_SECONDS,
+    now: deps.now ?? Date.now,
+  });
+}
+
 function cursorSource(config: ApiConfig, deps: ApiHandlerDeps): () => Promise<CursorCodec> {
   const configured = config.cursorKey;
   const key = configured ? async () => configured : (deps.cursorKey ?? (async () => processCursorKey()));
@@ -126,6 +176,7 @@ export function createApiHandler(config: ApiConfig, deps: ApiHandlerDeps) {
     dbSessions: config.dbSessions,
     cursors: cursorSource(config, deps),
     requestBackfill: backfillSender(config, deps),
+    exports: exportService(config, deps),
   });
   const chain = middy(api, {
     timeoutEarlyInMillis: 250,

@@ -7,6 +7,7 @@ import { ANSWER_BUDGET_BYTES, LAMBDA_RESPONSE_BYTES, lambdaResponseBytes } from 
 import { unstorableText } from '../http/text.ts';
 import type { CursorCodec } from '../http/cursor.ts';
 import type { BackfillRequest } from '../ingest/backfill-request.ts';
+import type { ExportService } from '../exports/service.ts';
 import { boundedQueryable, type Db } from '../store/db.ts';
 import { liveExchangeAccess, type ExchangeAccess } from '../exchanges/access.ts';
 import { once } from '../lambda-kit/env.ts';
@@ -29,6 +30,8 @@ export interface ApiDeps {
   now?: () => number;
   /** Puts a backfill request on the backfill bus, returning the event id; absent when this API has none. */
   requestBackfill?: (req: BackfillRequest) => Promise<string>;
+  /** Exports: queued to the worker, downloads signed; absent when this API has no exports bucket. */
+  exports?: ExportService;
 }
 
 /** Kept free below Lambda's limit for what the gateway adds to a response. */
@@ -199,7 +202,7 @@ export function createApi(deps: ApiDeps): (event: unknown, context?: ApiContext,
       if (6 * Buffer.byteLength(res.body, 'utf8') + 4096 <= ANSWER_BUDGET_BYTES) return true;
       return lambdaResponseBytes(res) <= ANSWER_BUDGET_BYTES;
     };
-    const res = await route.handle({ req, query, dynamic, params, format, reply, fits, routes: ROUTES, db, pool: deps.db, exchanges, cursors: deps.cursors, now, requestBackfill: deps.requestBackfill });
+    const res = await route.handle({ req, query, dynamic, params, format, reply, fits, routes: ROUTES, db, pool: deps.db, exchanges, cursors: deps.cursors, now, requestBackfill: deps.requestBackfill, exports: deps.exports });
     // Every route bounds its answer; this is the net under them, so a client gets a problem it can
     // read rather than the gateway's 502 for a response Lambda refuses.
     const bytes = lambdaResponseBytes(res);

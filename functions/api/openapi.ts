@@ -1,6 +1,8 @@
 import * as z from 'zod';
 import { backtestPageSchema, backtestSchema, comparisonSchema, createBacktestSchema, equityCurvePageSchema, tradePageSchema } from '../backtests/record.ts';
 import { backfillRequestSchema } from '../ingest/backfill-request.ts';
+import { exportRequestSchema } from '../exports/request.ts';
+import { exportStatusSchema } from './routes/exports.ts';
 import { PROBLEM_CONTENT_TYPE } from '../http/problem.ts';
 import { isListSchema } from '../http/query.ts';
 import { API_VERSION, needsKey, type Route } from './route.ts';
@@ -18,6 +20,8 @@ register(responseRegistry, tradePageSchema, 'TradePage');
 register(responseRegistry, equityCurvePageSchema, 'EquityCurvePage');
 register(requestRegistry, createBacktestSchema, 'CreateBacktest');
 register(requestRegistry, backfillRequestSchema, 'BackfillRequest');
+register(responseRegistry, exportStatusSchema, 'ExportStatus');
+register(requestRegistry, exportRequestSchema, 'ExportRequest');
 
 const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
 

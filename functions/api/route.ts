@@ -7,6 +7,7 @@ import type { ApiRequest } from '../http/request.ts';
 import type { ApiResponse } from '../http/response.ts';
 import type { ExchangeAccess } from '../exchanges/access.ts';
 import type { BackfillRequest } from '../ingest/backfill-request.ts';
+import type { ExportService } from '../exports/service.ts';
 import type { Db, Queryable } from '../store/db.ts';
 import type { Scope } from '../auth/keys.ts';
 import { problemSchema } from './schemas.ts';
@@ -43,6 +44,8 @@ export interface RouteContext<Q, P = Record<string, string>, B = unknown> {
   now: () => number;
   /** Puts a backfill request on the backfill bus and returns the event id; undefined when this API has no bus. */
   requestBackfill: ((req: BackfillRequest) => Promise<string>) | undefined;
+  /** Hands exports to the worker and signs downloads; undefined when this API has no exports bucket. */
+  exports: ExportService | undefined;
 }
 
 export interface ResponseDoc {

@@ -211,13 +211,21 @@ function writerProperties(plan: ExportPlan): pq.WriterProperties {
 export async function writeParquet(plan: ExportPlan, pages: AsyncIterable<ExportPage>, out: Writable, onPage: (p: ExportPage) => void): Promise<void> {
   const schema = exportSchema(plan);
   const it = pages[Symbol.asyncIterator]();
+  // parquet-wasm ends its output normally when its input stream errors, which would pass a file cut
+  // short for a complete one: the failure is kept here and thrown once the output ends.
+  let failure: { error: unknown } | undefined;
   const batches = new ReadableStream<pq.RecordBatch>(
     {
       async pull(controller) {
-        const next = await it.next();
-        if (next.done) return controller.close();
-        controller.enqueue(toWasm(toRecordBatch(plan, schema, next.value)));
-        onPage(next.value);
+        try {
+          const next = await it.next();
+          if (next.done) return controller.close();
+          controller.enqueue(toWasm(toRecordBatch(plan, schema, next.value)));
+          onPage(next.value);
+        } catch (error) {
+          failure = { error };
+          controller.error(error);
+        }
       },
       async cancel() {
         await it.return?.();
@@ -229,9 +237,11 @@ export async function writeParquet(plan: ExportPlan, pages: AsyncIterable<Export
   // An export with no candles still gets a file with the schema: readers then see the columns.
   let wrote = false;
   for await (const chunk of bytes as unknown as AsyncIterable<Uint8Array>) {
+    if (failure) break;
     wrote = true;
     await writeChunk(out, chunk);
   }
+  if (failure) throw failure.error;
   if (!wrote) await writeChunk(out, emptyFile(schema));
 }
 

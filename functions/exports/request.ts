@@ -51,3 +51,24 @@ export const exportRequestSchema = z
   });
 export type ExportRequest = z.output<typeof exportRequestSchema>;
 export type ExportRequestInput = z.input<typeof exportRequestSchema>;
+
+/** Where an export's file goes in the bucket; the bucket's lifecycle rule expires this prefix. */
+export const EXPORTS_PREFIX = 'exports/';
+/** Days the exports bucket keeps a file before its lifecycle rule removes it. */
+export const EXPORT_RETENTION_DAYS = 7;
+export const CONTENT_TYPES: Record<ExportFormat, string> = { parquet: 'application/vnd.apache.parquet', 'csv.gz': 'application/gzip' };
+
+export const exportKey = (id: string, format: ExportFormat) => `${EXPORTS_PREFIX}${id}.${format}`;
+export const exportFileName = (id: string, format: ExportFormat) => `candlekeep-export-${id}.${format}`;
+
+/** The request in the form the schema reads back: what the exports table stores. */
+export function exportRequestInput(req: ExportRequest): ExportRequestInput {
+  return {
+    ...(req.series ? { series: req.series.map((s) => `${s.exchange}:${s.symbol}:${s.interval}`) } : {}),
+    ...(req.markets ? { markets: req.markets } : {}),
+    ...(req.start !== undefined ? { start: req.start } : {}),
+    ...(req.end !== undefined ? { end: req.end } : {}),
+    gaps: req.gaps,
+    format: req.format,
+  };
+}

@@ -21,6 +21,7 @@ export const SERVICES = {
   deadLetterScan: 'candlekeep-dead-letter-scan',
   retention: 'candlekeep-retention',
   migrate: 'candlekeep-migrate',
+  exportWorker: 'candlekeep-export-worker',
 } as const;
 export type Service = (typeof SERVICES)[keyof typeof SERVICES];
 

@@ -19,7 +19,7 @@ describe('reading a function configuration from its environment', () => {
   });
 
   it('applies the defaults and hands back named settings', () => {
-    expect(readApiConfig({})).toEqual({ poolMax: 2, corsOrigins: [], statementTimeoutMs: 20_000, dbSessions: undefined, cursorKey: undefined });
+    expect(readApiConfig({})).toEqual({ poolMax: 2, corsOrigins: [], statementTimeoutMs: 20_000, dbSessions: undefined, cursorKey: undefined, exportUrlSeconds: 900 });
     expect(
       readApiConfig({
         CANDLEKEEP_DB_POOL_MAX: '8',
@@ -34,6 +34,8 @@ describe('reading a function configuration from its environment', () => {
     const worker = readPullWorkerConfig({ CANDLES_QUEUE_URL: 'https://sqs.example/candles', BACKFILL_BUS_NAME: 'bus' });
     expect(worker).toEqual({ candlesQueueUrl: 'https://sqs.example/candles', backfillBusName: 'bus', maxPages: 5, stopMarginMs: 10_000 });
     expect(() => readPullWorkerConfig({ BACKFILL_BUS_NAME: 'bus' })).toThrow(/CANDLES_QUEUE_URL/);
+    expect(() => readApiConfig({ CANDLEKEEP_EXPORT_URL_SECONDS: '86400' })).toThrow(/CANDLEKEEP_EXPORT_URL_SECONDS must be at most 3600/);
+    expect(() => readApiConfig({ CANDLEKEEP_EXPORTS_QUEUE_URL: 'queue' })).toThrow(/CANDLEKEEP_EXPORTS_QUEUE_URL must be the URL of the exports queue/);
   });
 });
 

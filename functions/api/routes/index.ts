@@ -3,6 +3,7 @@ import { compareRuns, createRun, deleteRun, getRun, listRuns, runEquityCurve, ru
 import { listBackfillsRoute, requestBackfillRoute } from './backfills.ts';
 import { candles, latest } from './candles.ts';
 import { instruments } from './exchanges.ts';
+import { getExport, requestExport } from './exports.ts';
 import { changeFollowedMarket, followedMarkets, followMarkets, gaps, markets, removeFollowedMarket } from './markets.ts';
 import { health, openapi } from './meta.ts';
 
@@ -24,6 +25,8 @@ export const ROUTES: readonly Route[] = [
   gaps,
   listBackfillsRoute,
   requestBackfillRoute,
+  requestExport,
+  getExport,
   createRun,
   listRuns,
   compareRuns,

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { localAuthorizer, startLocalServer, type LocalServer, type ProxyHandler } from '../../../dev/local-api.ts';
 import { randomWalk, seededRandom, type WalkShape } from '../../../dev/sample-candles.ts';
 import { matchRoute } from '../../../functions/api/app.ts';
-import { createApiHandler, type ApiConfig } from '../../../functions/api/api-lambda.ts';
+import { createApiHandler, type ApiConfig, type ApiHandlerDeps } from '../../../functions/api/api-lambda.ts';
 import { buildOpenApi } from '../../../functions/api/openapi.ts';
 import { ROUTES } from '../../../functions/api/routes/index.ts';
 import { CandleStore, type StoredCandle } from '../../../functions/store/candles.ts';
@@ -94,6 +94,8 @@ export interface ApiOptions {
   isolated?: boolean;
   /** Where the API asks exchanges (e.g. the fake exchange's base URLs, known once it started). */
   exchangeUrls?: () => Partial<Record<Exchange, string>>;
+  /** Handler dependencies beyond the pool (e.g. an export service writing to LocalStack's S3). */
+  deps?: (pool: Db) => Promise<Partial<ApiHandlerDeps>>;
 }
 
 /** Starts the local server (API Gateway stand-in) over the API handler for the test file. */
@@ -111,7 +113,8 @@ export function useApi(opts: ApiOptions = {}): Api {
     const pool = api.pool;
     const exchangeUrls = opts.exchangeUrls;
     const exchanges = exchangeUrls ? once(async () => ({ ...liveExchangeAccess(pool), baseUrls: resolveBaseUrls(exchangeUrls()) })) : undefined;
-    api.handler = createApiHandler({ poolMax: 4, corsOrigins: [], ...opts.config }, { db: async () => pool, ...(exchanges ? { exchanges } : {}) }) as unknown as ProxyHandler;
+    const extra = opts.deps ? await opts.deps(pool) : {};
+    api.handler = createApiHandler({ poolMax: 4, corsOrigins: [], ...opts.config }, { db: async () => pool, ...(exchanges ? { exchanges } : {}), ...extra }) as unknown as ProxyHandler;
     server = await startLocalServer({ handler: api.handler, authorizer: localAuthorizer({ db: async () => pool, apiKey: API_KEY }), port: 0 });
     api.url = server.url;
     api.client = new CandlekeepClient({ baseUrl: server.url, apiKey: API_KEY });
