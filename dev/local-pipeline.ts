@@ -30,6 +30,8 @@ import { createMigrateHandler, readMigrateConfig } from '../functions/migrate/mi
 import { createPullHandler, readPullConfig } from '../functions/pull/pull-lambda.ts';
 import { createPullWorkerHandler, readPullWorkerConfig } from '../functions/pull/worker-lambda.ts';
 import { createRetentionHandler, readRetentionConfig } from '../functions/retention/retention-lambda.ts';
+import { createExportWorkerHandler, readExportWorkerConfig } from '../functions/exports/worker-lambda.ts';
+import { lazyS3Client } from '../functions/exports/s3-client.ts';
 import { createPool, readDatabaseConfig, resolveDatabaseUrl, type Db } from '../functions/store/db.ts';
 import { MIGRATIONS_DIR } from '../functions/store/migrate.ts';
 import { createWriterHandler, readWriterConfig } from '../functions/writer/writer-lambda.ts';
@@ -105,6 +107,8 @@ interface SharedDeps {
   exchangeEnv: Env;
   exchangeClock: (() => number) | undefined;
   apiKey: string | undefined;
+  /** S3 on LocalStack (path-style, so presigned links point at it). */
+  s3: ReturnType<typeof lazyS3Client>;
 }
 
 /** Each role's handler from its factory, as its entry builds it in AWS but with this pipeline's clients. */
@@ -127,7 +131,13 @@ function buildHandler(role: FunctionRole, env: Env, shared: SharedDeps): AnyHand
       return createWorkerHandler(readWorkerConfig(env), { db, sqs, access }) as AnyHandler;
     case 'api':
       // Its market routes ask the exchanges whether they list a symbol: the pipeline's exchanges, as the pulls reach them.
-      return createApiHandler(readApiConfig(env), { db, events: async () => shared.events, exchanges: once(async () => access(await db())) }) as unknown as AnyHandler;
+      return createApiHandler(readApiConfig(env), {
+        db,
+        events: async () => shared.events,
+        exchanges: once(async () => access(await db())),
+        sqs: async () => sqs,
+        s3: shared.s3,
+      }) as unknown as AnyHandler;
     case 'deadLetterScan':
       return createDeadLetterScanHandler(readDeadLetterScanConfig(env), { db, sqs }) as AnyHandler;
     case 'retention':
@@ -139,6 +149,8 @@ function buildHandler(role: FunctionRole, env: Env, shared: SharedDeps): AnyHand
     case 'migrate':
       // The repository's migrations, where the bundle would carry them next to the code.
       return createMigrateHandler(readMigrateConfig({ ...env, MIGRATIONS_DIR }), { databaseUrl: async () => shared.databaseUrl }) as AnyHandler;
+    case 'exportWorker':
+      return createExportWorkerHandler(readExportWorkerConfig(env), { db, s3: shared.s3 }) as AnyHandler;
   }
 }
 
@@ -165,6 +177,7 @@ export async function startLocalPipeline(opts: PipelineOptions): Promise<LocalPi
     exchangeEnv: Object.fromEntries(Object.entries(opts.exchangeUrls ?? {}).map(([ex, url]) => [`CANDLEKEEP_${ex.toUpperCase()}_URL`, url])),
     exchangeClock: opts.exchangeClock,
     apiKey: opts.apiKey,
+    s3: lazyS3Client({ AWS_ENDPOINT_URL: opts.endpoint }, awsClientConfig(opts.endpoint)),
   };
 
   const byId = new Map(functions.functions.map((f) => [f.logicalId, f]));

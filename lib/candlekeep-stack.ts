@@ -9,6 +9,7 @@ import { CandlekeepHttpApi, readApiConfig } from './constructs/http-api.ts';
 import { Backfill } from './constructs/backfill.ts';
 import { CandlekeepConsole } from './constructs/console.ts';
 import { DeadLetterLedger } from './constructs/dead-letter-ledger.ts';
+import { Exports } from './constructs/exports.ts';
 import { Migrations } from './constructs/migrations.ts';
 import { Ingestion } from './constructs/ingestion.ts';
 import { AlarmTopic, IngestMonitoring } from './constructs/ingest-monitoring.ts';
@@ -40,6 +41,7 @@ export class CandlekeepStack extends Stack {
   public readonly ingestion: Ingestion;
   public readonly backfill: Backfill;
   public readonly api: CandlekeepHttpApi;
+  public readonly exports: Exports;
   public readonly console: CandlekeepConsole;
   public readonly operations: Operations;
   public readonly retention: Retention;
@@ -142,6 +144,13 @@ export class CandlekeepStack extends Stack {
     });
     new CfnOutput(this, 'OpenApiUrl', { value: `${this.api.api.url}v1/openapi.json` });
 
+    // ── Exports ───────────────────────────────────────────────────────────────
+    // POST /v1/exports → work queue (+ DLQ) → worker Lambda → private bucket (files expire);
+    // GET /v1/exports/{id} signs a short-lived download link.
+    this.exports = new Exports(this, 'Exports', { databaseSecret: this.databaseSecret, removalPolicy: keepOrDestroy, logRemovalPolicy: keepOrDestroy });
+    this.exports.bindApi(this.api.handler);
+    new CfnOutput(this, 'ExportsBucketName', { value: this.exports.bucket.bucketName, description: 'Where export files go (they expire after 7 days)' });
+
     // ── Console ───────────────────────────────────────────────────────────────
     // Static files in S3 behind CloudFront (origin access control), the API under the same host.
     this.console = new CandlekeepConsole(this, 'Console', { api: this.api.api, removalPolicy: keepOrDestroy });
@@ -159,6 +168,7 @@ export class CandlekeepStack extends Stack {
         BackfillWorker: this.backfill.worker,
         DeadLetterScan: this.deadLetters.scan,
         Retention: this.retention.function,
+        ExportWorker: this.exports.worker,
         Api: this.api.handler,
         ApiAuthorizer: this.api.authorizerFunction,
         Migrate: this.migrations.function,
@@ -170,6 +180,8 @@ export class CandlekeepStack extends Stack {
       backfillDeadLetterQueue: this.backfill.deadLetterQueue,
       pullWorkQueue: this.ingestion.workQueue,
       pullDeadLetterQueue: this.ingestion.workDeadLetterQueue,
+      exportsQueue: this.exports.workQueue,
+      exportsDeadLetterQueue: this.exports.deadLetterQueue,
       apiStage: this.api.api.deploymentStage,
       otherAlarms: [this.ingestMonitoring.deadLetterAlarm, this.ingestMonitoring.queueAgeAlarm, this.ingestMonitoring.databaseNotConfiguredAlarm],
       alarmTopic: this.alarmTopic.topic,

@@ -23,6 +23,8 @@ const LOCAL_TYPES: Record<string, string> = {
   'AWS::CloudWatch::Alarm': 'cloudwatch',
   'AWS::IAM::Role': 'iam',
   'AWS::IAM::Policy': 'iam',
+  'AWS::S3::Bucket': 's3',
+  'AWS::S3::BucketPolicy': 's3',
 };
 
 /** Attribute outputs added so a local run can read every deployed name, URL and ARN back. */

@@ -19,6 +19,7 @@ export const FUNCTION_ENTRIES = {
   deadLetterScan: 'functions/dead-letters/handler.ts',
   retention: 'functions/retention/handler.ts',
   migrate: 'functions/migrate/handler.ts',
+  exportWorker: 'functions/exports/worker-handler.ts',
 } as const;
 export type FunctionRole = keyof typeof FUNCTION_ENTRIES;
 
@@ -34,6 +35,7 @@ export interface SynthesizedCandlekeep {
     deadLetterQueue: string;
     databaseSecret: string;
     backfillBus: string;
+    exportsBucket: string;
   };
 }
 
@@ -76,6 +78,7 @@ export async function synthesizeCandlekeep(opts: SynthesizeOptions = {}): Promis
       deadLetterScan: id(stack.deadLetters.scan),
       retention: id(stack.retention.function),
       migrate: id(stack.migrations.function),
+      exportWorker: id(stack.exports.worker),
     };
     // A function added to the stack without an entry here would silently not run locally.
     // CDK's own function that copies the console's files into its bucket at deploy time is not one of ours.
@@ -96,6 +99,7 @@ export async function synthesizeCandlekeep(opts: SynthesizeOptions = {}): Promis
         deadLetterQueue: id(stack.deadLetterQueue),
         databaseSecret: id(stack.databaseSecret),
         backfillBus: id(stack.backfill.bus),
+        exportsBucket: id(stack.exports.bucket),
       },
     };
   } finally {

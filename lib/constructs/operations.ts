@@ -12,6 +12,8 @@ import { FRESHNESS_LAG_METRIC, SERIES_BEHIND_METRIC } from '../../functions/pull
 const FIVE_MINUTES = Duration.minutes(5);
 /** API answers slower than this at the 99th percentile for 15 minutes mean the database or the function struggles. */
 export const API_P99_LATENCY_MS = 5_000;
+/** An export waiting this long for a worker means the workers are stuck or too few. */
+export const EXPORT_QUEUE_AGE = Duration.minutes(30);
 /** 5xx answers in five minutes that are worth waking someone for (one is a blip). */
 export const API_5XX_PER_5_MINUTES = 5;
 /** Minutes in a row with a series behind (or no tick at all) before the freshness alarm fires. */
@@ -28,6 +30,8 @@ export interface OperationsProps {
   /** The pull ticks' shards on their way to the pull workers, and the ones no worker could read. */
   readonly pullWorkQueue: sqs.IQueue;
   readonly pullDeadLetterQueue: sqs.IQueue;
+  readonly exportsQueue: sqs.IQueue;
+  readonly exportsDeadLetterQueue: sqs.IQueue;
   readonly apiStage: apigw.Stage;
   /** Alarms made elsewhere (the write path's), shown on the dashboard with these. */
   readonly otherAlarms: readonly cloudwatch.IAlarm[];
@@ -118,6 +122,18 @@ export class Operations extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
     );
+    add(
+      new cloudwatch.Alarm(this, 'ExportDeadLetters', {
+        alarmDescription:
+          'Export requests reached the exports dead-letter queue: the export worker failed five times on them (database or S3 unreachable). ' +
+          'Their exports stay queued or running; the ExportWorker log says why. Fix the cause, then redrive the queue.',
+        metric: props.exportsDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM }),
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    );
 
     // Every tick publishes how many followed series are more than one interval behind; the
     // every-minute schedule always ticks, so a minute without the metric means pulls stopped.
@@ -141,6 +157,18 @@ export class Operations extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
     add(this.freshnessAlarm);
+    add(
+      new cloudwatch.Alarm(this, 'ExportQueueAge', {
+        alarmDescription:
+          `An export has waited more than ${EXPORT_QUEUE_AGE.toMinutes()} minutes for a worker: the workers are throttled, failing, or busy with ` +
+          'long exports. The ExportWorker errors and throttles alarms and its log say which.',
+        metric: props.exportsQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM }),
+        threshold: EXPORT_QUEUE_AGE.toSeconds(),
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 5,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    );
 
     // Unlabelled for the alarms (a label would turn them into metric-math alarms); labelled on the dashboard.
     const api5xx = props.apiStage.metricServerError({ period: FIVE_MINUTES, statistic: cloudwatch.Stats.SUM });
@@ -234,6 +262,7 @@ export class Operations extends Construct {
           props.candlesDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM, label: 'candles' }),
           props.backfillDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM, label: 'backfill' }),
           props.pullDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM, label: 'pull' }),
+          props.exportsDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM, label: 'exports' }),
         ],
         width: 12,
       }),
@@ -241,6 +270,22 @@ export class Operations extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({ title: 'API latency (ms)', left: [apiP50, apiP99.with({ label: 'p99' })], width: 12 }),
       new cloudwatch.GraphWidget({ title: 'API errors', left: [api4xx, api5xx.with({ label: '5xx' })], width: 12 }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Exports queue',
+        left: [props.exportsQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM, label: 'waiting' })],
+        right: [props.exportsQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM, label: 'oldest wait (s)' })],
+        width: 12,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Exports written',
+        left: [
+          candlekeepMetric('ExportRows', SERVICES.exportWorker, cloudwatch.Stats.SUM, 'rows'),
+        ],
+        right: [candlekeepMetric('ExportsFailed', SERVICES.exportWorker, cloudwatch.Stats.SUM, 'failed exports')],
+        width: 12,
+      }),
     );
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
