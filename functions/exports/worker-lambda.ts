@@ -7,7 +7,6 @@ import { configReader, type Env } from '../lambda-kit/env.ts';
 import { powertoolsFor, SERVICES, withPowertools, type Observability } from '../lambda-kit/powertools.ts';
 import { parseSqsEvent } from '../lambda-kit/sqs-event.ts';
 import { lazyPool, type Db } from '../store/db.ts';
-import { runExportJob } from './export-job.ts';
 import { EXPORT_RETENTION_DAYS } from './request.ts';
 import { lazyS3Client } from './s3-client.ts';
 
@@ -64,6 +63,8 @@ export function createExportWorkerHandler(config: ExportWorkerConfig, deps: Expo
       }
       const { exportId } = message.data;
       try {
+        // Loaded with the first export rather than at init: Parquet encoding compiles a WebAssembly module.
+        const { runExportJob } = await import('./export-job.ts');
         const result = await runExportJob(
           {
             db: await deps.db(),

@@ -21,6 +21,7 @@ export const DEFAULT_TIMEOUT = Duration.seconds(30);
 // ESM bundles still meet CJS dependencies that call `require` (e.g. `ws` optional natives);
 // ESM has no `require`, so define one for them.
 const REQUIRE_BANNER = "import { createRequire } from 'node:module';const require = createRequire(import.meta.url);";
+const DIRNAME_BANNER = "import { fileURLToPath as __ckFileUrlToPath } from 'node:url';const __dirname = __ckFileUrlToPath(new URL('.', import.meta.url));";
 
 export interface CandlekeepFunctionProps {
   /** Entry file relative to the repository root, e.g. `functions/writer/handler.ts`. */
@@ -41,6 +42,12 @@ export interface CandlekeepFunctionProps {
   readonly bundleFolders?: readonly string[];
   /** Files written next to the bundle at synth time (name → content), for data the code reads at run time. */
   readonly bundleFiles?: Readonly<Record<string, string>>;
+  /**
+   * Files of the repository copied into the bundle's folder, for a dependency that reads a file
+   * beside its own code through `__dirname` (parquet-wasm's .wasm): `__dirname` is then defined as
+   * the bundle's folder, which an ESM bundle otherwise lacks.
+   */
+  readonly bundleAssets?: readonly string[];
 }
 
 /**
@@ -89,7 +96,7 @@ export class CandlekeepFunction extends NodejsFunction {
         format: OutputFormat.ESM,
         target: 'node24',
         mainFields: ['module', 'main'],
-        banner: REQUIRE_BANNER,
+        banner: props.bundleAssets?.length ? REQUIRE_BANNER + DIRNAME_BANNER : REQUIRE_BANNER,
         minify: true,
         sourceMap: true,
         sourceMapMode: SourceMapMode.DEFAULT,
@@ -97,7 +104,7 @@ export class CandlekeepFunction extends NodejsFunction {
         sourcesContent: false,
         // The Node.js runtime ships AWS SDK v3.
         externalModules: ['@aws-sdk/*'],
-        ...(props.bundleFolders?.length || Object.keys(props.bundleFiles ?? {}).length
+        ...(props.bundleFolders?.length || Object.keys(props.bundleFiles ?? {}).length || props.bundleAssets?.length
           ? {
               commandHooks: {
                 beforeBundling: () => [],
@@ -110,6 +117,7 @@ export class CandlekeepFunction extends NodejsFunction {
                     const b64 = Buffer.from(content, 'utf8').toString('base64');
                     return `node -e "require('node:fs').writeFileSync(process.argv[1], Buffer.from(process.argv[2], 'base64'))" "${outputDir}/${name}" "${b64}"`;
                   }),
+                  ...(props.bundleAssets ?? []).map((file) => `cp "${inputDir}/${file}" "${outputDir}/"`),
                 ],
               },
             }

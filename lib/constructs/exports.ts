@@ -66,6 +66,8 @@ export class Exports extends Construct {
       description: 'Writes requested exports (Parquet or csv.gz) into the exports bucket',
       memorySize: EXPORT_WORKER_MEMORY_MB,
       timeout: EXPORT_WORKER_TIMEOUT,
+      // parquet-wasm reads its WebAssembly module from beside its code.
+      bundleAssets: ['node_modules/parquet-wasm/node/parquet_wasm_bg.wasm'],
       environment: {
         EXPORTS_BUCKET: this.bucket.bucketName,
         EXPORT_RETENTION_DAYS: String(EXPORT_RETENTION_DAYS),
