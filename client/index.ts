@@ -23,6 +23,8 @@ import type {
 } from '../functions/api/schemas.ts';
 import type { Backtest, BacktestPage, Comparison, CreateBacktestInput, EquityCurvePage, TradePage } from '../functions/backtests/record.ts';
 import type { Exchange } from '../functions/candles/candle.ts';
+import type { ExportRequestInput } from '../functions/exports/request.ts';
+import type { ExportStatusBody } from '../functions/api/routes/exports.ts';
 import type { Interval } from '../functions/candles/intervals.ts';
 import type { Problem } from '../functions/http/problem.ts';
 
@@ -311,6 +313,16 @@ export class CandlekeepClient {
   async removeMarket(p: { exchange: Exchange; symbol: string; purge?: boolean }): Promise<MarketRemoval> {
     const query: [string, string][] = [['exchange', p.exchange], ['symbol', p.symbol], ...(p.purge ? ([['purge', 'true']] as [string, string][]) : [])];
     return (await (await this.request('DELETE', '/v1/markets', { query })).json()) as MarketRemoval;
+  }
+
+  /** Asks for an export (POST /v1/exports); follow it with getExport until its status is done or failed. */
+  async requestExport(input: ExportRequestInput): Promise<ExportStatusBody> {
+    return (await (await this.request('POST', '/v1/exports', { body: input })).json()) as ExportStatusBody;
+  }
+
+  /** An export's status and progress; when done, a presigned download URL (GET /v1/exports/{id}). */
+  getExport(id: string): Promise<ExportStatusBody> {
+    return this.json('GET', `/v1/exports/${encodeURIComponent(id)}`);
   }
 
   gaps(p: SeriesRef & { start?: TimeInput; end?: TimeInput; limit?: number; cursor?: string }): Promise<GapPage> {

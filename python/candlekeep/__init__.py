@@ -1,6 +1,6 @@
 """Python client for the candlekeep market-data API."""
 
-from .client import CandlekeepError, Client, read_export
+from .client import CandlekeepError, Client, ExportFailed, read_export
 
-__all__ = ["Client", "CandlekeepError", "read_export"]
+__all__ = ["Client", "CandlekeepError", "ExportFailed", "read_export"]
 __version__ = "0.1.0"

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,6 +27,15 @@ PRICE_COLUMNS = ["open", "high", "low", "close", "volume", "quote_volume"]
 EXTRA_COLUMNS = ["taker_buy_volume", "taker_buy_quote_volume", "vwap"]
 _JSON_NAMES = {"open": "open", "high": "high", "low": "low", "close": "close", "volume": "volume", "quote_volume": "quoteVolume"}
 CANDLE_PAGE = 10_000
+
+
+class ExportFailed(Exception):
+    """An export that ended ``failed`` (or ``expired``): ``status`` is the export's status resource, ``error`` its reason."""
+
+    def __init__(self, status: Mapping[str, Any]):
+        self.status = dict(status)
+        self.error = status.get("error")
+        super().__init__(f"export {status.get('id')} {status.get('status')}: {self.error or 'its file is gone'}")
 
 
 class CandlekeepError(Exception):
@@ -155,6 +167,84 @@ class Client:
         df = pd.DataFrame(data, index=index)
         df.attrs["resampled_from"] = resampled_from
         return df
+
+    # ---- exports ----
+
+    def start_export(self, series: Optional[Sequence[str]] = None, *, exchange: Optional[str] = None,
+                     symbols: Optional[Sequence[str]] = None, interval: Optional[str] = None, start: TimeLike = None,
+                     end: TimeLike = None, gaps: str = "omit", format: str = "parquet") -> dict:
+        """Asks the API for an export (POST /v1/exports) and returns its status resource at once.
+
+        Give ``series`` (``"exchange:BASE/QUOTE:interval"`` strings), or a market selection: ``interval``
+        with an optional ``exchange`` and ``symbols``. ``format`` is ``parquet`` or ``csv.gz``.
+        """
+        body: Dict[str, Any] = {"gaps": gaps, "format": format}
+        if series is not None:
+            body["series"] = list(series)
+        if interval is not None or exchange is not None or symbols is not None:
+            markets: Dict[str, Any] = {"interval": interval}
+            if exchange is not None:
+                markets["exchange"] = exchange
+            if symbols is not None:
+                markets["symbols"] = list(symbols)
+            body["markets"] = markets
+        for name, value in (("start", _time(start)), ("end", _time(end))):
+            if value is not None:
+                body[name] = value
+        return self._request("POST", "/v1/exports", body=body)[1]
+
+    def export_status(self, export_id: str) -> dict:
+        """An export's status and progress; when done, ``download.url`` (presigned, no key needed)."""
+        return self._get(f"/v1/exports/{urllib.parse.quote(export_id)}")
+
+    def wait_export(self, export_id: str, *, timeout: float = 3600.0, poll_interval: float = 1.0) -> dict:
+        """Polls the export until it is done (returns its status) or failed/expired (raises ExportFailed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.export_status(export_id)
+            if status["status"] == "done":
+                return status
+            if status["status"] in ("failed", "expired"):
+                raise ExportFailed(status)
+            if time.monotonic() + poll_interval > deadline:
+                raise TimeoutError(f"export {export_id} still {status['status']} after {timeout} s "
+                                   f"({status['progress']['rows']} rows written)")
+            time.sleep(poll_interval)
+
+    def export(self, series: Optional[Sequence[str]] = None, *, exchange: Optional[str] = None,
+               symbols: Optional[Sequence[str]] = None, interval: Optional[str] = None, start: TimeLike = None,
+               end: TimeLike = None, gaps: str = "omit", exact: bool = False, path: Optional[str] = None,
+               timeout: float = 3600.0, poll_interval: float = 1.0) -> pd.DataFrame:
+        """Exports through the API as Parquet, waits for the file, downloads it and reads it.
+
+        The frame is shaped like ``read_export`` (indexed by open time, UTC, with exchange, symbol and
+        interval columns); ``df.attrs["export"]`` is the export's final status. The file is kept at
+        ``path`` when given, otherwise read from a temporary file that is removed.
+        """
+        status = self.start_export(series, exchange=exchange, symbols=symbols, interval=interval, start=start,
+                                   end=end, gaps=gaps, format="parquet")
+        done = self.wait_export(status["id"], timeout=timeout, poll_interval=poll_interval)
+        if path is not None:
+            self._download(done["download"]["url"], path)
+            df = read_export(path, exact=exact)
+        else:
+            with tempfile.TemporaryDirectory(prefix="candlekeep-export-") as tmp:
+                target = os.path.join(tmp, done["download"]["fileName"])
+                self._download(done["download"]["url"], target)
+                df = read_export(target, exact=exact)
+        df.attrs["export"] = done
+        return df
+
+    def _download(self, url: str, path: str) -> None:
+        """The presigned URL carries its own authorisation: no API key is sent to the bucket."""
+        partial = path + ".partial"
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as res, open(partial, "wb") as f:
+                shutil.copyfileobj(res, f, 1 << 20)
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
 
     # ---- backtests ----
 

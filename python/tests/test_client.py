@@ -4,7 +4,7 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from candlekeep import CandlekeepError, Client, read_export
+from candlekeep import CandlekeepError, Client, ExportFailed, read_export
 
 COLUMNS = ["open", "high", "low", "close", "volume", "quote_volume"]
 
@@ -102,6 +102,35 @@ def test_read_export_matches_the_api(client, series, expected, export_path):
     # The optional fields' columns are there too, float64 like the others (NaN: this series has none).
     assert floats["taker_buy_volume"].dtype == "float64"
     assert floats["vwap"].isna().all()
+
+
+def test_export_waits_for_the_file_and_reads_it(client, series, expected, tmp_path):
+    start, end = frame_range(expected)
+    ref = f"{series['exchange']}:{series['symbol']}:{series['interval']}"
+    kept = str(tmp_path / "kept.parquet")
+    df = client.export([ref], start=start, end=end, exact=True, path=kept, poll_interval=0.2)
+    rows = expected["rows"]
+    assert df.attrs["export"]["status"] == "done"
+    assert df.attrs["export"]["progress"]["rows"] == len(rows)
+    assert str(df.index.tz) == "UTC"
+    assert [t.value // 10**6 for t in df.index] == [r[0] for r in rows]
+    assert (df["symbol"] == series["symbol"]).all()
+    for k, col in enumerate(COLUMNS):
+        assert [None if pd.isna(v) else Decimal(v) for v in df[col]] == [None if r[1 + k] is None else Decimal(r[1 + k]) for r in rows], col
+    assert [None if pd.isna(v) else int(v) for v in df["trades"]] == [r[7] for r in rows]
+    assert read_export(kept).shape[0] == len(rows)
+
+    # A market selection resampled to 1h, as floats, from a temporary file.
+    hourly = client.export(exchange=series["exchange"], symbols=[series["symbol"]], interval="1h", start=start, end=end,
+                           poll_interval=0.2)
+    api = client.candles(series["exchange"], series["symbol"], "1h", start, end)
+    assert list(hourly.index) == list(api.index)
+    assert hourly["high"].tolist() == api["high"].tolist()
+
+    with pytest.raises(CandlekeepError) as unknown:
+        client.export(["binance:NOPE/USDT:1m"])
+    assert unknown.value.status == 404
+    assert unknown.value.problem["parameter"] == "series[0]"
 
 
 def run_body(strategy, fast, sharpe, series):

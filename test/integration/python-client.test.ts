@@ -17,7 +17,7 @@ import { pollUntil } from '../support/poll.ts';
 /*
  * The Python client's pytest suite (python/tests) against `candlekeep serve` on this run's
  * database, as a user would run it: 25,000 stored candles (three pages), backtest records, and a
- * file `candlekeep export` wrote. Any failing Python test fails this one, with pytest's report.
+ * file `candlekeep export` wrote; exports through the API go to a bucket on LocalStack's S3. Any failing Python test fails this one, with pytest's report.
  */
 
 const KEY = 'python-client-key-0123';
@@ -61,7 +61,8 @@ beforeAll(async () => {
 
   const child = spawn(process.execPath, [projectPath('bin/candlekeep.js'), 'serve', '--port', '0'], {
     cwd: projectPath(''),
-    env: { ...process.env, CANDLEKEEP_API_KEY: KEY },
+    // Exports go to a bucket of this run on LocalStack's S3 (AWS_ENDPOINT_URL), made by serve.
+    env: { ...process.env, CANDLEKEEP_API_KEY: KEY, CANDLEKEEP_EXPORTS_BUCKET: `ck-python-${Date.now().toString(36)}` },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   server = child;

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,10 +15,10 @@ import { exportKey } from '../../../functions/exports/request.ts';
 import { getExportJob, insertExportJob } from '../../../functions/store/export-jobs.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
 import { batch, T0 } from '../../support/candles.ts';
-import { runPython } from '../../support/cli.ts';
+import { runCli, runPython } from '../../support/cli.ts';
 import { uniqueName, uniqueSymbol } from '../../support/db.ts';
 import { pollUntil } from '../../support/poll.ts';
-import { useApi, type Answer } from '../api/support.ts';
+import { API_KEY, useApi, type Answer } from '../api/support.ts';
 
 /*
  * POST /v1/exports end to end: the API records the export, the export worker (in this process, as
@@ -219,6 +220,31 @@ describe('POST /v1/exports', () => {
     expect(ended.body).toMatchObject({ status: 'failed', download: null, fileExpiresAt: null });
     expect(ended.body.error).toMatch(/volume values need 41 decimal digits .* Parquet DECIMAL holds 38/);
     expect(ended.body.finishedAt).not.toBeNull();
+  });
+});
+
+describe('candlekeep export --remote', () => {
+  const env = () => ({ CANDLEKEEP_URL: api.url, CANDLEKEEP_API_KEY: API_KEY });
+
+  it('exports through the API with a progress bar and downloads the file', async () => {
+    const path = join(dir, 'remote.csv.gz');
+    const r = await runCli(['export', '--remote', '--series', `binance:${A}:1m`, '--out', path, '--json'], env());
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/export [0-9a-f-]{36} queued/);
+    expect(r.stderr).toContain('export [');
+    const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { rows: number; format: string; bytes: number; id: string };
+    const stored = await storedRows(A);
+    expect(summary).toMatchObject({ rows: stored.length, format: 'csv.gz' });
+    const file = await readBack(path, 'csv.gz');
+    expect(file.rows.map((row) => [Number(row.open_time), row.close, row.volume])).toEqual(stored.map((row) => [row.open_time, row.close, row.volume]));
+  });
+
+  it('exits 1 with the reason of a failed export and leaves no file', async () => {
+    const path = join(dir, 'huge.parquet');
+    const r = await runCli(['export', '--remote', '--series', `binance:${HUGE}:1m`, '--out', path], env());
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/export [0-9a-f-]{36} failed: volume values need 41 decimal digits/);
+    expect(existsSync(path) || existsSync(`${path}.partial`)).toBe(false);
   });
 });
 
