@@ -28,6 +28,7 @@ import { openLocalDatabase } from './local-db.ts';
 import { REPO_ROOT, STATE_DIR } from './paths.ts';
 import { pythonVersion, run, venvPython } from './localstack/venv.ts';
 import { findPython } from './python-venv.ts';
+import { ensureLocalStack } from './localstack/index.ts';
 import { randomWalk, seededRandom, type WalkShape } from './sample-candles.ts';
 
 export const SCHEMATHESIS = 'schemathesis==4.32.5';
@@ -90,10 +91,18 @@ async function seed(db: Parameters<CandleStore['upsert']>[0], client: Candlekeep
 }
 
 /** `candlekeep serve` on a free port; resolves with its base URL once it listens. */
-function startServe(databaseUrl: string, apiKey: string, exchangeUrls: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
+function startServe(databaseUrl: string, apiKey: string, exchangeUrls: Record<string, string>, awsEndpoint: string): Promise<{ url: string; child: ChildProcess }> {
+  // Exports go to a bucket on LocalStack's S3, so POST /v1/exports answers as deployed rather than 501.
+  const exportsEnv = {
+    AWS_ENDPOINT_URL: awsEndpoint,
+    AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
+    AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'test',
+    AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'test',
+    CANDLEKEEP_EXPORTS_BUCKET: `candlekeep-fuzz-${randomBytes(4).toString('hex')}`,
+  };
   const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/candlekeep.js'), 'serve', '--port', '0'], {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...exchangeUrls, DATABASE_URL: databaseUrl, CANDLEKEEP_API_KEY: apiKey },
+    env: { ...process.env, ...exchangeUrls, ...exportsEnv, DATABASE_URL: databaseUrl, CANDLEKEEP_API_KEY: apiKey },
     stdio: ['ignore', 'inherit', 'pipe'],
   });
   return new Promise((resolve, reject) => {
@@ -161,6 +170,7 @@ export async function fuzzApi(opts: { seed: number; maxExamples: number; keepRep
   const started = Date.now();
   const python = await ensureSchemathesis();
   const local = await openLocalDatabase({ log });
+  const aws = await ensureLocalStack({ log });
   const name = `candlekeep_fuzz_${randomBytes(4).toString('hex')}`;
   const apiKey = `fuzz-${randomBytes(12).toString('hex')}`;
   let serve: ChildProcess | undefined;
@@ -170,7 +180,7 @@ export async function fuzzApi(opts: { seed: number; maxExamples: number; keepRep
   const reportDir = path.join(STATE_DIR, 'schemathesis-report');
   try {
     const url = await local.prepare(name, { fresh: true });
-    const started_ = await startServe(url, apiKey, exchangeUrls);
+    const started_ = await startServe(url, apiKey, exchangeUrls, aws.endpoint);
     serve = started_.child;
     log(`candlekeep serve on ${started_.url}, database ${name}; seeding`);
     const pool = local.pool(url, 2);
@@ -222,6 +232,7 @@ export async function fuzzApi(opts: { seed: number; maxExamples: number; keepRep
     await local.drop(name).catch((err: unknown) => log(`could not drop ${name}: ${(err as Error).message}`));
     await local.close();
     await fake.close();
+    await aws.stop();
     if (!opts.keepReport) await rm(reportDir, { recursive: true, force: true }).catch(() => {});
   }
 }
