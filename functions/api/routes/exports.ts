@@ -45,14 +45,14 @@ export const exportStatusSchema = z.object({
 });
 export type ExportStatusBody = z.infer<typeof exportStatusSchema>;
 
-async function statusBody(job: ExportJob, exports: ExportService, now: number): Promise<ExportStatusBody> {
+async function statusBody(job: ExportJob, exports: ExportService | undefined, now: number): Promise<ExportStatusBody> {
   const expired = job.status === 'done' && job.expiresAt !== null && job.expiresAt <= now;
   const total = job.totalSourceCandles;
   const fraction = job.status === 'done' ? 1 : total === null ? null : total === 0 ? 0 : Math.min(1, job.sourceCandles / total);
   let download: ExportStatusBody['download'] = null;
   if (job.status === 'done' && !expired && job.resultKey) {
     const fileName = exportFileName(job.id, job.format);
-    const link = await exports.downloadUrl(job.resultKey, fileName);
+    const link = await requireExports(exports).downloadUrl(job.resultKey, fileName);
     // A link never outlives the file it points at.
     download = { url: link.url, expiresAt: iso(Math.min(link.expiresAt, job.expiresAt ?? link.expiresAt)), fileName };
   }
@@ -123,9 +123,9 @@ export const requestExport = defineRoute({
   },
   async handle({ req, db, exports, now }) {
     const request = parseJsonBody(req.body, req.headers['content-type'], exportRequestSchema);
-    const service = requireExports(exports);
     const conn = await db();
     await checkStored(conn, request);
+    const service = requireExports(exports);
     const job = await insertExportJob(conn, { request: exportRequestInput(request), format: request.format, requestedBy: `api:${req.apiKeyId ?? 'key'}` });
     await service.start(job.id);
     return json(202, await statusBody(job, service, now()), { Location: `/v1/exports/${job.id}` });
@@ -143,9 +143,8 @@ export const getExport = defineRoute({
   pathParams: z.object({ id: z.string().min(1).max(64).meta({ description: 'The export id POST /v1/exports answered.' }) }),
   responses: { 200: { description: 'The export.', schema: exportStatusSchema }, ...problems(...COMMON, 404, 501) },
   async handle({ params, db, exports, reply, now }) {
-    const service = requireExports(exports);
     const job = await getExportJob(await db(), params.id);
     if (!job) throw new NotFound(`no export ${params.id}`, 'id');
-    return reply(await statusBody(job, service, now()));
+    return reply(await statusBody(job, exports, now()));
   },
 });
