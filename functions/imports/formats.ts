@@ -3,6 +3,7 @@ import { basename, dirname } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import * as arrow from 'apache-arrow';
 import { unzipSync } from 'fflate';
+import lz4 from 'lz4js';
 import { readParquet } from 'parquet-wasm/node';
 import { exchangeSchema, type Candle, type Exchange, type SeriesKey } from '../candles/candle.ts';
 import { INTERVAL_MS, intervalSchema, type Interval } from '../candles/intervals.ts';
@@ -14,7 +15,8 @@ import { Unprocessable } from '../errors.ts';
  * Candle files other tools write, read into candles of one series each:
  * - freqtrade's data files `BASE_QUOTE-<timeframe>.json` (or `.json.gz`, its `jsongz` format) under
  *   `<datadir>/<exchange>/`: `[[ms, open, high, low, close, volume], ...]` as pandas writes them,
- *   and its `parquet` format (a UTC `date` column and float64 prices, written by pandas);
+ *   its `parquet` format (a UTC `date` column and float64 prices, written by pandas), and its
+ *   `feather` format (the default: the same frame as Arrow IPC, LZ4-compressed by pyarrow);
  * - CCXT `fetch_ohlcv` arrays dumped as JSON, or as CSV `timestamp,open,high,low,close,volume`
  *   (header optional): the file names no series, so exchange, symbol and interval are given;
  * - Binance public-data kline archives `SYMBOL-<interval>-YYYY-MM(-DD).zip`, checked against the
@@ -23,7 +25,7 @@ import { Unprocessable } from '../errors.ts';
  * A file whose series or time unit cannot be determined is refused with the reason.
  */
 
-export type ImportFormat = 'freqtrade-json' | 'freqtrade-jsongz' | 'freqtrade-parquet' | 'ccxt-json' | 'ccxt-csv' | 'binance-zip';
+export type ImportFormat = 'freqtrade-json' | 'freqtrade-jsongz' | 'freqtrade-parquet' | 'freqtrade-feather' | 'ccxt-json' | 'ccxt-csv' | 'binance-zip';
 
 /** What the command line says about a file; anything the file says too must agree. */
 export interface ImportHints {
@@ -136,6 +138,32 @@ function parquetRows(path: string, bytes: Uint8Array): string[][] {
   } catch (err) {
     throw refuse(path, `not a readable Parquet file (${(err as Error).message})`);
   }
+  return frameRows(path, table);
+}
+
+// pyarrow compresses each buffer of a feather file with LZ4 (frame format) unless told otherwise;
+// apache-arrow reads compressed IPC once it has a codec, and lz4js decodes the frame format in JavaScript.
+let lz4Registered = false;
+function registerLz4(): void {
+  if (lz4Registered) return;
+  arrow.compressionRegistry.set(arrow.CompressionType.LZ4_FRAME, { decode: (data) => Uint8Array.from(lz4.decompress(data)) });
+  lz4Registered = true;
+}
+
+/** freqtrade's feather file (Arrow IPC file format, LZ4- or ZSTD-compressed or not) as text rows. */
+function featherRows(path: string, bytes: Uint8Array): string[][] {
+  registerLz4();
+  let table: arrow.Table;
+  try {
+    table = arrow.tableFromIPC(bytes);
+  } catch (err) {
+    throw refuse(path, `not a readable feather (Arrow IPC) file (${(err as Error).message})`);
+  }
+  return frameRows(path, table);
+}
+
+/** The frame freqtrade stores (`date`, open, high, low, close, volume) as text rows. */
+function frameRows(path: string, table: arrow.Table): string[][] {
   const date = table.getChild('date');
   const type = date?.type;
   if (!date || !arrow.DataType.isTimestamp(type) || !PER_MS[type.unit]) throw refuse(path, 'expected a `date` timestamp column; the time unit cannot be determined');
@@ -161,7 +189,7 @@ function csvRows(path: string, text: string): { rows: string[][]; firstLine: num
   return { rows: lines.slice(header ? 1 : 0).map((l) => l.split(',')), firstLine: header ? 2 : 1 };
 }
 
-const FREQTRADE_NAME = /^([A-Z0-9]+)_([A-Z0-9]+)(?:_[A-Z0-9]+)?-(\d+[mhdw])(?:-(futures|mark|index|premiumIndex|funding_rate))?\.(json|json\.gz|parquet)$/;
+const FREQTRADE_NAME = /^([A-Z0-9]+)_([A-Z0-9]+)(?:_[A-Z0-9]+)?-(\d+[mhdw])(?:-(futures|mark|index|premiumIndex|funding_rate))?\.(json|json\.gz|parquet|feather)$/;
 const BINANCE_NAME = /^([A-Z0-9]+)-(\d+[smhdw])-(\d{4})-(\d{2})(?:-(\d{2}))?\.zip$/;
 
 function interval(path: string, text: string | undefined): Interval | undefined {
@@ -231,6 +259,10 @@ export function parseImportFile(path: string, bytes: Uint8Array, hints: ImportHi
       const { candles, unit } = toCandles(path, parquetRows(path, bytes), series.interval, now);
       return { path, format: 'freqtrade-parquet', series, candles, timeUnit: unit };
     }
+    if (ext === 'feather') {
+      const { candles, unit } = toCandles(path, featherRows(path, bytes), series.interval, now);
+      return { path, format: 'freqtrade-feather', series, candles, timeUnit: unit };
+    }
     const text = ext === 'json.gz' ? gunzipSync(bytes).toString('utf8') : new TextDecoder().decode(bytes);
     const { candles, unit } = toCandles(path, jsonRows(path, text), series.interval, now);
     return { path, format: ext === 'json.gz' ? 'freqtrade-jsongz' : 'freqtrade-json', series, candles, timeUnit: unit };
@@ -248,5 +280,5 @@ export function parseImportFile(path: string, bytes: Uint8Array, hints: ImportHi
     const { candles, unit } = toCandles(path, rows.map((r) => r.slice(0, 6)), series.interval, now, firstLine);
     return { path, format: 'ccxt-csv', series, candles, timeUnit: unit };
   }
-  throw refuse(path, 'unknown kind of file: expected freqtrade .json/.json.gz, CCXT .json/.csv or a Binance kline .zip');
+  throw refuse(path, 'unknown kind of file: expected freqtrade .json/.json.gz/.parquet/.feather, CCXT .json/.csv or a Binance kline .zip');
 }

@@ -12,7 +12,7 @@ import { toPlainDecimal } from '../../../functions/exchanges/decimal.ts';
 import { loadCoverage } from '../../../functions/store/coverage.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { findSeriesId } from '../../../functions/store/series.ts';
-import { runCli } from '../../support/cli.ts';
+import { runCli, runProcess } from '../../support/cli.ts';
 import { testPool } from '../../support/db.ts';
 import { readStored } from '../../support/stored-candles.ts';
 
@@ -120,6 +120,27 @@ describe('candlekeep import', () => {
     const j = await runCli(['import', join(FIXTURES, 'ccxt/kraken-ada-usd-15m.json'), '-e', 'kraken', '-s', csvSeries.symbol, '-i', '15m', '--json']);
     expect(j.code, j.stderr).toBe(0);
     expect(lastJson(j.stdout)).toMatchObject({ received: lines.length, written: 0 });
+  });
+
+  it('stores freqtrade feather files (Arrow IPC, LZ4-compressed by pyarrow as freqtrade writes them) with every value pyarrow reads', async () => {
+    const b = base();
+    const file = await fixture('freqtrade/kraken/DOT_USD-30m.feather', 'kraken', `${b}_USD-30m.feather`);
+    const r = await runCli(['import', file, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(lastJson(r.stdout).files[0]).toMatchObject({ format: 'freqtrade-feather', candles: 96, timeUnit: 'ms' });
+    // What pyarrow reads, each float as its shortest round-trip text (Python's repr, as JavaScript's String).
+    const read = await runProcess(process.env.CANDLEKEEP_TEST_PYTHON!, [
+      '-c',
+      'import json, sys, pyarrow.feather as f\n' +
+        't = f.read_table(sys.argv[1]).to_pydict()\n' +
+        'print(json.dumps([[int(d.timestamp() * 1000)] + [repr(t[c][i]) for c in ("open", "high", "low", "close", "volume")] for i, d in enumerate(t["date"])]))',
+      file,
+    ]);
+    expect(read.code, read.stderr).toBe(0);
+    const want = JSON.parse(read.stdout) as [number, string, string, string, string, string][];
+    expect(want).toHaveLength(96);
+    const stored = await readStored(db, { exchange: 'kraken', symbol: `${b}/USD`, interval: '30m' });
+    expect(stored.map((s) => [s.openTime, s.open, s.high, s.low, s.close, s.volume])).toEqual(want.map(([t, ...v]) => [t, ...v.map(plain)]));
   });
 
   it('refuses what it cannot determine or trust, with the reason, and stores nothing of any file named with it', async () => {
