@@ -68,6 +68,7 @@ export function exportRequestInput(req: ExportRequest): ExportRequestInput {
     ...(req.markets ? { markets: req.markets } : {}),
     ...(req.start !== undefined ? { start: req.start } : {}),
     ...(req.end !== undefined ? { end: req.end } : {}),
+    ...(req.asOf !== undefined ? { asOf: req.asOf } : {}),
     gaps: req.gaps,
     format: req.format,
   };

@@ -172,11 +172,12 @@ class Client:
 
     def start_export(self, series: Optional[Sequence[str]] = None, *, exchange: Optional[str] = None,
                      symbols: Optional[Sequence[str]] = None, interval: Optional[str] = None, start: TimeLike = None,
-                     end: TimeLike = None, gaps: str = "omit", format: str = "parquet") -> dict:
+                     end: TimeLike = None, gaps: str = "omit", format: str = "parquet", as_of: TimeLike = None) -> dict:
         """Asks the API for an export (POST /v1/exports) and returns its status resource at once.
 
         Give ``series`` (``"exchange:BASE/QUOTE:interval"`` strings), or a market selection: ``interval``
-        with an optional ``exchange`` and ``symbols``. ``format`` is ``parquet`` or ``csv.gz``.
+        with an optional ``exchange`` and ``symbols``. ``format`` is ``parquet`` or ``csv.gz``; ``as_of``
+        exports the candles as they were stored at that moment.
         """
         body: Dict[str, Any] = {"gaps": gaps, "format": format}
         if series is not None:
@@ -188,7 +189,7 @@ class Client:
             if symbols is not None:
                 markets["symbols"] = list(symbols)
             body["markets"] = markets
-        for name, value in (("start", _time(start)), ("end", _time(end))):
+        for name, value in (("start", _time(start)), ("end", _time(end)), ("asOf", _time(as_of))):
             if value is not None:
                 body[name] = value
         return self._request("POST", "/v1/exports", body=body)[1]
@@ -214,7 +215,7 @@ class Client:
     def export(self, series: Optional[Sequence[str]] = None, *, exchange: Optional[str] = None,
                symbols: Optional[Sequence[str]] = None, interval: Optional[str] = None, start: TimeLike = None,
                end: TimeLike = None, gaps: str = "omit", exact: bool = False, path: Optional[str] = None,
-               timeout: float = 3600.0, poll_interval: float = 1.0) -> pd.DataFrame:
+               timeout: float = 3600.0, poll_interval: float = 1.0, as_of: TimeLike = None) -> pd.DataFrame:
         """Exports through the API as Parquet, waits for the file, downloads it and reads it.
 
         The frame is shaped like ``read_export`` (indexed by open time, UTC, with exchange, symbol and
@@ -222,7 +223,7 @@ class Client:
         ``path`` when given, otherwise read from a temporary file that is removed.
         """
         status = self.start_export(series, exchange=exchange, symbols=symbols, interval=interval, start=start,
-                                   end=end, gaps=gaps, format="parquet")
+                                   end=end, gaps=gaps, format="parquet", as_of=as_of)
         done = self.wait_export(status["id"], timeout=timeout, poll_interval=poll_interval)
         if path is not None:
             self._download(done["download"]["url"], path)
