@@ -24,7 +24,7 @@ import type {
 import type { Backtest, BacktestPage, Comparison, CreateBacktestInput, EquityCurvePage, TradePage } from '../functions/backtests/record.ts';
 import type { Exchange } from '../functions/candles/candle.ts';
 import type { ExportRequestInput } from '../functions/exports/request.ts';
-import type { ExportStatusBody } from '../functions/api/routes/exports.ts';
+import type { ExportStatusBody } from '../functions/exports/status.ts';
 import type { Interval } from '../functions/candles/intervals.ts';
 import type { Problem } from '../functions/http/problem.ts';
 

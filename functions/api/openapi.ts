@@ -2,7 +2,7 @@ import * as z from 'zod';
 import { backtestPageSchema, backtestSchema, comparisonSchema, createBacktestSchema, equityCurvePageSchema, tradePageSchema } from '../backtests/record.ts';
 import { backfillRequestSchema } from '../ingest/backfill-request.ts';
 import { exportRequestSchema } from '../exports/request.ts';
-import { exportStatusSchema } from './routes/exports.ts';
+import { exportStatusSchema } from '../exports/status.ts';
 import { PROBLEM_CONTENT_TYPE } from '../http/problem.ts';
 import { isListSchema } from '../http/query.ts';
 import { API_VERSION, needsKey, type Route } from './route.ts';
