@@ -23,7 +23,7 @@ const plan = (format: 'parquet' | 'csv.gz') =>
   }) as unknown as ExportPlan;
 
 async function* failingPages(): AsyncGenerator<ExportPage> {
-  yield { series, rows: 1, sourceCandles: 1, kind: 'text', text: '1700000000000,1.00,1.50,0.50,1.20,3.00,,,1' };
+  yield { series, rows: 1, sourceCandles: 1, kind: 'text', text: '1700000000000,1.00,1.50,0.50,1.20,3.00,,,1,,,' };
   throw new Error('the database went away');
 }
 
