@@ -73,7 +73,7 @@ export async function startLocalCandlekeep(opts: LocalCandlekeepOptions): Promis
     `deploying ${Object.keys(local.template.Resources).length} resources of stack ${synth.stackName} to LocalStack CloudFormation ` +
       `(not deployed locally: ${notDeployed.join(', ')})`,
   );
-  const deployment = await deployLocalTemplate(cfn, synth.stackName, local, { log });
+  const deployment = await deployLocalTemplate(cfn, synth.stackName, local, { log, endpoint });
 
   // As in AWS, the functions find the database through the stack's secret.
   await new SecretsManagerClient(awsClientConfig(endpoint)).send(

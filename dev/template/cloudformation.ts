@@ -8,6 +8,8 @@ import {
   UpdateStackCommand,
   type Stack as CfnStack,
 } from '@aws-sdk/client-cloudformation';
+import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { awsClientConfig } from '../localstack/index.ts';
 import { deploymentOf, type Deployment } from './deployment.ts';
 import type { LocalTemplate } from './local-template.ts';
 
@@ -18,6 +20,34 @@ export interface DeployOptions {
   log?: (msg: string) => void;
   /** Default 180 s; LocalStack usually takes about one. */
   timeoutMs?: number;
+  /**
+   * LocalStack's endpoint: a template over CloudFormation's 51,200-byte TemplateBody limit is put
+   * in a LocalStack S3 bucket and deployed from there (TemplateURL, up to 1 MB), as `cdk deploy`
+   * does with its staging bucket.
+   */
+  endpoint?: string;
+}
+
+/** CloudFormation's limit on a template passed inline. */
+const TEMPLATE_BODY_LIMIT = 51_200;
+const TEMPLATE_BUCKET = 'candlekeep-local-templates';
+
+/** The template as CreateStack/UpdateStack take it: inline, or from LocalStack's S3 when too big. */
+async function templateSource(stackName: string, body: string, endpoint: string | undefined): Promise<{ TemplateBody: string } | { TemplateURL: string }> {
+  const size = Buffer.byteLength(body);
+  if (size <= TEMPLATE_BODY_LIMIT) return { TemplateBody: body };
+  if (!endpoint) throw new Error(`the local template is ${size} bytes, above CloudFormation's 51,200-byte TemplateBody limit, and no endpoint was given to upload it to S3`);
+  const s3 = new S3Client({ ...awsClientConfig(endpoint), forcePathStyle: true });
+  try {
+    await s3.send(new CreateBucketCommand({ Bucket: TEMPLATE_BUCKET })).catch((err: unknown) => {
+      if (!/BucketAlreadyOwnedByYou|BucketAlreadyExists/.test((err as Error).name)) throw err;
+    });
+    const key = `${stackName}.json`;
+    await s3.send(new PutObjectCommand({ Bucket: TEMPLATE_BUCKET, Key: key, Body: body, ContentType: 'application/json' }));
+    return { TemplateURL: `${endpoint.replace(/\/$/, '')}/${TEMPLATE_BUCKET}/${key}` };
+  } finally {
+    s3.destroy();
+  }
 }
 
 /**
@@ -27,9 +57,8 @@ export interface DeployOptions {
 export async function deployLocalTemplate(cfn: CloudFormationClient, stackName: string, local: LocalTemplate, opts: DeployOptions = {}): Promise<Deployment> {
   const log = opts.log ?? (() => {});
   const body = JSON.stringify(local.template);
-  if (Buffer.byteLength(body) > 51_200) {
-    throw new Error(`the local template is ${Buffer.byteLength(body)} bytes, above CloudFormation's 51,200-byte TemplateBody limit`);
-  }
+  const source = await templateSource(stackName, body, opts.endpoint);
+  if ('TemplateURL' in source) log(`CloudFormation: the template is ${Buffer.byteLength(body)} bytes, over the inline limit; deploying it from ${source.TemplateURL}`);
   const deadline = Date.now() + (opts.timeoutMs ?? 180_000);
   let existing = await describeStack(cfn, stackName);
   if (existing && (TERMINAL_FAILED.has(existing.StackStatus ?? '') || existing.StackStatus === 'CREATE_IN_PROGRESS')) {
@@ -39,10 +68,10 @@ export async function deployLocalTemplate(cfn: CloudFormationClient, stackName: 
   }
   const started = Date.now();
   if (!existing) {
-    await cfn.send(new CreateStackCommand({ StackName: stackName, TemplateBody: body, Capabilities: ['CAPABILITY_IAM', 'CAPABILITY_NAMED_IAM'] }));
+    await cfn.send(new CreateStackCommand({ StackName: stackName, ...source, Capabilities: ['CAPABILITY_IAM', 'CAPABILITY_NAMED_IAM'] }));
   } else {
     try {
-      await cfn.send(new UpdateStackCommand({ StackName: stackName, TemplateBody: body, Capabilities: ['CAPABILITY_IAM', 'CAPABILITY_NAMED_IAM'] }));
+      await cfn.send(new UpdateStackCommand({ StackName: stackName, ...source, Capabilities: ['CAPABILITY_IAM', 'CAPABILITY_NAMED_IAM'] }));
     } catch (err) {
       if (!/No updates are to be performed/i.test((err as Error).message)) throw err;
     }

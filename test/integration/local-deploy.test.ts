@@ -44,7 +44,7 @@ beforeAll(async () => {
   sqs = testSqs();
   synth = await synthesizeCandlekeep({ stackName: `CandlekeepDeployTest-${randomBytes(4).toString('hex')}` });
   local = localTemplate(synth, { services: await localStackServices(endpoint), inboxes: true });
-  deployment = await deployLocalTemplate(cfn, synth.stackName, local);
+  deployment = await deployLocalTemplate(cfn, synth.stackName, local, { endpoint });
 }, 120_000);
 
 afterAll(async () => {
@@ -139,7 +139,7 @@ describe('the synthesized template deployed to LocalStack through CloudFormation
   });
 
   it('a second deploy of the same template is a no-op update, and deleting the stack removes its resources', async () => {
-    await deployLocalTemplate(cfn, synth.stackName, local);
+    await deployLocalTemplate(cfn, synth.stackName, local, { endpoint: process.env.AWS_ENDPOINT_URL! });
     const queueName = deployment.outputs.CandlesQueueUrl!.split('/').at(-1)!;
     await deleteLocalStack(cfn, synth.stackName);
     expect(await describeStack(cfn, synth.stackName)).toBeUndefined();
