@@ -21,7 +21,7 @@ const alarms = () => Object.values(template.findResources('AWS::CloudWatch::Alar
 describe('alarms', () => {
   it('has an Errors and a Throttles alarm on every function of candlekeep (not CDK\'s deploy-time copier)', () => {
     const functionIds = stack.node.findAll().filter((c) => c instanceof CandlekeepFunction).map((f) => stack.getLogicalId(f.node.defaultChild as never));
-    expect(functionIds.length).toBe(10);
+    expect(functionIds.length).toBe(11);
     for (const id of functionIds) {
       for (const metric of ['Errors', 'Throttles']) {
         const found = alarms().filter(

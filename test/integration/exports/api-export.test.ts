@@ -202,7 +202,7 @@ describe('POST /v1/exports', () => {
     const noType = await api.call('POST', '/v1/exports', { body: JSON.stringify({ series: [`binance:${A}:1m`] }), headers: { 'content-type': 'text/plain' } });
     expect(noType.status).toBe(415);
     const noKey = await api.call('POST', '/v1/exports', { body: { series: [`binance:${A}:1m`] }, key: null });
-    expect(noKey.status).toBe(403);
+    expect(noKey.status).toBe(401);
     const after = await api.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM exports');
     expect(after.rows[0]!.n).toBe(before.rows[0]!.n);
 
