@@ -131,6 +131,10 @@ async function spawnHost(
     stopping ??= (async () => {
       process.removeListener('exit', onExit);
       if (exited) return;
+      // Held again while stopping: an unref'd child's exit event does not keep the event loop
+      // alive, so a caller awaiting stop() at top level could end with that await unsettled
+      // (exit code 13) when LocalStack needs the SIGKILL.
+      child.ref();
       killGroup('SIGTERM');
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<boolean>((r) => {
