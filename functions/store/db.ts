@@ -259,8 +259,9 @@ const sessionStates = new WeakMap<object, SessionState>();
  * How, depends on the connection (see PoolerMode):
  * - `session` (a direct connection) with no `sessions` bound: one round trip per statement. A
  *   connection is set up on first use (`statement_timeout` = the cap, `jit = off`, its backend
- *   pid), and its timeout is only lowered, with one more round trip, when less than the cap is
- *   left before the deadline.
+ *   pid), and its timeout is only lowered when less than the cap is left before the deadline,
+ *   with one round trip more to lower it and one to restore the cap before the connection goes
+ *   back to the pool.
  * - `transaction` (a transaction-mode pooler), or a `sessions` bound: each statement runs in its
  *   own short transaction with `SET LOCAL statement_timeout` (startup parameters are refused by
  *   Neon's pooler, and a session SET would leak to other clients of the pooler) and, with
@@ -323,6 +324,20 @@ export function boundedQueryable(pool: Pick<Db, 'connect' | 'query'>, bounds: St
       throw asDatabaseError(err);
     } finally {
       bounds.signal?.removeEventListener('abort', cancel);
+      const cap = Math.floor(bounds.timeoutMs);
+      if (!broken && state && state.timeoutMs !== cap) {
+        // Lowered near a deadline: back to the cap before the connection serves anyone else (a
+        // pool may be shared, e.g. with the export worker in `candlekeep serve`).
+        const restored = state;
+        await client.query(`SET statement_timeout = ${cap}`).then(
+          () => {
+            restored.timeoutMs = cap;
+          },
+          (err: unknown) => {
+            broken = asDatabaseError(err);
+          },
+        );
+      }
       client.off('error', onError);
       if (broken) sessionStates.delete(client);
       client.release(broken);

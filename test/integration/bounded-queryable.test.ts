@@ -67,9 +67,16 @@ describe('boundedQueryable on a direct connection', () => {
     expect(await setting(undefined)).toBe('20s');
     // 2.5 s left, less the 1 s margin.
     expect(await setting(now + 2_500)).toBe('1500ms');
+    // Restored as the connection went back: whoever shares the pool gets the cap.
+    const same = await pool.connect(); // the pool's one connection, as another user would get it
+    try {
+      expect((await same.query<{ t: string }>("SELECT current_setting('statement_timeout') AS t")).rows[0]!.t).toBe('20s');
+    } finally {
+      same.release();
+    }
     now += 10;
     expect(await setting(undefined)).toBe('20s');
-    expect(sent().filter((t) => t.startsWith('SET statement_timeout'))).toHaveLength(2);
+    expect(sent().filter((t) => t.startsWith('SET statement_timeout'))).toEqual(['SET statement_timeout = 1500', 'SET statement_timeout = 20000']);
   });
 
   it('cancels a statement that runs past the lowered timeout, on the server, and the connection serves the next one', async () => {
