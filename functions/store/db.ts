@@ -141,32 +141,59 @@ export function asDatabaseError(err: unknown): Error {
   return new Error(`database connection failed: ${message}`, { cause: err });
 }
 
+/** A client checked out of a pool; `release` returns it, or discards it once `broke` was called. */
+interface CheckedOut {
+  client: DbClient;
+  /** Marks the connection unusable (a lost socket, a failed rollback): it is discarded on release. */
+  broke(err: unknown): void;
+  readonly broken: boolean;
+  release(): void;
+}
+
+/**
+ * Checks a client out with an 'error' listener: a checked-out client has no pool listener, so a
+ * socket lost between two statements would otherwise be an uncaught 'error' event. The failed
+ * statement reports it; the client is discarded.
+ */
+async function checkOut(pool: Pick<Db, 'connect'>): Promise<CheckedOut> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const onError = (err: Error): void => {
+    broken = asDatabaseError(err);
+  };
+  client.on('error', onError);
+  return {
+    client,
+    broke: (err) => {
+      broken = asDatabaseError(err);
+    },
+    get broken() {
+      return broken !== undefined;
+    },
+    release: () => {
+      client.off('error', onError);
+      client.release(broken);
+    },
+  };
+}
+
 /**
  * Runs `work` on one connection inside BEGIN … COMMIT; any error rolls it back and is rethrown.
  * A connection whose rollback also failed is discarded rather than returned to the pool.
  */
 export async function inTransaction<T>(db: Pick<Db, 'connect'>, work: (tx: DbClient) => Promise<T>): Promise<T> {
-  const client = await db.connect();
-  let broken: Error | undefined;
-  // A checked-out client has no pool listener: a socket lost between two statements would
-  // otherwise be an uncaught 'error' event. The failed statement reports it; the client is discarded.
-  const onError = (err: Error): void => {
-    broken = asDatabaseError(err);
-  };
-  client.on('error', onError);
+  const held = await checkOut(db);
+  const { client } = held;
   try {
     await client.query('BEGIN');
     const out = await work(client);
     await client.query('COMMIT');
     return out;
   } catch (err) {
-    await client.query('ROLLBACK').catch((rollbackError: unknown) => {
-      broken = asDatabaseError(rollbackError);
-    });
+    await client.query('ROLLBACK').catch(held.broke);
     throw asDatabaseError(err);
   } finally {
-    client.off('error', onError);
-    client.release(broken);
+    held.release();
   }
 }
 
@@ -282,12 +309,8 @@ export function boundedQueryable(pool: Pick<Db, 'connect' | 'query'>, bounds: St
 
   const runDirect = async (args: unknown[]): Promise<unknown> => {
     const timeout = timeoutNow();
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    const onError = (err: Error): void => {
-      broken = asDatabaseError(err);
-    };
-    client.on('error', onError);
+    const held = await checkOut(pool);
+    const { client } = held;
     let running = false;
     let cancelled: Promise<unknown> | undefined;
     let state: SessionState | undefined;
@@ -325,33 +348,23 @@ export function boundedQueryable(pool: Pick<Db, 'connect' | 'query'>, bounds: St
     } finally {
       bounds.signal?.removeEventListener('abort', cancel);
       const cap = Math.floor(bounds.timeoutMs);
-      if (!broken && state && state.timeoutMs !== cap) {
+      if (!held.broken && state && state.timeoutMs !== cap) {
         // Lowered near a deadline: back to the cap before the connection serves anyone else (a
         // pool may be shared, e.g. with the export worker in `candlekeep serve`).
         const restored = state;
-        await client.query(`SET statement_timeout = ${cap}`).then(
-          () => {
-            restored.timeoutMs = cap;
-          },
-          (err: unknown) => {
-            broken = asDatabaseError(err);
-          },
-        );
+        await client.query(`SET statement_timeout = ${cap}`).then(() => {
+          restored.timeoutMs = cap;
+        }, held.broke);
       }
-      client.off('error', onError);
-      if (broken) sessionStates.delete(client);
-      client.release(broken);
+      if (held.broken) sessionStates.delete(client);
+      held.release();
     }
   };
 
   const runInTransaction = async (args: unknown[]): Promise<unknown> => {
     const timeout = timeoutNow();
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    const onError = (err: Error): void => {
-      broken = asDatabaseError(err);
-    };
-    client.on('error', onError);
+    const held = await checkOut(pool);
+    const { client } = held;
     // The backend is ours only while our transaction is open (a transaction-mode pooler hands it
     // to another client after COMMIT), so a cancel is sent only while the statement runs, and the
     // transaction ends only once the cancel was delivered.
@@ -385,15 +398,12 @@ export function boundedQueryable(pool: Pick<Db, 'connect' | 'query'>, bounds: St
       await client.query('COMMIT');
       return out;
     } catch (err) {
-      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
-        broken = asDatabaseError(rollbackError);
-      });
+      await client.query('ROLLBACK').catch(held.broke);
       if ((err as { code?: string }).code === '57014') throw cancelledError(err, timeout);
       throw asDatabaseError(err);
     } finally {
       bounds.signal?.removeEventListener('abort', cancel);
-      client.off('error', onError);
-      client.release(broken);
+      held.release();
     }
   };
   const run = direct ? runDirect : runInTransaction;
