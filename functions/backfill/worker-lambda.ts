@@ -9,7 +9,7 @@ import type { ExchangeAccess } from '../exchanges/access.ts';
 import type { ExchangeDeps } from '../lambda-kit/container.ts';
 import { configReader } from '../lambda-kit/env.ts';
 import { powertoolsFor, SERVICES, withPowertools } from '../lambda-kit/powertools.ts';
-import { parseSqsEvent } from '../lambda-kit/sqs-event.ts';
+import { parseSqsEvent, readRecordBody } from '../lambda-kit/sqs-event.ts';
 import { sendWorkTokens, workTokenSchema } from '../queue/work-tokens.ts';
 
 const configSchema = z
@@ -40,15 +40,10 @@ export function createWorkerHandler(config: WorkerConfig, deps: WorkerDeps) {
   async function work(event: unknown, context: Context): Promise<SQSBatchResponse> {
     const batch = parseSqsEvent(event, 'backfill worker', { nonEmpty: true });
     const tokens = batch.Records.map((r) => {
-      let json: unknown;
-      try {
-        json = JSON.parse(r.body);
-      } catch {
-        json = undefined;
-      }
-      const token = workTokenSchema.safeParse(json);
-      if (!token.success) logger.warn('ignoring a malformed work token', { messageId: r.messageId });
-      return token.success ? token.data : {};
+      const token = readRecordBody(r, workTokenSchema, 'a backfill work token');
+      // A token only wakes a worker: a malformed one still does, for any backfill.
+      if (!token.ok) logger.warn('ignoring a malformed work token', { messageId: token.messageId, reason: token.reason });
+      return token.ok ? token.message : {};
     });
     // A token names its backfill: the worker (and the token it passes on) stays with that one, so one
     // backfill's retries and leases never hold up or re-wake another's. A token without one takes any.

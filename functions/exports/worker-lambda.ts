@@ -5,7 +5,7 @@ import type { Context, SQSBatchResponse } from 'aws-lambda';
 import * as z from 'zod';
 import { configReader, type Env } from '../lambda-kit/env.ts';
 import { powertoolsFor, SERVICES, withPowertools, type Observability } from '../lambda-kit/powertools.ts';
-import { parseSqsEvent } from '../lambda-kit/sqs-event.ts';
+import { batchResponse, parseSqsEvent, readRecordBody } from '../lambda-kit/sqs-event.ts';
 import { lazyPool, type Db } from '../store/db.ts';
 import { EXPORT_RETENTION_DAYS } from './request.ts';
 import { lazyS3Client } from './s3-client.ts';
@@ -47,21 +47,15 @@ export function createExportWorkerHandler(config: ExportWorkerConfig, deps: Expo
 
   async function work(event: unknown, context: Context): Promise<SQSBatchResponse> {
     const batch = parseSqsEvent(event, 'export worker');
-    const failures: SQSBatchResponse['batchItemFailures'] = [];
+    const failures: string[] = [];
     for (const record of batch.Records) {
-      let json: unknown;
-      try {
-        json = JSON.parse(record.body);
-      } catch {
-        json = undefined;
-      }
-      const message = exportMessageSchema.safeParse(json);
-      if (!message.success) {
+      const read = readRecordBody(record, exportMessageSchema, 'an export message');
+      if (!read.ok) {
         // Retrying cannot make it readable: it is dropped, and said so.
-        logger.error('dropping a message that names no export', { messageId: record.messageId, issue: message.error.issues[0]?.message });
+        logger.error('dropping a message that names no export', { messageId: read.messageId, reason: read.reason });
         continue;
       }
-      const { exportId } = message.data;
+      const { exportId } = read.message;
       try {
         // Loaded with the first export rather than at init: Parquet encoding compiles a WebAssembly module.
         const { runExportJob } = await import('./export-job.ts');
@@ -86,10 +80,10 @@ export function createExportWorkerHandler(config: ExportWorkerConfig, deps: Expo
         } else logger.info('export already finished; message ignored', { exportId });
       } catch (err) {
         logger.error('export interrupted; SQS will deliver it again', { exportId, error: err as Error });
-        failures.push({ itemIdentifier: record.messageId });
+        failures.push(record.messageId);
       }
     }
-    return { batchItemFailures: failures };
+    return batchResponse(failures);
   }
 
   return withPowertools(middy(work), { logger, metrics });

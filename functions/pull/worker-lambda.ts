@@ -13,7 +13,7 @@ import { pullShardSchema, shardStaleAt, type PullShard } from '../ingest/pull-sh
 import { liveExchangeDeps, type ExchangeDeps } from '../lambda-kit/container.ts';
 import { configReader, once, type Env } from '../lambda-kit/env.ts';
 import { powertoolsFor, SERVICES, withPowertools } from '../lambda-kit/powertools.ts';
-import { parseSqsEvent } from '../lambda-kit/sqs-event.ts';
+import { batchResponse, parseSqsEvent, readRecordBody } from '../lambda-kit/sqs-event.ts';
 import { recordPulls } from '../store/markets.ts';
 import { SeriesRegistry } from '../store/series.ts';
 
@@ -124,36 +124,30 @@ export function createPullWorkerHandler(config: PullWorkerConfig, deps: PullWork
 
   async function work(event: unknown, context: Context): Promise<SQSBatchResponse> {
     const batch = parseSqsEvent(event, 'pull worker', { nonEmpty: true });
-    const failures: SQSBatchResponse['batchItemFailures'] = [];
+    const failures: string[] = [];
     const totals = { series: 0, candles: 0, failed: 0, backfills: 0, skipped: 0, stale: 0 };
     for (const record of batch.Records) {
-      let json: unknown;
-      try {
-        json = JSON.parse(record.body);
-      } catch {
-        json = undefined;
-      }
-      const shard = pullShardSchema.safeParse(json);
-      if (!shard.success) {
-        logger.error('a pull-work message that is not a shard: left for the dead-letter queue', { messageId: record.messageId, reason: shard.error.issues[0]?.message });
-        failures.push({ itemIdentifier: record.messageId });
+      const shard = readRecordBody(record, pullShardSchema, 'a pull shard');
+      if (!shard.ok) {
+        logger.error('a pull-work message that is not a shard: left for the dead-letter queue', { messageId: shard.messageId, reason: shard.reason });
+        failures.push(shard.messageId);
         continue;
       }
-      const outcome = await pullShard(shard.data, context);
+      const outcome = await pullShard(shard.message, context);
       totals.series += outcome.series;
       totals.candles += outcome.candles;
       totals.failed += outcome.failed;
       totals.backfills += outcome.backfills;
       totals.skipped += outcome.skipped;
       totals.stale += outcome.stale ? 1 : 0;
-      logger.info('shard pulled', { ...outcome, tick: new Date(shard.data.tick).toISOString() });
+      logger.info('shard pulled', { ...outcome, tick: new Date(shard.message.tick).toISOString() });
     }
     metrics.addMetric('CandlesFetched', MetricUnit.Count, totals.candles);
     metrics.addMetric('SeriesPulled', MetricUnit.Count, totals.series);
     metrics.addMetric('SeriesFailed', MetricUnit.Count, totals.failed);
     metrics.addMetric('SeriesSkipped', MetricUnit.Count, totals.skipped);
     metrics.addMetric('BackfillsRequested', MetricUnit.Count, totals.backfills);
-    return { batchItemFailures: failures };
+    return batchResponse(failures);
   }
 
   return withPowertools(middy(work), { logger, metrics });

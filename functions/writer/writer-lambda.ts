@@ -6,7 +6,7 @@ import { writeCandleMessages } from '../ingest/write-candles.ts';
 import type { QueueDeps } from '../lambda-kit/container.ts';
 import { configReader } from '../lambda-kit/env.ts';
 import { powertoolsFor, SERVICES, withPowertools } from '../lambda-kit/powertools.ts';
-import { parseSqsEvent } from '../lambda-kit/sqs-event.ts';
+import { batchResponse, parseSqsEvent } from '../lambda-kit/sqs-event.ts';
 import { recordRejections } from '../ingest/dead-letter-ledger.ts';
 import { DEAD_LETTER_ID_ATTRIBUTE, sendRejections, type Rejected } from '../queue/dead-letter.ts';
 import { CandleStore } from '../store/candles.ts';
@@ -73,7 +73,7 @@ export function createWriterHandler(config: WriterConfig, deps: WriterDeps) {
       unchanged: outcome.unchanged,
       rejected: outcome.rejected.length,
     });
-    return { batchItemFailures: outcome.failedMessageIds.map((itemIdentifier) => ({ itemIdentifier })) };
+    return batchResponse(outcome.failedMessageIds);
   }
 
   return withPowertools(middy(writeBatch), { logger, metrics });
