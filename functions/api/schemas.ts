@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { exchangeSchema, symbolSchema } from '../candles/candle.ts';
 import { INTERVALS, intervalSchema } from '../candles/intervals.ts';
+import { retentionDaysValue } from '../config/markets.ts';
 import { cursorParamSchema, formatParam, limitParam, listParam, timeParam } from '../http/query.ts';
 
 /**
@@ -211,13 +212,6 @@ export type Markets = z.infer<typeof marketsSchema>;
 // ---- followed markets ----
 
 const startField = timeParam('First candle to backfill from; default: only the newest page when the series starts.').optional();
-
-const retentionDaysValue = z
-  .number({ error: (i) => `expected a whole number of days from 1 to 36500, or null for forever; got ${JSON.stringify(i.input)}` })
-  .int({ error: (i) => `expected a whole number of days from 1 to 36500, or null for forever; got ${JSON.stringify(i.input)}` })
-  .min(1, 'retention must keep at least 1 day (null keeps candles forever)')
-  .max(36500, 'retention is at most 36500 days (null keeps candles forever)')
-  .nullable();
 
 /** `default` and each interval: days of candles to keep, null for forever. */
 export const retentionSchema = z

@@ -1,25 +1,29 @@
 import * as z from 'zod';
-import { exchangeSchema, MAX_OPEN_TIME, MIN_OPEN_TIME, symbolSchema } from '../candles/candle.ts';
+import { exchangeSchema, symbolSchema } from '../candles/candle.ts';
 import { intervalSchema } from '../candles/intervals.ts';
+import { parseTime } from '../http/time.ts';
 
 /** The CDK context key that lists the followed markets (see cdk.json). */
 export const MARKETS_CONTEXT_KEY = 'candlekeep:markets';
 
-/** A calendar date or full ISO 8601 timestamp, UTC (`2024-01-01` or `2024-01-01T00:00:00Z`). */
-const startSchema = z
-  .union([z.iso.date(), z.iso.datetime({ offset: true })], {
-    error: (issue) =>
-      `expected an ISO 8601 date such as "2024-01-01" or "2024-01-01T00:00:00Z", got ${JSON.stringify(issue.input)}`,
-  })
-  .refine(
-    (s) => {
-      const t = Date.parse(s);
-      return t >= MIN_OPEN_TIME && t < MAX_OPEN_TIME;
-    },
-    { error: (issue) => `start ${JSON.stringify(issue.input)} is outside 2000-01-01 .. 2100-01-01` },
-  );
+/**
+ * First candle to backfill from, as text: the same times the API's `start` takes (ISO 8601, UTC when
+ * without an offset, or epoch milliseconds, 2000-01-01 .. 2100-01-01), read by the same parser.
+ */
+const startSchema = z.string().superRefine((s, ctx) => {
+  const t = parseTime(s);
+  if (!t.ok) ctx.addIssue({ code: 'custom', message: t.message, input: s });
+});
 
-const retentionDaysValue = z
+/** The open time (ms) of a start that `startSchema` accepted. */
+export function startTime(start: string): number {
+  const t = parseTime(start);
+  if (!t.ok) throw new Error(`start ${t.message}`);
+  return t.ms;
+}
+
+/** Days of candles to keep, null for forever: one value of a market's retention (config and API alike). */
+export const retentionDaysValue = z
   .number({ error: (i) => `expected a whole number of days from 1 to 36500, or null for forever; got ${JSON.stringify(i.input)}` })
   .int({ error: (i) => `expected a whole number of days from 1 to 36500, or null for forever; got ${JSON.stringify(i.input)}` })
   .min(1, 'retention must keep at least 1 day (null keeps candles forever)')

@@ -1,4 +1,4 @@
-import type { Market } from '../config/markets.ts';
+import { startTime, type Market } from '../config/markets.ts';
 import type { Db } from '../store/db.ts';
 import { seedMarkets } from '../store/markets.ts';
 
@@ -10,6 +10,6 @@ import { seedMarkets } from '../store/markets.ts';
 export function applySeed(db: Db, markets: readonly Market[]): Promise<number> {
   return seedMarkets(
     db,
-    markets.map((m) => ({ exchange: m.exchange, symbol: m.symbol, intervals: m.intervals, start: Date.parse(m.start), retention: m.retentionDays })),
+    markets.map((m) => ({ exchange: m.exchange, symbol: m.symbol, intervals: m.intervals, start: startTime(m.start), retention: m.retentionDays })),
   );
 }
