@@ -20,8 +20,9 @@ import { Unprocessable } from '../errors.ts';
  * - CCXT `fetch_ohlcv` arrays dumped as JSON, or as CSV `timestamp,open,high,low,close,volume`
  *   (header optional): the file names no series, so exchange, symbol and interval are given;
  * - Binance public-data kline archives `SYMBOL-<interval>-YYYY-MM(-DD).zip`, checked against the
- *   `.CHECKSUM` file beside them, with their quote volume and trade count, and open times in
- *   microseconds in spot files from 2025 on.
+ *   `.CHECKSUM` file beside them, with their quote volume, trade count and taker-buy base and quote
+ *   volumes, and open times in microseconds in spot files from 2025 on.
+ * freqtrade and CCXT rows carry only time and OHLCV: columns after those are not taken as fields.
  * A file whose series or time unit cannot be determined is refused with the reason.
  */
 
@@ -84,7 +85,11 @@ function decimal(path: string, line: number, name: string, text: unknown): strin
   return plain;
 }
 
-/** Rows [time, open, high, low, close, volume, quoteVolume?, trades?] as text, to candles. */
+/**
+ * Rows [time, open, high, low, close, volume, quoteVolume?, trades?, takerBuyVolume?,
+ * takerBuyQuoteVolume?] as text, to candles. Callers pass only the columns their format defines:
+ * a value beyond them would be claimed as a field the file does not have.
+ */
 function toCandles(path: string, rows: readonly (readonly unknown[])[], interval: Interval, now: number, firstLine = 1): { candles: Candle[]; unit: 'ms' | 'us' } {
   if (rows.length === 0) throw refuse(path, 'the file holds no candles');
   const unit = timeUnitOf(path, String(rows[0]![0]));
@@ -108,10 +113,15 @@ function toCandles(path: string, rows: readonly (readonly unknown[])[], interval
       if (!Number.isSafeInteger(t) || t < 0) throw refuse(path, `row ${line}: trade count ${JSON.stringify(r[7])} is not a non-negative integer`);
       c.trades = t;
     }
+    if (r[8] !== undefined) c.takerBuyVolume = decimal(path, line, 'taker buy base volume', r[8]);
+    if (r[9] !== undefined) c.takerBuyQuoteVolume = decimal(path, line, 'taker buy quote volume', r[9]);
     return c;
   });
   return { candles, unit };
 }
+
+/** The six OHLCV columns of freqtrade and CCXT rows: neither defines a quote volume, trade count or taker volumes. */
+const ohlcv = (rows: readonly (readonly unknown[])[]): unknown[][] => rows.map((r) => r.slice(0, 6));
 
 function jsonRows(path: string, text: string): unknown[][] {
   let value: unknown;
@@ -239,7 +249,9 @@ export function parseImportFile(path: string, bytes: Uint8Array, hints: ImportHi
     if (csv.length !== 1) throw refuse(path, `expected one CSV in the archive, found ${csv.length}`);
     const { rows, firstLine } = csvRows(path, new TextDecoder().decode(csv[0]![1]));
     // open_time, open, high, low, close, volume, close_time, quote_volume, count, taker_buy_base, taker_buy_quote, ignore
-    const { candles, unit } = toCandles(path, rows.map((r) => [r[0], r[1], r[2], r[3], r[4], r[5], r[7], r[8]]), series.interval, now, firstLine);
+    const bad = rows.findIndex((r) => r.length < 11);
+    if (bad >= 0) throw refuse(path, `row ${bad + firstLine} has ${rows[bad]!.length} values; a Binance kline CSV has 12`);
+    const { candles, unit } = toCandles(path, rows.map((r) => [r[0], r[1], r[2], r[3], r[4], r[5], r[7], r[8], r[9], r[10]]), series.interval, now, firstLine);
     const start = Date.UTC(Number(y), Number(m) - 1, d ? Number(d) : 1);
     const end = d ? start + 86_400_000 : Date.UTC(Number(y), Number(m), 1);
     const outside = candles.find((c) => c.openTime < start || c.openTime >= end);
@@ -264,14 +276,15 @@ export function parseImportFile(path: string, bytes: Uint8Array, hints: ImportHi
       return { path, format: 'freqtrade-feather', series, candles, timeUnit: unit };
     }
     const text = ext === 'json.gz' ? gunzipSync(bytes).toString('utf8') : new TextDecoder().decode(bytes);
-    const { candles, unit } = toCandles(path, jsonRows(path, text), series.interval, now);
+    // freqtrade's frame has six columns: anything after them is not a field it defines.
+    const { candles, unit } = toCandles(path, ohlcv(jsonRows(path, text)), series.interval, now);
     return { path, format: ext === 'json.gz' ? 'freqtrade-jsongz' : 'freqtrade-json', series, candles, timeUnit: unit };
   }
 
   const how = 'a CCXT OHLCV file names no series; give --exchange, --symbol and --interval';
   if (name.endsWith('.json')) {
     const series = seriesOf({}, how);
-    const { candles, unit } = toCandles(path, jsonRows(path, new TextDecoder().decode(bytes)), series.interval, now);
+    const { candles, unit } = toCandles(path, ohlcv(jsonRows(path, new TextDecoder().decode(bytes))), series.interval, now);
     return { path, format: 'ccxt-json', series, candles, timeUnit: unit };
   }
   if (name.endsWith('.csv')) {

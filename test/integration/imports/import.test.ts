@@ -50,7 +50,7 @@ afterAll(async () => {
 });
 
 describe('candlekeep import', () => {
-  it('stores a Binance monthly and a daily (µs) archive exactly, checked against their CHECKSUM, and claims their periods in the ledger', async () => {
+  it('stores a Binance monthly and a daily (µs) archive exactly, taker-buy volumes included, checked against their CHECKSUM, and claims their periods in the ledger', async () => {
     const b = base();
     const monthly = await fixture('binance/BTCUSDT-1h-2024-12.zip', 'binance', `${b}USDT-1h-2024-12.zip`);
     const daily = await fixture('binance/BTCUSDT-1m-2025-01-02.zip', 'binance', `${b}USDT-1m-2025-01-02.zip`);
@@ -69,7 +69,10 @@ describe('candlekeep import', () => {
       const series: SeriesKey = { exchange: 'binance', symbol: `${b}/USDT`, interval };
       const stored = await readStored(db, series);
       expect(stored).toEqual(
-        csv.map((c) => ({ openTime: Number(c[0]) / unit, open: c[1], high: c[2], low: c[3], close: c[4], volume: c[5], quoteVolume: c[7], trades: Number(c[8]), closed: true })),
+        csv.map((c) => ({
+          openTime: Number(c[0]) / unit, open: c[1], high: c[2], low: c[3], close: c[4], volume: c[5], quoteVolume: c[7], trades: Number(c[8]), closed: true,
+          takerBuyVolume: c[9], takerBuyQuoteVolume: c[10],
+        })),
       );
       const id = (await findSeriesId(db, series))!;
       const first = stored[0]!.openTime;
