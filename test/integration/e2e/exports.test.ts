@@ -80,7 +80,11 @@ afterAll(async () => {
 });
 
 describe('exports through the stack on LocalStack', () => {
-  it('deploys the exports bucket private and encrypted (its lifecycle rules, which LocalStack\'s CloudFormation does not apply, are asserted on the template)', async () => {
+  // Its lifecycle rules are asserted on the template (test/infra/exports.test.ts): LocalStack's
+  // CloudFormation does not apply LifecycleConfiguration (GetBucketLifecycleConfiguration on the
+  // deployed bucket answers NoSuchLifecycleConfiguration). The bucket `candlekeep serve` creates on
+  // LocalStack has them (test/integration/exports/api-export.test.ts).
+  it('deploys the exports bucket private and encrypted', async () => {
     const s3 = new S3Client({ ...awsClientConfig(process.env.AWS_ENDPOINT_URL!), forcePathStyle: true });
     const bucket = local.deployment.ref(synth.ids.exportsBucket);
     const block = await s3.send(new GetPublicAccessBlockCommand({ Bucket: bucket }));

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetBucketLifecycleConfigurationCommand, GetObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCandles } from '../../../functions/api/candles/read-candles.ts';
 import { resolveSource } from '../../../functions/api/candles/source.ts';
@@ -11,7 +11,8 @@ import type { CandleRow } from '../../../functions/candles/candle-batch.ts';
 import { ensureBucket } from '../../../functions/exports/bucket.ts';
 import { runExportJob } from '../../../functions/exports/export-job.ts';
 import { inProcessExportService, type InProcessExports } from '../../../functions/exports/in-process.ts';
-import { exportKey } from '../../../functions/exports/request.ts';
+import { EXPORT_RETENTION_DAYS, EXPORTS_PREFIX, exportKey } from '../../../functions/exports/request.ts';
+import { ABORT_UPLOADS_AFTER_DAYS } from '../../../lib/constructs/exports.ts';
 import { getExportJob, insertExportJob } from '../../../functions/store/export-jobs.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
 import { batch, T0 } from '../../support/candles.ts';
@@ -220,6 +221,22 @@ describe('POST /v1/exports', () => {
     expect(ended.body).toMatchObject({ status: 'failed', download: null, fileExpiresAt: null });
     expect(ended.body.error).toMatch(/volume values need 41 decimal digits .* Parquet DECIMAL holds 38/);
     expect(ended.body.finishedAt).not.toBeNull();
+  });
+});
+
+describe('the bucket candlekeep serve creates', () => {
+  // LocalStack's CloudFormation does not apply a bucket's LifecycleConfiguration (the stack's
+  // bucket deployed there has none), so the stack's rules are asserted on the template
+  // (test/infra/exports.test.ts); the bucket `candlekeep serve` creates on a local S3 is checked here.
+  it('has the stack\'s lifecycle rules, as S3 reports them: files expire, unfinished uploads are aborted', async () => {
+    const { Rules } = await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: BUCKET }));
+    expect(Rules).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ ID: 'expire-exports', Status: 'Enabled', Filter: { Prefix: EXPORTS_PREFIX }, Expiration: { Days: EXPORT_RETENTION_DAYS } }),
+        expect.objectContaining({ ID: 'abort-unfinished-uploads', Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: ABORT_UPLOADS_AFTER_DAYS } }),
+      ]),
+    );
+    expect(Rules).toHaveLength(2);
   });
 });
 
