@@ -2,8 +2,8 @@
  * Bundle benchmark: synthesizes the stack as `cdk synth` does (every function bundled by the local
  * esbuild), then reports each function's bundle size and its cold init time: the median, over
  * fresh Node processes (the one running this script, i.e. Node 24), of `await import()` of the
- * synthesized bundle with the function's own environment, NODE_OPTIONS included. The AWS SDK stays
- * external as in Lambda (resolved here from node_modules). Progress goes to stderr; the last stdout
+ * synthesized bundle with the function's own environment, NODE_OPTIONS included. The AWS SDK's
+ * service clients stay external as in Lambda (resolved here from node_modules). Progress goes to stderr; the last stdout
  * line is one JSON object.
  *
  *   npm run bench:bundles -- --json [--runs 9]

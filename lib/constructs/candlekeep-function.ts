@@ -102,8 +102,9 @@ export class CandlekeepFunction extends NodejsFunction {
         sourceMapMode: SourceMapMode.DEFAULT,
         // Line mapping is what stack traces need; embedding sources would double the bundle.
         sourcesContent: false,
-        // The Node.js runtime ships AWS SDK v3.
-        externalModules: ['@aws-sdk/*'],
+        // The Node.js runtime ships the AWS SDK v3 service clients; which other @aws-sdk packages
+        // it has is not documented, so those (the S3 request presigner) are bundled.
+        externalModules: ['@aws-sdk/client-*'],
         ...(props.bundleFolders?.length || Object.keys(props.bundleFiles ?? {}).length || props.bundleAssets?.length
           ? {
               commandHooks: {
