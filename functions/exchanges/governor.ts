@@ -12,16 +12,19 @@ import type { ExchangeLimits, PublishedLimit, RateRule } from './types.ts';
  */
 export interface BudgetStore {
   /**
-   * Grants `weight` now and records it (returns 0), or returns how many ms until it could be granted
-   * (nothing recorded; ask again then). Nothing is reserved ahead: a sleeping caller that wakes late
-   * would otherwise send a request the log believes went out earlier, and bunch with the next ones.
+   * Grants `weight` now and records it as in flight (returns 0), or returns how many ms until it
+   * could be granted (nothing recorded; ask again then). Nothing is reserved ahead: a sleeping caller
+   * that wakes late would otherwise send a request the log believes went out earlier, and bunch with
+   * the next ones.
    */
   take(key: string, weight: number, now: number, rule: RateRule): Promise<number>;
   /**
-   * Moves a grant (`weight` granted at `grantedAt`) to `at`, when its answer arrived. The exchange
-   * counted the request somewhere between the two, so only the later time is sure not to release
-   * the budget before the exchange does: a request stuck in connection setup cannot then bunch
-   * with the ones granted after it.
+   * Ends the flight of a grant (`weight` granted at `grantedAt`) at `at`, when its answer arrived
+   * (or its request failed). Until then the grant holds its weight however late its request leaves;
+   * from then it counts for a window after `at`. The exchange counted the request somewhere between
+   * the two, so only the later time is sure not to release the budget before the exchange does: a
+   * request that left late (its process starved of CPU, its connection slow to open) cannot then
+   * reach the exchange within a window of the ones granted after it.
    */
   settle(key: string, weight: number, grantedAt: number, at: number): Promise<void>;
   /** The exchange reported `used` weight in its current window; raise the local estimate to match. */

@@ -3,46 +3,57 @@ import type { Block, BlockKind } from '../exchanges/governor.ts';
 import type { Queryable } from './db.ts';
 
 /**
- * The governor's shared budget (migration 0004): one row of time slots per budget bucket, changed
- * only through `budget_take` and `budget_shift`, and one row per exchange in `exchange_blocks`.
+ * The governor's shared budget (migrations 0004 and 0016): one row of time slots per budget bucket,
+ * answered grants in one pair of arrays and grants still in flight in another, changed only through
+ * `budget_grant`, `budget_settle` and `budget_shift`; and one row per exchange in `exchange_blocks`.
  */
 
 export interface BudgetGrant {
   /** 0 when granted; otherwise how long until it could be. */
   waitMs: number;
-  /** Weight the bucket holds, this grant included; null for a bucket never used. */
+  /** Weight the bucket holds (answered and in flight), this grant included; null for a bucket never used. */
   used: number | null;
   /** The exchange's block, read in the same round trip. */
   block: Block | undefined;
+  /** The in-flight slot the grant is recorded in (to settle it from); null when nothing was granted. */
+  slot: number | null;
 }
 
 export interface BucketShape {
   limit: number;
   windowMs: number;
   slotMs: number;
+  /** How long a grant never settled (its caller died mid-request) stays in flight before it stops counting. */
+  inFlightMaxMs: number;
 }
 
 /**
- * Locks the bucket's row, drops slots older than the window, and grants `weight` at `now` or says
- * how long to wait. A weight of 0 only reads what the bucket holds.
+ * Locks the bucket's row, drops what has left the window, and grants `weight` at `now` as in flight
+ * or says how long to wait. A weight of 0 only reads what the bucket holds.
  */
-export async function takeBudget(db: Queryable, key: string, exchange: Exchange, weight: number, now: number, bucket: BucketShape): Promise<BudgetGrant> {
-  const { rows } = await db.query<{ wait_ms: string; used: number | null; block_until: string | null; block_kind: BlockKind | null }>(
-    'SELECT wait_ms, used, block_until, block_kind FROM budget_take($1, $2, $3, $4, $5, $6, $7)',
-    [key, exchange, Math.ceil(weight), Math.floor(now), bucket.limit, Math.ceil(bucket.windowMs), bucket.slotMs],
+export async function grantBudget(db: Queryable, key: string, exchange: Exchange, weight: number, now: number, bucket: BucketShape): Promise<BudgetGrant> {
+  const { rows } = await db.query<{ wait_ms: string; used: number | null; block_until: string | null; block_kind: BlockKind | null; slot: string | null }>(
+    'SELECT wait_ms, used, block_until, block_kind, slot FROM budget_grant($1, $2, $3, $4, $5, $6, $7, $8)',
+    [key, exchange, Math.ceil(weight), Math.floor(now), bucket.limit, Math.ceil(bucket.windowMs), bucket.slotMs, Math.ceil(bucket.inFlightMaxMs)],
   );
   const row = rows[0];
-  if (!row) throw new Error(`budget_take returned no row for ${key}`);
+  if (!row) throw new Error(`budget_grant returned no row for ${key}`);
   return {
     waitMs: Number(row.wait_ms),
     used: row.used,
     block: row.block_until === null ? undefined : { untilMs: Number(row.block_until), kind: row.block_kind ?? 'rate-limited' },
+    slot: row.slot === null ? null : Number(row.slot),
   };
 }
 
-/** Moves `weight` from the slot starting at `fromSlot` to the one at `toSlot`; with no `fromSlot`, adds it there. */
-export async function shiftBudget(db: Queryable, key: string, weight: number, fromSlot: number | null, toSlot: number): Promise<void> {
-  await db.query('SELECT budget_shift($1, $2, $3, $4)', [key, weight, fromSlot, toSlot]);
+/** Ends a grant's flight: `weight` leaves the in-flight slot `flightSlot` and counts as answered in `answerSlot`. */
+export async function settleBudget(db: Queryable, key: string, weight: number, flightSlot: number, answerSlot: number): Promise<void> {
+  await db.query('SELECT budget_settle($1, $2, $3, $4)', [key, weight, flightSlot, answerSlot]);
+}
+
+/** Adds `weight` as answered in the slot starting at `toSlot` (usage the exchange reported that the budget did not know of). */
+export async function addBudgetUsage(db: Queryable, key: string, weight: number, toSlot: number): Promise<void> {
+  await db.query('SELECT budget_shift($1, $2, NULL, $3)', [key, weight, toSlot]);
 }
 
 /** Blocks calls to `exchange` until `untilMs`; a longer block or a ban wins over what is there. Returns the block now in force. */

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
 import { BannedError } from '../../../functions/exchanges/errors.ts';
-import { deriveRule, Governor, MemoryBudgetStore, scaleRules, type BudgetStore } from '../../../functions/exchanges/governor.ts';
+import { DEFAULT_RULES, deriveRule, Governor, MemoryBudgetStore, scaleRules, type BudgetStore } from '../../../functions/exchanges/governor.ts';
 import { adapters } from '../../../functions/exchanges/index.ts';
 import { DirectSink } from '../../../functions/ingest/candle-sink.ts';
 import type { ExchangeAccess } from '../../../functions/exchanges/access.ts';
@@ -10,6 +10,7 @@ import { pullSeries } from '../../../functions/ingest/pull.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { testPool } from '../../support/db.ts';
+import { lateSenders, tightestWindow } from '../../support/late-senders.ts';
 import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
 import { MIN, resetSeries, sleep } from './support.ts';
 
@@ -105,7 +106,8 @@ describe('PostgreSQL budget store', () => {
     expect(waits.filter((w) => w === 0)).toHaveLength(50);
     // A refusal says how long until weight leaves: the window after the slot the grants are in.
     for (const w of waits.filter((x) => x > 0)) expect(w).toBeGreaterThanOrEqual(rule.windowMs - 3_000 - 1);
-    // After the window (plus one slot) the whole budget is back.
+    // Each grant is in flight until its answer; answered at once, after the window (plus one slot) the whole budget is back.
+    await Promise.all(waits.map((w, i) => (w === 0 ? stores[i % stores.length]!.settle(key, 1, now, now) : undefined)));
     const later = now + rule.windowMs + rule.windowMs / 20;
     expect(await stores[0]!.take(key, 50, later, rule)).toBe(0);
   });
@@ -119,5 +121,47 @@ describe('PostgreSQL budget store', () => {
     // Without the move the weight would leave at t0 + 21 s; it stays until t0 + 26 s.
     expect(await store.take('binance', 1, t0 + 22_000, rule)).toBe(4_000);
     expect(await store.take('binance', 1, t0 + 26_000, rule)).toBe(0);
+  });
+
+  it('holds a grant in flight until its answer, however late that comes, for every process', async () => {
+    const key = `kraken:flight-${Date.now()}`;
+    const rule = { limit: 1, windowMs: 1_000 }; // 50 ms slots
+    const [a, b] = [new PostgresBudgetStore(pools[0]!), new PostgresBudgetStore(pools[1]!)];
+    const t0 = Math.ceil(Date.now() / 1000) * 1000;
+    expect(await a.take(key, 1, t0, rule)).toBe(0);
+    // Still unanswered 5 s later: the exchange may count it only now, so another process waits a window at least.
+    expect(await b.take(key, 1, t0 + 5_000, rule)).toBe(1_000);
+    await a.settle(key, 1, t0, t0 + 5_200);
+    // Answered at 5.2 s: it counts until a window after its answer's slot ends.
+    expect(await b.take(key, 1, t0 + 6_100, rule)).toBe(150);
+    expect(await b.take(key, 1, t0 + 6_250, rule)).toBe(0);
+  });
+
+  it('stops holding a grant never settled (its caller died mid-request) after inFlightMaxMs and a window', async () => {
+    const key = `kraken:abandoned-${Date.now()}`;
+    const rule = { limit: 1, windowMs: 1_000 };
+    const dead = new PostgresBudgetStore(pools[0]!, { inFlightMaxMs: 2_000 });
+    const alive = new PostgresBudgetStore(pools[1]!, { inFlightMaxMs: 2_000 });
+    const t0 = Math.ceil(Date.now() / 1000) * 1000;
+    expect(await dead.take(key, 1, t0, rule)).toBe(0);
+    expect(await alive.take(key, 1, t0 + 2_900, rule)).toBeGreaterThan(0);
+    expect(await alive.take(key, 1, t0 + 3_050, rule)).toBe(0);
+  });
+
+  it('keeps requests that leave late a full window apart at the exchange, across processes (Kraken: one per 1,112 ms against its second)', async () => {
+    const delays = [0, 1_500, 0, 900, 2_500, 40, 0, 1_200, 300, 0, 2_000, 0];
+    const arrivals = await lateSenders({
+      stores: pools.slice(0, 4).map((p) => new PostgresBudgetStore(p)),
+      exchange: 'kraken',
+      key: `kraken:late-${Date.now()}`,
+      rule: DEFAULT_RULES.kraken!,
+      start: Date.now(),
+      callers: 4,
+      callsPerCaller: 3,
+      sendDelayMs: (n) => delays[n % delays.length]!,
+      latencyMs: 100,
+    });
+    expect(arrivals).toHaveLength(12);
+    expect(tightestWindow(arrivals, 1)).toBeGreaterThanOrEqual(1_000);
   });
 });

@@ -7,6 +7,8 @@ import {
   deriveRule,
   type GovernorOptions,
 } from '../../../functions/exchanges/governor.ts';
+import type { RateRule } from '../../../functions/exchanges/types.ts';
+import { lateSenders, tightestWindow } from '../../support/late-senders.ts';
 
 const T0 = Date.UTC(2024, 0, 1);
 
@@ -207,6 +209,46 @@ describe('budget rules and store', () => {
     await store.settle('k', 1, 0, 5200);
     expect(await store.take('k', 1, 6100, rule)).toBe(100);
     expect(await store.take('k', 1, 6200, rule)).toBe(0);
+  });
+
+  it('keeps requests that leave late a full window apart at the exchange: Kraken, one per 1,112 ms against its second', async () => {
+    const delays = [0, 1_500, 0, 900, 2_500, 40, 0, 1_200, 300, 0, 2_000, 0];
+    const arrivals = await lateSenders({
+      stores: [new MemoryBudgetStore()], exchange: 'kraken', key: 'kraken', rule: DEFAULT_RULES.kraken!, start: T0,
+      callers: 4, callsPerCaller: 3, sendDelayMs: (n) => delays[n % delays.length]!, latencyMs: 100,
+    });
+    expect(arrivals).toHaveLength(12);
+    expect(tightestWindow(arrivals, 1)).toBeGreaterThanOrEqual(1_000);
+  });
+
+  it('keeps OKX under 40 requests in any 2 s with ten callers whose requests leave up to 1.5 s late', async () => {
+    let seed = 7;
+    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const arrivals = await lateSenders({
+      stores: [new MemoryBudgetStore()], exchange: 'okx', key: 'okx:candles', rule: DEFAULT_RULES['okx:candles']!, start: T0,
+      callers: 10, callsPerCaller: 12, sendDelayMs: () => (random() < 0.2 ? Math.round(random() * 1_500) : 0), latencyMs: 80,
+    });
+    expect(arrivals).toHaveLength(120);
+    expect(tightestWindow(arrivals, 40)).toBeGreaterThanOrEqual(2_000);
+  });
+
+  it('lets late requests bunch at the exchange when a grant counts from when it was asked for (negative control)', async () => {
+    // Each grant is answered at once, as if its request had left and arrived at its grant.
+    class FromGrant extends MemoryBudgetStore {
+      override async take(key: string, weight: number, now: number, rule: RateRule): Promise<number> {
+        const wait = await super.take(key, weight, now, rule);
+        if (wait === 0) await super.settle(key, Math.min(weight, rule.limit), now, now);
+        return wait;
+      }
+      override async settle(): Promise<void> {}
+    }
+    const fromGrant = new FromGrant();
+    const delays = [0, 1_500, 0, 900, 2_500, 40, 0, 1_200, 300, 0, 2_000, 0];
+    const arrivals = await lateSenders({
+      stores: [fromGrant], exchange: 'kraken', key: 'kraken', rule: DEFAULT_RULES.kraken!, start: T0,
+      callers: 4, callsPerCaller: 3, sendDelayMs: (n) => delays[n % delays.length]!, latencyMs: 100,
+    });
+    expect(tightestWindow(arrivals, 1)).toBeLessThan(1_000);
   });
 
   it('keeps the longer block and lets a ban outrank a pause', async () => {
