@@ -27,16 +27,33 @@ export function externalHandle(endpoint: string): LocalStackHandle {
 }
 
 export async function fetchHealth(endpoint: string): Promise<Health | undefined> {
+  const probe = await probeHealth(endpoint);
+  return 'health' in probe ? probe.health : undefined;
+}
+
+/**
+ * One look at the health endpoint: the health, or why there was none in words a person can act on
+ * (a LocalStack still booting accepts connections and closes them: undici says "other side closed").
+ */
+export async function probeHealth(endpoint: string): Promise<{ health: Health } | { error: string; refused: boolean }> {
   try {
     // Generous: a running instance busy with a CloudFormation deploy can take seconds to answer,
     // and a missed answer would start a second LocalStack.
     const res = await fetch(endpoint + HEALTH_PATH, { signal: AbortSignal.timeout(10_000) });
-    if (!res.ok) return undefined;
+    if (!res.ok) return { error: `${HEALTH_PATH} answered HTTP ${res.status}`, refused: false };
     const body = (await res.json()) as Partial<Health> | null;
-    return { services: body?.services ?? {}, ...(body?.version ? { version: body.version } : {}) };
-  } catch {
-    return undefined;
+    return { health: { services: body?.services ?? {}, ...(body?.version ? { version: body.version } : {}) } };
+  } catch (err) {
+    // Refused: nothing listens there. Anything else (closed, reset, timed out): something does, not ready yet.
+    return { error: fetchErrorText(err), refused: (err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED' };
   }
+}
+
+/** fetch's own message is "fetch failed"; the reason (refused, reset, "other side closed") is its cause. */
+function fetchErrorText(err: unknown): string {
+  const e = err as Error & { cause?: { message?: string; code?: string } };
+  const cause = e.cause?.message || e.cause?.code;
+  return cause ? `${e.message}: ${cause}` : e.message;
 }
 
 /** The init endpoint says whether boot finished; older or foreign builds may lack it. */
@@ -57,11 +74,14 @@ export async function waitUntilReady(
   opts: { services: readonly string[]; deadline: number; aborted?: () => string | undefined },
 ): Promise<Health> {
   let last = 'no answer yet';
+  const started = Date.now();
   for (;;) {
     const abortReason = opts.aborted?.();
     if (abortReason) throw new Error(abortReason);
-    const health = await fetchHealth(endpoint);
-    if (health) {
+    const probe = await probeHealth(endpoint);
+    if ('error' in probe) last = `no answer: ${probe.error}`;
+    else {
+      const health = probe.health;
       const pending = opts.services.filter((s) => !READY_STATES.has(health.services[s] ?? ''));
       if (pending.length === 0 && (await initReady(endpoint))) return health;
       last = pending.length
@@ -69,9 +89,10 @@ export async function waitUntilReady(
         : 'waiting for init READY';
     }
     if (Date.now() >= opts.deadline) {
-      throw new Error(`LocalStack at ${endpoint} did not become ready in time (${last})`);
+      throw new Error(`LocalStack at ${endpoint} did not become ready within ${((Date.now() - started) / 1000).toFixed(1)} s (${last})`);
     }
-    await delay(250);
+    // The pause between polls, never past the deadline: a last look is always taken at it.
+    await delay(Math.min(250, Math.max(0, opts.deadline - Date.now())));
   }
 }
 
@@ -81,10 +102,12 @@ export async function reuse(endpoint: string, readyTimeoutMs: number): Promise<L
   return externalHandle(endpoint);
 }
 
-/** Services LocalStack reports as usable, from its health endpoint. */
-export async function localStackServices(endpoint: string): Promise<Set<string>> {
-  const res = await fetch(`${endpoint.replace(/\/+$/, '')}${HEALTH_PATH}`, { signal: AbortSignal.timeout(5_000) });
-  if (!res.ok) throw new Error(`LocalStack health at ${endpoint} answered ${res.status}`);
-  const body = (await res.json()) as { services?: Record<string, string> };
-  return new Set(Object.entries(body.services ?? {}).filter(([, s]) => READY_STATES.has(s)).map(([name]) => name));
+/**
+ * Services LocalStack reports as usable, from its health endpoint. Polled until it answers (a
+ * LocalStack still booting, or busy, closes connections) and at most `timeoutMs`, then refused with
+ * the endpoint and the last reason, rather than a bare "fetch failed".
+ */
+export async function localStackServices(endpoint: string, opts: { timeoutMs?: number } = {}): Promise<Set<string>> {
+  const health = await waitUntilReady(endpoint.replace(/\/+$/, ''), { services: [], deadline: Date.now() + (opts.timeoutMs ?? 60_000) });
+  return new Set(Object.entries(health.services).filter(([, s]) => READY_STATES.has(s)).map(([name]) => name));
 }

@@ -160,7 +160,8 @@ async function spawnHost(
   } catch (err) {
     await stop();
     // Lost a race for the port to an instance started elsewhere: use that one.
-    if (exited && (await fetchHealth(endpoint))) return externalHandle(endpoint);
+    // It may still be booting: wait for it as for any instance we reuse.
+    if (exited && (await fetchHealth(endpoint))) return reuse(endpoint, opts.readyTimeoutMs);
     const tail = (await readFile(logPath, 'utf8').catch(() => '')).split('\n').slice(-25).join('\n');
     throw new Error(`${errorText(err)}\n--- tail of ${logPath} ---\n${tail}`);
   }

@@ -12,7 +12,7 @@
 import { resolve } from 'node:path';
 import { STATE_DIR } from '../paths.ts';
 import { dockerUsable, startDocker } from './docker.ts';
-import { fetchHealth, HEALTH_PATH, reuse, type LocalStackHandle } from './health.ts';
+import { HEALTH_PATH, probeHealth, reuse, type LocalStackHandle } from './health.ts';
 import { startHost } from './host.ts';
 import { DEFAULT_ENDPOINT } from './pinned.ts';
 
@@ -49,18 +49,24 @@ export async function ensureLocalStack(opts: EnsureLocalStackOptions = {}): Prom
   const configured = process.env.AWS_ENDPOINT_URL?.trim();
   if (configured) {
     const endpoint = configured.replace(/\/+$/, '');
-    if (!(await fetchHealth(endpoint))) {
+    const probe = await probeHealth(endpoint);
+    if ('error' in probe && probe.refused) {
       throw new Error(
-        `AWS_ENDPOINT_URL is set to ${endpoint}, but nothing answers at ${endpoint}${HEALTH_PATH}. ` +
+        `AWS_ENDPOINT_URL is set to ${endpoint}, but nothing answers at ${endpoint}${HEALTH_PATH} (${probe.error}). ` +
           'Start LocalStack there, or unset AWS_ENDPOINT_URL to let the project start one.',
       );
     }
+    if ('error' in probe) log(`LocalStack: ${endpoint} (AWS_ENDPOINT_URL) is not answering yet (${probe.error}); waiting up to ${readyTimeoutMs / 1000} s for it`);
     const handle = await reuse(endpoint, readyTimeoutMs);
     log(`LocalStack: using AWS_ENDPOINT_URL ${endpoint}`);
     return handle;
   }
 
-  if (await fetchHealth(DEFAULT_ENDPOINT)) {
+  const probe = await probeHealth(DEFAULT_ENDPOINT);
+  // Something listens on the port but does not answer yet: a LocalStack still booting (started by
+  // another run), which closes connections until it is up. Wait for it rather than start a second.
+  if ('health' in probe || !probe.refused) {
+    if ('error' in probe) log(`LocalStack: ${DEFAULT_ENDPOINT} is not answering yet (${probe.error}); waiting up to ${readyTimeoutMs / 1000} s for it`);
     const handle = await reuse(DEFAULT_ENDPOINT, readyTimeoutMs);
     log(`LocalStack: reusing the instance already running at ${DEFAULT_ENDPOINT}`);
     return handle;
