@@ -295,6 +295,10 @@ export async function writeParquet(plan: ExportPlan, pages: AsyncIterable<Export
   const scales = DECIMAL_COLUMNS.map((c) => plan.decimals[c].scale);
   let cols: PageColumns | undefined;
   const it = pages[Symbol.asyncIterator]();
+  // An export with no candles (an as-of read of a range since expired, say) still gets a file with
+  // the schema, so readers see the columns; parquet-wasm's stream writer fails on no batch at all.
+  let held: IteratorResult<ExportPage> | undefined = await it.next();
+  if (held.done) return writeChunk(out, emptyFile(schema));
   // parquet-wasm ends its output normally when its input stream errors, which would pass a file cut
   // short for a complete one: the failure is kept here and thrown once the output ends.
   let failure: { error: unknown } | undefined;
@@ -302,7 +306,8 @@ export async function writeParquet(plan: ExportPlan, pages: AsyncIterable<Export
     {
       async pull(controller) {
         try {
-          const next = await it.next();
+          const next = held ?? (await it.next());
+          held = undefined;
           if (next.done) return controller.close();
           const page = next.value;
           if (!cols || cols.capacity < page.rows) cols = new PageColumns(Math.max(page.rows, EXPORT_PAGE), scales);
@@ -320,15 +325,11 @@ export async function writeParquet(plan: ExportPlan, pages: AsyncIterable<Export
     { highWaterMark: 0 },
   );
   const bytes = await pq.transformParquetStream(batches, writerProperties(plan));
-  // An export with no candles still gets a file with the schema: readers then see the columns.
-  let wrote = false;
   for await (const chunk of bytes as unknown as AsyncIterable<Uint8Array>) {
     if (failure) break;
-    wrote = true;
     await writeChunk(out, chunk);
   }
   if (failure) throw failure.error;
-  if (!wrote) await writeChunk(out, emptyFile(schema));
 }
 
 function emptyFile(schema: arrow.Schema): Uint8Array {
