@@ -200,7 +200,8 @@ const reproduce = defineCommand({
     "run's range as they were stored when the run was recorded (restated candles with their values then, candles stored",
     'since left out); run.json holds the stored run and its fingerprint; rerun.json the body to record the re-run with',
     '(fill in its metrics, then `candlekeep backtests put rerun.json`): it carries reproducedFrom. Exit status 1 when the candles as of',
-    'the run do not match the stored fingerprint (a candle that was still open then has changed; its earlier values are not kept).',
+    'the run do not match the stored fingerprint (a candle that was still open then has changed; its earlier values are not kept),',
+    'or when retention has deleted candles the run read since it ran (said so, naming retention: they cannot be given back).',
     'e.g. candlekeep backtests reproduce 0190a6c2-7f7e-7d4e-9b1a-3c5d7e9f1a2b --out rerun/',
   ],
   async run({ values, positionals }) {
@@ -229,12 +230,16 @@ const reproduce = defineCommand({
         console.log(
           check.matches
             ? `fingerprint matches: ${check.asOfRun} (${check.candles} candles)`
-            : `fingerprint does NOT match: ${check.asOfRun} as of the run, ${check.stored} stored\n  ${check.mismatches.join('\n  ')}`,
+            : check.expired.length > 0
+              ? `cannot reproduce: retention has deleted candles this run read (fingerprint ${check.asOfRun} of what is left, ${check.stored} stored)\n  ${check.mismatches.join('\n  ')}`
+              : `fingerprint does NOT match: ${check.asOfRun} as of the run, ${check.stored} stored\n  ${check.mismatches.join('\n  ')}`,
         );
         console.log(
-          check.current === check.stored
-            ? 'the data stored now is the same'
-            : `the data stored now differs (${check.current}, ${check.currentCandles} candles): the file holds what the run saw`,
+          check.expired.length > 0
+            ? `${r.files.candles} holds only the candles retention left (${check.candles} as of the run)`
+            : check.current === check.stored
+              ? 'the data stored now is the same'
+              : `the data stored now differs (${check.current}, ${check.currentCandles} candles): the file holds what the run saw`,
         );
       }
       return check.matches ? 0 : 1;

@@ -6,6 +6,7 @@ import { exportRequestSchema } from '../exports/request.ts';
 import type { AsOf } from '../store/as-of.ts';
 import { digestRange, getRun, runFingerprint } from '../store/backtests.ts';
 import type { Queryable } from '../store/db.ts';
+import { expiredSince } from '../store/retention.ts';
 import { fingerprintValue, type Fingerprint, type InstrumentPrint } from './fingerprint.ts';
 import type { Backtest } from './record.ts';
 
@@ -27,6 +28,21 @@ export interface FingerprintCheck {
   currentCandles: number;
   /** Per instrument whose as-of candles differ from the print: why, in words. */
   mismatches: string[];
+  /**
+   * The instruments whose run range lost candles to retention since the run: their candles are
+   * deleted on purpose (and their history with them), so no read of the database gives them back.
+   */
+  expired: ExpiredInstrument[];
+}
+
+export interface ExpiredInstrument {
+  exchange: string;
+  symbol: string;
+  source: string;
+  /** Candles of the run's range the database no longer holds, as of the run. */
+  missing: number;
+  /** Retention has deleted every candle of the series before this open time (ISO). */
+  expiredBefore: string;
 }
 
 export interface Reproduction {
@@ -50,12 +66,25 @@ export async function checkRunData(db: Queryable, fp: Fingerprint): Promise<Fing
   const then: InstrumentPrint[] = [];
   const now: InstrumentPrint[] = [];
   const mismatches: string[] = [];
+  const expired: ExpiredInstrument[] = [];
   for (const p of fp.instruments) {
     const a = await digestRange(db, p.seriesId, p.start, p.end, point);
     const c = await digestRange(db, p.seriesId, p.start, p.end);
     then.push({ ...p, ...a });
     now.push({ ...p, ...c });
-    if (a.candles !== p.candles || a.digest !== p.digest) {
+    if (a.candles === p.candles && a.digest === p.digest) continue;
+    const cut = a.candles < p.candles ? await expiredSince(db, p.seriesId, p.start, fp.computedAt) : undefined;
+    if (cut !== undefined) {
+      // Retention deleted candles the run read (and their restatement history with them): not a
+      // restatement, and nothing in the database can give them back.
+      const e = { exchange: p.exchange, symbol: p.symbol, source: p.source, missing: p.candles - a.candles, expiredBefore: new Date(cut).toISOString() };
+      expired.push(e);
+      mismatches.push(
+        `${p.exchange} ${p.symbol} ${p.source}: ${e.missing} of the ${p.candles} candles the run read were deleted by retention ` +
+          `since it ran (the series keeps no candles before ${e.expiredBefore}); the database cannot give them back, so the run ` +
+          'cannot be reproduced from it (see `candlekeep markets list --followed` for the retention in force)',
+      );
+    } else {
       mismatches.push(
         `${p.exchange} ${p.symbol} ${p.source}: ${a.candles} candles as of the run where the run saw ${p.candles}` +
           (a.candles === p.candles ? ' (same count, different values: a candle still open then has changed since, and its earlier versions are not kept)' : ''),
@@ -71,6 +100,7 @@ export async function checkRunData(db: Queryable, fp: Fingerprint): Promise<Fing
     candles: then.reduce((n, p) => n + p.candles, 0),
     currentCandles: now.reduce((n, p) => n + p.candles, 0),
     mismatches,
+    expired,
   };
 }
 

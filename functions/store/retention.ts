@@ -55,6 +55,20 @@ export async function seriesExpiry(db: Queryable, seriesId: number, interval: In
   };
 }
 
+/**
+ * Where retention has cut a series (every candle before it deleted) when it cut past `start` after
+ * `since` (ISO): what a check of data read before `since` needs to blame retention. Undefined: it
+ * has not.
+ */
+export async function expiredSince(db: Queryable, seriesId: number, start: number, since: string): Promise<number | undefined> {
+  const { rows } = await db.query<{ before: number }>(
+    `SELECT ${ms('expired_before')} AS before FROM series_expiry
+     WHERE series_id = $1 AND expired_before > ${ts('$2')} AND updated_at > $3::timestamptz`,
+    [seriesId, start, since],
+  );
+  return rows[0] ? Number(rows[0].before) : undefined;
+}
+
 /** The open time of the oldest candle a series stores now, from its summary row (one probe). */
 export async function firstStored(db: Queryable, seriesId: number): Promise<number | undefined> {
   const { rows } = await db.query<{ t: number | null }>(`SELECT ${ms('first_open')} AS t FROM series_stats WHERE series_id = $1`, [seriesId]);
@@ -150,11 +164,11 @@ export const DEFAULT_RETENTION_BUDGET_MS = 60_000;
  * most `batchSize` candles, round-robin over the series (one batch each per round) so a series with
  * years to expire does not hold back the others, until nothing is due or `budgetMs` is spent.
  *
- * Per batch, before any candle goes, the closed rollup buckets (1h, 4h, 1d, 1w) its candles feed are
- * built and kept (see rollups.ts), so a resampled read of the expired range still answers from
- * them; a delete never marks a rollup stale. The delete, the trimmed coverage ledger (no range
- * claims a candle no longer stored), the dropped restatements and the series' expiry record commit
- * together; the series_stats triggers keep the count, extent and gaps of the series true.
+ * Per batch, the delete, the trimmed coverage ledger (no range claims a candle no longer stored),
+ * the dropped restatements and optional fields, the rollup buckets (1h, 4h, 1d, 1w) wholly before
+ * the cut and the series' expiry record commit together; the series_stats triggers keep the count,
+ * extent and gaps of the series true. A rollup bucket the cut falls inside is built and kept from
+ * all its candles before the delete, and served as kept from then on (see rollups.ts).
  */
 export async function applyRetention(db: Db, opts: RetentionOptions): Promise<RetentionReport> {
   const clock = opts.clock ?? Date.now;
@@ -235,11 +249,14 @@ async function expireBatch(db: Db, s: RetainedSeries, batchSize: number): Promis
   const next = rows[0]?.next === null || rows[0]?.next === undefined ? s.horizon : Number(rows[0].next);
   const cut = Math.min(next, s.horizon, first + batchSize * step);
 
-  // Rollups first, from the candles still stored: a bucket kept here survives its source's expiry.
-  for (const interval of rollupsOf(s.series.interval)) {
-    const lo = bucketStart(first, interval);
-    const hi = bucketStart(cut - 1, interval) + INTERVAL_MS[interval];
-    await rolledUpWindow(db, { seriesId: s.seriesId, interval, source: s.series.interval, lo, hi }, s.lastOpen ?? cut - step);
+  // The rollup bucket the cut falls inside is built and kept first, from all its candles: after the
+  // cut only part of its source is left, and it is never rebuilt from that part (see rollups.ts).
+  // Buckets wholly before the cut go with their candles below.
+  const rollups = rollupsOf(s.series.interval);
+  for (const interval of rollups) {
+    const lo = bucketStart(cut, interval);
+    if (lo === cut) continue;
+    await rolledUpWindow(db, { seriesId: s.seriesId, interval, source: s.series.interval, lo, hi: lo + INTERVAL_MS[interval] }, s.lastOpen ?? cut - step);
   }
 
   const deleted = await inTransaction(db, async (tx) => {
@@ -258,9 +275,13 @@ async function expireBatch(db: Db, s: RetainedSeries, batchSize: number): Promis
        ), extras AS (
          -- The optional fields (migration 0012) go with their candles.
          DELETE FROM candle_extras WHERE series_id = $1 AND open_time >= ${ts('$2')} AND open_time < ${ts('$3')}
+       ), rollups AS (
+         -- Rollup buckets wholly before the cut: their source is gone, and so are they.
+         DELETE FROM candle_rollups r USING unnest($4::text[], $5::bigint[]) AS d(interval, step)
+         WHERE r.series_id = $1 AND r.interval = d.interval AND r.open_time <= ${ts('$3')} - d.step * interval '1 millisecond'
        )
        SELECT count(*) AS n FROM gone`,
-      [s.seriesId, first, cut],
+      [s.seriesId, first, cut, `{${rollups.join(',')}}`, `{${rollups.map((i) => INTERVAL_MS[i]).join(',')}}`],
     );
     const n = Number(gone[0]?.n ?? 0);
     await tx.query(

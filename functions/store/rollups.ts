@@ -140,7 +140,8 @@ type RollupRow = [...BaseColumns, number, string, boolean];
 /**
  * Open times of the first and last kept (not stale, not empty) rollup bucket of `interval` in
  * [lo, hi): two index probes. A resampled read spans these as well as the stored candles, so the
- * buckets kept from candles that retention has since deleted are still served.
+ * bucket that straddles a retention horizon, kept from all its candles before the first of them
+ * expired, is still served whole.
  */
 export async function keptBounds(db: Queryable, seriesId: number, interval: Interval, lo: number, hi: number): Promise<{ first: number; last: number } | undefined> {
   const probe = (order: 'ASC' | 'DESC') =>
@@ -163,6 +164,13 @@ export async function keptBounds(db: Queryable, seriesId: number, interval: Inte
  * A warm read is one index range scan over the page's rollup rows. The forming bucket, and any
  * bucket a write has marked, is built from the source in a second statement that also stores it,
  * unless a write marked it again meanwhile (`gen`, see migration 0009).
+ *
+ * Before the series' retention horizon (series_expiry.expired_before) the source is incomplete,
+ * so nothing there is built to be kept. The bucket that straddles the horizon was kept by the
+ * retention job from all its candles before any of them went: it is served as kept, even when a
+ * later write into its stored part has marked it, and never rebuilt from the part that is left.
+ * A bucket there with no kept values is built from what is stored for the answer only, not kept,
+ * and reads as not closed (partial).
  */
 export async function rolledUpWindow(db: Queryable, { seriesId, interval, source, lo, hi }: ResampledPage, lastStored: number): Promise<Bucket[]> {
   const step = INTERVAL_MS[interval];
@@ -175,17 +183,30 @@ export async function rolledUpWindow(db: Queryable, { seriesId, interval, source
   });
   const byTime = new Map<number, RollupRow>();
   for (const r of kept.rows) byTime.set(Number(r[0]), r);
-  const todo: number[] = [];
-  const gens: string[] = [];
+  const marked: number[] = [];
   for (let t = lo; t < hi; t += step) {
     const r = byTime.get(t);
-    if (r && !r[11]) continue;
-    todo.push(t);
-    gens.push(r ? r[10] : '0');
+    if (!r || r[11]) marked.push(t);
   }
   const out: Bucket[] = [];
   for (const r of kept.rows) if (!r[11] && r[9] > 0) out.push(toBucket(r as unknown as [...BaseColumns, number]));
-  if (todo.length === 0) return out;
+  if (marked.length === 0) return out;
+
+  // Only on the building path: a warm read never asks.
+  const horizon = await expiredBefore(db, seriesId);
+  const todo: number[] = [];
+  const gens: string[] = [];
+  for (const t of marked) {
+    const r = byTime.get(t);
+    // Kept whole before the horizon: served as it is rather than rebuilt from a partial source.
+    if (t < horizon && r && r[9] !== null && r[9] > 0 && r[1] !== null) {
+      out.push(toBucket(r as unknown as [...BaseColumns, number]));
+      continue;
+    }
+    todo.push(t);
+    gens.push(r ? r[10] : '0');
+  }
+  if (todo.length === 0) return out.sort((a, b) => a.candle.openTime - b.candle.openTime);
 
   const stepSql = `interval '${step} milliseconds'`;
   const built = await db.query<[...BaseColumns, number]>({
@@ -195,7 +216,7 @@ export async function rolledUpWindow(db: Queryable, { seriesId, interval, source
                                         open, high, low, close, volume, quote_volume, trades)
        SELECT $1, $4, bucket, gen, false, closed, n, open, high, low, close, volume, quote_volume, trades
        FROM c
-       WHERE coalesce(all_closed, true) AND (coalesce(has_last, false) OR bucket + ${stepSql} <= ${ts('$5')})
+       WHERE coalesce(all_closed, true) AND (coalesce(has_last, false) OR bucket + ${stepSql} <= ${ts('$5')}) AND bucket >= ${ts('$8')}
        ORDER BY bucket
        ON CONFLICT (series_id, interval, open_time) DO UPDATE SET
          stale = false, closed = excluded.closed, source_candles = excluded.source_candles, open = excluded.open,
@@ -204,9 +225,22 @@ export async function rolledUpWindow(db: Queryable, { seriesId, interval, source
        WHERE r.gen = excluded.gen
      )
      SELECT ${OUT_COLUMNS} FROM c WHERE n > 0 ORDER BY bucket`,
-    values: [seriesId, `{${todo.join(',')}}`, `{${gens.join(',')}}`, interval, lastStored, todo[0], todo.at(-1)! + step],
+    values: [seriesId, `{${todo.join(',')}}`, `{${gens.join(',')}}`, interval, lastStored, todo[0], todo.at(-1)! + step, horizon],
     rowMode: 'array',
   });
-  out.push(...built.rows.map(toBucket));
+  for (const b of built.rows.map(toBucket)) {
+    // Built from the part retention left: not the whole bucket, so never closed.
+    if (b.candle.openTime < horizon) b.candle.closed = false;
+    out.push(b);
+  }
   return out.sort((a, b) => a.candle.openTime - b.candle.openTime);
+}
+
+/** Before any candle (the 1970s: candles start in 2000). */
+const MIN_TIME = 0;
+
+/** The series' retention horizon: every candle before it deleted on purpose (MIN_TIME when none is). */
+async function expiredBefore(db: Queryable, seriesId: number): Promise<number> {
+  const { rows } = await db.query<{ t: number }>(`SELECT ${ms('expired_before')} AS t FROM series_expiry WHERE series_id = $1`, [seriesId]);
+  return rows[0] ? Number(rows[0].t) : MIN_TIME;
 }

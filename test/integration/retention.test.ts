@@ -1,6 +1,12 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeExchange, type FakeExchange } from '../../dev/fake-exchange/server.ts';
 import { checkFingerprints, computeFingerprint } from '../../functions/backtests/fingerprint.ts';
+import { createBacktestSchema } from '../../functions/backtests/record.ts';
+import { createBacktest } from '../../functions/backtests/runs.ts';
 import type { CandleBatch, CandleRow } from '../../functions/candles/candle-batch.ts';
 import type { SeriesKey } from '../../functions/candles/candle.ts';
 import { bucketStart, INTERVAL_MS } from '../../functions/candles/intervals.ts';
@@ -14,6 +20,7 @@ import { applyRetention, retentionHorizon } from '../../functions/store/retentio
 import { resampledWindow, rolledUpWindow, ROLLUP_INTERVALS } from '../../functions/store/rollups.ts';
 import { findSeriesId } from '../../functions/store/series.ts';
 import { readCandles } from '../../functions/api/candles/read-candles.ts';
+import { runCli } from '../support/cli.ts';
 import { isolatedDatabase } from '../support/db.ts';
 import { readStored } from '../support/stored-candles.ts';
 import { fakeAccess } from './ingestion/support.ts';
@@ -28,15 +35,18 @@ const NOW = T0 + 10 * DAY + 12 * 3_600_000 + 30_000;
 let iso: Awaited<ReturnType<typeof isolatedDatabase>>;
 let db: Db;
 let fake: FakeExchange;
+let dir: string;
 const store = new CandleStore();
 
 beforeAll(async () => {
   iso = await isolatedDatabase(4);
   db = iso.pool;
   fake = await startFakeExchange({ enforceLimits: false, now: () => NOW, listedAt: Date.UTC(2020, 0, 1) });
+  dir = await mkdtemp(join(tmpdir(), 'candlekeep-retention-'));
 }, 120_000);
 afterAll(async () => {
   await fake?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
   await iso?.drop();
 });
 
@@ -84,6 +94,21 @@ async function count(series: SeriesKey, where = 'true', params: readonly unknown
 }
 const before = (t: number) => ['open_time < to_timestamp($2::float8 / 1000)', [t]] as const;
 
+type Bucket = Awaited<ReturnType<typeof resampledWindow>>[number];
+/** Per rollup interval, the buckets of btc 1m from T0 through the one holding the horizon, resampled before retention ran. */
+const resampledBefore = new Map<string, Bucket[]>();
+/** Rollup intervals with a bucket the horizon falls inside (Monday 2024-03-04 12:00: the day's and the week's). */
+const STRADDLING = ROLLUP_INTERVALS.filter((i) => bucketStart(HORIZON, i) !== HORIZON);
+
+async function rollupRows(seriesId: number, where = 'true', params: readonly unknown[] = []) {
+  const { rows } = await db.query<{ interval: string; t: number; stale: boolean; n: number | null }>(
+    `SELECT interval, (extract(epoch FROM open_time) * 1000)::float8 AS t, stale, source_candles AS n FROM candle_rollups
+     WHERE series_id = $1 AND ${where} ORDER BY interval, open_time`,
+    [seriesId, ...params],
+  );
+  return rows;
+}
+
 describe('retention', () => {
   it('deletes exactly the candles before the horizon of each series that has one, and keeps the ledgers and summaries true', async () => {
     await followMarkets(db, [
@@ -99,10 +124,9 @@ describe('retention', () => {
     expect(due).toBe((HORIZON - T0) / MIN - 60);
     const keptBefore = await readStored(db, btc1m, { from: HORIZON, to: NOW });
     // What a resampled read of the expired range answers while its source is still stored.
-    const expected = new Map<string, unknown>();
     for (const interval of ROLLUP_INTERVALS) {
       const page = { seriesId: btcId, interval, source: '1m' as const, lo: bucketStart(T0, interval), hi: bucketStart(HORIZON, interval) + INTERVAL_MS[interval] };
-      expected.set(interval, await resampledWindow(db, page));
+      resampledBefore.set(interval, await resampledWindow(db, page));
     }
 
     const report = await applyRetention(db, { now: NOW, batchSize: 2000 });
@@ -136,19 +160,51 @@ describe('retention', () => {
     );
     expect(expiry).toEqual([{ first: T0, before: HORIZON, n: due }]);
 
-    // The coarser buckets built from the expired candles survive them, value for value.
-    for (const interval of ROLLUP_INTERVALS) {
-      const page = { seriesId: btcId, interval, source: '1m' as const, lo: bucketStart(T0, interval), hi: bucketStart(HORIZON, interval) + INTERVAL_MS[interval] };
-      expect(await rolledUpWindow(db, page, NOW - MIN), interval).toEqual(expected.get(interval));
-    }
-
-    // So does a resampled read of the expired days through the API's read path.
-    const days = await readCandles(db, { seriesId: btcId, interval: '1d', source: '1m', resampled: true, perBucket: 1440 }, { start: T0, end: HORIZON, limit: 100, gaps: 'omit' });
-    expect(days.candles.map((c) => c.openTime)).toEqual((expected.get('1d') as { candle: { openTime: number } }[]).map((b) => b.candle.openTime).filter((t) => t < HORIZON));
-    expect(days.candles.map((c) => c.close)).toEqual((expected.get('1d') as { candle: { close: string } }[]).slice(0, days.candles.length).map((b) => b.candle.close));
-
     // A second run finds nothing due.
     expect(await applyRetention(db, { now: NOW })).toMatchObject({ complete: true, deleted: 0, batches: 0, series: [] });
+  });
+
+  it('deletes the rollups of the expired range, and keeps the bucket straddling the horizon as built from all its candles', async () => {
+    expect(STRADDLING).toEqual(['1d', '1w']);
+    const btcId = (await findSeriesId(db, btc1m))!;
+    const whole = (interval: string) => resampledBefore.get(interval)!.filter((b) => b.candle.openTime === bucketStart(HORIZON, interval as '1d'));
+    // Before the horizon only the straddling buckets are left, kept (not stale), with every source candle of the bucket.
+    expect(await rollupRows(btcId, 'open_time < to_timestamp($2::float8 / 1000)', [HORIZON])).toEqual(
+      STRADDLING.map((i) => ({ interval: i, t: bucketStart(HORIZON, i), stale: false, n: whole(i)[0]!.sourceCandles })),
+    );
+    expect(whole('1d')[0]!.sourceCandles).toBe(1440);
+    for (const interval of STRADDLING) {
+      const lo = bucketStart(HORIZON, interval);
+      const page = { seriesId: btcId, interval, source: '1m' as const, lo, hi: lo + INTERVAL_MS[interval] };
+      expect(await rolledUpWindow(db, page, NOW - MIN), interval).toEqual(whole(interval));
+    }
+    // A resampled read of the expired range: nothing of the days wholly expired, the straddling day whole.
+    const src = { seriesId: btcId, interval: '1d' as const, source: '1m' as const, resampled: true, perBucket: 1440 };
+    const days = await readCandles(db, src, { start: T0, end: HORIZON, limit: 100, gaps: 'omit' });
+    expect(days.candles.map((c) => [c.openTime, c.open, c.close, c.volume, c.closed])).toEqual(
+      whole('1d').map((b) => [b.candle.openTime, b.candle.open, b.candle.close, b.candle.volume, true]),
+    );
+
+    // A restatement in the stored part of the straddling day marks its bucket; it is still served
+    // as kept, never rebuilt from the half day that is left.
+    const t = HORIZON + 10 * MIN;
+    const [row] = (await readStored(db, btc1m, { from: t, to: t + MIN })).map((c) => [c.openTime, c.open, c.high, c.low, '99.99', c.volume, c.quoteVolume, c.trades, 1] as CandleRow);
+    await store.write(db, [{ v: 1, ...btc1m, fetchedAt: NOW + MIN, rows: [row!], range: [t, t + MIN] }]);
+    const day = bucketStart(HORIZON, '1d');
+    expect(await rollupRows(btcId, `interval = '1d' AND open_time = to_timestamp($2::float8 / 1000)`, [day])).toMatchObject([{ stale: true, n: 1440 }]);
+    const page = { seriesId: btcId, interval: '1d' as const, source: '1m' as const, lo: day, hi: day + DAY };
+    expect(await rolledUpWindow(db, page, NOW - MIN)).toEqual(whole('1d'));
+
+    // A straddling bucket with nothing kept is built from what is left for the answer only: not
+    // kept, and not closed, so it does not pass for the whole week.
+    const week = bucketStart(HORIZON, '1w');
+    await db.query(`DELETE FROM candle_rollups WHERE series_id = $1 AND interval = '1w' AND open_time = to_timestamp($2::float8 / 1000)`, [btcId, week]);
+    const [partial, ...more] = await rolledUpWindow(db, { seriesId: btcId, interval: '1w', source: '1m', lo: week, hi: week + 7 * DAY }, NOW - MIN);
+    expect(more).toEqual([]);
+    expect(partial!.candle.closed).toBe(false);
+    expect(partial!.sourceCandles).toBe(await count(btc1m, 'open_time >= to_timestamp($2::float8 / 1000) AND open_time < to_timestamp($3::float8 / 1000)', [week, week + 7 * DAY]));
+    expect(partial!.sourceCandles).toBeLessThan(whole('1w')[0]!.sourceCandles);
+    expect(await rollupRows(btcId, `interval = '1w' AND open_time = to_timestamp($2::float8 / 1000)`, [week])).toEqual([]);
   });
 
   it('shows the expired range in gaps as expired, not missing, and plans no backfill of it', async () => {
@@ -245,6 +301,81 @@ describe('retention', () => {
       { changed: true, restatedCandles: 0, addedCandles: 0, changedOpenCandles: 0, expired: true },
       { changed: false, restatedCandles: 0, addedCandles: 0, changedOpenCandles: 0, expired: false },
     ]);
+  });
+
+  it('`backtests reproduce` of a run whose candles retention deleted says so, naming retention', async () => {
+    const xrp: SeriesKey = { exchange: 'binance', symbol: 'XRP/USDT', interval: '1m' };
+    await followMarkets(db, [{ exchange: 'binance', symbol: 'XRP/USDT', intervals: ['1m'] }]);
+    await write(xrp, minutes(T0, T0 + 3 * DAY));
+    const body = {
+      strategy: 'sma-cross',
+      strategyVersion: '1',
+      parameters: { fast: 5 },
+      instruments: [{ exchange: 'binance' as const, symbol: 'XRP/USDT', interval: '1h' as const }],
+      start: T0,
+      end: T0 + DAY,
+      metrics: { totalReturn: 0.01 },
+      tags: [],
+    };
+    const { run } = await createBacktest(db, createBacktestSchema.parse(body), { now: Date.now() - 60_000 });
+    const reproduce = (out: string) => runCli(['backtests', 'reproduce', run.id, '--out', join(dir, out), '--quiet'], { DATABASE_URL: iso.url });
+
+    const before = await reproduce('before');
+    expect(before.code, before.stderr).toBe(0);
+    expect(before.stdout).toContain('fingerprint matches');
+
+    await changeMarket(db, 'binance', 'XRP/USDT', { retention: { default: 9 } });
+    const cut = retentionHorizon(9, '1m', NOW);
+    expect(cut).toBeGreaterThan(T0 + DAY);
+    await applyRetention(db, { now: NOW });
+
+    const after = await reproduce('after');
+    expect(after.code, after.stderr).toBe(1);
+    expect(after.stdout, after.stderr).toContain('cannot reproduce: retention has deleted candles this run read');
+    expect(after.stdout).toContain(
+      `binance XRP/USDT 1m: 1440 of the 1440 candles the run read were deleted by retention since it ran (the series keeps no candles before ${new Date(cut).toISOString()})`,
+    );
+    expect(after.stdout).not.toMatch(/candles as of the run where the run saw/);
+    // The file is still written, with the columns and none of the deleted candles.
+    expect(after.stdout).toContain('holds only the candles retention left (0 as of the run)');
+    expect(existsSync(join(dir, 'after', 'candles.parquet'))).toBe(true);
+    const json = await runCli(['backtests', 'reproduce', run.id, '--out', join(dir, 'json'), '--json', '--quiet'], { DATABASE_URL: iso.url });
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout.trim().split('\n').at(-1)!)).toMatchObject({
+      matches: false,
+      expired: [{ exchange: 'binance', symbol: 'XRP/USDT', source: '1m', missing: 1440, expiredBefore: new Date(cut).toISOString() }],
+    });
+  });
+
+  it('deletes the optional fields (candle_extras) of the candles it expires, and touches no other row', async () => {
+    const bnb: SeriesKey = { exchange: 'binance', symbol: 'BNB/USDT', interval: '1m' };
+    const bnbKept: SeriesKey = { exchange: 'binance', symbol: 'BNB/BTC', interval: '1m' };
+    await followMarkets(db, [
+      { exchange: 'binance', symbol: 'BNB/USDT', intervals: ['1m'], retention: { default: 2 } },
+      { exchange: 'binance', symbol: 'BNB/BTC', intervals: ['1m'] },
+    ]);
+    // Every other candle carries taker-buy volumes; the second series (kept forever) has them too.
+    const from = bucketStart(NOW - 4 * DAY, '1m');
+    const withExtras = (series: SeriesKey, times: number[]) => {
+      const rows = times.map((t, i): CandleRow => (i % 2 === 0 ? [...(candleRow(t, i) as [number, string, string, string, string, string, string | null, number | null, 0 | 1]), `${i}.5`, `${i * 100}.25`, null] : candleRow(t, i)));
+      return store.write(db, [{ v: 1, ...series, fetchedAt: NOW, rows, range: [times[0]!, times.at(-1)! + MIN] }]);
+    };
+    await withExtras(bnb, minutes(from, from + 3 * DAY));
+    await withExtras(bnbKept, minutes(from, from + 3 * DAY));
+    const bnbId = (await findSeriesId(db, bnb))!;
+    const horizon = retentionHorizon(2, '1m', NOW);
+    const snapshot = async (table: 'candles' | 'candle_extras') =>
+      (await db.query(`SELECT * FROM ${table} ORDER BY series_id, open_time`)).rows as { series_id: number; open_time: Date }[];
+    const [candlesBefore, extrasBefore] = [await snapshot('candles'), await snapshot('candle_extras')];
+    const expiring = (r: { series_id: number; open_time: Date }) => r.series_id === bnbId && r.open_time.getTime() < horizon;
+    expect(extrasBefore.filter(expiring).length).toBe((horizon - from) / MIN / 2);
+    expect(extrasBefore.filter((r) => r.series_id === bnbId && !expiring(r)).length).toBeGreaterThan(0);
+
+    const report = await applyRetention(db, { now: NOW, batchSize: 500 });
+    expect(report.series).toMatchObject([{ symbol: 'BNB/USDT', deleted: (horizon - from) / MIN, pending: false }]);
+    // Exactly the expired candles and their extras are gone; every other row of both tables is as it was.
+    expect(await snapshot('candle_extras')).toEqual(extrasBefore.filter((r) => !expiring(r)));
+    expect(await snapshot('candles')).toEqual(candlesBefore.filter((r) => !expiring(r)));
   });
 
   it("applies the seed list's retention to the markets it adds", async () => {
