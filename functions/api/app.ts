@@ -3,7 +3,7 @@ import { badRequest, HttpProblem } from '../http/problem.ts';
 import { issuesToProblem, parseQuery } from '../http/query.ts';
 import { proxyEventSchema, toApiRequest, type ApiRequest } from '../http/request.ts';
 import { csv, json, type ApiResponse } from '../http/response.ts';
-import { ANSWER_BUDGET_BYTES, LAMBDA_RESPONSE_BYTES, lambdaResponseBytes } from '../http/size.ts';
+import { ANSWER_BUDGET_BYTES, LAMBDA_RESPONSE_BYTES, lambdaResponseBytes, withinLambdaBytes } from '../http/size.ts';
 import { unstorableText } from '../http/text.ts';
 import type { CursorCodec } from '../http/cursor.ts';
 import type { BackfillRequest } from '../ingest/backfill-request.ts';
@@ -197,16 +197,13 @@ export function createApi(deps: ApiDeps): (event: unknown, context?: ApiContext,
     const fits = (body: unknown): boolean => {
       const res = shape(body);
       if (typeof body === 'object' && body !== null) measured.set(body, res);
-      // Escaping makes a byte at most six (a control character as \u00XX): small answers are
-      // decided without serialising them again.
-      if (6 * Buffer.byteLength(res.body, 'utf8') + 4096 <= ANSWER_BUDGET_BYTES) return true;
-      return lambdaResponseBytes(res) <= ANSWER_BUDGET_BYTES;
+      return withinLambdaBytes(res, ANSWER_BUDGET_BYTES);
     };
     const res = await route.handle({ req, query, dynamic, params, format, reply, fits, routes: ROUTES, db, pool: deps.db, exchanges, cursors: deps.cursors, now, requestBackfill: deps.requestBackfill, exports: deps.exports });
     // Every route bounds its answer; this is the net under them, so a client gets a problem it can
     // read rather than the gateway's 502 for a response Lambda refuses.
-    const bytes = lambdaResponseBytes(res);
-    if (bytes > LAMBDA_RESPONSE_BYTES - RESPONSE_HEADROOM_BYTES) {
+    if (!withinLambdaBytes(res, LAMBDA_RESPONSE_BYTES - RESPONSE_HEADROOM_BYTES)) {
+      const bytes = lambdaResponseBytes(res);
       throw new HttpProblem(500, `the answer would take ${(bytes / 1048576).toFixed(1)} MB, more than an API answer can carry; narrow the request`, {
         slug: 'response-too-large',
       });

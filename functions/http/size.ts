@@ -13,6 +13,18 @@ export const ANSWER_BUDGET_BYTES = 5 * 1024 * 1024;
 export const lambdaResponseBytes = (res: ApiResponse): number => Buffer.byteLength(JSON.stringify(res), 'utf8');
 
 /**
+ * Whether a response takes at most `limit` bytes in the Lambda's answer. Escaping makes a byte of
+ * the body at most six (a control character as \u00XX), so an answer that fits even so is decided
+ * without serialising it again (an API read of 1,000 candles would otherwise copy its 200 KB body
+ * once more only to measure it); only one near the limit is measured exactly.
+ */
+export function withinLambdaBytes(res: ApiResponse, limit: number): boolean {
+  const rest = Buffer.byteLength(JSON.stringify({ ...res, body: '' }), 'utf8');
+  if (6 * Buffer.byteLength(res.body, 'utf8') + rest <= limit) return true;
+  return lambdaResponseBytes(res) <= limit;
+}
+
+/**
  * The page of the first k of n items for the largest k whose answer `fits` (and at least one item:
  * callers cap each item's size so that one always fits). Fitting is monotone: a prefix of a page is
  * never bigger than the page. A page that fits is measured once; one over budget about log2(n) times.

@@ -29,9 +29,15 @@ export interface CandleRead {
 /** The first bucket start at or after `t`. */
 export const ceilBucket = (t: number, interval: Interval) => bucketStart(t - 1, interval) + INTERVAL_MS[interval];
 
-/** A stored (or resampled) candle as the API shows it. */
+/**
+ * A stored (or resampled) candle as the API shows it. The candle just read is made into it in
+ * place, not copied: a page of 10,000 would otherwise allocate every candle twice.
+ */
 export function toCandle(c: StoredCandle, sourceCandles?: number): CandleOut {
-  return sourceCandles === undefined ? { ...c, gap: false } : { ...c, gap: false, sourceCandles };
+  const out = c as CandleOut;
+  out.gap = false;
+  if (sourceCandles !== undefined) out.sourceCandles = sourceCandles;
+  return out;
 }
 
 /**
