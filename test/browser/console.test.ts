@@ -3,7 +3,8 @@
  * `candlekeep serve` process on this run's database: each page loads without a console error, the
  * chart holds the stored candles' values, a hole is an empty slot, compare overlays the equity
  * curves, and the backfill button puts a request on a LocalStack bus. Each page is photographed into
- * docs/console/ for the README.
+ * .dev/console-shots/, or, with CANDLEKEEP_CONSOLE_SHOTS=docs/console, into the README's screenshots
+ * (a test run leaves the committed files alone unless asked).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -41,7 +42,7 @@ interface Hooks {
 const H = 3_600_000;
 const MIN = 60_000;
 const T0 = Date.UTC(2024, 2, 1);
-const SHOTS = 'docs/console';
+const SHOTS = process.env.CANDLEKEEP_CONSOLE_SHOTS || '.dev/console-shots';
 
 // BTC/USDT 1h: 20 days; hours 300-309 missing (a backfill fills them), 400-403 confirmed empty by the
 // exchange (the coverage ledger holds their range), the last one still forming.
