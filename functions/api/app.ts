@@ -36,6 +36,7 @@ export interface ApiDeps {
 
 /** Kept free below Lambda's limit for what the gateway adds to a response. */
 const RESPONSE_HEADROOM_BYTES = 64 * 1024;
+if (ANSWER_BUDGET_BYTES > LAMBDA_RESPONSE_BYTES - RESPONSE_HEADROOM_BYTES) throw new Error('the answer budget must lie inside the Lambda response limit');
 
 const byKey = new Map(ROUTES.map((r) => [`${r.method} ${r.path}`, r]));
 
@@ -194,15 +195,19 @@ export function createApi(deps: ApiDeps): (event: unknown, context?: ApiContext,
       const known = headers === undefined && typeof body === 'object' && body !== null ? measured.get(body) : undefined;
       return known ?? shape(body, headers);
     };
+    // Answers `fits` found within the answer budget, which lies inside the net below: not measured twice.
+    const withinBudget = new WeakSet<ApiResponse>();
     const fits = (body: unknown): boolean => {
       const res = shape(body);
       if (typeof body === 'object' && body !== null) measured.set(body, res);
-      return withinLambdaBytes(res, ANSWER_BUDGET_BYTES);
+      const ok = withinLambdaBytes(res, ANSWER_BUDGET_BYTES);
+      if (ok) withinBudget.add(res);
+      return ok;
     };
     const res = await route.handle({ req, query, dynamic, params, format, reply, fits, routes: ROUTES, db, pool: deps.db, exchanges, cursors: deps.cursors, now, requestBackfill: deps.requestBackfill, exports: deps.exports });
     // Every route bounds its answer; this is the net under them, so a client gets a problem it can
     // read rather than the gateway's 502 for a response Lambda refuses.
-    if (!withinLambdaBytes(res, LAMBDA_RESPONSE_BYTES - RESPONSE_HEADROOM_BYTES)) {
+    if (!withinBudget.has(res) && !withinLambdaBytes(res, LAMBDA_RESPONSE_BYTES - RESPONSE_HEADROOM_BYTES)) {
       const bytes = lambdaResponseBytes(res);
       throw new HttpProblem(500, `the answer would take ${(bytes / 1048576).toFixed(1)} MB, more than an API answer can carry; narrow the request`, {
         slug: 'response-too-large',
