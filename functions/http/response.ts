@@ -5,8 +5,17 @@ import { PROBLEM_CONTENT_TYPE, type HttpProblem } from './problem.ts';
 
 export type ApiResponse = APIGatewayProxyResult;
 
+/** A JSON body a route wrote itself (e.g. around rows PostgreSQL wrote as JSON): sent as it is. */
+export class JsonText {
+  readonly text: string;
+  constructor(text: string) {
+    this.text = text;
+  }
+}
+
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): ApiResponse {
-  return { statusCode: status, headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) };
+  const text = body instanceof JsonText ? body.text : JSON.stringify(body);
+  return { statusCode: status, headers: { 'Content-Type': 'application/json', ...headers }, body: text };
 }
 
 export function csv(columns: readonly string[], rows: Iterable<readonly CsvValue[]>, headers: Record<string, string> = {}): ApiResponse {

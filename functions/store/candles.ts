@@ -7,7 +7,7 @@ import { CandlePartitions, yearsOf } from './partitions.ts';
 import { changedBuckets, markChanged } from './rollups.ts';
 import { retentionHorizon } from './retention.ts';
 import { SeriesRegistry } from './series.ts';
-import { candleColumns, fromColumns, type CandleColumns, type StoredCandle } from './candle-columns.ts';
+import { candleColumns, candleJson, fromColumns, type CandleColumns, type StoredCandle } from './candle-columns.ts';
 import { ms } from './sql.ts';
 import { candlesAt, type AsOf } from './as-of.ts';
 
@@ -442,26 +442,45 @@ export async function readWatermark(db: Queryable, seriesId: number): Promise<nu
 const iso = (t: number) => new Date(t).toISOString();
 
 /**
+ * The statement of `candleWindow`: `columns(c, x)` of up to `limit` stored candles of a series with
+ * open time in [lo, hi), oldest first, where `c.` names the candle and `x.` its optional fields.
+ */
+function windowStatement(columns: (c: string, x: string) => string, seriesId: number, lo: number, hi: number, limit?: number, asOf?: AsOf) {
+  // The candles first (the LIMIT applies to them), then their optional fields by primary key; a
+  // point-in-time relation has those as of its point already.
+  const window = `SELECT * FROM ${candlesAt(asOf)} WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
+                  ORDER BY open_time${limit === undefined ? '' : ' LIMIT $4'}`;
+  return {
+    text: asOf
+      ? `SELECT ${columns('c.', 'c.')} FROM (${window}) c ORDER BY c.open_time`
+      : `SELECT ${columns('c.', 'x.')} FROM (${window}) c
+         LEFT JOIN candle_extras x ON x.series_id = c.series_id AND x.open_time = c.open_time
+           AND x.series_id = $1 AND x.open_time >= $2::timestamptz AND x.open_time < $3::timestamptz
+         ORDER BY c.open_time`,
+    values: limit === undefined ? [seriesId, iso(lo), iso(hi)] : [seriesId, iso(lo), iso(hi), limit],
+    rowMode: 'array' as const,
+  };
+}
+
+/**
  * Up to `limit` stored candles of a series with open time in [lo, hi), oldest first: one
  * primary-key range scan, stopped by LIMIT. Rows come as arrays, not objects: this is the path
  * every candle download takes.
  */
 export async function candleWindow(db: Queryable, seriesId: number, lo: number, hi: number, limit?: number, asOf?: AsOf): Promise<StoredCandle[]> {
-  // The candles first (the LIMIT applies to them), then their optional fields by primary key; a
-  // point-in-time relation has those as of its point already.
-  const window = `SELECT * FROM ${candlesAt(asOf)} WHERE series_id = $1 AND open_time >= $2::timestamptz AND open_time < $3::timestamptz
-                  ORDER BY open_time${limit === undefined ? '' : ' LIMIT $4'}`;
-  const { rows } = await db.query<CandleColumns>({
-    text: asOf
-      ? `SELECT ${candleColumns('c.', 'c.')} FROM (${window}) c ORDER BY c.open_time`
-      : `SELECT ${candleColumns('c.', 'x.')} FROM (${window}) c
-         LEFT JOIN candle_extras x ON x.series_id = c.series_id AND x.open_time = c.open_time
-           AND x.series_id = $1 AND x.open_time >= $2::timestamptz AND x.open_time < $3::timestamptz
-         ORDER BY c.open_time`,
-    values: limit === undefined ? [seriesId, iso(lo), iso(hi)] : [seriesId, iso(lo), iso(hi), limit],
-    rowMode: 'array',
-  });
+  const { rows } = await db.query<CandleColumns>(windowStatement(candleColumns, seriesId, lo, hi, limit, asOf));
   return rows.map(fromColumns);
+}
+
+/**
+ * The candles `candleWindow` reads, each as the JSON text the API sends for it (`candleJson`),
+ * written by PostgreSQL: the read behind every JSON page of stored candles.
+ */
+export async function candleWindowJson(db: Queryable, seriesId: number, lo: number, hi: number, limit?: number, asOf?: AsOf): Promise<string[]> {
+  const { rows } = await db.query<[string]>(windowStatement(candleJson, seriesId, lo, hi, limit, asOf));
+  const out: string[] = new Array(rows.length);
+  for (let i = 0; i < rows.length; i++) out[i] = rows[i]![0];
+  return out;
 }
 
 /** Open times of the first and last stored candle in [lo, hi), and with `prevClose` the close of the candle before lo. */

@@ -1,6 +1,7 @@
 import { MAX_OPEN_TIME, MIN_OPEN_TIME } from '../../candles/candle.ts';
 import { bucketStart, INTERVAL_MS, type Interval } from '../../candles/intervals.ts';
-import { candleWindow, windowBounds, type StoredCandle } from '../../store/candles.ts';
+import { candleWindow, candleWindowJson, windowBounds, type StoredCandle } from '../../store/candles.ts';
+import { openTimeOfJson } from '../../store/candle-columns.ts';
 import { isRolledUp, keptBounds, resampledWindow, rolledUpWindow } from '../../store/rollups.ts';
 import type { Queryable } from '../../store/db.ts';
 import type { AsOf } from '../../store/as-of.ts';
@@ -29,6 +30,45 @@ export interface CandleRead {
 /** The first bucket start at or after `t`. */
 export const ceilBucket = (t: number, interval: Interval) => bucketStart(t - 1, interval) + INTERVAL_MS[interval];
 
+/** A page of candles as the API's JSON writes each (`JSON.stringify` of its CandleOut). */
+export interface CandleJsonRead {
+  candles: string[];
+  /** Open time of each candle. */
+  openTimes: (i: number) => number;
+  /** First bucket of the next page, or null when this page is the last. */
+  next: number | null;
+}
+
+/**
+ * The page `readCandles` reads, each candle as its JSON text. Stored candles without gap filling
+ * (the hot path: every download of a stored interval) are written by PostgreSQL, so Node neither
+ * parses twelve fields a candle nor builds an object for it; any other page is read as objects and
+ * stringified one by one, which writes the same text.
+ */
+export async function readCandlesJson(db: Queryable, src: CandleSource, opts: ReadCandlesOptions): Promise<CandleJsonRead> {
+  if (src.resampled || opts.gaps !== 'omit') {
+    const { candles, next } = await readCandles(db, src, opts);
+    return { candles: candles.map((c) => JSON.stringify(c)), openTimes: (i) => candles[i]!.openTime, next };
+  }
+  const step = INTERVAL_MS[src.interval];
+  const { lo, hi } = pageRange(src.interval, opts);
+  if (lo >= hi) return { candles: [], openTimes: () => NaN, next: null };
+  // As readCandles' hot path below.
+  const bounded = Math.min(hi, lo + (opts.limit + 1) * step);
+  let rows = await candleWindowJson(db, src.seriesId, lo, bounded, opts.limit + 1, opts.asOf);
+  if (rows.length <= opts.limit && bounded < hi) rows = await candleWindowJson(db, src.seriesId, lo, hi, opts.limit + 1, opts.asOf);
+  const next = rows.length > opts.limit ? openTimeOfJson(rows[opts.limit]!) : null;
+  if (rows.length > opts.limit) rows.length = opts.limit;
+  return { candles: rows, openTimes: (i) => openTimeOfJson(rows[i]!), next };
+}
+
+/** The buckets a read may span: [lo, hi). */
+function pageRange(interval: Interval, opts: ReadCandlesOptions): { lo: number; hi: number } {
+  const lo = opts.from ?? (opts.start !== undefined ? ceilBucket(opts.start, interval) : MIN_OPEN_TIME);
+  const hi = opts.end !== undefined ? Math.min(ceilBucket(opts.end, interval), MAX_OPEN_TIME) : MAX_OPEN_TIME;
+  return { lo, hi };
+}
+
 /**
  * A stored (or resampled) candle as the API shows it. The candle just read is made into it in
  * place, not copied: a page of 10,000 would otherwise allocate every candle twice.
@@ -51,8 +91,7 @@ export function toCandle(c: StoredCandle, sourceCandles?: number): CandleOut {
  */
 export async function readCandles(db: Queryable, src: CandleSource, opts: ReadCandlesOptions): Promise<CandleRead> {
   const step = INTERVAL_MS[src.interval];
-  const lo = opts.from ?? (opts.start !== undefined ? ceilBucket(opts.start, src.interval) : MIN_OPEN_TIME);
-  const hi = opts.end !== undefined ? Math.min(ceilBucket(opts.end, src.interval), MAX_OPEN_TIME) : MAX_OPEN_TIME;
+  const { lo, hi } = pageRange(src.interval, opts);
   if (lo >= hi) return { candles: [], next: null };
 
   if (!src.resampled && opts.gaps === 'omit') {

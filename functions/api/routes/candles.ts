@@ -6,9 +6,10 @@ import { fitPage } from '../../http/size.ts';
 import { nextCursorHeader, type CsvValue } from '../../http/csv.ts';
 import { badRequest } from '../../http/problem.ts';
 import { checkTimeRange } from '../../http/query.ts';
+import { JsonText } from '../../http/response.ts';
 import { iso, isoOrNull } from '../../http/time.ts';
 import { latestClosed } from '../candles/catalog.ts';
-import { readCandles } from '../candles/read-candles.ts';
+import { readCandles, readCandlesJson } from '../candles/read-candles.ts';
 import { resolveSource } from '../candles/source.ts';
 import { COMMON, defineRoute, problems } from '../route.ts';
 import { candlePageSchema, candlesQuerySchema, latestQuerySchema, latestSchema, type CandleOut, type CandlePage, type LatestCandles } from '../schemas.ts';
@@ -52,7 +53,8 @@ export const candles = defineRoute({
     '`format=csv` returns CSV with a header row; the next cursor is then in the `X-Next-Cursor` header. With `asOf`, the candles are the values ' +
     'as stored at that moment: a candle restated since reads as the version it had then, and one first stored after it is absent.',
   query: candlesQuerySchema,
-  csv: (page: CandlePage) => {
+  csv: (page: CandlePage | JsonText) => {
+    if (page instanceof JsonText) throw new Error('a CSV answer is built from the page, not from its JSON text');
     const resampled = page.resampledFrom !== null;
     return {
       columns: candleColumns(resampled),
@@ -78,7 +80,7 @@ export const candles = defineRoute({
     },
     ...problems(...COMMON, 404),
   },
-  async handle({ query: q, db, cursors, reply, fits }) {
+  async handle({ query: q, db, cursors, reply, fits, format }) {
     checkTimeRange(q);
     const codec = await cursors();
     const hash = queryHash(['candles', q.exchange, q.symbol, q.interval, q.start, q.end, q.gaps, ...(q.asOf === undefined ? [] : [q.asOf])]);
@@ -92,25 +94,40 @@ export const candles = defineRoute({
     const conn = await db();
     const src = await resolveSource(conn, q.exchange, q.symbol, q.interval);
     const asOf = q.asOf === undefined ? undefined : { at: q.asOf };
-    const page = await readCandles(conn, src, { start: q.start, end: q.end, limit: q.limit, from, gaps: q.gaps, asOf });
+    const opts = { start: q.start, end: q.end, limit: q.limit, from, gaps: q.gaps, asOf };
+    // A page of k candles without them and its cursor, in the order the answer lists its fields.
+    const headOf = (k: number) => ({
+      exchange: q.exchange,
+      symbol: q.symbol,
+      interval: q.interval,
+      resampledFrom: src.resampled ? src.source : null,
+      sourceCandlesPerBucket: src.resampled ? src.perBucket : null,
+      gaps: q.gaps,
+      start: isoOrNull(q.start),
+      end: isoOrNull(q.end),
+      ...(q.asOf === undefined ? {} : { asOf: iso(q.asOf) }),
+      count: k,
+    });
+    const cursorOf = (next: number | null) => (next === null ? null : codec.encode(next, hash));
+    if (format === 'json') {
+      // The candles come as the JSON text of each (written by PostgreSQL on the hot path); the
+      // answer is put together around them, byte for byte what JSON.stringify writes for the page.
+      const page = await readCandlesJson(conn, src, opts);
+      const n = page.candles.length;
+      const pageOf = (k: number): JsonText => {
+        const next = k < n ? page.openTimes(k) : page.next;
+        const head = JSON.stringify(headOf(k));
+        const candles = (k === n ? page.candles : page.candles.slice(0, k)).join(',');
+        return new JsonText(`${head.slice(0, -1)},"candles":[${candles}],"nextCursor":${JSON.stringify(cursorOf(next))}}`);
+      };
+      return reply(fitPage(n, pageOf, fits));
+    }
+    const page = await readCandles(conn, src, opts);
     // The first k candles; a page cut short for size continues at the open time of the first one left out.
     const pageOf = (k: number): CandlePage => {
       const candles = page.candles.slice(0, k);
       const next = k < page.candles.length ? page.candles[k]!.openTime : page.next;
-      return {
-        exchange: q.exchange,
-        symbol: q.symbol,
-        interval: q.interval,
-        resampledFrom: src.resampled ? src.source : null,
-        sourceCandlesPerBucket: src.resampled ? src.perBucket : null,
-        gaps: q.gaps,
-        start: isoOrNull(q.start),
-        end: isoOrNull(q.end),
-        ...(q.asOf === undefined ? {} : { asOf: iso(q.asOf) }),
-        count: candles.length,
-        candles,
-        nextCursor: next === null ? null : codec.encode(next, hash),
-      };
+      return { ...headOf(k), candles, nextCursor: cursorOf(next) };
     };
     return reply(fitPage(page.candles.length, pageOf, fits));
   },
