@@ -9,7 +9,7 @@ import type { CursorCodec } from '../http/cursor.ts';
 import type { BackfillRequest } from '../ingest/backfill-request.ts';
 import type { ExportService } from '../exports/service.ts';
 import { boundedQueryable, type Db } from '../store/db.ts';
-import { liveExchangeAccess, type ExchangeAccess } from '../exchanges/access.ts';
+import { flushBudget, liveExchangeAccess, type ExchangeAccess } from '../exchanges/access.ts';
 import { once } from '../lambda-kit/env.ts';
 import { UNAUTHORIZED_DETAIL } from '../auth/authorizer.ts';
 import { isKeyScope, scopeCovers } from '../auth/keys.ts';
@@ -204,7 +204,15 @@ export function createApi(deps: ApiDeps): (event: unknown, context?: ApiContext,
       if (ok) withinBudget.add(res);
       return ok;
     };
-    const res = await route.handle({ req, query, dynamic, params, format, reply, fits, routes: ROUTES, db, pool: deps.db, exchanges, cursors: deps.cursors, now, requestBackfill: deps.requestBackfill, exports: deps.exports });
+    // A route that asked an exchange sends its budget's settles before the answer (the container may freeze then).
+    let asked: ExchangeAccess | undefined;
+    const exchangesOnce = async () => (asked = await exchanges());
+    let res: ApiResponse;
+    try {
+      res = await route.handle({ req, query, dynamic, params, format, reply, fits, routes: ROUTES, db, pool: deps.db, exchanges: exchangesOnce, cursors: deps.cursors, now, requestBackfill: deps.requestBackfill, exports: deps.exports });
+    } finally {
+      await flushBudget(asked);
+    }
     // Every route bounds its answer; this is the net under them, so a client gets a problem it can
     // read rather than the gateway's 502 for a response Lambda refuses.
     if (!withinBudget.has(res) && !withinLambdaBytes(res, LAMBDA_RESPONSE_BYTES - RESPONSE_HEADROOM_BYTES)) {

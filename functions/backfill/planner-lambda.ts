@@ -4,7 +4,7 @@ import * as z from 'zod';
 import { describeIssues } from '../candles/candle-batch.ts';
 import { planBackfillInTurn, type PlanResult } from '../ingest/backfill-planner.ts';
 import { backfillEventSchema } from '../ingest/backfill-request.ts';
-import type { ExchangeAccess } from '../exchanges/access.ts';
+import { flushBudget, type ExchangeAccess } from '../exchanges/access.ts';
 import type { ExchangeDeps } from '../lambda-kit/container.ts';
 import { configReader } from '../lambda-kit/env.ts';
 import { powertoolsFor, SERVICES, withPowertools } from '../lambda-kit/powertools.ts';
@@ -32,7 +32,9 @@ export function createPlannerHandler(config: PlannerConfig, deps: PlannerDeps) {
     if (!parsed.success) throw new Error(`not a backfill request event: ${describeIssues(parsed.error)}`);
     const db = await deps.db();
     access ??= deps.access(db);
-    const result = await planBackfillInTurn({ ...parsed.data.detail, requestId: parsed.data.id }, { db, access });
+    const result = await planBackfillInTurn({ ...parsed.data.detail, requestId: parsed.data.id }, { db, access }).finally(() =>
+      flushBudget(access, (err) => logger.warn('budget settles not sent: kept for the next invocation', { error: String(err) })),
+    );
     if (result.created && result.chunks > 0) {
       await sendWorkTokens(deps.sqs, config.workQueueUrl, Math.min(result.chunks, config.parallelism), { backfillId: result.backfillId });
     }

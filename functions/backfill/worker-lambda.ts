@@ -5,7 +5,7 @@ import * as z from 'zod';
 import { nextClaimableIn } from '../store/backfills.ts';
 import { runBackfillWorker } from '../ingest/backfill-worker.ts';
 import { QueueSink, type CandleSink } from '../ingest/candle-sink.ts';
-import type { ExchangeAccess } from '../exchanges/access.ts';
+import { flushBudget, type ExchangeAccess } from '../exchanges/access.ts';
 import type { ExchangeDeps } from '../lambda-kit/container.ts';
 import { configReader } from '../lambda-kit/env.ts';
 import { powertoolsFor, SERVICES, withPowertools } from '../lambda-kit/powertools.ts';
@@ -62,7 +62,10 @@ export function createWorkerHandler(config: WorkerConfig, deps: WorkerDeps) {
         if (e.kind === 'done') return;
         logger.warn(`chunk ${e.kind}`, { backfillId: e.chunk.backfillId, chunkNo: e.chunk.chunkNo, error: e.error.message });
       },
-    });
+    }).finally(() =>
+      // The budget's settles go out before the container freezes.
+      flushBudget(access, (err) => logger.warn('budget settles not sent: kept for the next invocation', { error: String(err) })),
+    );
     metrics.addMetric('BackfillChunksDone', MetricUnit.Count, result.chunks);
     metrics.addMetric('BackfillCandles', MetricUnit.Count, result.candles);
     metrics.addMetric('BackfillChunkFailures', MetricUnit.Count, result.failures);

@@ -60,3 +60,17 @@ export function liveExchangeAccess(db: Db, env: NodeJS.ProcessEnv = process.env)
     now: Date.now,
   };
 }
+
+/**
+ * Sends the budget's queued settles before an invocation returns: a frozen container sends nothing,
+ * and a grant not settled holds its weight in flight for every other function. A failure leaves them
+ * queued (the store tries again, and the container's next invocation carries them) and goes to `onError`.
+ */
+export async function flushBudget(access: ExchangeAccess | undefined, onError: (err: unknown) => void = () => {}): Promise<void> {
+  if (!access) return;
+  try {
+    await access.governor.flush();
+  } catch (err) {
+    onError(err);
+  }
+}

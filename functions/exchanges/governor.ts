@@ -24,9 +24,12 @@ export interface BudgetStore {
    * from then it counts for a window after `at`. The exchange counted the request somewhere between
    * the two, so only the later time is sure not to release the budget before the exchange does: a
    * request that left late (its process starved of CPU, its connection slow to open) cannot then
-   * reach the exchange within a window of the ones granted after it.
+   * reach the exchange within a window of the ones granted after it. A remote store may queue the
+   * settle and send it later (with the next grant, or on `flush`): until then the grant stays in flight.
    */
   settle(key: string, weight: number, grantedAt: number, at: number): Promise<void>;
+  /** Sends every settle still queued; a function calls it before its invocation returns. */
+  flush(): Promise<void>;
   /** The exchange reported `used` weight in its current window; raise the local estimate to match. */
   reportUsage(key: string, used: number, now: number, rule: RateRule): Promise<void>;
   /** No call to `exchange` before `untilMs`: a real ban, or a Retry-After pause ('rate-limited'). */
@@ -79,6 +82,8 @@ export class MemoryBudgetStore implements BudgetStore {
     entry.at = Math.max(at, entry.at);
     entry.inFlight = false;
   }
+
+  async flush(): Promise<void> {}
 
   async reportUsage(key: string, used: number, now: number, rule: RateRule): Promise<void> {
     const log = this.#log(key, now, rule);
@@ -209,6 +214,11 @@ export class Governor {
     this.#baseBackoffMs = options.baseBackoffMs ?? 250;
     this.#maxBackoffMs = options.maxBackoffMs ?? 8_000;
     this.#maxWaitMs = options.maxWaitMs ?? 30_000;
+  }
+
+  /** Sends the budget's queued settles (see BudgetStore.flush): before a function invocation returns. */
+  flush(): Promise<void> {
+    return this.store.flush();
   }
 
   /** A fetch bound to one exchange, to hand to its adapter as `deps.fetch`. */

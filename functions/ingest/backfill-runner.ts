@@ -1,4 +1,5 @@
 import { setTimeout as defaultSleep } from 'node:timers/promises';
+import { flushBudget } from '../exchanges/access.ts';
 import { finalizeBackfill, nextClaimableIn } from '../store/backfills.ts';
 import { getBackfillProgress, type BackfillProgress } from './backfill-progress.ts';
 import { runBackfillWorker, type ChunkEvent, type WorkerDeps } from './backfill-worker.ts';
@@ -25,7 +26,6 @@ export async function runBackfillLocally(
   options: LocalRunOptions = {},
 ): Promise<BackfillProgress> {
   const sleep = options.sleep ?? defaultSleep;
-  const base = deps.workerId ?? `local-${process.pid}`;
   let lastReport = 0;
   const report = async (force = false) => {
     if (!options.onProgress) return;
@@ -35,6 +35,22 @@ export async function runBackfillLocally(
     const p = await getBackfillProgress(deps.db, backfillId);
     if (p) options.onProgress(p);
   };
+  try {
+    return await runRounds(backfillId, deps, options, report, sleep);
+  } finally {
+    // Settles the budget still holds in its queue go out with the run, as a worker Lambda's before it returns.
+    await flushBudget(deps.access);
+  }
+}
+
+async function runRounds(
+  backfillId: number,
+  deps: Omit<WorkerDeps, 'workerId' | 'backfillId' | 'onChunk'> & { workerId?: string },
+  options: LocalRunOptions,
+  report: (force?: boolean) => Promise<void>,
+  sleep: (ms: number) => Promise<unknown>,
+): Promise<BackfillProgress> {
+  const base = deps.workerId ?? `local-${process.pid}`;
   for (let round = 1; ; round++) {
     const progress = await getBackfillProgress(deps.db, backfillId);
     if (!progress) throw new Error(`no backfill ${backfillId}`);

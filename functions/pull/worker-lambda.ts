@@ -5,7 +5,7 @@ import type { Context, SQSBatchResponse } from 'aws-lambda';
 import * as z from 'zod';
 import type { SeriesKey } from '../candles/candle.ts';
 import { INTERVAL_MS } from '../candles/intervals.ts';
-import type { ExchangeAccess } from '../exchanges/access.ts';
+import { flushBudget, type ExchangeAccess } from '../exchanges/access.ts';
 import type { BackfillRequest } from '../ingest/backfill-request.ts';
 import { QueueSink, type CandleSink } from '../ingest/candle-sink.ts';
 import { DEFAULT_PULL_MAX_PAGES, pullSeries, type PullResult } from '../ingest/pull.ts';
@@ -126,21 +126,26 @@ export function createPullWorkerHandler(config: PullWorkerConfig, deps: PullWork
     const batch = parseSqsEvent(event, 'pull worker', { nonEmpty: true });
     const failures: string[] = [];
     const totals = { series: 0, candles: 0, failed: 0, backfills: 0, skipped: 0, stale: 0 };
-    for (const record of batch.Records) {
-      const shard = readRecordBody(record, pullShardSchema, 'a pull shard');
-      if (!shard.ok) {
-        logger.error('a pull-work message that is not a shard: left for the dead-letter queue', { messageId: shard.messageId, reason: shard.reason });
-        failures.push(shard.messageId);
-        continue;
+    try {
+      for (const record of batch.Records) {
+        const shard = readRecordBody(record, pullShardSchema, 'a pull shard');
+        if (!shard.ok) {
+          logger.error('a pull-work message that is not a shard: left for the dead-letter queue', { messageId: shard.messageId, reason: shard.reason });
+          failures.push(shard.messageId);
+          continue;
+        }
+        const outcome = await pullShard(shard.message, context);
+        totals.series += outcome.series;
+        totals.candles += outcome.candles;
+        totals.failed += outcome.failed;
+        totals.backfills += outcome.backfills;
+        totals.skipped += outcome.skipped;
+        totals.stale += outcome.stale ? 1 : 0;
+        logger.info('shard pulled', { ...outcome, tick: new Date(shard.message.tick).toISOString() });
       }
-      const outcome = await pullShard(shard.message, context);
-      totals.series += outcome.series;
-      totals.candles += outcome.candles;
-      totals.failed += outcome.failed;
-      totals.backfills += outcome.backfills;
-      totals.skipped += outcome.skipped;
-      totals.stale += outcome.stale ? 1 : 0;
-      logger.info('shard pulled', { ...outcome, tick: new Date(shard.message.tick).toISOString() });
+    } finally {
+      // The budget's settles go out before the container freezes.
+      await flushBudget(access, (err) => logger.warn('budget settles not sent: kept for the next invocation', { error: String(err) }));
     }
     metrics.addMetric('CandlesFetched', MetricUnit.Count, totals.candles);
     metrics.addMetric('SeriesPulled', MetricUnit.Count, totals.series);

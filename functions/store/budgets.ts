@@ -3,9 +3,10 @@ import type { Block, BlockKind } from '../exchanges/governor.ts';
 import type { Queryable } from './db.ts';
 
 /**
- * The governor's shared budget (migrations 0004 and 0016): one row of time slots per budget bucket,
- * answered grants in one pair of arrays and grants still in flight in another, changed only through
- * `budget_grant`, `budget_settle` and `budget_shift`; and one row per exchange in `exchange_blocks`.
+ * The governor's shared budget (migrations 0004, 0016 and 0017): one row of time slots per budget
+ * bucket, answered grants in one pair of arrays and grants still in flight in another, changed only
+ * through `budget_settle_grant` (settles and a grant in one round trip), `budget_settle_many` and
+ * `budget_shift`; and one row per exchange in `exchange_blocks`.
  */
 
 export interface BudgetGrant {
@@ -27,17 +28,46 @@ export interface BucketShape {
   inFlightMaxMs: number;
 }
 
+/** A grant answered: `weight` leaves the in-flight slot `flightSlot` of bucket `key` and counts as answered in `answerSlot`. */
+export interface Settle {
+  key: string;
+  weight: number;
+  flightSlot: number;
+  answerSlot: number;
+}
+
 /**
- * Locks the bucket's row, drops what has left the window, and grants `weight` at `now` as in flight
- * or says how long to wait. A weight of 0 only reads what the bucket holds.
+ * Settles `settles` (all of bucket `key`) first, then locks the bucket's row, drops what has left
+ * the window, and grants `weight` at `now` as in flight or says how long to wait, in one round trip.
+ * A weight of 0 only settles and reads what the bucket holds.
  */
-export async function grantBudget(db: Queryable, key: string, exchange: Exchange, weight: number, now: number, bucket: BucketShape): Promise<BudgetGrant> {
+export async function grantBudget(
+  db: Queryable,
+  key: string,
+  exchange: Exchange,
+  weight: number,
+  now: number,
+  bucket: BucketShape,
+  settles: readonly Settle[] = [],
+): Promise<BudgetGrant> {
   const { rows } = await db.query<{ wait_ms: string; used: number | null; block_until: string | null; block_kind: BlockKind | null; slot: string | null }>(
-    'SELECT wait_ms, used, block_until, block_kind, slot FROM budget_grant($1, $2, $3, $4, $5, $6, $7, $8)',
-    [key, exchange, Math.ceil(weight), Math.floor(now), bucket.limit, Math.ceil(bucket.windowMs), bucket.slotMs, Math.ceil(bucket.inFlightMaxMs)],
+    'SELECT wait_ms, used, block_until, block_kind, slot FROM budget_settle_grant($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+    [
+      key,
+      exchange,
+      Math.ceil(weight),
+      Math.floor(now),
+      bucket.limit,
+      Math.ceil(bucket.windowMs),
+      bucket.slotMs,
+      Math.ceil(bucket.inFlightMaxMs),
+      settles.map((s) => s.weight),
+      settles.map((s) => s.flightSlot),
+      settles.map((s) => s.answerSlot),
+    ],
   );
   const row = rows[0];
-  if (!row) throw new Error(`budget_grant returned no row for ${key}`);
+  if (!row) throw new Error(`budget_settle_grant returned no row for ${key}`);
   return {
     waitMs: Number(row.wait_ms),
     used: row.used,
@@ -46,9 +76,15 @@ export async function grantBudget(db: Queryable, key: string, exchange: Exchange
   };
 }
 
-/** Ends a grant's flight: `weight` leaves the in-flight slot `flightSlot` and counts as answered in `answerSlot`. */
-export async function settleBudget(db: Queryable, key: string, weight: number, flightSlot: number, answerSlot: number): Promise<void> {
-  await db.query('SELECT budget_settle($1, $2, $3, $4)', [key, weight, flightSlot, answerSlot]);
+/** Ends the flights of `settles`, on any buckets, in one round trip. */
+export async function settleBudgets(db: Queryable, settles: readonly Settle[]): Promise<void> {
+  if (settles.length === 0) return;
+  await db.query('SELECT budget_settle_many($1, $2, $3, $4)', [
+    settles.map((s) => s.key),
+    settles.map((s) => s.weight),
+    settles.map((s) => s.flightSlot),
+    settles.map((s) => s.answerSlot),
+  ]);
 }
 
 /** Adds `weight` as answered in the slot starting at `toSlot` (usage the exchange reported that the budget did not know of). */

@@ -8,7 +8,7 @@ import type { ExchangeAccess } from '../../../functions/exchanges/access.ts';
 import { PostgresBudgetStore } from '../../../functions/exchanges/postgres-budget-store.ts';
 import { pullSeries } from '../../../functions/ingest/pull.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
-import type { Db } from '../../../functions/store/db.ts';
+import type { Db, Queryable } from '../../../functions/store/db.ts';
 import { testPool } from '../../support/db.ts';
 import { lateSenders, tightestWindow } from '../../support/late-senders.ts';
 import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
@@ -108,6 +108,7 @@ describe('PostgreSQL budget store', () => {
     for (const w of waits.filter((x) => x > 0)) expect(w).toBeGreaterThanOrEqual(rule.windowMs - 3_000 - 1);
     // Each grant is in flight until its answer; answered at once, after the window (plus one slot) the whole budget is back.
     await Promise.all(waits.map((w, i) => (w === 0 ? stores[i % stores.length]!.settle(key, 1, now, now) : undefined)));
+    await Promise.all(stores.map((s) => s.flush()));
     const later = now + rule.windowMs + rule.windowMs / 20;
     expect(await stores[0]!.take(key, 50, later, rule)).toBe(0);
   });
@@ -132,6 +133,7 @@ describe('PostgreSQL budget store', () => {
     // Still unanswered 5 s later: the exchange may count it only now, so another process waits a window at least.
     expect(await b.take(key, 1, t0 + 5_000, rule)).toBe(1_000);
     await a.settle(key, 1, t0, t0 + 5_200);
+    await a.flush();
     // Answered at 5.2 s: it counts until a window after its answer's slot ends.
     expect(await b.take(key, 1, t0 + 6_100, rule)).toBe(150);
     expect(await b.take(key, 1, t0 + 6_250, rule)).toBe(0);
@@ -164,4 +166,112 @@ describe('PostgreSQL budget store', () => {
     expect(arrivals).toHaveLength(12);
     expect(tightestWindow(arrivals, 1)).toBeGreaterThanOrEqual(1_000);
   });
+
+  it('sends a settle with the next grant on its bucket: a steady stream costs one round trip per request', async () => {
+    const key = `binance:stream-${Date.now()}`;
+    const rule = { limit: 100, windowMs: 60_000 };
+    const counted = countingQueryable(pools[0]!);
+    const store = new PostgresBudgetStore(counted, { settleDelayMs: 60_000 });
+    const t0 = Date.now();
+    for (let i = 0; i < 10; i++) {
+      expect(await store.take(key, 2, t0 + i * 100, rule)).toBe(0);
+      await store.settle(key, 2, t0 + i * 100, t0 + i * 100 + 50);
+    }
+    // Ten grants, ten round trips: each of the first nine settles travelled with the next grant.
+    expect(counted.queries).toBe(10);
+    expect(store.pendingSettles).toBe(1);
+    let row = await budgetRow(key);
+    expect(row.flight).toBe(2); // the last grant, its settle still queued here
+    expect(row.answered).toBe(18);
+    await store.flush();
+    expect(counted.queries).toBe(11);
+    expect(store.pendingSettles).toBe(0);
+    row = await budgetRow(key);
+    expect(row).toEqual({ flight: 0, answered: 20 });
+  });
+
+  it('sends queued settles on its own after settleDelayMs when no grant comes to carry them', async () => {
+    const key = `binance:idle-${Date.now()}`;
+    const rule = { limit: 100, windowMs: 60_000 };
+    const store = new PostgresBudgetStore(pools[0]!, { settleDelayMs: 50 });
+    const t0 = Date.now();
+    expect(await store.take(key, 3, t0, rule)).toBe(0);
+    await store.settle(key, 3, t0, t0 + 10);
+    expect(await budgetRow(key)).toEqual({ flight: 3, answered: 0 });
+    await waitFor(async () => (await budgetRow(key)).flight === 0);
+    expect(await budgetRow(key)).toEqual({ flight: 0, answered: 3 });
+    expect(store.pendingSettles).toBe(0);
+  });
+
+  it('keeps settles whose round trip failed and sends them with the next one', async () => {
+    const key = `binance:fail-${Date.now()}`;
+    const rule = { limit: 100, windowMs: 60_000 };
+    const flaky = countingQueryable(pools[0]!);
+    const store = new PostgresBudgetStore(flaky, { settleDelayMs: 60_000 });
+    const t0 = Date.now();
+    expect(await store.take(key, 4, t0, rule)).toBe(0);
+    await store.settle(key, 4, t0, t0 + 20);
+    // The grant that would carry the settle fails (the connection dropped before it was sent).
+    flaky.failNext = 1;
+    await expect(store.take(key, 1, t0 + 100, rule)).rejects.toThrow(/connection dropped/);
+    expect(store.pendingSettles).toBe(1);
+    expect(await budgetRow(key)).toEqual({ flight: 4, answered: 0 });
+    // So does a flush: still kept.
+    flaky.failNext = 1;
+    await expect(store.flush()).rejects.toThrow(/connection dropped/);
+    expect(store.pendingSettles).toBe(1);
+    // The next grant carries it.
+    expect(await store.take(key, 1, t0 + 200, rule)).toBe(0);
+    expect(store.pendingSettles).toBe(0);
+    expect(await budgetRow(key)).toEqual({ flight: 1, answered: 4 });
+  });
+
+  it('ignores a settle for a grant it did not make (no fallback to another grant of the same moment)', async () => {
+    const key = `binance:mismatch-${Date.now()}`;
+    const rule = { limit: 100, windowMs: 60_000 };
+    const store = new PostgresBudgetStore(pools[0]!, { settleDelayMs: 60_000 });
+    const t0 = Date.now();
+    expect(await store.take(key, 5, t0, rule)).toBe(0);
+    await store.settle(key, 1, t0, t0 + 10); // no grant of weight 1 at t0
+    expect(store.pendingSettles).toBe(0);
+    await store.settle(key, 5, t0, t0 + 10);
+    await store.flush();
+    expect(await budgetRow(key)).toEqual({ flight: 0, answered: 5 });
+  });
 });
+
+/** A pool's query, counted, and failing the next `failNext` statements before they are sent. */
+function countingQueryable(inner: Queryable): Queryable & { queries: number; failNext: number } {
+  const counted = {
+    queries: 0,
+    failNext: 0,
+    query: ((text: string, params?: unknown[]) => {
+      if (counted.failNext > 0) {
+        counted.failNext -= 1;
+        return Promise.reject(new Error('connection dropped'));
+      }
+      counted.queries += 1;
+      return inner.query(text, params);
+    }) as Queryable['query'],
+  };
+  return counted;
+}
+
+/** Weight a bucket holds in flight and answered, as stored. */
+async function budgetRow(key: string): Promise<{ flight: number; answered: number }> {
+  const { rows } = await admin.query<{ flight: number; answered: number }>(
+    `SELECT coalesce((SELECT sum(x)::int FROM unnest(flight_weights) x), 0) AS flight,
+            coalesce((SELECT sum(x)::int FROM unnest(weights) x), 0) AS answered
+     FROM rate_budgets WHERE key = $1`,
+    [key],
+  );
+  return rows[0] ?? { flight: 0, answered: 0 };
+}
+
+async function waitFor(ok: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > until) throw new Error('timed out');
+    await sleep(20);
+  }
+}

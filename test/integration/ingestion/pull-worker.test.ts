@@ -3,7 +3,9 @@ import type { Context, SQSBatchResponse } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toRecord } from '../../../dev/event-source-runner.ts';
 import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
+import { PostgresBudgetStore } from '../../../functions/exchanges/postgres-budget-store.ts';
 import { DirectSink } from '../../../functions/ingest/candle-sink.ts';
+import { pullSeries } from '../../../functions/ingest/pull.ts';
 import type { PullShard } from '../../../functions/ingest/pull-shards.ts';
 import { createLogger, createMetrics, SERVICES } from '../../../functions/lambda-kit/powertools.ts';
 import { FRESHNESS_LAG_METRIC, SERIES_BEHIND_METRIC } from '../../../functions/pull/pull-lambda.ts';
@@ -91,6 +93,53 @@ describe('the pull worker', () => {
     const stale: PullShard = { v: 1, exchange: 'bybit', tick: clock - 3 * MIN, sentAt: clock - 3 * MIN + 2_000, concurrency: 1, series: [{ id: f!.seriesId, symbol: 'ETH/USDT', interval: '1m', start: null }] };
     expect(await worker()({ Records: [record('stale', JSON.stringify(stale))] }, context)).toEqual({ batchItemFailures: [] });
     expect(fake.stats('bybit').requests).toBe(before);
+  });
+});
+
+describe("the pull worker's share of the budget", () => {
+  /** Weight the shared budget holds for Bybit, in flight and answered. */
+  async function bybitBudget(): Promise<{ flight: number; answered: number }> {
+    const { rows } = await pool.query<{ flight: number; answered: number }>(
+      `SELECT coalesce(sum((SELECT sum(x) FROM unnest(flight_weights) x)), 0)::int AS flight,
+              coalesce(sum((SELECT sum(x) FROM unnest(weights) x)), 0)::int AS answered
+       FROM rate_budgets WHERE key LIKE 'bybit%'`,
+    );
+    return rows[0]!;
+  }
+
+  it('sends the settles of its grants before it returns, so no grant it made stays in flight', async () => {
+    await pool.query("DELETE FROM rate_budgets WHERE key LIKE 'bybit%'");
+    await followMarkets(pool, [{ exchange: 'bybit', symbol: 'ETH/USDT', intervals: ['1m'] }]);
+    const [f] = await followedSeries(pool, ['1m']);
+    const series = { exchange: 'bybit' as const, symbol: 'ETH/USDT', interval: '1m' as const };
+    const shard: PullShard = { v: 1, exchange: 'bybit', tick: Date.UTC(2025, 5, 2, 12, 0), sentAt: clock - 3_000, concurrency: 1, series: [{ id: f!.seriesId, symbol: series.symbol, interval: '1m', start: null }] };
+    // No idle send within the test: only the worker's flush can settle the last grant.
+    const store = new PostgresBudgetStore(pool, { settleDelayMs: 600_000 });
+    const before = fake.stats('bybit').requests;
+    const handler = createPullWorkerHandler(readPullWorkerConfig({ CANDLES_QUEUE_URL: 'https://sqs.example/unused', BACKFILL_BUS_NAME: 'unused' }), {
+      db: async () => pool,
+      sqs,
+      access: () => fakeAccess(fake, { store }),
+      events: async () => {
+        throw new Error('no backfill expected');
+      },
+      sink: new DirectSink(pool, new CandleStore()),
+      logger: createLogger(SERVICES.pullWorker, { logLevel: 'SILENT' }),
+    });
+    expect(await handler({ Records: [record('budget', JSON.stringify(shard))] }, context)).toEqual({ batchItemFailures: [] });
+    expect(fake.stats('bybit').requests).toBeGreaterThan(before);
+    expect(store.pendingSettles).toBe(0);
+    const held = await bybitBudget();
+    expect(held.flight).toBe(0);
+    expect(held.answered).toBeGreaterThan(0);
+
+    // The same pull without the worker around it leaves its last settle queued (what the worker's flush sends).
+    const bare = new PostgresBudgetStore(pool, { settleDelayMs: 600_000 });
+    await pullSeries([{ series }], { db: pool, access: fakeAccess(fake, { store: bare }), sink: new DirectSink(pool, new CandleStore()) });
+    expect(bare.pendingSettles).toBeGreaterThan(0);
+    expect((await bybitBudget()).flight).toBeGreaterThan(0);
+    await bare.flush();
+    expect((await bybitBudget()).flight).toBe(0);
   });
 });
 
