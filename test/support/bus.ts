@@ -16,6 +16,8 @@ import { testSqs } from './sqs.ts';
 export interface WatchedBus {
   /** The bus name (what CANDLEKEEP_BACKFILL_BUS holds). */
   name: string;
+  /** The bus ARN (what a schedule targets). */
+  arn: string;
   events: EventBridgeClient;
   /** The next event a rule for source `candlekeep` delivered, parsed; fails after the deadline. */
   nextEvent(timeoutMs?: number): Promise<{ id: string; source: string; 'detail-type': string; detail: Record<string, unknown> }>;
@@ -27,7 +29,7 @@ export async function watchedBus(prefix: string): Promise<WatchedBus> {
   const events = new EventBridgeClient(awsClientConfig(process.env.AWS_ENDPOINT_URL!));
   const sqs = testSqs();
   const name = uniqueName(prefix);
-  await events.send(new CreateEventBusCommand({ Name: name }));
+  const arn = (await events.send(new CreateEventBusCommand({ Name: name }))).EventBusArn!;
   const queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl!;
   const queueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
   const policy = { Statement: [{ Effect: 'Allow', Principal: '*', Action: 'sqs:SendMessage', Resource: queueArn }] };
@@ -36,6 +38,7 @@ export async function watchedBus(prefix: string): Promise<WatchedBus> {
   await events.send(new PutTargetsCommand({ Rule: 'all', EventBusName: name, Targets: [{ Id: 'q', Arn: queueArn }] }));
   return {
     name,
+    arn,
     events,
     async nextEvent(timeoutMs = 15_000) {
       const m = await pollUntil(async () => (await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 1 }))).Messages?.[0], {

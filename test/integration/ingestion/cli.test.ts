@@ -1,23 +1,13 @@
-import {
-  CreateEventBusCommand,
-  DeleteEventBusCommand,
-  DeleteRuleCommand,
-  EventBridgeClient,
-  PutRuleCommand,
-  PutTargetsCommand,
-  RemoveTargetsCommand,
-} from '@aws-sdk/client-eventbridge';
 import { CreateScheduleGroupCommand, DeleteScheduleGroupCommand, GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
-import type { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClientConfig } from '../../../dev/localstack/index.ts';
 import { runCli } from '../../support/cli.ts';
 import type { SeriesKey } from '../../../functions/candles/candle.ts';
-import { backfillEventSchema, BACKFILL_DETAIL_TYPE, BACKFILL_EVENT_SOURCE } from '../../../functions/ingest/backfill-request.ts';
+import { backfillEventSchema, BACKFILL_DETAIL_TYPE } from '../../../functions/ingest/backfill-request.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { testPool, uniqueName } from '../../support/db.ts';
 import { startFakeExchange, type FakeExchange } from '../../../dev/fake-exchange/server.ts';
-import { createQueues, drain, testSqs, type TestQueues } from '../../support/sqs.ts';
+import { watchedBus, type WatchedBus } from '../../support/bus.ts';
 import { asStored, resetSeries, storedCandles } from './support.ts';
 
 let fake: FakeExchange;
@@ -84,44 +74,31 @@ describe('candlekeep pull / backfill / gaps', () => {
 });
 
 describe('candlekeep backfill through EventBridge', () => {
-  let events: EventBridgeClient;
   let scheduler: SchedulerClient;
-  let sqs: SQSClient;
-  let target: TestQueues;
-  let busName: string;
-  let busArn: string;
-  const ruleName = uniqueName('cli-backfill');
+  let bus: WatchedBus;
   const groupName = uniqueName('cli-backfill-schedules');
   const aws = () => ({ AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL!, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
 
   beforeAll(async () => {
-    events = new EventBridgeClient(awsClientConfig(process.env.AWS_ENDPOINT_URL!));
     scheduler = new SchedulerClient(awsClientConfig(process.env.AWS_ENDPOINT_URL!));
-    sqs = testSqs();
-    busName = uniqueName('cli-bus');
-    busArn = (await events.send(new CreateEventBusCommand({ Name: busName }))).EventBusArn!;
-    target = await createQueues(sqs);
-    await events.send(new PutRuleCommand({ Name: ruleName, EventBusName: busName, EventPattern: JSON.stringify({ source: [BACKFILL_EVENT_SOURCE], 'detail-type': [BACKFILL_DETAIL_TYPE] }) }));
-    await events.send(new PutTargetsCommand({ Rule: ruleName, EventBusName: busName, Targets: [{ Id: 'q', Arn: target.queueArn }] }));
+    bus = await watchedBus('cli-bus');
     await scheduler.send(new CreateScheduleGroupCommand({ Name: groupName }));
   });
   afterAll(async () => {
-    await events?.send(new RemoveTargetsCommand({ Rule: ruleName, EventBusName: busName, Ids: ['q'] })).catch(() => {});
-    await events?.send(new DeleteRuleCommand({ Name: ruleName, EventBusName: busName })).catch(() => {});
-    await events?.send(new DeleteEventBusCommand({ Name: busName })).catch(() => {});
     await scheduler?.send(new DeleteScheduleGroupCommand({ Name: groupName })).catch(() => {});
-    await target?.delete();
+    await bus?.delete().catch(() => {});
   });
 
   it('puts the request on the bus now', async () => {
     const out = await candlekeep(['backfill', '--exchange', 'okx', '--symbol', 'BTC/USDT', '--interval', '15m', '--from', '2023-01-01', '--to', '2023-07-01', '--json'], {
       ...aws(),
-      CANDLEKEEP_BACKFILL_BUS: busName,
+      CANDLEKEEP_BACKFILL_BUS: bus.name,
     });
     expect(out.code).toBe(0);
     const { eventIds } = lastJson(out.stdout) as { eventIds: string[] };
-    const [message] = await drain(sqs, target.queueUrl, 1, 10_000);
-    expect(backfillEventSchema.parse(JSON.parse(message!.Body!))).toMatchObject({
+    const event = await bus.nextEvent(10_000);
+    expect(event['detail-type']).toBe(BACKFILL_DETAIL_TYPE);
+    expect(backfillEventSchema.parse(event)).toMatchObject({
       id: eventIds[0],
       detail: { exchange: 'okx', symbol: 'BTC/USDT', interval: '15m', from: Date.UTC(2023, 0, 1), to: Date.UTC(2023, 6, 1) },
     });
@@ -132,7 +109,7 @@ describe('candlekeep backfill through EventBridge', () => {
     const roleArn = 'arn:aws:iam::000000000000:role/scheduler';
     const out = await candlekeep(['backfill', '--exchange', 'okx', '--symbol', 'BTC/USDT', '--interval', '15m', '--from', '2023-01-01', '--to', '2023-07-01', '--at', at, '--json'], {
       ...aws(),
-      CANDLEKEEP_BACKFILL_BUS: busArn,
+      CANDLEKEEP_BACKFILL_BUS: bus.arn,
       CANDLEKEEP_BACKFILL_SCHEDULE_GROUP: groupName,
       CANDLEKEEP_BACKFILL_SCHEDULER_ROLE_ARN: roleArn,
     });
@@ -140,6 +117,6 @@ describe('candlekeep backfill through EventBridge', () => {
     const result = lastJson(out.stdout) as { mode: string; schedule: string; at: string };
     expect(result).toMatchObject({ mode: 'schedule', at: `${at}:00.000Z` });
     const got = await scheduler.send(new GetScheduleCommand({ Name: result.schedule, GroupName: groupName }));
-    expect(got).toMatchObject({ ScheduleExpression: `at(${at}:00)`, Target: { Arn: busArn, RoleArn: roleArn } });
+    expect(got).toMatchObject({ ScheduleExpression: `at(${at}:00)`, Target: { Arn: bus.arn, RoleArn: roleArn } });
   });
 });
