@@ -27,6 +27,10 @@ export interface Relay {
   close(): Promise<void>;
 }
 
+/** Bytes of one read from the database, and reads that may be on their way to a client at once (1 MB). */
+const RELAY_CHUNK = 64 * 1024;
+const RELAY_CHUNKS = 16;
+
 export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const allowed = new Set(opts.allow.map((a) => a.toLowerCase()));
   const sockets = new Set<{ ws: WebSocket; tcp: net.Socket }>();
@@ -52,7 +56,38 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       return;
     }
     const sep = address.lastIndexOf(':');
-    const tcp = net.connect({ host: address.slice(0, sep), port: Number(address.slice(sep + 1)) });
+    // Database to client: the server's bytes are read into a few reused buffers, each lent to the
+    // WebSocket until its frame is written out, and reading pauses while all are out. A slow client
+    // therefore holds the server back (TCP backpressure) instead of the relay buffering what the
+    // server sends, and reading allocates nothing: a Buffer per read, garbage only a collection
+    // would free, let this thread hold tens of MB of dead buffers through an export.
+    const free: Buffer[] = [];
+    let lent = 0;
+    let held = false;
+    const tcp = net.connect({
+      host: address.slice(0, sep),
+      port: Number(address.slice(sep + 1)),
+      onread: {
+        buffer: () => free.pop() ?? Buffer.allocUnsafeSlow(RELAY_CHUNK),
+        callback: (n, buf) => {
+          lent++;
+          ws.send(buf.subarray(0, n), { binary: true }, () => {
+            lent--;
+            free.push(buf as Buffer);
+            if (held && lent <= RELAY_CHUNKS / 2) {
+              held = false;
+              tcp.resume();
+            }
+          });
+          // Every buffer is on its way to the client: read again once half have come back.
+          if (lent >= RELAY_CHUNKS) {
+            held = true;
+            tcp.pause();
+          }
+          return true;
+        },
+      },
+    });
     tcp.setNoDelay(true);
     const pair = { ws, tcp };
     sockets.add(pair);
@@ -63,12 +98,14 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       for (const chunk of pending) tcp.write(chunk);
       pending.length = 0;
     });
+    // Client to database: when the server is slow to take what the client sends, the relay stops
+    // reading the WebSocket until the socket drains, rather than buffering without bound.
+    tcp.on('drain', () => ws.resume());
     ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
       const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-      if (connected) tcp.write(chunk);
-      else pending.push(chunk);
+      if (!connected) pending.push(chunk);
+      else if (!tcp.write(chunk)) ws.pause();
     });
-    tcp.on('data', (chunk) => ws.send(chunk, { binary: true }));
     const end = () => {
       sockets.delete(pair);
       tcp.destroy();

@@ -77,3 +77,147 @@ describe('the local WebSocket relay', () => {
     }
   });
 });
+
+/**
+ * Backpressure: 256 MB through the relay to or from a peer that does not read. The relay may
+ * hold what the kernel's socket buffers hold (at most ~75 MB on Linux's defaults) and the 1 MB it
+ * reads at a time, but it must stop reading rather than buffer the rest; once the peer reads
+ * again, every byte arrives, in order.
+ */
+describe('the relay under backpressure', () => {
+  const TOTAL = 256 * 1024 * 1024;
+  // A multiple of the pattern's period (251), so every chunk holds the same bytes.
+  const CHUNK = 251 * 4096;
+  const chunk = Buffer.alloc(CHUNK, 0);
+  for (let i = 0; i < CHUNK; i++) chunk[i] = i % 251;
+
+  /** Counts bytes and checks each is (offset mod 251). */
+  function checker() {
+    let offset = 0;
+    let bad = -1;
+    return {
+      take(data: Uint8Array) {
+        for (let i = 0; i < data.length; i++) if (bad < 0 && data[i] !== (offset + i) % 251) bad = offset + i;
+        offset += data.length;
+      },
+      get bytes() {
+        return offset;
+      },
+      get firstBadOffset() {
+        return bad;
+      },
+    };
+  }
+
+  /** Resolves once `progress()` has not moved for half a second: the flow has stalled. */
+  async function stalled(progress: () => number): Promise<number> {
+    let last = -1;
+    let still = 0;
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 100));
+      const now = progress();
+      still = now === last ? still + 1 : 0;
+      last = now;
+      if (still >= 5) return now;
+    }
+    throw new Error(`the flow did not stall: ${last} bytes went through`);
+  }
+
+  async function withTarget(onSocket: (socket: net.Socket) => void, fn: (address: string, relay: Relay) => Promise<void>) {
+    const server = net.createServer((socket) => {
+      // The relay resets it when the test closes the relay.
+      socket.on('error', () => {});
+      onSocket(socket);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const r = await startRelay({ allow: [address] });
+    try {
+      await fn(address, r);
+    } finally {
+      await r.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  async function open(r: Relay, address: string): Promise<WebSocket> {
+    const ws = new WebSocket(`ws://${r.address}/v1?address=${address}`);
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    return ws;
+  }
+
+  it('stops reading the database while the client does not read, then delivers everything', async () => {
+    let written = 0;
+    const received = checker();
+    await withTarget(
+      (socket) => {
+        // The database side: sends TOTAL bytes as fast as its socket takes them.
+        const send = () => {
+          while (written < TOTAL) {
+            const n = Math.min(CHUNK, TOTAL - written);
+            written += n;
+            if (!socket.write(n === CHUNK ? chunk : chunk.subarray(0, n))) return socket.once('drain', send);
+          }
+          socket.end();
+        };
+        send();
+      },
+      async (address, r) => {
+        const ws = await open(r, address);
+        ws.pause();
+        ws.on('message', (data: Buffer) => received.take(data));
+        const accepted = await stalled(() => written);
+        expect(accepted).toBeLessThan(TOTAL / 2);
+        expect(received.bytes).toBe(0);
+        ws.resume();
+        const deadline = Date.now() + 60_000;
+        while (received.bytes < TOTAL && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+        expect(received.bytes).toBe(TOTAL);
+        expect(received.firstBadOffset).toBe(-1);
+        ws.close();
+      },
+    );
+  }, 120_000);
+
+  it('stops reading the client while the database does not read, then delivers everything', async () => {
+    const received = checker();
+    let target: net.Socket | undefined;
+    await withTarget(
+      (socket) => {
+        // The database side: takes nothing until told to.
+        target = socket;
+        socket.pause();
+        socket.on('data', (data: Buffer) => received.take(data));
+      },
+      async (address, r) => {
+        const ws = await open(r, address);
+        // One message at a time, each once the last is written out: a callback per write, so
+        // `sent` is what the relay's side has taken.
+        let sent = 0;
+        const sendNext = () => {
+          const n = Math.min(CHUNK, TOTAL - sent);
+          if (n > 0) {
+            ws.send(n === CHUNK ? chunk : chunk.subarray(0, n), { binary: true }, (err) => {
+              if (err) return;
+              sent += n;
+              sendNext();
+            });
+          }
+        };
+        sendNext();
+        const accepted = await stalled(() => sent);
+        expect(accepted).toBeLessThan(TOTAL / 2);
+        expect(received.bytes).toBe(0);
+        target!.resume();
+        const deadline = Date.now() + 60_000;
+        while (received.bytes < TOTAL && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+        expect(received.bytes).toBe(TOTAL);
+        expect(received.firstBadOffset).toBe(-1);
+        ws.close();
+      },
+    );
+  }, 120_000);
+});
