@@ -11,10 +11,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { wasmMemory } from 'parquet-wasm/node';
 import { openLocalDatabase } from '../dev/local-db.ts';
 import { exportToFile } from '../functions/exports/export.ts';
 import { exportRequestSchema } from '../functions/exports/request.ts';
-import { loadSyntheticCandles, log, positiveInt, relayInWorker } from './support.ts';
+import { loadSyntheticCandles, log, positiveInt, relayInWorker, sampleMemory } from './support.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -53,16 +54,24 @@ async function run() {
   });
   const file = join(dir, `export.${request.format}`);
   let lastLog = 0;
+  const rssBefore = process.memoryUsage().rss;
+  const sampler = sampleMemory(relayWorker);
   const started = performance.now();
   const cpu = process.cpuUsage();
   const result = await exportToFile(pool, request, file, { onProgress: (p) => {
     if (performance.now() - lastLog < 2000) return;
     lastLog = performance.now();
     log(`export: ${p.rows}/${p.totalSourceCandles} candles (${((performance.now() - started) / 1000).toFixed(1)} s)`);
-  } });
+  } }).finally(() => sampler.stop());
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
-  return { result, seconds, cpuSeconds: (used.user + used.system) / 1e6 };
+  const memory = {
+    rss_before_mb: Math.round(rssBefore / 1048576),
+    ...sampler.stop(),
+    // The Parquet writer's WebAssembly memory: it grows to the writer's peak and never shrinks.
+    wasm_memory_mb: Math.round(wasmMemory().buffer.byteLength / 1048576),
+  };
+  return { result, seconds, cpuSeconds: (used.user + used.system) / 1e6, memory };
 }
 
 let measured: Awaited<ReturnType<typeof run>>;
@@ -76,7 +85,7 @@ try {
   await local.close();
   await relayWorker.terminate();
 }
-const { result, seconds, cpuSeconds } = measured;
+const { result, seconds, cpuSeconds, memory } = measured;
 const out = {
   format: result.format,
   series: result.series.length,
@@ -87,6 +96,7 @@ const out = {
   bytes_per_candle: Number((result.bytes / result.rows).toFixed(2)),
   // The whole process: loading (server-side, small here), the relay's thread and the export.
   peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+  ...memory,
   // CPU of this process (export and relay threads; PostgreSQL's is its own): on a busy machine
   // the wall clock measures the others too, this does not.
   cpu_seconds: Number(cpuSeconds.toFixed(2)),

@@ -28,11 +28,64 @@ export async function relayInWorker(local: LocalDatabase): Promise<Worker> {
        const relay = await startRelay({ allow: workerData.allow });
        parentPort.postMessage(relay.address);
      });`,
-    { eval: true, workerData: { module: new URL('../dev/ws-relay.ts', import.meta.url).href, allow: [hostPort(local.serverUrl)] } },
+    {
+      eval: true,
+      workerData: { module: new URL('../dev/ws-relay.ts', import.meta.url).href, allow: [hostPort(local.serverUrl)] },
+      // Node's own type stripping reads the relay's TypeScript, where it has it: the thread then
+      // goes without tsx's loader and its compiler (about 30 MB), which the relay has no use for.
+      ...((process.features as { typescript?: unknown }).typescript ? { execArgv: [] } : {}),
+    },
   );
   const [relayAddress] = (await once(worker, 'message')) as [string];
   configureLocalRelay(relayAddress);
   return worker;
+}
+
+/** Peaks over an export, in MB, sampled every 50 ms (between tasks: a peak inside one is missed). */
+export interface MemoryPeaks {
+  /** V8 heap in use, of this thread and of the relay's. */
+  peak_heap_mb: number;
+  peak_relay_heap_mb: number;
+  /** Memory outside V8's heap held by JS objects (Buffers, ArrayBuffers, WebAssembly memory), this thread. */
+  peak_external_mb: number;
+  peak_array_buffers_mb: number;
+}
+
+/**
+ * Samples this thread's memory and the relay worker's heap until `stop()`: with peak_rss_mb, they
+ * say where a process's memory went (what none of them counts is native: malloc arenas, sockets).
+ */
+export function sampleMemory(worker?: Worker): { stop(): MemoryPeaks } {
+  const mb = (b: number) => Math.round(b / 1048576);
+  let heap = 0;
+  let external = 0;
+  let arrayBuffers = 0;
+  let relayHeap = 0;
+  let relayPending = false;
+  const sample = () => {
+    const m = process.memoryUsage();
+    heap = Math.max(heap, m.heapUsed);
+    external = Math.max(external, m.external);
+    arrayBuffers = Math.max(arrayBuffers, m.arrayBuffers);
+    if (worker && !relayPending) {
+      relayPending = true;
+      worker
+        .getHeapStatistics()
+        .then((h) => (relayHeap = Math.max(relayHeap, h.used_heap_size)))
+        .catch(() => {})
+        .finally(() => (relayPending = false));
+    }
+  };
+  sample();
+  const timer = setInterval(sample, 50);
+  return {
+    /** Stops sampling (again, harmlessly) and returns the peaks. */
+    stop() {
+      clearInterval(timer);
+      sample();
+      return { peak_heap_mb: mb(heap), peak_relay_heap_mb: mb(relayHeap), peak_external_mb: mb(external), peak_array_buffers_mb: mb(arrayBuffers) };
+    },
+  };
 }
 
 /**
