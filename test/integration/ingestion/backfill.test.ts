@@ -130,9 +130,25 @@ describe('planners running at the same time', () => {
   it('without the turn, the same two requests would both plan the range', async () => {
     // The negative control: planBackfill alone (what the planner ran with reserved concurrency 1).
     await resetSeries(db, [series]);
+    // Both read what is known before either records its plan, however the machine schedules them:
+    // each planner's first exchange call (its listing probe, after that read) waits for the other's.
+    let arrived = 0;
+    let bothRead!: () => void;
+    const both = new Promise<void>((resolve) => (bothRead = resolve));
+    const meeting = (): typeof fetch => {
+      let first = true;
+      return async (input, init) => {
+        if (first) {
+          first = false;
+          if (++arrived === 2) bothRead();
+          await both;
+        }
+        return fetch(input, init);
+      };
+    };
     const [a, b] = await Promise.all([
-      planBackfill({ ...series, from, to }, { db, access: fakeAccess(fake), chunkPages: 1 }),
-      planBackfill({ ...series, from, to }, { db, access: fakeAccess(fake), chunkPages: 1 }),
+      planBackfill({ ...series, from, to }, { db, access: fakeAccess(fake, { fetch: meeting() }), chunkPages: 1 }),
+      planBackfill({ ...series, from, to }, { db, access: fakeAccess(fake, { fetch: meeting() }), chunkPages: 1 }),
     ]);
     expect(a.chunks).toBeGreaterThan(0);
     expect(b.chunks).toBe(a.chunks);

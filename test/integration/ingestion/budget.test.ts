@@ -115,13 +115,15 @@ describe('PostgreSQL budget store', () => {
 
   it('moves a grant to the slot its answer arrived in, so it counts a full window from the answer', async () => {
     const rule = { limit: 10, windowMs: 20_000 }; // 1 s slots
+    // A key of its own: other test files share this database and take weight on 'binance' in real time.
+    const key = `binance:slot-${Date.now()}`;
     const store = new PostgresBudgetStore(pools[0]!);
     const t0 = Math.floor(Date.now() / 1000) * 1000;
-    expect(await store.take('binance', 10, t0, rule)).toBe(0);
-    await store.settle('binance', 10, t0, t0 + 5_000); // a slow answer, 5 s later
+    expect(await store.take(key, 10, t0, rule)).toBe(0);
+    await store.settle(key, 10, t0, t0 + 5_000); // a slow answer, 5 s later
     // Without the move the weight would leave at t0 + 21 s; it stays until t0 + 26 s.
-    expect(await store.take('binance', 1, t0 + 22_000, rule)).toBe(4_000);
-    expect(await store.take('binance', 1, t0 + 26_000, rule)).toBe(0);
+    expect(await store.take(key, 1, t0 + 22_000, rule)).toBe(4_000);
+    expect(await store.take(key, 1, t0 + 26_000, rule)).toBe(0);
   });
 
   it('holds a grant in flight until its answer, however late that comes, for every process', async () => {
