@@ -28,29 +28,36 @@ export interface ExportStats {
 const iso = (t: number) => new Date(t).toISOString();
 
 /**
- * Count, decimal scales and magnitudes of each series' candles in [lo, hi): one aggregate per
- * series over its primary-key range. Parquet needs a decimal column's scale and precision in the
- * schema before the first row group, and a progress bar needs the total.
+ * Count, decimal scales and magnitudes of each series' candles in [lo, hi), and the close before
+ * it. Parquet needs a decimal column's scale and precision in the schema before the first row
+ * group, and a progress bar needs the total. This reads every candle of the range once, so it is
+ * one grouped aggregate over all the series rather than one per series: PostgreSQL can then split
+ * the scan among parallel workers (a year of 10 series, 5.3M candles, on a 2-core machine: 3.0 s
+ * as one aggregate per series, 1.9 s grouped).
  */
 export async function exportStats(db: Queryable, seriesIds: readonly number[], lo: number, hi: number, asOf?: AsOf): Promise<ExportStats[]> {
   // PostgreSQL computes the repeated max(c.high) once.
   const largestOf = (c: DecimalColumn) => (PRICE_COLUMNS.includes(c) ? 'high' : c);
-  const cols = (list: readonly DecimalColumn[], t: string) =>
-    list.map((c) => `coalesce(max(scale(${t}.${c})), 0), coalesce(max(${t}.${largestOf(c)}), 0)::text`).join(', ');
+  const aggregates = (list: readonly DecimalColumn[], t: string) =>
+    list.map((c, k) => `max(scale(${t}.${c})) AS s${k}, max(${t}.${largestOf(c)}) AS l${k}`).join(', ');
+  const outer = (list: readonly DecimalColumn[], t: string) =>
+    list.map((_, k) => `coalesce(${t}.s${k}, 0), coalesce(${t}.l${k}, 0)::text`).join(', ');
   // A point-in-time relation has the optional fields as of its point; otherwise they are in candle_extras.
   const extras = asOf ? candlesAt(asOf, 'e') : 'candle_extras e';
+  const inRange = (t: string) => `${t}.series_id = ANY($1::integer[]) AND ${t}.open_time >= $2::timestamptz AND ${t}.open_time < $3::timestamptz`;
   const { rows } = await db.query<unknown[]>({
-    text: `SELECT s.id, a.*, b.*,
+    text: `WITH a AS (
+             SELECT c.series_id, count(*)::float8 AS n, ${aggregates(BASE_DECIMAL_COLUMNS, 'c')}
+             FROM ${candlesAt(asOf, 'c')} WHERE ${inRange('c')} GROUP BY c.series_id
+           ), b AS (
+             SELECT e.series_id, ${aggregates(EXTRA_DECIMAL_COLUMNS, 'e')}
+             FROM ${extras} WHERE ${inRange('e')} GROUP BY e.series_id
+           )
+           SELECT s.id, coalesce(a.n, 0), ${outer(BASE_DECIMAL_COLUMNS, 'a')}, ${outer(EXTRA_DECIMAL_COLUMNS, 'b')},
               (SELECT close FROM ${candlesAt(asOf, 'p')} WHERE p.series_id = s.id AND p.open_time < $2::timestamptz ORDER BY p.open_time DESC LIMIT 1)
            FROM unnest($1::integer[]) AS s(id)
-           CROSS JOIN LATERAL (
-             SELECT count(*)::float8, ${cols(BASE_DECIMAL_COLUMNS, 'c')}
-             FROM ${candlesAt(asOf, 'c')} WHERE c.series_id = s.id AND c.open_time >= $2::timestamptz AND c.open_time < $3::timestamptz
-           ) a
-           CROSS JOIN LATERAL (
-             SELECT ${cols(EXTRA_DECIMAL_COLUMNS, 'e')}
-             FROM ${extras} WHERE e.series_id = s.id AND e.open_time >= $2::timestamptz AND e.open_time < $3::timestamptz
-           ) b`,
+           LEFT JOIN a ON a.series_id = s.id
+           LEFT JOIN b ON b.series_id = s.id`,
     values: [seriesIds, iso(lo), iso(hi)],
     rowMode: 'array',
   });
