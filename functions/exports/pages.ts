@@ -49,7 +49,14 @@ export async function* exportPages(db: Queryable, plan: ExportPlan, pageSize = E
     try {
       for (;;) {
         const { page, next } = await pending;
-        if (next !== null) pending = read(next);
+        if (next !== null) {
+          pending = read(next);
+          // The caller encodes a page synchronously, holding the event loop, and the read's promise
+          // chain (pool checkout, then the write to the socket) only runs once the loop is free: one
+          // turn of the loop first lets the next page's statement leave, so the database produces
+          // it while this one is encoded instead of after.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
         if (page) yield page;
         if (next === null) break;
       }

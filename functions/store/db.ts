@@ -121,6 +121,13 @@ export function configureLocalRelay(relayAddress: string): void {
 }
 
 neonConfig.webSocketConstructor = ws;
+// The driver's default (true) holds every write for a setTimeout(0) to send them as one WebSocket
+// message: each statement then waits for a timer before it leaves, and a statement issued ahead of
+// synchronous work (an export's next page, read while this one is encoded) leaves only after that
+// work. Sent as written, a 1,000-candle API read is ~1 ms faster at the median (stock PostgreSQL 15,
+// 1,000 reads, alternated runs) and an export's reads overlap its encoding (5.3M candles to Parquet:
+// ~23 s -> ~15.5 s).
+neonConfig.coalesceWrites = false;
 
 export interface PoolOptions {
   /** Called when the server refuses the pool's credentials (SQLSTATE 28P01 or 28000), e.g. after a rotation. */

@@ -8,6 +8,8 @@ import { resolveSource } from '../../../functions/api/candles/source.ts';
 import type { CandleOut } from '../../../functions/api/schemas.ts';
 import type { CandleRow } from '../../../functions/candles/candle-batch.ts';
 import { exportToFile } from '../../../functions/exports/export.ts';
+import { exportPages } from '../../../functions/exports/pages.ts';
+import { planExport } from '../../../functions/exports/plan.ts';
 import { exportRequestSchema, type ExportRequestInput } from '../../../functions/exports/request.ts';
 import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';
@@ -161,6 +163,43 @@ describe('candlekeep export to Parquet', () => {
     expect(file.rows.map((r) => [r.open_time, norm(r.open), norm(r.high), norm(r.low), norm(r.close), norm(r.volume), norm(r.quote_volume), r.trades, r.closed, r.gap, r.source_candles])).toEqual(
       api.map((c) => [c.openTime, norm(c.open), norm(c.high), norm(c.low), norm(c.close), norm(c.volume), norm(c.quoteVolume), c.trades, c.closed, c.gap, c.sourceCandles]),
     );
+  });
+});
+
+describe('export pages', () => {
+  it("sends the next page's statement to the database before the caller encodes this page, so the two overlap", async () => {
+    // Every message the pool's connections send on their WebSocket, when it is sent (the driver
+    // may hold a write back to send several as one message).
+    const pool = testPool(2);
+    const writes: { at: number; bytes: string }[] = [];
+    pool.on('connect', (client: unknown) => {
+      const ws = (client as { connection: { stream: { ws: { send: (data: Uint8Array, ...rest: unknown[]) => void } } } }).connection.stream.ws;
+      const send = ws.send.bind(ws);
+      ws.send = (data, ...rest) => {
+        writes.push({ at: performance.now(), bytes: Buffer.from(data).toString('latin1') });
+        send(data, ...rest);
+      };
+    });
+    try {
+      const plan = await planExport(pool, request({ series: [`binance:${A}:1m`] }));
+      const pages: { start: number; last: number }[] = [];
+      for await (const page of exportPages(pool, plan, 500)) {
+        if (page.kind !== 'text') throw new Error('expected the bulk path');
+        const start = performance.now();
+        while (performance.now() - start < 20); // a page's encoding: synchronous, it holds the event loop
+        pages.push({ start, last: Number(page.text.trimEnd().split('\n').at(-1)!.split(',')[0]) });
+      }
+      expect(pages).toHaveLength(6); // 2,970 candles in pages of 500
+      for (const p of pages.slice(0, -1)) {
+        // The next page is keyed from just after this one's last candle: its Bind carries that time.
+        const from = new Date(p.last + 1).toISOString();
+        const sent = writes.find((w) => w.bytes.includes(from));
+        expect(sent, `the statement of the page from ${from}`).toBeDefined();
+        expect(sent!.at).toBeLessThan(p.start);
+      }
+    } finally {
+      await pool.end();
+    }
   });
 });
 
