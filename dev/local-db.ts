@@ -43,9 +43,7 @@ export async function openLocalDatabase(opts: { log?: (msg: string) => void } = 
       return url;
     },
     async drop(name) {
-      // The admin session may have been ended while it idled (a test terminating backends, a restarted
-      // server): the pool then drops it, and the second try runs on a new one.
-      await dropDatabase(admin, name).catch(() => dropDatabase(admin, name));
+      await dropDatabase(admin, name);
     },
     pool(url, max = 2) {
       const p = createPool(url, { max });
