@@ -134,7 +134,12 @@ neonConfig.webSocketConstructor = ws;
  * socket class is `neonConfig` (1.x); should a version stop having `rawWrite`, the driver's own
  * writes are left in place and the test of one message per statement fails.
  */
-type DriverSocket = { ws?: { send(data: Uint8Array): void } | null; candlekeepQueued?: Uint8Array[] | undefined; rawWrite(data: Uint8Array): void };
+type DriverSocket = {
+  ws?: { send(data: Uint8Array): void } | null;
+  candlekeepQueued?: Uint8Array[] | undefined;
+  rawWrite(data: Uint8Array): void;
+  emit(event: 'error', err: unknown): boolean;
+};
 const socketProto = (neonConfig as unknown as { prototype: Partial<DriverSocket> }).prototype;
 if (typeof socketProto.rawWrite === 'function') {
   socketProto.rawWrite = function (this: DriverSocket, data: Uint8Array) {
@@ -146,7 +151,12 @@ if (typeof socketProto.rawWrite === 'function') {
     queueMicrotask(() => {
       const queued = this.candlekeepQueued!;
       this.candlekeepQueued = undefined;
-      this.ws?.send(queued.length === 1 ? queued[0]! : Buffer.concat(queued));
+      // A send that throws fails this connection (its queries reject), not the process.
+      try {
+        this.ws?.send(queued.length === 1 ? queued[0]! : Buffer.concat(queued));
+      } catch (err) {
+        this.emit('error', err);
+      }
     });
   };
 }
