@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Db } from '../../functions/store/db.ts';
-import { testPool } from '../support/db.ts';
+import { testPool, watchSends } from '../support/db.ts';
 
 /*
  * How a statement leaves through the Neon driver's WebSocket (see functions/store/db.ts): its
@@ -13,14 +13,7 @@ const sent: number[] = [];
 
 beforeAll(() => {
   pool = testPool(1);
-  pool.on('connect', (client: unknown) => {
-    const ws = (client as { connection: { stream: { ws: { send: (data: Uint8Array, ...rest: unknown[]) => void } } } }).connection.stream.ws;
-    const send = ws.send.bind(ws);
-    ws.send = (data, ...rest) => {
-      sent.push(data.byteLength);
-      send(data, ...rest);
-    };
-  });
+  watchSends(pool, (data) => sent.push(data.byteLength));
 });
 afterAll(async () => {
   await pool?.end();

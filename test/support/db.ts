@@ -19,6 +19,21 @@ export function testPool(max = 2): Db {
   return createPool(url, { max });
 }
 
+/**
+ * Calls `onSend` with every message each new connection of `pool` sends on its WebSocket, when it
+ * is sent (the driver may hold writes back to send several as one message).
+ */
+export function watchSends(pool: Db, onSend: (data: Uint8Array) => void): void {
+  pool.on('connect', (client: unknown) => {
+    const ws = (client as { connection: { stream: { ws: { send: (data: Uint8Array, ...rest: unknown[]) => void } } } }).connection.stream.ws;
+    const send = ws.send.bind(ws);
+    ws.send = (data, ...rest) => {
+      onSend(data);
+      send(data, ...rest);
+    };
+  });
+}
+
 export const uniqueName = (prefix: string) => `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
 
 /** A new empty database on the test server, and `drop` to remove it. */

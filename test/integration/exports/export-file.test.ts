@@ -15,7 +15,7 @@ import { CandleStore } from '../../../functions/store/candles.ts';
 import type { Db } from '../../../functions/store/db.ts';
 import { batch, T0 } from '../../support/candles.ts';
 import { runCli, runPython } from '../../support/cli.ts';
-import { testPool, uniqueSymbol } from '../../support/db.ts';
+import { testPool, uniqueSymbol, watchSends } from '../../support/db.ts';
 
 /*
  * Exports read back by pandas/pyarrow, polars and DuckDB as they are, every value compared with
@@ -168,18 +168,10 @@ describe('candlekeep export to Parquet', () => {
 
 describe('export pages', () => {
   it("sends the next page's statement to the database before the caller encodes this page, so the two overlap", async () => {
-    // Every message the pool's connections send on their WebSocket, when it is sent (the driver
-    // may hold a write back to send several as one message).
+    // Every message the pool's connections send on their WebSocket, when it is sent.
     const pool = testPool(2);
     const writes: { at: number; bytes: string }[] = [];
-    pool.on('connect', (client: unknown) => {
-      const ws = (client as { connection: { stream: { ws: { send: (data: Uint8Array, ...rest: unknown[]) => void } } } }).connection.stream.ws;
-      const send = ws.send.bind(ws);
-      ws.send = (data, ...rest) => {
-        writes.push({ at: performance.now(), bytes: Buffer.from(data).toString('latin1') });
-        send(data, ...rest);
-      };
-    });
+    watchSends(pool, (data) => writes.push({ at: performance.now(), bytes: Buffer.from(data).toString('latin1') }));
     try {
       const plan = await planExport(pool, request({ series: [`binance:${A}:1m`] }));
       const pages: { start: number; last: number }[] = [];
