@@ -132,7 +132,8 @@ neonConfig.webSocketConstructor = ws;
  * 2-core machine: a 1,000-candle API read ~1 ms faster at the median than with the timer, the
  * writer's rows/s and a 5.3M-candle export's overlap of reads and encoding kept. The driver's
  * socket class is `neonConfig` (1.x); should a version stop having `rawWrite`, the driver's own
- * writes are left in place and the test of one message per statement fails.
+ * timed writes are left in place and the export-pages test (a statement leaves before the
+ * synchronous work that follows it) fails.
  */
 type DriverSocket = {
   ws?: { send(data: Uint8Array): void } | null;
