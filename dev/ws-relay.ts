@@ -106,6 +106,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       if (!connected) pending.push(chunk);
       else if (!tcp.write(chunk)) ws.pause();
     });
+    // A failure on either side drops both at once.
     const end = () => {
       sockets.delete(pair);
       tcp.destroy();
@@ -115,8 +116,20 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       opts.log?.(`relay: tcp ${address}: ${err.message}`);
       end();
     });
-    tcp.on('close', end);
-    ws.on('close', end);
+    // An orderly close on either side closes the other once what it was given has gone out: the
+    // database's last bytes (often an ErrorResponse saying why it closed) may still be queued for
+    // a slow client, and terminating the WebSocket would drop them; ws.close() sends its close
+    // frame after them. Likewise the client's last message (Terminate) reaches the database.
+    tcp.on('close', (hadError) => {
+      if (hadError || ws.readyState !== ws.OPEN) return end();
+      sockets.delete(pair);
+      ws.close(1000);
+    });
+    ws.on('close', () => {
+      sockets.delete(pair);
+      if (connected) tcp.end();
+      else tcp.destroy();
+    });
     ws.on('error', end);
   });
 

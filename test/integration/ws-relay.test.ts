@@ -221,3 +221,64 @@ describe('the relay under backpressure', () => {
     );
   }, 120_000);
 });
+
+/**
+ * Closing: what one side sent before an orderly close reaches the other side even when that side
+ * is not reading at the time. PostgreSQL says why it ends a connection (an ErrorResponse) and then
+ * closes it; a relay that drops what it still holds turns that into "Connection terminated".
+ */
+describe('the relay at an orderly close', () => {
+  // 12 of the relay's 64 KB reads: fewer than it lends out before it stops reading, so it reads
+  // the end of the stream while most of these bytes still wait for the client.
+  const SIZE = 12 * 64 * 1024;
+  const payload = Buffer.alloc(SIZE);
+  for (let i = 0; i < SIZE; i++) payload[i] = i % 251;
+
+  async function withTarget(onSocket: (socket: net.Socket) => void, fn: (address: string, relay: Relay) => Promise<void>) {
+    const server = net.createServer(onSocket);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const r = await startRelay({ allow: [address] });
+    try {
+      await fn(address, r);
+    } finally {
+      await r.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  async function until(what: string, done: () => boolean) {
+    for (const deadline = Date.now() + 10_000; !done(); ) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  it('delivers what the database sent before it closed to a client that was not reading, then closes with 1000', async () => {
+    let targetClosed = false;
+    await withTarget(
+      (socket) => {
+        socket.on('close', () => (targetClosed = true));
+        socket.end(payload);
+      },
+      async (address, r) => {
+        const ws = new WebSocket(`ws://${r.address}/v1?address=${address}`);
+        const chunks: Buffer[] = [];
+        let closeCode = 0;
+        ws.on('message', (data: Buffer) => chunks.push(data));
+        ws.on('close', (code) => (closeCode = code));
+        await new Promise((resolve, reject) => {
+          ws.once('open', resolve);
+          ws.once('error', reject);
+        });
+        ws.pause();
+        // The relay has read the database's end of stream and closed its side to it.
+        await until('the database side has closed', () => targetClosed);
+        ws.resume();
+        await until('the WebSocket has closed', () => closeCode !== 0);
+        expect(Buffer.concat(chunks).equals(payload)).toBe(true);
+        expect(closeCode).toBe(1000);
+      },
+    );
+  });
+});
