@@ -143,13 +143,22 @@ async function writePassword(file: string, password: string): Promise<void> {
 const newPassword = () => randomBytes(24).toString('base64url');
 
 function portOpen(port: number): Promise<boolean> {
+  return reach('127.0.0.1', port).then((failure) => failure === undefined);
+}
+
+/** Undefined when something accepts TCP connections at host:port within 5 s, else why not (an errno code). */
+function reach(host: string, port: number): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
+    const s = net.connect({ host, port, timeout: 5_000 });
     s.once('connect', () => {
       s.destroy();
-      resolve(true);
+      resolve(undefined);
     });
-    s.once('error', () => resolve(false));
+    s.once('timeout', () => {
+      s.destroy();
+      resolve('no answer within 5 s');
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
   });
 }
 
@@ -206,6 +215,14 @@ export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDi
   if (external) {
     // Checked before anything parses it, so a malformed URL is named, not quoted (its password included).
     checkDatabaseUrl(external, 'DATABASE_URL');
+    // Local tools reach it through the relay, where a refused connection would only show as the
+    // driver's "Connection terminated unexpectedly": say what is wrong before anything connects.
+    const at = hostPort(external);
+    const sep = at.lastIndexOf(':');
+    const failure = await reach(at.slice(0, sep).replace(/^\[|\]$/g, ''), Number(at.slice(sep + 1)));
+    if (failure !== undefined) {
+      throw new Error(`DATABASE_URL names a server at ${at}, but it cannot be reached (${failure}): start that PostgreSQL, or unset DATABASE_URL to use the embedded one`);
+    }
     return { url: external, mode: 'external', stop: async () => {} };
   }
 

@@ -124,3 +124,22 @@ describe('the embedded PostgreSQL password', () => {
     await stop(again);
   });
 });
+
+describe('a DATABASE_URL nothing answers at', () => {
+  it('is refused up front with the address and the reason, never the password', async () => {
+    const port = await freePort();
+    process.env.DATABASE_URL = `postgres://postgres:s3cret-pw@127.0.0.1:${port}/postgres`;
+    try {
+      const err = (await ensurePostgres().then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as Error | undefined;
+      expect(err?.message).toBe(
+        `DATABASE_URL names a server at 127.0.0.1:${port}, but it cannot be reached (ECONNREFUSED): start that PostgreSQL, or unset DATABASE_URL to use the embedded one`,
+      );
+      expect(err?.message).not.toContain('s3cret');
+    } finally {
+      delete process.env.DATABASE_URL;
+    }
+  });
+});
