@@ -6,7 +6,7 @@ const response = (body: string): ApiResponse => ({ statusCode: 200, headers: { '
 
 describe('withinLambdaBytes', () => {
   it('agrees with the exact size on either side of the limit, however much of the body escaping grows', () => {
-    for (const unit of ['a', '"', '\u0001', 'é', '\\']) {
+    for (const unit of ['a', '"', '\u0001', '\n', 'é', '€', '😀', '\ud800', '\\']) {
       const res = response(unit.repeat(10_000));
       const exact = lambdaResponseBytes(res);
       expect(withinLambdaBytes(res, exact)).toBe(true);
