@@ -3,12 +3,6 @@ import { openLocalDatabase, type LocalDatabase } from '../../dev/local-db.ts';
 import { ensureLocalStack } from '../../dev/localstack/index.ts';
 import { ensurePythonClientVenv } from '../../dev/python-venv.ts';
 
-/**
- * Starts what the tests need when nothing is configured, and hands the addresses to the test
- * workers: a fresh, migrated database per run (so runs never see each other's rows), the relay the
- * Neon driver goes through, LocalStack for SQS and Secrets Manager, and the Python client's venv
- * (pandas, pyarrow, polars, DuckDB, pytest) that reads exported files and runs the client's tests.
- */
 /** What the projects of one run share: one server, one relay, one LocalStack, one venv. */
 interface Services {
   db: LocalDatabase;
@@ -29,6 +23,12 @@ async function startServices(log: (msg: string) => void): Promise<Services> {
   return { db, aws, python };
 }
 
+/**
+ * Starts what the tests need when nothing is configured, and hands the addresses to the test
+ * workers: a fresh, migrated database per project and run (so none sees another's rows), the relay the
+ * Neon driver goes through, LocalStack for SQS and Secrets Manager, and the Python client's venv
+ * (pandas, pyarrow, polars, DuckDB, pytest) that reads exported files and runs the client's tests.
+ */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const log = (msg: string) => process.stderr.write(`[test setup] ${msg}\n`);
   const started = Date.now();
@@ -51,7 +51,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   const { db, aws, python } = services;
   const dbName = `candlekeep_test_${Date.now().toString(36)}_${process.pid}_${project.name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`;
-  const databaseUrl = await db.prepare(dbName, { fresh: true });
+  let databaseUrl: string;
+  try {
+    databaseUrl = await db.prepare(dbName, { fresh: true });
+  } catch (err) {
+    await release(services);
+    throw err;
+  }
   log(`PostgreSQL (${db.server.mode}) database ${dbName}, LocalStack (${aws.mode}) at ${aws.endpoint}, ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   project.provide('testEnv', {
