@@ -20,7 +20,7 @@ export interface Relay {
   /** `127.0.0.1:<port>`, the value for `neonConfig.wsProxy`. */
   readonly address: string;
   readonly port: number;
-  /** Open client connections. */
+  /** Connections still open on either side (a client gone, its database side still closing, counts). */
   connections(): number;
   /** Drops every open connection but keeps listening (simulates a network blip). */
   dropConnections(): void;
@@ -126,9 +126,9 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       ws.close(1000);
     });
     ws.on('close', () => {
-      sockets.delete(pair);
+      // Listed until the database's side has closed as well, so that close() still ends it.
       if (connected) tcp.end();
-      else tcp.destroy();
+      else end();
     });
     ws.on('error', end);
   });

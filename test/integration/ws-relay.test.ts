@@ -78,6 +78,33 @@ describe('the local WebSocket relay', () => {
   });
 });
 
+/** Runs `fn` with a relay allowed to reach a TCP server standing in for the database, whose sockets `onSocket` handles. */
+async function withTarget(onSocket: (socket: net.Socket) => void, fn: (address: string, relay: Relay) => Promise<void>) {
+  const server = net.createServer((socket) => {
+    // The relay resets it when the test closes the relay.
+    socket.on('error', () => {});
+    onSocket(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const r = await startRelay({ allow: [address] });
+  try {
+    await fn(address, r);
+  } finally {
+    await r.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+async function open(r: Relay, address: string): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://${r.address}/v1?address=${address}`);
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  return ws;
+}
+
 /**
  * Backpressure: 256 MB through the relay to or from a peer that does not read. The relay may
  * hold what the kernel's socket buffers hold (at most ~75 MB on Linux's defaults) and the 1 MB it
@@ -121,32 +148,6 @@ describe('the relay under backpressure', () => {
       if (still >= 5) return now;
     }
     throw new Error(`the flow did not stall: ${last} bytes went through`);
-  }
-
-  async function withTarget(onSocket: (socket: net.Socket) => void, fn: (address: string, relay: Relay) => Promise<void>) {
-    const server = net.createServer((socket) => {
-      // The relay resets it when the test closes the relay.
-      socket.on('error', () => {});
-      onSocket(socket);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const r = await startRelay({ allow: [address] });
-    try {
-      await fn(address, r);
-    } finally {
-      await r.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
-  }
-
-  async function open(r: Relay, address: string): Promise<WebSocket> {
-    const ws = new WebSocket(`ws://${r.address}/v1?address=${address}`);
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
-    return ws;
   }
 
   it('stops reading the database while the client does not read, then delivers everything', async () => {
@@ -234,19 +235,6 @@ describe('the relay at an orderly close', () => {
   const payload = Buffer.alloc(SIZE);
   for (let i = 0; i < SIZE; i++) payload[i] = i % 251;
 
-  async function withTarget(onSocket: (socket: net.Socket) => void, fn: (address: string, relay: Relay) => Promise<void>) {
-    const server = net.createServer(onSocket);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const r = await startRelay({ allow: [address] });
-    try {
-      await fn(address, r);
-    } finally {
-      await r.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
-  }
-
   async function until(what: string, done: () => boolean) {
     for (const deadline = Date.now() + 10_000; !done(); ) {
       if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
@@ -262,16 +250,12 @@ describe('the relay at an orderly close', () => {
         socket.end(payload);
       },
       async (address, r) => {
-        const ws = new WebSocket(`ws://${r.address}/v1?address=${address}`);
+        const ws = await open(r, address);
+        ws.pause();
         const chunks: Buffer[] = [];
         let closeCode = 0;
         ws.on('message', (data: Buffer) => chunks.push(data));
         ws.on('close', (code) => (closeCode = code));
-        await new Promise((resolve, reject) => {
-          ws.once('open', resolve);
-          ws.once('error', reject);
-        });
-        ws.pause();
         // The relay has read the database's end of stream and closed its side to it.
         await until('the database side has closed', () => targetClosed);
         ws.resume();
