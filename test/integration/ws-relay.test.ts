@@ -5,6 +5,7 @@ import WebSocket from 'ws';
 import { hostPort } from '../../dev/postgres.ts';
 import { startRelay, type Relay } from '../../dev/ws-relay.ts';
 import { configureLocalRelay, createPool } from '../../functions/store/db.ts';
+import { pollUntil } from '../support/poll.ts';
 
 let relay: Relay;
 let target: net.Server;
@@ -236,13 +237,6 @@ describe('the relay at an orderly close', () => {
   const payload = Buffer.alloc(SIZE);
   for (let i = 0; i < SIZE; i++) payload[i] = i % 251;
 
-  async function until(what: string, done: () => boolean) {
-    for (const deadline = Date.now() + 10_000; !done(); ) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
-
   it('delivers what the database sent before it closed to a client that was not reading, then closes with 1000', async () => {
     let targetClosed = false;
     await withTarget(
@@ -258,9 +252,9 @@ describe('the relay at an orderly close', () => {
         ws.on('message', (data: Buffer) => chunks.push(data));
         ws.on('close', (code) => (closeCode = code));
         // The relay has read the database's end of stream and closed its side to it.
-        await until('the database side has closed', () => targetClosed);
+        await pollUntil(() => targetClosed, { intervalMs: 10, description: 'the database side to close' });
         ws.resume();
-        await until('the WebSocket has closed', () => closeCode !== 0);
+        await pollUntil(() => closeCode !== 0, { intervalMs: 10, description: 'the WebSocket to close' });
         expect(Buffer.concat(chunks).equals(payload)).toBe(true);
         expect(closeCode).toBe(1000);
       },
