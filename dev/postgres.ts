@@ -217,11 +217,10 @@ export async function ensurePostgres(opts: { log?: (msg: string) => void; dataDi
     checkDatabaseUrl(external, 'DATABASE_URL');
     // Local tools reach it through the relay, where a refused connection would only show as the
     // driver's "Connection terminated unexpectedly": say what is wrong before anything connects.
-    const at = hostPort(external);
-    const sep = at.lastIndexOf(':');
-    const failure = await reach(at.slice(0, sep).replace(/^\[|\]$/g, ''), Number(at.slice(sep + 1)));
+    const { hostname, port } = new URL(external);
+    const failure = await reach(hostname.replace(/^\[|\]$/g, ''), Number(port || 5432));
     if (failure !== undefined) {
-      throw new Error(`DATABASE_URL names a server at ${at}, but it cannot be reached (${failure}): start that PostgreSQL, or unset DATABASE_URL to use the embedded one`);
+      throw new Error(`DATABASE_URL names a server at ${hostPort(external)}, but it cannot be reached (${failure}): start that PostgreSQL, or unset DATABASE_URL to use the embedded one`);
     }
     return { url: external, mode: 'external', stop: async () => {} };
   }
